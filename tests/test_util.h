@@ -1,0 +1,72 @@
+// Helpers shared by every test binary: locating ../shared, temporary directories, Status matchers.
+#ifndef ADAK_TESTS_TEST_UTIL_H_
+#define ADAK_TESTS_TEST_UTIL_H_
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace adak::testing {
+
+// The ../shared folder (ADAK_SHARED_DIR from ctest), or nullopt when it is absent.
+std::optional<std::filesystem::path> SharedDir();
+
+// Directory of the built binaries (ADAK_BIN_DIR), e.g. for running `adak`.
+std::filesystem::path BinDir();
+
+// A fresh directory under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes `content` to `path`, creating parent directories.
+void WriteFile(const std::filesystem::path& path, const std::string& content);
+[[nodiscard]] std::string ReadFile(const std::filesystem::path& path);
+
+// Runs a shell command, capturing stdout; returns the exit status in `exit_code`.
+[[nodiscard]] std::string RunCommand(const std::string& command, int* exit_code);
+
+inline const absl::Status& GetStatus(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+// EXPECT_THAT(result, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tensor")))
+MATCHER_P2(StatusIs, code, message_matcher, "") {
+  const absl::Status& s = ::adak::testing::GetStatus(arg);
+  if (s.code() != code) {
+    *result_listener << "status is " << s;
+    return false;
+  }
+  return ::testing::ExplainMatchResult(message_matcher, std::string(s.message()), result_listener);
+}
+
+MATCHER(IsOk, "") {
+  const absl::Status& s = ::adak::testing::GetStatus(arg);
+  if (!s.ok()) *result_listener << "status is " << s;
+  return s.ok();
+}
+
+}  // namespace adak::testing
+
+// Skips the current test with a clear message when ../shared is absent.
+#define ADAK_REQUIRE_SHARED(var)                                                        \
+  auto var##_opt = ::adak::testing::SharedDir();                                        \
+  if (!var##_opt) GTEST_SKIP() << "../shared is absent (set ADAK_SHARED_DIR); skipping"; \
+  const std::filesystem::path var = *var##_opt
+
+#endif  // ADAK_TESTS_TEST_UTIL_H_
