@@ -25,6 +25,9 @@ enum class Architecture { kMixtral, kQwen2Moe, kDeepseek, kOlmoe, kQwen3Moe };
 // Accepts the HF class name; also the short forms used by `adak make-model --arch`
 // ("mixtral", "qwen2_moe", "deepseek", "olmoe", "qwen3_moe"). Unknown names: InvalidArgument listing the known.
 [[nodiscard]] absl::StatusOr<Architecture> ParseArchitecture(std::string_view name);
+// The config.json "model_type" of the architecture, which is also its short form: "mixtral", "qwen2_moe",
+// "deepseek", "olmoe", "qwen3_moe".
+[[nodiscard]] std::string_view ArchitectureModelType(Architecture arch);
 
 // Normalisation of queries and keys before RoPE.
 enum class QkNorm {
@@ -72,6 +75,9 @@ struct ModelConfig {
   [[nodiscard]] int64_t q_dim() const { return num_attention_heads * head_dim; }
   [[nodiscard]] int64_t kv_dim() const { return num_key_value_heads * head_dim; }
   [[nodiscard]] int64_t num_moe_layers() const;
+
+  // Field-by-field equality (the round-trip tests use it).
+  [[nodiscard]] bool operator==(const ModelConfig&) const = default;
 };
 
 // Parses the text of a config.json. Errors (InvalidArgument): not JSON, unknown architecture (names it and
@@ -81,6 +87,37 @@ struct ModelConfig {
 // Reads `dir/config.json`. NotFound when the file is missing; otherwise as ParseModelConfig, with the path
 // in the message.
 [[nodiscard]] absl::StatusOr<ModelConfig> LoadModelConfig(const std::filesystem::path& dir);
+
+// Per-architecture semantics of the config keys (HF `*Config` defaults in parentheses). Required everywhere:
+// architectures, vocab_size, hidden_size, num_hidden_layers, num_attention_heads. Shared, optional keys:
+// num_key_value_heads (HF class default; OLMoE: num_attention_heads), head_dim (hidden / heads),
+// max_position_embeddings, rope_theta (or rope_parameters.rope_theta), rms_norm_eps, tie_word_embeddings
+// (false), torch_dtype or dtype ("bfloat16" | "float16" | "float32"; bfloat16), bos_token_id,
+// eos_token_id (int or list), hidden_act (must be "silu"); rope_scaling must be absent, null or "default".
+//   Mixtral: num_local_experts, num_experts_per_tok, intermediate_size (= the expert's I) required; every
+//     layer MoE; norm_topk_prob is always true; sliding_window null or >= max_position_embeddings.
+//   Qwen2-MoE: num_experts, num_experts_per_tok, moe_intermediate_size required; shared_expert_intermediate_size
+//     (5632; 0 = no shared expert), sigmoid shared_expert_gate whenever there is a shared expert, qkv_bias
+//     (true), norm_topk_prob (false), decoder_sparse_step (1), mlp_only_layers ([]); layer l is MoE iff
+//     l not in mlp_only_layers and num_experts > 0 and (l + 1) % decoder_sparse_step == 0.
+//   DeepSeek (v1): n_routed_experts (null = all dense), num_experts_per_tok and moe_intermediate_size (when
+//     routed), n_shared_experts (null = 0; the shared MLP's I = moe_intermediate_size * n_shared_experts),
+//     first_k_dense_replace (0), moe_layer_freq (1), norm_topk_prob (false), scoring_func ("softmax" only);
+//     layer l is MoE iff n_routed_experts is set and l >= first_k_dense_replace and l % moe_layer_freq == 0.
+//   OLMoE: num_experts, num_experts_per_tok, intermediate_size (the expert's I) required; every layer MoE;
+//     q/k RMSNorm over the whole projection; clip_qkv (null); norm_topk_prob (false).
+//   Qwen3-MoE: as Qwen2-MoE without shared experts or qkv bias; per-head q/k RMSNorm; norm_topk_prob (false).
+// `intermediate_size` is required whenever a layer is dense. attention_bias = true is refused for every
+// architecture but Qwen2-MoE (their o_proj would carry a bias the engine does not implement).
+
+// A config.json text in the architecture's own HF format (its class name, model_type and keys) from which
+// ParseModelConfig returns `config` again, field for field. Qwen layouts are written as decoder_sparse_step 1
+// plus mlp_only_layers; DeepSeek as first_k_dense_replace / moe_layer_freq, which can express only the layouts
+// ParseModelConfig produces. REQUIRES: `config` is valid (e.g. it came from ParseModelConfig).
+[[nodiscard]] std::string ModelConfigToJson(const ModelConfig& config);
+
+// One human-readable line, e.g. "MixtralForCausalLM: L=4 H=256 heads=4/2x64 V=4096 E=8 K=2 I=512 ...".
+[[nodiscard]] std::string DescribeModelConfig(const ModelConfig& config);
 
 }  // namespace adak::engine
 
