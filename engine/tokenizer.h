@@ -10,6 +10,11 @@
 // tokens are matched on normalized text), exactly as HF's added-token splitting does. The post_processor
 // (`TemplateProcessing` single template, `ByteLevel` no-op, `Sequence`) is applied when
 // `add_special_tokens` is true. Immutable after construction; safe to use from many threads.
+//
+// Clarifications (see the engine/tokenizer_*.h, pre_tokenizer.h and bpe_model.h headers for each part):
+// normalizers Sequence/Prepend/Replace/Strip/NFC are supported, NFC being applied as the identity (input is
+// assumed to be NFC already); pre-tokenizers ByteLevel/Split/Metaspace/Digits/Whitespace/WhitespaceSplit/
+// Sequence; BPE `dropout` is ignored. Anything else is refused at load time with InvalidArgument.
 #ifndef ADAK_ENGINE_TOKENIZER_H_
 #define ADAK_ENGINE_TOKENIZER_H_
 
@@ -35,7 +40,10 @@ class Tokenizer {
   // Loads `dir/tokenizer.json`, then takes BOS/EOS from `tokenizer_config.json` (bos_token, eos_token,
   // add_bos_token, add_eos_token), `generation_config.json` and `config.json` (bos_token_id, eos_token_id: int
   // or list), in that order of precedence for the ids. Missing optional files are fine; a missing
-  // tokenizer.json is NotFound.
+  // tokenizer.json is NotFound. BOS is the first one found in that order. EOS ids (all of which end
+  // generation) are tokenizer_config's eos_token followed by generation_config's ids, without duplicates;
+  // config.json's only when neither file gives one. Errors: InvalidArgument naming the file for malformed
+  // JSON, a wrong field type, or a bos_token/eos_token that is not in the vocabulary.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Tokenizer>> FromModelDir(const std::filesystem::path& dir);
 
   ~Tokenizer();
@@ -73,10 +81,14 @@ class Tokenizer {
 // Turns a stream of ids into text pieces without ever emitting half a UTF-8 character: a piece is released
 // only once it decodes to complete characters, and decoder context (e.g. the SentencePiece leading space
 // strip) is applied as if the whole sequence were decoded at once. Concatenating every Push() and the final
-// Flush() equals Decode(all ids). One instance per sequence; not thread-safe.
+// Flush() equals Decode(all ids). (One exception, for invalid output only: with a ByteFallback decoder a run
+// of <0xNN> tokens that becomes invalid UTF-8 only after a complete character of it was released decodes, in
+// Decode, to one U+FFFD per byte of the whole run; the stream keeps the character it already released.)
+// One instance per sequence; not thread-safe.
 class IncrementalDetokenizer {
  public:
-  // `prompt_ids` give decoder context (not emitted). REQUIRES: `tokenizer` outlives this object.
+  // `prompt_ids` give decoder context (not emitted; an incomplete character at their end is completed and
+  // emitted by the generated ids). REQUIRES: `tokenizer` outlives this object.
   explicit IncrementalDetokenizer(const Tokenizer& tokenizer, std::span<const int32_t> prompt_ids = {},
                                   bool skip_special_tokens = false);
   // New text made complete by `id` (possibly empty).
