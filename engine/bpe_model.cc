@@ -205,17 +205,19 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>* ids) const
     symbols.push_back({id, index - 1, index + 1, true});
   };
   // A pending unknown token (HF adds it lazily so that fuse_unk can extend it).
-  std::optional<int32_t> pending_unk;
+  // -1: none. (A plain sentinel rather than std::optional: GCC 12 -O3 reports a false maybe-uninitialized.)
+  constexpr int32_t kNoUnk = -1;
+  int32_t pending_unk = kNoUnk;
   size_t pos = 0;
   while (pos < word.size()) {
     const size_t length = Utf8SequenceLength(static_cast<unsigned char>(word[pos]));
     const std::string_view character = word.substr(pos, length);
     pos += length;
     if (const auto it = vocab_.find(character); it != vocab_.end()) {
-      if (pending_unk.has_value()) {
-        add(*pending_unk);
+      if (pending_unk != kNoUnk) {
+        add(pending_unk);
       }
-      pending_unk.reset();
+      pending_unk = kNoUnk;
       add(it->second);
       continue;
     }
@@ -233,14 +235,14 @@ void BpeModel::MergeWord(std::string_view word, std::vector<int32_t>* ids) const
       }
     }
     if (unk_id_.has_value()) {
-      if (pending_unk.has_value() && !fuse_unk_) {
-        add(*pending_unk);
+      if (pending_unk != kNoUnk && !fuse_unk_) {
+        add(pending_unk);
       }
       pending_unk = *unk_id_;
     }
   }
-  if (pending_unk.has_value()) {
-    add(*pending_unk);
+  if (pending_unk != kNoUnk) {
+    add(pending_unk);
   }
   if (symbols.empty()) {
     return;

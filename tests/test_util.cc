@@ -11,10 +11,12 @@
 
 namespace adak::testing {
 
+std::filesystem::path SourceDir() { return ADAK_SOURCE_DIR; }
+
 std::optional<std::filesystem::path> SharedDir() {
   const char* env = std::getenv("ADAK_SHARED_DIR");
-  if (env == nullptr || *env == '\0') return std::nullopt;
-  std::filesystem::path p(env);
+  std::filesystem::path p(env != nullptr ? env : ADAK_SHARED_DIR_DEFAULT);
+  if (p.empty()) return std::nullopt;
   std::error_code ec;
   if (!std::filesystem::is_directory(p / "models", ec)) return std::nullopt;
   return p;
@@ -22,7 +24,7 @@ std::optional<std::filesystem::path> SharedDir() {
 
 std::filesystem::path BinDir() {
   const char* env = std::getenv("ADAK_BIN_DIR");
-  return env != nullptr ? std::filesystem::path(env) : std::filesystem::current_path();
+  return env != nullptr && *env != '\0' ? std::filesystem::path(env) : std::filesystem::path(ADAK_BIN_DIR_DEFAULT);
 }
 
 TempDir::TempDir() {

@@ -13,10 +13,13 @@
 
 namespace adak::testing {
 
-// The ../shared folder (ADAK_SHARED_DIR from ctest), or nullopt when it is absent.
+// The repository root.
+std::filesystem::path SourceDir();
+
+// The ../shared folder (env ADAK_SHARED_DIR, else the build's default), or nullopt when it is absent.
 std::optional<std::filesystem::path> SharedDir();
 
-// Directory of the built binaries (ADAK_BIN_DIR), e.g. for running `adak`.
+// Directory of the built binaries (env ADAK_BIN_DIR, else the build's), e.g. for running `adak`.
 std::filesystem::path BinDir();
 
 // A fresh directory under the system temp dir, removed when the object dies.

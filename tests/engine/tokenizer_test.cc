@@ -27,7 +27,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-std::filesystem::path FixtureDir() { return std::filesystem::path(__FILE__).parent_path() / "testdata" / "tokenizer"; }
+std::filesystem::path FixtureDir() { return ::adak::testing::SourceDir() / "tests/engine/testdata/tokenizer"; }
 
 std::unique_ptr<Tokenizer> LoadJsonOrDie(const std::string& json_text) {
   auto tokenizer = Tokenizer::FromJson(json_text);

@@ -1,0 +1,280 @@
+#include "engine/model_runner.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+
+namespace adak::engine {
+namespace {
+
+absl::StatusOr<Tensor> Prepare(Backend* backend, const TensorView& w) {
+  if (!w.present()) return Tensor{};
+  return backend->PrepareWeight(w);
+}
+
+absl::StatusOr<MlpTensors> PrepareMlp(Backend* backend, const MlpWeights& m) {
+  MlpTensors t;
+  ASSIGN_OR_RETURN(t.gate, Prepare(backend, m.gate));
+  ASSIGN_OR_RETURN(t.up, Prepare(backend, m.up));
+  ASSIGN_OR_RETURN(t.down, Prepare(backend, m.down));
+  return t;
+}
+
+// A [rows, cols] f32 view over the start of `buf`.
+Tensor F32(const std::unique_ptr<DeviceBuffer>& buf, int64_t rows, int64_t cols) {
+  return buf->View(DType::kF32, rows, cols);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(const ModelConfig& config,
+                                                                 const ModelWeights& weights, Backend* backend,
+                                                                 KvCache* cache) {
+  std::unique_ptr<ModelRunner> r(new ModelRunner(config, backend, cache));
+  ASSIGN_OR_RETURN(r->embed_tokens_, Prepare(backend, weights.embed_tokens));
+  ASSIGN_OR_RETURN(r->final_norm_, Prepare(backend, weights.final_norm));
+  ASSIGN_OR_RETURN(r->lm_head_, Prepare(backend, weights.lm_head));
+  for (const LayerWeights& lw : weights.layers) {
+    Layer l;
+    ASSIGN_OR_RETURN(l.input_norm, Prepare(backend, lw.input_norm));
+    ASSIGN_OR_RETURN(l.post_attention_norm, Prepare(backend, lw.post_attention_norm));
+    ASSIGN_OR_RETURN(l.q_proj, Prepare(backend, lw.q_proj));
+    ASSIGN_OR_RETURN(l.k_proj, Prepare(backend, lw.k_proj));
+    ASSIGN_OR_RETURN(l.v_proj, Prepare(backend, lw.v_proj));
+    ASSIGN_OR_RETURN(l.o_proj, Prepare(backend, lw.o_proj));
+    ASSIGN_OR_RETURN(l.q_bias, Prepare(backend, lw.q_bias));
+    ASSIGN_OR_RETURN(l.k_bias, Prepare(backend, lw.k_bias));
+    ASSIGN_OR_RETURN(l.v_bias, Prepare(backend, lw.v_bias));
+    ASSIGN_OR_RETURN(l.q_norm, Prepare(backend, lw.q_norm));
+    ASSIGN_OR_RETURN(l.k_norm, Prepare(backend, lw.k_norm));
+    l.is_moe = lw.is_moe;
+    if (lw.is_moe) {
+      ASSIGN_OR_RETURN(l.router, Prepare(backend, lw.router));
+      ASSIGN_OR_RETURN(l.shared_gate, Prepare(backend, lw.shared_expert_gate));
+      for (const MlpWeights& e : lw.experts) {
+        ASSIGN_OR_RETURN(MlpTensors t, PrepareMlp(backend, e));
+        l.experts.push_back(t);
+      }
+      if (lw.shared_expert.present()) {
+        ASSIGN_OR_RETURN(l.shared, PrepareMlp(backend, lw.shared_expert));
+      }
+    } else {
+      ASSIGN_OR_RETURN(l.mlp, PrepareMlp(backend, lw.mlp));
+    }
+    r->layers_.push_back(std::move(l));
+  }
+  return r;
+}
+
+absl::Status ModelRunner::EnsureWorkspace(int64_t tokens, int64_t logit_rows, int64_t int_words) {
+  auto alloc = [&](std::unique_ptr<DeviceBuffer>& buf, int64_t elems, size_t elem_size) -> absl::Status {
+    ASSIGN_OR_RETURN(buf, backend_->Allocate(static_cast<size_t>(elems) * elem_size));
+    return absl::OkStatus();
+  };
+  if (tokens > ws_tokens_) {
+    const int64_t h = config_.hidden_size;
+    RETURN_IF_ERROR(alloc(residual_, tokens * h, sizeof(float)));
+    RETURN_IF_ERROR(alloc(normed_, tokens * h, sizeof(float)));
+    RETURN_IF_ERROR(alloc(q_, tokens * config_.q_dim(), sizeof(float)));
+    RETURN_IF_ERROR(alloc(k_, tokens * config_.kv_dim(), sizeof(float)));
+    RETURN_IF_ERROR(alloc(v_, tokens * config_.kv_dim(), sizeof(float)));
+    RETURN_IF_ERROR(alloc(attn_, tokens * config_.q_dim(), sizeof(float)));
+    RETURN_IF_ERROR(alloc(routed_ids_, tokens * config_.num_experts_per_tok, sizeof(int32_t)));
+    RETURN_IF_ERROR(alloc(routed_weights_, tokens * config_.num_experts_per_tok, sizeof(float)));
+    ws_tokens_ = tokens;
+  }
+  if (logit_rows > ws_logit_rows_) {
+    RETURN_IF_ERROR(alloc(final_, logit_rows * config_.hidden_size, sizeof(float)));
+    RETURN_IF_ERROR(alloc(logits_, logit_rows * config_.vocab_size, sizeof(float)));
+    ws_logit_rows_ = logit_rows;
+  }
+  if (int_words > ws_int_words_) {
+    RETURN_IF_ERROR(alloc(ints_, int_words, sizeof(int32_t)));
+    ws_int_words_ = int_words;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const ForwardOptions& options,
+                                  ForwardResult* result) {
+  if (batch.empty()) return absl::InvalidArgumentError("forward: empty batch");
+  const int64_t block_size = cache_->block_size();
+  // Validate and lay out the batch on the host.
+  int64_t num_tokens = 0, logit_rows = 0, max_blocks = 1;
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SequenceInput& in = batch[s];
+    if (in.tokens.empty()) return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " has no tokens"));
+    const int64_t end = in.start_position + static_cast<int64_t>(in.tokens.size());
+    if (in.start_position < 0 || end > config_.max_position_embeddings) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " reaches position ", end,
+                                                     ", beyond max_position_embeddings ",
+                                                     config_.max_position_embeddings));
+    }
+    if (static_cast<int64_t>(in.block_table.size()) < BlocksFor(end, block_size)) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " block table has ",
+                                                     in.block_table.size(), " blocks, needs ",
+                                                     BlocksFor(end, block_size), " for ", end, " positions"));
+    }
+    for (int32_t b : in.block_table) {
+      if (b < 0 || b >= cache_->num_blocks()) {
+        return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " names KV block ", b,
+                                                       ", outside [0, ", cache_->num_blocks(), ")"));
+      }
+    }
+    for (int32_t id : in.tokens) {
+      if (id < 0 || id >= config_.vocab_size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("forward: token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+      }
+    }
+    num_tokens += static_cast<int64_t>(in.tokens.size());
+    logit_rows += in.all_logits ? static_cast<int64_t>(in.tokens.size()) : 1;
+    max_blocks = std::max<int64_t>(max_blocks, static_cast<int64_t>(in.block_table.size()));
+  }
+  const int64_t num_seqs = static_cast<int64_t>(batch.size());
+  // Host int32 layout: ids, positions, token_seq, slots [T each], logit rows [R], block tables [S, max_blocks].
+  const int64_t int_words = 4 * num_tokens + logit_rows + num_seqs * max_blocks;
+  std::vector<int32_t> host(static_cast<size_t>(int_words), 0);
+  int32_t* ids = host.data();
+  int32_t* positions = ids + num_tokens;
+  int32_t* token_seq = positions + num_tokens;
+  int32_t* slots = token_seq + num_tokens;
+  int32_t* rows = slots + num_tokens;
+  int32_t* tables = rows + logit_rows;
+  result->logits_offset.assign(1, 0);
+  int64_t t = 0, r = 0;
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    const SequenceInput& in = batch[static_cast<size_t>(s)];
+    std::copy(in.block_table.begin(), in.block_table.end(), tables + s * max_blocks);
+    const int64_t n = static_cast<int64_t>(in.tokens.size());
+    for (int64_t i = 0; i < n; ++i, ++t) {
+      const int64_t pos = in.start_position + i;
+      ids[t] = in.tokens[static_cast<size_t>(i)];
+      positions[t] = static_cast<int32_t>(pos);
+      token_seq[t] = static_cast<int32_t>(s);
+      slots[t] = static_cast<int32_t>(in.block_table[static_cast<size_t>(pos / block_size)] * block_size +
+                                      pos % block_size);
+      if (in.all_logits || i == n - 1) rows[r++] = static_cast<int32_t>(t);
+    }
+    result->logits_offset.push_back(r);
+  }
+
+  RETURN_IF_ERROR(EnsureWorkspace(num_tokens, logit_rows, int_words));
+  RETURN_IF_ERROR(backend_->Upload(host.data(), host.size() * sizeof(int32_t), ints_->data()));
+  const int32_t* d_ints = static_cast<const int32_t*>(ints_->data());
+  AttentionBatch ab;
+  ab.num_tokens = num_tokens;
+  ab.positions = d_ints + num_tokens;
+  ab.token_seq = d_ints + 2 * num_tokens;
+  ab.slots = d_ints + 3 * num_tokens;
+  ab.block_tables = d_ints + 4 * num_tokens + logit_rows;
+  ab.max_blocks_per_seq = max_blocks;
+
+  const ModelConfig& c = config_;
+  const int64_t h = c.hidden_size;
+  const Tensor residual = F32(residual_, num_tokens, h);
+  const Tensor normed = F32(normed_, num_tokens, h);
+  const Tensor q = F32(q_, num_tokens, c.q_dim());
+  const Tensor k = F32(k_, num_tokens, c.kv_dim());
+  const Tensor v = F32(v_, num_tokens, c.kv_dim());
+  const Tensor attn = F32(attn_, num_tokens, c.q_dim());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+
+  if (options.record_routing) {
+    result->routed_ids.assign(static_cast<size_t>(c.num_layers), {});
+    result->routed_weights.assign(static_cast<size_t>(c.num_layers), {});
+  } else {
+    result->routed_ids.clear();
+    result->routed_weights.clear();
+  }
+
+  backend_->Embedding(embed_tokens_, d_ints, residual);
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const Layer& l = layers_[li];
+    backend_->RmsNorm(residual, l.input_norm, c.rms_norm_eps, normed);
+    backend_->Linear(normed, l.q_proj, l.q_bias, q, false);
+    backend_->Linear(normed, l.k_proj, l.k_bias, k, false);
+    backend_->Linear(normed, l.v_proj, l.v_bias, v, false);
+    if (c.qk_norm == QkNorm::kFull) {
+      backend_->RmsNorm(q, l.q_norm, c.rms_norm_eps, q);
+      backend_->RmsNorm(k, l.k_norm, c.rms_norm_eps, k);
+    }
+    if (c.clip_qkv > 0.0f) {
+      backend_->Clamp(q, c.clip_qkv);
+      backend_->Clamp(k, c.clip_qkv);
+      backend_->Clamp(v, c.clip_qkv);
+    }
+    if (c.qk_norm == QkNorm::kPerHead) {
+      const Tensor qh{q.data, DType::kF32, num_tokens * c.num_attention_heads, c.head_dim, c.head_dim};
+      const Tensor kh{k.data, DType::kF32, num_tokens * c.num_key_value_heads, c.head_dim, c.head_dim};
+      backend_->RmsNorm(qh, l.q_norm, c.rms_norm_eps, qh);
+      backend_->RmsNorm(kh, l.k_norm, c.rms_norm_eps, kh);
+    }
+    backend_->Rope(q, c.num_attention_heads, c.head_dim, ab.positions, c.rope_theta);
+    backend_->Rope(k, c.num_key_value_heads, c.head_dim, ab.positions, c.rope_theta);
+
+    AttentionArgs a;
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    a.heads = c.num_attention_heads;
+    a.kv_heads = c.num_key_value_heads;
+    a.head_dim = c.head_dim;
+    a.scale = scale;
+    a.k_cache = cache_->k(static_cast<int64_t>(li));
+    a.v_cache = cache_->v(static_cast<int64_t>(li));
+    a.num_blocks = cache_->num_blocks();
+    a.block_size = block_size;
+    a.batch = ab;
+    a.out = attn;
+    backend_->Attention(a);
+    backend_->Linear(attn, l.o_proj, Tensor{}, residual, /*accumulate=*/true);
+
+    backend_->RmsNorm(residual, l.post_attention_norm, c.rms_norm_eps, normed);
+    if (l.is_moe) {
+      MoeArgs m;
+      m.x = normed;
+      m.router = l.router;
+      m.experts = l.experts;
+      m.top_k = c.num_experts_per_tok;
+      m.renormalize = c.norm_topk_prob;
+      m.shared = l.shared;
+      m.shared_gate = l.shared_gate;
+      m.out = residual;
+      if (options.record_routing) {
+        m.routed_ids = static_cast<int32_t*>(routed_ids_->data());
+        m.routed_weights = static_cast<float*>(routed_weights_->data());
+      }
+      backend_->Moe(m);
+      if (options.record_routing) {
+        const int64_t n = num_tokens * c.num_experts_per_tok;
+        auto& out_ids = result->routed_ids[li];
+        auto& out_w = result->routed_weights[li];
+        out_ids.resize(static_cast<size_t>(n));
+        out_w.resize(static_cast<size_t>(n));
+        RETURN_IF_ERROR(backend_->Download(m.routed_ids, out_ids.size() * sizeof(int32_t), out_ids.data()));
+        RETURN_IF_ERROR(backend_->Download(m.routed_weights, out_w.size() * sizeof(float), out_w.data()));
+      }
+    } else {
+      backend_->Mlp(normed, l.mlp, residual);
+      if (options.record_routing) {
+        result->routed_ids[li].assign(static_cast<size_t>(num_tokens * c.num_experts_per_tok), -1);
+        result->routed_weights[li].assign(static_cast<size_t>(num_tokens * c.num_experts_per_tok), 0.0f);
+      }
+    }
+  }
+
+  const Tensor final_rows = F32(final_, logit_rows, h);
+  const Tensor logits = F32(logits_, logit_rows, c.vocab_size);
+  backend_->GatherRows(residual, d_ints + 4 * num_tokens, final_rows);
+  backend_->RmsNorm(final_rows, final_norm_, c.rms_norm_eps, final_rows);
+  backend_->Linear(final_rows, lm_head_, Tensor{}, logits, false);
+  RETURN_IF_ERROR(backend_->Synchronize());
+  result->vocab_size = c.vocab_size;
+  result->logits.resize(static_cast<size_t>(logit_rows * c.vocab_size));
+  return backend_->Download(logits.data, result->logits.size() * sizeof(float), result->logits.data());
+}
+
+}  // namespace adak::engine

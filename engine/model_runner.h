@@ -1,0 +1,96 @@
+// The forward pass of a MoE decoder over a batch of sequences at different positions.
+//
+// One Forward call runs every new token of every sequence in the batch (prefill chunks and decodes
+// alike, through the same code) against the paged KV cache, writing each token's K/V into its slot, and
+// returns fp32 logits for the requested positions. The runner prepares the weights on the backend once
+// (Create) and owns per-batch workspace; the caller (scheduler or CLI) owns the KV cache and its block
+// tables. Not thread-safe: one thread drives a runner.
+//
+// Shape legend (engine/README.md): T tokens in the batch, H hidden, V vocab, R logit rows.
+#ifndef ADAK_ENGINE_MODEL_RUNNER_H_
+#define ADAK_ENGINE_MODEL_RUNNER_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/backend.h"
+#include "engine/kv_cache.h"
+#include "engine/model_config.h"
+#include "engine/model_weights.h"
+
+namespace adak::engine {
+
+// One sequence's part of a batch.
+struct SequenceInput {
+  std::span<const int32_t> tokens;       // the new tokens of this step (>= 1)
+  int64_t start_position = 0;            // positions already in the KV cache (tokens[0]'s position)
+  std::span<const int32_t> block_table;  // physical blocks covering [0, start_position + tokens.size())
+  bool all_logits = false;               // logits for every new token; otherwise only for the last one
+};
+
+struct ForwardResult {
+  int64_t vocab_size = 0;
+  // [R, V]: the requested rows in batch order (per sequence: all new tokens, or only the last).
+  std::vector<float> logits;
+  // logits_offset[s] = first row of sequence s; rows of s are [logits_offset[s], logits_offset[s+1]).
+  std::vector<int64_t> logits_offset;
+  // With ForwardOptions::record_routing: per layer, [T, top_k] expert ids in descending router
+  // probability (-1 for dense layers) and their combine weights.
+  std::vector<std::vector<int32_t>> routed_ids;
+  std::vector<std::vector<float>> routed_weights;
+};
+
+struct ForwardOptions {
+  bool record_routing = false;
+};
+
+class ModelRunner {
+ public:
+  // Prepares every weight on the backend. REQUIRES: weights bound for `config`; backend and cache outlive
+  // the runner. Errors: from Backend::PrepareWeight.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ModelRunner>> Create(const ModelConfig& config,
+                                                                           const ModelWeights& weights,
+                                                                           Backend* backend, KvCache* cache);
+
+  // Runs the batch. Errors (InvalidArgument, nothing is written to the cache): an empty batch or
+  // sequence, a token id outside [0, vocab), a position at or beyond max_position_embeddings, a block
+  // table too short for the positions or naming a block outside the cache. Backend errors: Internal.
+  [[nodiscard]] absl::Status Forward(std::span<const SequenceInput> batch, const ForwardOptions& options,
+                                     ForwardResult* result);
+
+  [[nodiscard]] const ModelConfig& config() const { return config_; }
+  [[nodiscard]] Backend* backend() const { return backend_; }
+  [[nodiscard]] KvCache* cache() const { return cache_; }
+
+ private:
+  struct Layer {
+    Tensor input_norm, post_attention_norm, q_proj, k_proj, v_proj, o_proj, q_bias, k_bias, v_bias, q_norm, k_norm;
+    bool is_moe = false;
+    Tensor router, shared_gate;
+    std::vector<MlpTensors> experts;
+    MlpTensors shared, mlp;
+  };
+
+  ModelRunner(const ModelConfig& config, Backend* backend, KvCache* cache)
+      : config_(config), backend_(backend), cache_(cache) {}
+  [[nodiscard]] absl::Status EnsureWorkspace(int64_t tokens, int64_t logit_rows, int64_t int_words);
+
+  ModelConfig config_;
+  Backend* backend_;
+  KvCache* cache_;
+  Tensor embed_tokens_, final_norm_, lm_head_;
+  std::vector<Layer> layers_;
+
+  // Workspace, grown on demand.
+  int64_t ws_tokens_ = 0, ws_logit_rows_ = 0, ws_int_words_ = 0;
+  std::unique_ptr<DeviceBuffer> residual_, normed_, q_, k_, v_, attn_, final_, logits_, ints_, routed_ids_,
+      routed_weights_;
+};
+
+}  // namespace adak::engine
+
+#endif  // ADAK_ENGINE_MODEL_RUNNER_H_

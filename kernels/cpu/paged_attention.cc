@@ -1,0 +1,112 @@
+#include "kernels/cpu/paged_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace adak::kernels {
+namespace {
+
+inline const float* CacheRow(const float* cache, const KvCacheLayout& l, int64_t block, int64_t offset,
+                             int64_t kv_head) {
+  return cache + ((block * l.block_size + offset) * l.kv_heads + kv_head) * l.head_dim;
+}
+
+inline float Dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+// One (token, head) pair: scores into `scores` (size >= position + 1), output row.
+void AttendOne(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<float>& scores) {
+  const KvCacheLayout& l = p.layout;
+  const int64_t group = p.heads / l.kv_heads;
+  const int64_t kvh = h / group;
+  const int64_t pos = p.positions[t];
+  const int32_t* table = p.block_tables + static_cast<int64_t>(p.token_seq[t]) * p.max_blocks_per_seq;
+  const float* q = p.q + t * p.q_stride + h * l.head_dim;
+  float* out = p.out + t * p.out_stride + h * l.head_dim;
+  if (static_cast<int64_t>(scores.size()) < pos + 1) scores.resize(static_cast<size_t>(pos + 1));
+
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j <= pos; ++j) {
+    const float* k = CacheRow(p.k_cache, l, table[j / l.block_size], j % l.block_size, kvh);
+    const float s = Dot(q, k, l.head_dim) * p.scale;
+    scores[static_cast<size_t>(j)] = s;
+    max_score = std::max(max_score, s);
+  }
+  float denom = 0.0f;
+  for (int64_t j = 0; j <= pos; ++j) {
+    const float e = std::exp(scores[static_cast<size_t>(j)] - max_score);
+    scores[static_cast<size_t>(j)] = e;
+    denom += e;
+  }
+  const float inv = 1.0f / denom;
+  std::memset(out, 0, sizeof(float) * static_cast<size_t>(l.head_dim));
+  for (int64_t j = 0; j <= pos; ++j) {
+    const float* v = CacheRow(p.v_cache, l, table[j / l.block_size], j % l.block_size, kvh);
+    const float w = scores[static_cast<size_t>(j)] * inv;
+    for (int64_t d = 0; d < l.head_dim; ++d) out[d] += w * v[d];
+  }
+}
+
+}  // namespace
+
+void WriteKvCache(const WriteKvParams& p, ThreadPool* pool) {
+  const int64_t row = p.layout.kv_heads * p.layout.head_dim;
+  pool->ParallelFor(p.rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t slot = p.slots[t];
+      std::memcpy(p.k_cache + slot * row, p.k + t * p.stride, sizeof(float) * static_cast<size_t>(row));
+      std::memcpy(p.v_cache + slot * row, p.v + t * p.stride, sizeof(float) * static_cast<size_t>(row));
+    }
+  });
+}
+
+void PagedAttention(const PagedAttentionParams& p, ThreadPool* pool) {
+  pool->ParallelFor(p.rows * p.heads, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores;
+    for (int64_t i = begin; i < end; ++i) AttendOne(p, i / p.heads, i % p.heads, scores);
+  });
+}
+
+void PagedAttentionReference(const PagedAttentionParams& p) {
+  const KvCacheLayout& l = p.layout;
+  const int64_t group = p.heads / l.kv_heads;
+  for (int64_t t = 0; t < p.rows; ++t) {
+    const int32_t* table = p.block_tables + static_cast<int64_t>(p.token_seq[t]) * p.max_blocks_per_seq;
+    const int64_t pos = p.positions[t];
+    for (int64_t h = 0; h < p.heads; ++h) {
+      const float* q = p.q + t * p.q_stride + h * l.head_dim;
+      std::vector<double> s(static_cast<size_t>(pos + 1));
+      double mx = -1e300;
+      for (int64_t j = 0; j <= pos; ++j) {
+        const float* k = CacheRow(p.k_cache, l, table[j / l.block_size], j % l.block_size, h / group);
+        double dot = 0;
+        for (int64_t d = 0; d < l.head_dim; ++d) dot += static_cast<double>(q[d]) * k[d];
+        s[static_cast<size_t>(j)] = dot * p.scale;
+        mx = std::max(mx, s[static_cast<size_t>(j)]);
+      }
+      double denom = 0;
+      for (double& x : s) denom += (x = std::exp(x - mx));
+      for (int64_t d = 0; d < l.head_dim; ++d) {
+        double acc = 0;
+        for (int64_t j = 0; j <= pos; ++j) {
+          acc += s[static_cast<size_t>(j)] *
+                 CacheRow(p.v_cache, l, table[j / l.block_size], j % l.block_size, h / group)[d];
+        }
+        p.out[t * p.out_stride + h * l.head_dim + d] = static_cast<float>(acc / denom);
+      }
+    }
+  }
+}
+
+}  // namespace adak::kernels

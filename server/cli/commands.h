@@ -1,0 +1,37 @@
+// The `adak` sub-commands. Each takes the full argv (argv[1] is the sub-command name), prints its
+// result on stdout and errors on stderr, and returns the process exit code (0 ok, 1 runtime error, 2 bad
+// usage).
+#ifndef ADAK_SERVER_CLI_COMMANDS_H_
+#define ADAK_SERVER_CLI_COMMANDS_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/model.h"
+#include "engine/session.h"
+#include "base/flags.h"
+
+namespace adak::cli {
+
+int RunGenerate(int argc, char** argv);
+int RunLogits(int argc, char** argv);
+int RunPerplexity(int argc, char** argv);
+int RunInspect(int argc, char** argv);
+int RunMakeModel(int argc, char** argv);
+
+// Prints "adak <command>: <status>" to stderr and returns the exit code for it (2 for InvalidArgument
+// and NotFound, i.e. bad usage or input; 1 otherwise).
+int ReportError(std::string_view command, const absl::Status& status);
+
+// The model of --model and a session over it (--threads).
+struct LoadedSession {
+  std::unique_ptr<engine::Model> model;
+  std::unique_ptr<engine::Session> session;
+};
+[[nodiscard]] absl::StatusOr<LoadedSession> OpenSession(const Flags& flags);
+
+}  // namespace adak::cli
+
+#endif  // ADAK_SERVER_CLI_COMMANDS_H_

@@ -1,0 +1,46 @@
+// `adak`: the command-line entry point. One sub-command per file (cmd_*.cc).
+#include <cstdio>
+#include <cstring>
+#include <string_view>
+
+#include "server/cli/commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(int, char**);
+  const char* usage;
+};
+
+constexpr Command kCommands[] = {
+    {"generate", adak::cli::RunGenerate,
+     "--model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--top-k K] [--top-p P] "
+     "[--min-p P] [--repetition-penalty R] [--threads N]"},
+    {"logits", adak::cli::RunLogits, "--model DIR --prompt TEXT [--top N] [--json] [--threads N]"},
+    {"perplexity", adak::cli::RunPerplexity,
+     "--model DIR --data FILE [--max-tokens N] [--context L] [--threads N]"},
+    {"inspect", adak::cli::RunInspect, "--model DIR"},
+    {"make-model", adak::cli::RunMakeModel, "--arch ARCH --out DIR [--seed S] [--set key=value ...]"},
+};
+
+void Usage(FILE* out) {
+  std::fprintf(out, "usage: adak <command> [flags]\n\ncommands:\n");
+  for (const Command& c : kCommands) std::fprintf(out, "  adak %s %s\n", c.name, c.usage);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
+    Usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string_view name = argv[1];
+  for (const Command& c : kCommands) {
+    if (name == c.name) return c.run(argc, argv);
+  }
+  std::fprintf(stderr, "adak: unknown command '%s'\n\n", argv[1]);
+  Usage(stderr);
+  return 2;
+}

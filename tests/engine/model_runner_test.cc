@@ -1,0 +1,143 @@
+// ModelRunner on random checkpoints of every architecture: the KV cache and batching give the same logits
+// as a single full prefill, and malformed batches are refused before anything is written.
+#include "engine/model_runner.h"
+
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "engine/cpu_backend.h"
+#include "engine/make_model.h"
+#include "engine/model.h"
+#include "tests/test_util.h"
+
+namespace adak::engine {
+namespace {
+
+using ::adak::testing::IsOk;
+using ::adak::testing::StatusIs;
+using ::testing::HasSubstr;
+
+class ModelRunnerTest : public ::testing::TestWithParam<Architecture> {
+ protected:
+  void SetUp() override {
+    MakeModelParams params;
+    params.arch = GetParam();
+    params.seed = 11;
+    params.overrides = {{"num_hidden_layers", "3"}, {"hidden_size", "64"}, {"max_position_embeddings", "64"}};
+    const auto dir = tmp_.path() / "model";
+    ASSERT_THAT(MakeModel(params, dir), IsOk());
+    auto model = LoadModel(dir);
+    ASSERT_THAT(model.status(), IsOk());
+    model_ = *std::move(model);
+    backend_ = std::make_unique<CpuBackend>(2);
+    auto cache = KvCache::Create(backend_.get(), model_->config, 32, 4);
+    ASSERT_THAT(cache.status(), IsOk());
+    cache_ = *std::move(cache);
+    auto runner = ModelRunner::Create(model_->config, model_->weights, backend_.get(), cache_.get());
+    ASSERT_THAT(runner.status(), IsOk());
+    runner_ = *std::move(runner);
+  }
+
+  std::vector<int32_t> RandomTokens(size_t n, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<int32_t> t(n);
+    for (auto& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(model_->config.vocab_size));
+    return t;
+  }
+
+  static void ExpectClose(const float* a, const float* b, int64_t n, const char* what) {
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_FALSE(std::isnan(a[i])) << what << " NaN at " << i;
+      ASSERT_NEAR(a[i], b[i], 1e-4f * (1 + std::fabs(b[i]))) << what << " element " << i;
+    }
+  }
+
+  ::adak::testing::TempDir tmp_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<CpuBackend> backend_;
+  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<ModelRunner> runner_;
+};
+
+TEST_P(ModelRunnerTest, ChunkedPrefillAndDecodeMatchFullPrefill) {
+  const auto tokens = RandomTokens(11, 1);
+  const int64_t vocab = model_->config.vocab_size;
+  const std::vector<int32_t> table_a = {0, 1, 2}, table_b = {7, 3, 9};  // scattered blocks
+  ForwardResult full, step;
+  SequenceInput in{tokens, 0, table_a, true};
+  ASSERT_THAT(runner_->Forward({&in, 1}, {}, &full), IsOk());
+  ASSERT_EQ(full.logits.size(), tokens.size() * static_cast<size_t>(vocab));
+
+  // 5 tokens, then 4, then 2 single decodes, on other blocks.
+  size_t pos = 0;
+  for (size_t n : {5u, 4u, 1u, 1u}) {
+    SequenceInput chunk{std::span<const int32_t>(tokens).subspan(pos, n), static_cast<int64_t>(pos), table_b, false};
+    ASSERT_THAT(runner_->Forward({&chunk, 1}, {}, &step), IsOk());
+    pos += n;
+    ExpectClose(step.logits.data(), full.logits.data() + (pos - 1) * static_cast<size_t>(vocab), vocab, "chunk");
+  }
+}
+
+TEST_P(ModelRunnerTest, BatchedSequencesMatchEachAlone) {
+  const int64_t vocab = model_->config.vocab_size;
+  const auto a = RandomTokens(6, 2), b = RandomTokens(9, 3), c = RandomTokens(1, 4);
+  const std::vector<int32_t> ta = {0, 1}, tb = {2, 3, 4}, tc = {5};
+  ForwardResult alone_a, alone_b, alone_c, batched;
+  SequenceInput ia{a, 0, ta, true}, ib{b, 0, tb, false}, ic{c, 0, tc, true};
+  ASSERT_THAT(runner_->Forward({&ia, 1}, {}, &alone_a), IsOk());
+  ASSERT_THAT(runner_->Forward({&ib, 1}, {}, &alone_b), IsOk());
+  ASSERT_THAT(runner_->Forward({&ic, 1}, {}, &alone_c), IsOk());
+  const std::vector<SequenceInput> batch = {ia, ib, ic};
+  ForwardOptions opts;
+  opts.record_routing = true;
+  ASSERT_THAT(runner_->Forward(batch, opts, &batched), IsOk());
+  ASSERT_EQ(batched.logits_offset, (std::vector<int64_t>{0, 6, 7, 8}));
+  ExpectClose(batched.logits.data(), alone_a.logits.data(), 6 * vocab, "sequence a");
+  ExpectClose(batched.logits.data() + 6 * vocab, alone_b.logits.data(), vocab, "sequence b");
+  ExpectClose(batched.logits.data() + 7 * vocab, alone_c.logits.data(), vocab, "sequence c");
+  // Routing was recorded for every token of every MoE layer, with valid distinct experts.
+  const int64_t k = model_->config.num_experts_per_tok;
+  for (size_t l = 0; l < batched.routed_ids.size(); ++l) {
+    ASSERT_EQ(batched.routed_ids[l].size(), static_cast<size_t>(16 * k));
+    if (!model_->config.moe_layers[l]) continue;
+    for (int64_t t = 0; t < 16; ++t) {
+      for (int64_t j = 0; j < k; ++j) {
+        const int32_t e = batched.routed_ids[l][static_cast<size_t>(t * k + j)];
+        EXPECT_GE(e, 0);
+        EXPECT_LT(e, model_->config.num_experts);
+      }
+    }
+  }
+}
+
+TEST_P(ModelRunnerTest, RefusesMalformedBatches) {
+  const std::vector<int32_t> table = {0, 1};
+  const std::vector<int32_t> bad_id = {1, static_cast<int32_t>(model_->config.vocab_size)};
+  ForwardResult r;
+  SequenceInput in{bad_id, 0, table, false};
+  EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outside the vocabulary")));
+  const std::vector<int32_t> ok = {1, 2};
+  in = {ok, 63, table, false};
+  EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_position_embeddings 64")));
+  const std::vector<int32_t> short_table = {0};
+  in = {ok, 3, short_table, false};
+  EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs 2")));
+  const std::vector<int32_t> bad_block = {0, 99};
+  in = {ok, 3, bad_block, false};
+  EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("KV block 99")));
+  EXPECT_THAT(runner_->Forward({}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty batch")));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllArchitectures, ModelRunnerTest,
+                         ::testing::Values(Architecture::kMixtral, Architecture::kQwen2Moe, Architecture::kDeepseek,
+                                           Architecture::kOlmoe, Architecture::kQwen3Moe),
+                         [](const auto& info) {
+                           std::string name(ArchitectureName(info.param));
+                           return name.substr(0, name.find("For"));
+                         });
+
+}  // namespace
+}  // namespace adak::engine

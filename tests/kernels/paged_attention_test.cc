@@ -1,0 +1,125 @@
+#include "kernels/cpu/paged_attention.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace adak::kernels {
+namespace {
+
+struct Case {
+  int64_t heads, kv_heads, head_dim, block_size;
+  std::vector<int64_t> seq_lens;  // tokens per sequence, all of them queries
+};
+
+// Fills a cache through WriteKvCache for sequences whose blocks are scattered in reverse order, then checks
+// PagedAttention against the double-precision reference.
+void RunCase(const Case& c, uint32_t seed) {
+  SCOPED_TRACE(::testing::Message() << "seed " << seed << " heads " << c.heads << "/" << c.kv_heads << " hd "
+                                    << c.head_dim << " bs " << c.block_size);
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  const int64_t kv_dim = c.kv_heads * c.head_dim, q_dim = c.heads * c.head_dim;
+  int64_t total = 0, max_blocks = 0;
+  for (int64_t n : c.seq_lens) {
+    total += n;
+    max_blocks = std::max(max_blocks, (n + c.block_size - 1) / c.block_size);
+  }
+  const int64_t num_seqs = static_cast<int64_t>(c.seq_lens.size());
+  const int64_t num_blocks = num_seqs * max_blocks + 3;
+  std::vector<int32_t> tables(static_cast<size_t>(num_seqs * max_blocks), 0);
+  int32_t next = static_cast<int32_t>(num_blocks - 1);
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    for (int64_t b = 0; b < max_blocks; ++b) tables[static_cast<size_t>(s * max_blocks + b)] = next--;
+  }
+  std::vector<float> q(static_cast<size_t>(total * q_dim)), k(static_cast<size_t>(total * kv_dim)),
+      v(static_cast<size_t>(total * kv_dim));
+  for (float& x : q) x = dist(rng);
+  for (float& x : k) x = dist(rng);
+  for (float& x : v) x = dist(rng);
+  std::vector<int32_t> seq, pos, slots;
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    for (int64_t p = 0; p < c.seq_lens[static_cast<size_t>(s)]; ++p) {
+      seq.push_back(static_cast<int32_t>(s));
+      pos.push_back(static_cast<int32_t>(p));
+      slots.push_back(static_cast<int32_t>(tables[static_cast<size_t>(s * max_blocks + p / c.block_size)] *
+                                               c.block_size +
+                                           p % c.block_size));
+    }
+  }
+  const KvCacheLayout layout{num_blocks, c.block_size, c.kv_heads, c.head_dim};
+  std::vector<float> kc(static_cast<size_t>(num_blocks * c.block_size * kv_dim), NAN),
+      vc(static_cast<size_t>(num_blocks * c.block_size * kv_dim), NAN);
+  ThreadPool pool(2);
+  WriteKvParams w{k.data(), v.data(), kv_dim, total, slots.data(), layout, kc.data(), vc.data()};
+  WriteKvCache(w, &pool);
+
+  PagedAttentionParams p;
+  p.q = q.data();
+  p.q_stride = q_dim;
+  p.rows = total;
+  p.heads = c.heads;
+  p.layout = layout;
+  p.k_cache = kc.data();
+  p.v_cache = vc.data();
+  p.token_seq = seq.data();
+  p.positions = pos.data();
+  p.block_tables = tables.data();
+  p.max_blocks_per_seq = max_blocks;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  std::vector<float> got(static_cast<size_t>(total * q_dim)), want(got.size());
+  p.out = got.data();
+  p.out_stride = q_dim;
+  PagedAttention(p, &pool);
+  p.out = want.data();
+  PagedAttentionReference(p);
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_FALSE(std::isnan(got[i])) << "NaN at " << i;
+    ASSERT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::fabs(want[i]))) << "element " << i;
+  }
+}
+
+TEST(PagedAttention, MatchesReferenceAcrossShapes) {
+  const Case cases[] = {
+      {4, 2, 64, 16, {16}},              // stories-mixtral shape
+      {1, 1, 8, 1, {1}},                 // one token, block of one
+      {8, 1, 32, 4, {5, 1, 9}},          // MQA, partial blocks
+      {6, 3, 24, 3, {7, 7}},             // head_dim not a multiple of 8
+      {4, 4, 16, 16, {33, 2, 17, 1}},    // no GQA, many sequences
+  };
+  uint32_t seed = 1;
+  for (const Case& c : cases) RunCase(c, seed++);
+}
+
+TEST(PagedAttention, SingleKeyReturnsItsValue) {
+  // With only position 0, the softmax is one-hot: the output is v exactly.
+  const KvCacheLayout layout{2, 4, 1, 4};
+  std::vector<float> kc(2 * 4 * 4, 0.0f), vc(2 * 4 * 4, 0.0f);
+  const std::vector<float> q = {1, 2, 3, 4}, k = {0.5f, -1, 2, 0}, v = {7, -8, 9, 10};
+  const int32_t slot = 1 * 4 + 0, seq = 0, pos = 0, table = 1;
+  ThreadPool pool(1);
+  WriteKvCache({k.data(), v.data(), 4, 1, &slot, layout, kc.data(), vc.data()}, &pool);
+  std::vector<float> out(4);
+  PagedAttentionParams p;
+  p.q = q.data();
+  p.q_stride = 4;
+  p.rows = 1;
+  p.heads = 1;
+  p.layout = layout;
+  p.k_cache = kc.data();
+  p.v_cache = vc.data();
+  p.token_seq = &seq;
+  p.positions = &pos;
+  p.block_tables = &table;
+  p.max_blocks_per_seq = 1;
+  p.scale = 0.5f;
+  p.out = out.data();
+  p.out_stride = 4;
+  PagedAttention(p, &pool);
+  EXPECT_EQ(out, v);
+}
+
+}  // namespace
+}  // namespace adak::kernels

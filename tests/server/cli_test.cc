@@ -1,0 +1,121 @@
+// The `adak` command as a user runs it: the real binary, real checkpoints, output parsed back.
+#include <cmath>
+#include <fstream>
+#include <string>
+
+#include "nlohmann/json.hpp"
+#include "tests/test_util.h"
+
+namespace adak {
+namespace {
+
+using ::adak::testing::RunCommand;
+using ::testing::HasSubstr;
+
+std::string Adak() { return (::adak::testing::BinDir() / "adak").string(); }
+
+std::string Quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// The ctest form of the check: `adak logits --json` on stories-mixtral equals the fp32 reference
+// (same token ids, top-10 ids equal, logits within 1e-3 relative) for every reference prompt.
+TEST(AdakLogits, JsonMatchesReferenceOnStoriesMixtral) {
+  ADAK_REQUIRE_SHARED(shared);
+  const auto dir = shared / "models/stories-mixtral";
+  std::ifstream in(dir / "reference/topk.json");
+  const auto reference = nlohmann::json::parse(in);
+  for (const auto& prompt : reference["prompts"]) {
+    int code = 0;
+    const std::string out = RunCommand(Adak() + " logits --model " + Quote(dir.string()) + " --prompt " +
+                                           Quote(prompt["prompt"].get<std::string>()) + " --top 10 --json",
+                                       &code);
+    ASSERT_EQ(code, 0) << out;
+    const auto got = nlohmann::json::parse(out);
+    ASSERT_EQ(got["token_ids"], prompt["input_ids"]);
+    ASSERT_EQ(got["positions"].size(), prompt["top10_per_position"].size());
+    for (size_t p = 0; p < got["positions"].size(); ++p) {
+      const auto& top = got["positions"][p]["top"];
+      const auto& want = prompt["top10_per_position"][p];
+      ASSERT_EQ(top.size(), 10u);
+      for (size_t i = 0; i < 10; ++i) {
+        EXPECT_EQ(top[i][0], want[i][0]) << "position " << p << " rank " << i;
+        const double g = top[i][1].get<double>(), w = want[i][1].get<double>();
+        EXPECT_LE(std::fabs(g - w), 1e-3 * std::max(1.0, std::fabs(w))) << "position " << p << " rank " << i;
+      }
+    }
+  }
+}
+
+TEST(AdakGenerate, GreedyContinuesTheStoryAsTheReference) {
+  ADAK_REQUIRE_SHARED(shared);
+  const auto dir = shared / "models/stories-mixtral";
+  std::ifstream in(dir / "reference/topk.json");
+  const auto prompt = nlohmann::json::parse(in)["prompts"][1];
+  int code = 0;
+  const std::string out = RunCommand(Adak() + " generate --model " + Quote(dir.string()) + " --prompt " +
+                                         Quote(prompt["prompt"].get<std::string>()) +
+                                         " --max-tokens 48 --ignore-eos --threads 2 2>/dev/null",
+                                     &code);
+  ASSERT_EQ(code, 0);
+  EXPECT_EQ(out, prompt["greedy"]["full_text"].get<std::string>() + "\n");
+}
+
+TEST(AdakGenerate, PrintsStatsLine) {
+  ADAK_REQUIRE_SHARED(shared);
+  int code = 0;
+  const std::string out = RunCommand(Adak() + " generate --model " + Quote((shared / "models/stories-mixtral").string()) +
+                                         " --prompt 'Once upon a time' --max-tokens 8 --temperature 0.8 --seed 3 2>&1",
+                                     &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("[stats] prompt_tokens=4 "));
+  EXPECT_THAT(out, HasSubstr("decode_tok_s="));
+}
+
+TEST(AdakCli, BadUsageIsReportedWithExitCode2) {
+  int code = 0;
+  std::string out = RunCommand(Adak() + " generate --model /nonexistent --prompt hi 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("/nonexistent"));
+  out = RunCommand(Adak() + " generate --bogus 1 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("unknown flag --bogus"));
+  out = RunCommand(Adak() + " logits --model x --prompt hi --top 0 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--top must be an integer in [1, "));
+  out = RunCommand(Adak() + " frobnicate 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("unknown command 'frobnicate'"));
+}
+
+TEST(AdakCli, MakeModelInspectGenerateRoundTrip) {
+  ::adak::testing::TempDir tmp;
+  for (const std::string arch : {"mixtral", "qwen2_moe", "deepseek", "olmoe", "qwen3_moe"}) {
+    SCOPED_TRACE(arch);
+    const std::string dir = (tmp.path() / arch).string();
+    int code = 0;
+    std::string out = RunCommand(Adak() + " make-model --arch " + arch + " --out " + dir +
+                                     " --seed 5 --set num_hidden_layers=2 --set hidden_size=64 2>&1",
+                                 &code);
+    ASSERT_EQ(code, 0) << out;
+    out = RunCommand(Adak() + " inspect --model " + dir + " 2>&1", &code);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_THAT(out, HasSubstr("hidden:           64"));
+    EXPECT_THAT(out, HasSubstr("active per token"));
+    out = RunCommand(Adak() + " generate --model " + dir + " --prompt 'Hello there' --max-tokens 5 --ignore-eos 2>&1",
+                     &code);
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_THAT(out, HasSubstr("generated_tokens=5"));
+  }
+}
+
+}  // namespace
+}  // namespace adak
