@@ -6,7 +6,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 #include "engine/utf8.h"
 
 namespace adak::engine {

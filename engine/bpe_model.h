@@ -25,7 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/tokenizer_json.h"
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 
 namespace adak::engine {
 

@@ -19,25 +19,13 @@
 #include "absl/strings/str_join.h"
 #include "base/dtype.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "engine/safetensors.h"
 #include "nlohmann/json.hpp"
 
 namespace adak::engine {
 namespace {
 
-// Debian's Abseil has its own string_view, which std::string_view does not convert to: StrCat through this.
-template <typename T>
-decltype(auto) CatPiece(const T& v) {
-  if constexpr (std::is_same_v<T, std::string_view>) {
-    return absl::string_view(v.data(), v.size());
-  } else {
-    return (v);
-  }
-}
-template <typename... Args>
-std::string Cat(const Args&... args) {
-  return absl::StrCat(CatPiece(args)...);
-}
 
 using OrderedJson = nlohmann::ordered_json;
 
@@ -125,7 +113,7 @@ absl::StatusOr<OrderedJson> ParseOverrideValue(const std::string& key, const std
   OrderedJson parsed = OrderedJson::parse(value, nullptr, /*allow_exceptions=*/false);
   const bool is_json = !parsed.is_discarded();
   auto bad = [&](std::string_view expected) {
-    return absl::InvalidArgumentError(Cat("override '", key, "=", value, "': expected ", expected));
+    return absl::InvalidArgumentError(StrCatStd("override '", key, "=", value, "': expected ", expected));
   };
   if (is_json && parsed.is_null()) return parsed;
   if (existing == nullptr || existing->is_null() || existing->is_array()) {
@@ -168,7 +156,7 @@ absl::StatusOr<OrderedJson> MakeConfigJson(const MakeModelParams& params) {
         if (it.key() != "architectures") keys.push_back(it.key());
       }
       if (HonoursHeadDim(params.arch)) keys.push_back("head_dim");
-      return absl::InvalidArgumentError(Cat("unknown config key '", key, "' for ", ArchitectureName(params.arch),
+      return absl::InvalidArgumentError(StrCatStd("unknown config key '", key, "' for ", ArchitectureName(params.arch),
                                             " (known: ", absl::StrJoin(keys, ", "), ")"));
     }
     overrides.emplace_back(k, value);
@@ -219,7 +207,7 @@ std::vector<PlannedTensor> PlanTensors(const ModelConfig& c) {
   const int64_t h = c.hidden_size;
   add("model.embed_tokens.weight", {c.vocab_size, h});
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = Cat("model.layers.", i, ".");
+    const std::string p = StrCatStd("model.layers.", i, ".");
     add(p + "input_layernorm.weight", {h}, Init::kOnes);
     add(p + "self_attn.q_proj.weight", {c.q_dim(), h});
     add(p + "self_attn.k_proj.weight", {c.kv_dim(), h});
@@ -245,7 +233,7 @@ std::vector<PlannedTensor> PlanTensors(const ModelConfig& c) {
     const bool mixtral = c.arch == Architecture::kMixtral;
     const std::string moe = p + (mixtral ? "block_sparse_moe." : "mlp.");
     add(moe + "gate.weight", {c.num_experts, h});
-    for (int64_t e = 0; e < c.num_experts; ++e) mlp(Cat(moe, "experts.", e, "."), c.moe_intermediate_size, mixtral);
+    for (int64_t e = 0; e < c.num_experts; ++e) mlp(StrCatStd(moe, "experts.", e, "."), c.moe_intermediate_size, mixtral);
     if (c.num_shared_experts > 0) {
       mlp(moe + (c.arch == Architecture::kDeepseek ? "shared_experts." : "shared_expert."),
           c.shared_expert_intermediate_size, false);
@@ -610,11 +598,11 @@ absl::Status WriteTextFile(const std::filesystem::path& path, const std::string&
     std::ofstream out(partial, std::ios::binary | std::ios::trunc);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     out.close();
-    if (!out) return absl::InternalError(Cat("cannot write ", partial.string()));
+    if (!out) return absl::InternalError(StrCatStd("cannot write ", partial.string()));
   }
   std::error_code ec;
   std::filesystem::rename(partial, path, ec);
-  if (ec) return absl::InternalError(Cat("cannot rename ", partial.string(), ": ", ec.message()));
+  if (ec) return absl::InternalError(StrCatStd("cannot rename ", partial.string(), ": ", ec.message()));
   return absl::OkStatus();
 }
 
@@ -630,12 +618,12 @@ absl::StatusOr<ModelConfig> MakeModelConfig(const MakeModelParams& params) {
     ASSIGN_OR_RETURN(OrderedJson j, MakeConfigJson(params));
     ASSIGN_OR_RETURN(ModelConfig c, ParseModelConfig(j.dump()));
     if (c.vocab_size < kMakeModelTokenizerSize) {
-      return absl::InvalidArgumentError(Cat("vocab_size ", c.vocab_size, " is smaller than the ",
+      return absl::InvalidArgumentError(StrCatStd("vocab_size ", c.vocab_size, " is smaller than the ",
                                             kMakeModelTokenizerSize, " ids of the generated tokenizer"));
     }
     return c;
   } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(Cat("make-model config: ", e.what()));
+    return absl::InvalidArgumentError(StrCatStd("make-model config: ", e.what()));
   }
 }
 
@@ -646,11 +634,11 @@ absl::Status MakeModel(const MakeModelParams& params, const std::filesystem::pat
     ASSIGN_OR_RETURN(OrderedJson j, MakeConfigJson(params));
     config_text = j.dump(2) + "\n";
   } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(Cat("make-model config: ", e.what()));
+    return absl::InvalidArgumentError(StrCatStd("make-model config: ", e.what()));
   }
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
-  if (ec) return absl::InternalError(Cat("cannot create ", out_dir.string(), ": ", ec.message()));
+  if (ec) return absl::InternalError(StrCatStd("cannot create ", out_dir.string(), ": ", ec.message()));
 
   const std::vector<PlannedTensor> tensors = PlanTensors(config);
   uint64_t total = 0;

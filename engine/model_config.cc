@@ -17,24 +17,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "nlohmann/json.hpp"
 
 namespace adak::engine {
 namespace {
 
-// Debian's Abseil has its own string_view, which std::string_view does not convert to: StrCat through this.
-template <typename T>
-decltype(auto) CatPiece(const T& v) {
-  if constexpr (std::is_same_v<T, std::string_view>) {
-    return absl::string_view(v.data(), v.size());
-  } else {
-    return (v);
-  }
-}
-template <typename... Args>
-std::string Cat(const Args&... args) {
-  return absl::StrCat(CatPiece(args)...);
-}
 
 using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
@@ -101,12 +89,12 @@ class ConfigReader {
   }
 
   [[nodiscard]] absl::Status Missing(std::string_view key) const {
-    return absl::InvalidArgumentError(Cat("config.json: required field '", key, "' is missing (", arch_name_, ")"));
+    return absl::InvalidArgumentError(StrCatStd("config.json: required field '", key, "' is missing (", arch_name_, ")"));
   }
 
   [[nodiscard]] absl::Status Bad(std::string_view key, std::string_view expected) const {
     return absl::InvalidArgumentError(
-        Cat("config.json: field '", key, "' must be ", expected, ", got ", json_.at(std::string(key)).dump()));
+        StrCatStd("config.json: field '", key, "' must be ", expected, ", got ", json_.at(std::string(key)).dump()));
   }
 
   [[nodiscard]] absl::StatusOr<int64_t> Int(std::string_view key, int64_t min) const {
@@ -166,12 +154,12 @@ class ConfigReader {
  private:
   [[nodiscard]] absl::StatusOr<int64_t> IntValue(std::string_view key, int64_t min) const {
     const Json& v = json_.at(std::string(key));
-    if (!v.is_number_integer()) return Bad(key, Cat("an integer >= ", min));
+    if (!v.is_number_integer()) return Bad(key, StrCatStd("an integer >= ", min));
     if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
       return Bad(key, "an integer that fits in 64 bits");
     }
     const int64_t i = v.get<int64_t>();
-    if (i < min) return Bad(key, Cat("an integer >= ", min));
+    if (i < min) return Bad(key, StrCatStd("an integer >= ", min));
     return i;
   }
 
@@ -181,12 +169,15 @@ class ConfigReader {
 
 absl::StatusOr<DType> ParseTorchDtype(const ConfigReader& r) {
   const std::string_view key = r.Has("torch_dtype") ? "torch_dtype" : "dtype";
-  ASSIGN_OR_RETURN(std::string name, r.String(key, "bfloat16"));
+  // (Not ASSIGN_OR_RETURN into a std::string: GCC 12 -O3 reports a false maybe-uninitialized there.)
+  const absl::StatusOr<std::string> value = r.String(key, "bfloat16");
+  if (!value.ok()) return value.status();
+  const std::string& name = *value;
   if (name == "bfloat16") return DType::kBF16;
   if (name == "float16") return DType::kF16;
   if (name == "float32") return DType::kF32;
   return absl::InvalidArgumentError(
-      Cat("config.json: field '", key, "' is '", name, "'; supported: bfloat16, float16, float32"));
+      StrCatStd("config.json: field '", key, "' is '", name, "'; supported: bfloat16, float16, float32"));
 }
 
 std::string_view TorchDtypeName(DType t) {
@@ -203,7 +194,7 @@ std::string_view TorchDtypeName(DType t) {
 absl::Status RefuseAttentionBias(const ConfigReader& r, std::string_view arch_name) {
   ASSIGN_OR_RETURN(bool bias, r.Bool("attention_bias", false));
   if (bias) {
-    return absl::InvalidArgumentError(Cat("config.json: field 'attention_bias' = true is not supported for ", arch_name,
+    return absl::InvalidArgumentError(StrCatStd("config.json: field 'attention_bias' = true is not supported for ", arch_name,
                                           " (o_proj would need a bias)"));
   }
   return absl::OkStatus();
@@ -235,7 +226,7 @@ absl::Status ParseArchitectureFields(const ConfigReader& r, ModelConfig& c) {
         ASSIGN_OR_RETURN(int64_t window, r.Int("sliding_window", 1));
         if (window < c.max_position_embeddings) {
           return absl::InvalidArgumentError(
-              Cat("config.json: field 'sliding_window' = ", window,
+              StrCatStd("config.json: field 'sliding_window' = ", window,
                   " is not supported (sliding-window attention); it must be null or >= max_position_embeddings (",
                   c.max_position_embeddings, ")"));
         }
@@ -275,7 +266,7 @@ absl::Status ParseArchitectureFields(const ConfigReader& r, ModelConfig& c) {
       ASSIGN_OR_RETURN(std::string scoring, r.String("scoring_func", "softmax"));
       if (scoring != "softmax") {
         return absl::InvalidArgumentError(
-            Cat("config.json: field 'scoring_func' is '", scoring, "'; supported: softmax"));
+            StrCatStd("config.json: field 'scoring_func' is '", scoring, "'; supported: softmax"));
       }
       ASSIGN_OR_RETURN(c.norm_topk_prob, r.Bool("norm_topk_prob", false));
       ASSIGN_OR_RETURN(int64_t first_dense, r.Int("first_k_dense_replace", 0, 0));
@@ -310,13 +301,13 @@ absl::Status ParseArchitectureFields(const ConfigReader& r, ModelConfig& c) {
     }
   }
   if (c.num_experts > 0 && c.num_experts_per_tok > c.num_experts) {
-    return absl::InvalidArgumentError(Cat("config.json: field 'num_experts_per_tok' = ", c.num_experts_per_tok,
+    return absl::InvalidArgumentError(StrCatStd("config.json: field 'num_experts_per_tok' = ", c.num_experts_per_tok,
                                           " exceeds the number of experts (", c.num_experts, ")"));
   }
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (!c.moe_layers[static_cast<size_t>(l)] && c.intermediate_size <= 0) {
       return absl::InvalidArgumentError(
-          Cat("config.json: required field 'intermediate_size' is missing (layer ", l, " is a dense MLP)"));
+          StrCatStd("config.json: required field 'intermediate_size' is missing (layer ", l, " is a dense MLP)"));
     }
   }
   return absl::OkStatus();
@@ -329,7 +320,7 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
     auto it = j.find("architectures");
     if (it == j.end() || it->is_null()) {
       return absl::InvalidArgumentError(
-          Cat("config.json: required field 'architectures' is missing "
+          StrCatStd("config.json: required field 'architectures' is missing "
               "(supported: ",
               SupportedArchitectures(), ")"));
     }
@@ -346,7 +337,7 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
     }
     if (!found) {
       return absl::InvalidArgumentError(
-          Cat("config.json: unsupported architecture '", name, "' (supported: ", SupportedArchitectures(), ")"));
+          StrCatStd("config.json: unsupported architecture '", name, "' (supported: ", SupportedArchitectures(), ")"));
     }
   }
   const std::string_view arch_name = ArchitectureName(c.arch);
@@ -362,7 +353,7 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
                    r.Int("num_key_value_heads", 1,
                          defaults.num_key_value_heads > 0 ? defaults.num_key_value_heads : c.num_attention_heads));
   if (c.num_key_value_heads > c.num_attention_heads || c.num_attention_heads % c.num_key_value_heads != 0) {
-    return absl::InvalidArgumentError(Cat("config.json: field 'num_key_value_heads' = ", c.num_key_value_heads,
+    return absl::InvalidArgumentError(StrCatStd("config.json: field 'num_key_value_heads' = ", c.num_key_value_heads,
                                           " must divide num_attention_heads (", c.num_attention_heads, ")"));
   }
   // DeepSeek v1 and OLMoE always use hidden / heads; the others honour an explicit head_dim.
@@ -371,7 +362,7 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
     ASSIGN_OR_RETURN(c.head_dim, r.Int("head_dim", 1));
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) {
-      return absl::InvalidArgumentError(Cat("config.json: hidden_size (", c.hidden_size,
+      return absl::InvalidArgumentError(StrCatStd("config.json: hidden_size (", c.hidden_size,
                                             ") is not a multiple of num_attention_heads (", c.num_attention_heads, ")",
                                             fixed_head_dim ? "" : " and field 'head_dim' is missing"));
     }
@@ -379,7 +370,7 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
     if (r.Has("head_dim")) {
       ASSIGN_OR_RETURN(int64_t head_dim, r.Int("head_dim", 1));
       if (head_dim != c.head_dim) {
-        return absl::InvalidArgumentError(Cat("config.json: field 'head_dim' = ", head_dim, " must equal ",
+        return absl::InvalidArgumentError(StrCatStd("config.json: field 'head_dim' = ", head_dim, " must equal ",
                                               "hidden_size / num_attention_heads (", c.head_dim, ") for ", arch_name));
       }
     }
@@ -405,7 +396,7 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
     }
     if (type != "default") {
       return absl::InvalidArgumentError(
-          Cat("config.json: field '", key, "' of type '", type, "' is not supported (only plain RoPE)"));
+          StrCatStd("config.json: field '", key, "' of type '", type, "' is not supported (only plain RoPE)"));
     }
   }
   ASSIGN_OR_RETURN(double eps, r.Number("rms_norm_eps", defaults.rms_norm_eps, /*positive=*/true));
@@ -413,7 +404,7 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
   ASSIGN_OR_RETURN(c.tie_word_embeddings, r.Bool("tie_word_embeddings", false));
   ASSIGN_OR_RETURN(std::string act, r.String("hidden_act", "silu"));
   if (act != "silu") {
-    return absl::InvalidArgumentError(Cat("config.json: field 'hidden_act' is '", act, "'; supported: silu"));
+    return absl::InvalidArgumentError(StrCatStd("config.json: field 'hidden_act' is '", act, "'; supported: silu"));
   }
   ASSIGN_OR_RETURN(c.torch_dtype, ParseTorchDtype(r));
   ASSIGN_OR_RETURN(std::vector<int64_t> bos, r.IntList("bos_token_id"));
@@ -448,8 +439,8 @@ absl::StatusOr<Architecture> ParseArchitecture(std::string_view name) {
     if (name == info.class_name || name == info.model_type) return info.arch;
   }
   std::vector<std::string> known;
-  for (const ArchInfo& info : kArchitectures) known.push_back(Cat(info.model_type, " (", info.class_name, ")"));
-  return absl::InvalidArgumentError(Cat("unknown architecture '", name, "'; supported: ", absl::StrJoin(known, ", ")));
+  for (const ArchInfo& info : kArchitectures) known.push_back(StrCatStd(info.model_type, " (", info.class_name, ")"));
+  return absl::InvalidArgumentError(StrCatStd("unknown architecture '", name, "'; supported: ", absl::StrJoin(known, ", ")));
 }
 
 int64_t ModelConfig::num_moe_layers() const {
@@ -461,9 +452,9 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
     Json j = Json::parse(json_text.begin(), json_text.end());
     return ParseJson(j);
   } catch (const Json::parse_error& e) {
-    return absl::InvalidArgumentError(Cat("config.json is not valid JSON: ", e.what()));
+    return absl::InvalidArgumentError(StrCatStd("config.json is not valid JSON: ", e.what()));
   } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(Cat("config.json: ", e.what()));
+    return absl::InvalidArgumentError(StrCatStd("config.json: ", e.what()));
   }
 }
 
@@ -471,14 +462,14 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::filesystem::path& dir) {
   const std::filesystem::path path = dir / "config.json";
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::NotFoundError(Cat("model config not found: ", path.string()));
+    return absl::NotFoundError(StrCatStd("model config not found: ", path.string()));
   }
   std::ifstream in(path, std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return absl::InternalError(Cat("cannot read ", path.string()));
+  if (in.bad()) return absl::InternalError(StrCatStd("cannot read ", path.string()));
   absl::StatusOr<ModelConfig> config = ParseModelConfig(text);
   if (!config.ok()) {
-    return absl::Status(config.status().code(), Cat(path.string(), ": ", config.status().message()));
+    return absl::Status(config.status().code(), StrCatStd(path.string(), ": ", config.status().message()));
   }
   return config;
 }

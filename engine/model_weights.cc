@@ -7,24 +7,12 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "engine/safetensors.h"
 
 namespace adak::engine {
 namespace {
 
-// Debian's Abseil has its own string_view, which std::string_view does not convert to: StrCat through this.
-template <typename T>
-decltype(auto) CatPiece(const T& v) {
-  if constexpr (std::is_same_v<T, std::string_view>) {
-    return absl::string_view(v.data(), v.size());
-  } else {
-    return (v);
-  }
-}
-template <typename... Args>
-std::string Cat(const Args&... args) {
-  return absl::StrCat(CatPiece(args)...);
-}
 
 class Binder {
  public:
@@ -52,7 +40,7 @@ class Binder {
 };
 
 absl::StatusOr<LayerWeights> BindLayer(const ModelConfig& c, const Binder& b, int64_t i) {
-  const std::string p = Cat("model.layers.", i, ".");
+  const std::string p = StrCatStd("model.layers.", i, ".");
   const int64_t h = c.hidden_size;
   LayerWeights w;
   ASSIGN_OR_RETURN(w.input_norm, b.Get(p + "input_layernorm.weight", {h}));
@@ -84,7 +72,7 @@ absl::StatusOr<LayerWeights> BindLayer(const ModelConfig& c, const Binder& b, in
   ASSIGN_OR_RETURN(w.router, b.Get(moe + "gate.weight", {c.num_experts, h}));
   w.experts.reserve(static_cast<size_t>(c.num_experts));
   for (int64_t j = 0; j < c.num_experts; ++j) {
-    ASSIGN_OR_RETURN(MlpWeights expert, b.Mlp(Cat(moe, "experts.", j, "."), h, c.moe_intermediate_size, mixtral));
+    ASSIGN_OR_RETURN(MlpWeights expert, b.Mlp(StrCatStd(moe, "experts.", j, "."), h, c.moe_intermediate_size, mixtral));
     w.experts.push_back(std::move(expert));
   }
   if (c.num_shared_experts > 0) {
@@ -103,7 +91,7 @@ absl::StatusOr<LayerWeights> BindLayer(const ModelConfig& c, const Binder& b, in
 absl::StatusOr<ModelWeights> BindModelWeights(const ModelConfig& config, std::shared_ptr<const WeightStore> store) {
   if (store == nullptr) return absl::InvalidArgumentError("BindModelWeights: no weight store");
   if (config.moe_layers.size() != static_cast<size_t>(config.num_layers)) {
-    return absl::InvalidArgumentError(Cat("BindModelWeights: config has ", config.moe_layers.size(),
+    return absl::InvalidArgumentError(StrCatStd("BindModelWeights: config has ", config.moe_layers.size(),
                                           " moe_layers entries for ", config.num_layers, " layers"));
   }
   const Binder b(*store);

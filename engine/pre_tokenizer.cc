@@ -6,7 +6,7 @@
 #include "base/status_macros.h"
 #include "engine/tokenizer_byte_level.h"
 #include "engine/tokenizer_pattern.h"
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 #include "engine/utf8.h"
 
 namespace adak::engine {

@@ -20,24 +20,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "nlohmann/json.hpp"
 
 namespace adak::engine {
 namespace {
 
-// Debian's Abseil has its own string_view, which std::string_view does not convert to: StrCat through this.
-template <typename T>
-decltype(auto) CatPiece(const T& v) {
-  if constexpr (std::is_same_v<T, std::string_view>) {
-    return absl::string_view(v.data(), v.size());
-  } else {
-    return (v);
-  }
-}
-template <typename... Args>
-std::string Cat(const Args&... args) {
-  return absl::StrCat(CatPiece(args)...);
-}
 
 using Json = nlohmann::json;
 
@@ -47,7 +35,7 @@ constexpr uint64_t kMaxHeaderSize = 100'000'000;
 constexpr size_t kDirectAlign = 4096;
 constexpr size_t kStagingBytes = size_t{8} << 20;
 
-std::string ShapeString(std::span<const int64_t> shape) { return Cat("[", absl::StrJoin(shape, ", "), "]"); }
+std::string ShapeString(std::span<const int64_t> shape) { return StrCatStd("[", absl::StrJoin(shape, ", "), "]"); }
 
 bool ParseDType(std::string_view name, DType* out) {
   for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kI32, DType::kI64}) {
@@ -88,13 +76,13 @@ SafetensorsFile::~SafetensorsFile() {
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::filesystem::path& path) {
   const std::string file = path.string();
-  auto invalid = [&file](auto&&... parts) { return absl::InvalidArgumentError(Cat(file, ": ", parts...)); };
+  auto invalid = [&file](auto&&... parts) { return absl::InvalidArgumentError(StrCatStd(file, ": ", parts...)); };
 
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
-    if (err == ENOENT) return absl::NotFoundError(Cat("safetensors file not found: ", file));
-    return absl::ErrnoToStatus(err, Cat("cannot open ", file));
+    if (err == ENOENT) return absl::NotFoundError(StrCatStd("safetensors file not found: ", file));
+    return absl::ErrnoToStatus(err, StrCatStd("cannot open ", file));
   }
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -109,7 +97,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   void* map = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_err = errno;
   ::close(fd);
-  if (map == MAP_FAILED) return absl::ErrnoToStatus(map_err, Cat("cannot mmap ", file));
+  if (map == MAP_FAILED) return absl::ErrnoToStatus(map_err, StrCatStd("cannot mmap ", file));
 
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
@@ -234,50 +222,50 @@ absl::StatusOr<std::unique_ptr<WeightStore>> WeightStore::Open(const std::filesy
     const std::string index_name = index_path.string();
     std::ifstream in(index_path, std::ios::binary);
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) return absl::InternalError(Cat("cannot read ", index_name));
+    if (!in.good() && !in.eof()) return absl::InternalError(StrCatStd("cannot read ", index_name));
     std::map<std::string, std::set<std::string>> by_file;  // shard -> the tensors the index assigns to it
     try {
       const Json index = Json::parse(text);
       if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
-        return absl::InvalidArgumentError(Cat(index_name, ": no \"weight_map\" object"));
+        return absl::InvalidArgumentError(StrCatStd(index_name, ": no \"weight_map\" object"));
       }
       for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
         if (!it.value().is_string()) {
           return absl::InvalidArgumentError(
-              Cat(index_name, ": weight_map entry '", it.key(), "' is not a file name string"));
+              StrCatStd(index_name, ": weight_map entry '", it.key(), "' is not a file name string"));
         }
         const std::string shard = it.value().get<std::string>();
         const std::filesystem::path shard_path(shard);
         if (shard.empty() || shard_path.is_absolute() || shard_path.has_parent_path() || shard == "." ||
             shard == "..") {
-          return absl::InvalidArgumentError(Cat(index_name, ": weight_map entry '", it.key(), "' names '", shard,
+          return absl::InvalidArgumentError(StrCatStd(index_name, ": weight_map entry '", it.key(), "' names '", shard,
                                                 "', not a file in the model directory"));
         }
         by_file[shard].insert(it.key());
       }
     } catch (const Json::exception& e) {
-      return absl::InvalidArgumentError(Cat(index_name, ": bad JSON: ", e.what()));
+      return absl::InvalidArgumentError(StrCatStd(index_name, ": bad JSON: ", e.what()));
     }
-    if (by_file.empty()) return absl::InvalidArgumentError(Cat(index_name, ": weight_map is empty"));
+    if (by_file.empty()) return absl::InvalidArgumentError(StrCatStd(index_name, ": weight_map is empty"));
     for (const auto& [shard, names] : by_file) {
       absl::StatusOr<std::unique_ptr<SafetensorsFile>> file = SafetensorsFile::Open(dir / shard);
       if (!file.ok()) {
         if (absl::IsNotFound(file.status())) {
-          return absl::NotFoundError(Cat(index_name, " lists shard '", shard, "' (for tensor '", *names.begin(),
+          return absl::NotFoundError(StrCatStd(index_name, " lists shard '", shard, "' (for tensor '", *names.begin(),
                                          "'), which does not exist: ", (dir / shard).string()));
         }
         return file.status();
       }
       for (const std::string& name : names) {
         if ((*file)->Find(name) == nullptr) {
-          return absl::InvalidArgumentError(Cat(index_name, ": weight_map assigns tensor '", name, "' to ",
+          return absl::InvalidArgumentError(StrCatStd(index_name, ": weight_map assigns tensor '", name, "' to ",
                                                 (dir / shard).string(), ", which lacks it"));
         }
       }
       for (const auto& [name, view] : (*file)->tensors()) {
         if (names.count(name) == 0) {
           return absl::InvalidArgumentError(
-              Cat((dir / shard).string(), " holds tensor '", name, "', which ", index_name, " does not assign to it"));
+              StrCatStd((dir / shard).string(), " holds tensor '", name, "', which ", index_name, " does not assign to it"));
         }
         store->index_.emplace(name, store->files_.size());
       }
@@ -286,7 +274,7 @@ absl::StatusOr<std::unique_ptr<WeightStore>> WeightStore::Open(const std::filesy
     return store;
   }
   if (!std::filesystem::exists(single_path, ec)) {
-    return absl::NotFoundError(Cat("no model.safetensors or model.safetensors.index.json in ", dir.string()));
+    return absl::NotFoundError(StrCatStd("no model.safetensors or model.safetensors.index.json in ", dir.string()));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(single_path));
   for (const auto& [name, view] : file->tensors()) store->index_.emplace(name, 0);
@@ -309,14 +297,14 @@ absl::StatusOr<TensorView> WeightStore::Get(std::string_view name, std::span<con
   if (view == nullptr) {
     std::vector<std::string> files;
     for (const auto& f : files_) files.push_back(f->path().string());
-    return absl::NotFoundError(Cat("tensor '", name, "' not found in ", absl::StrJoin(files, ", ")));
+    return absl::NotFoundError(StrCatStd("tensor '", name, "' not found in ", absl::StrJoin(files, ", ")));
   }
   if (!std::equal(view->shape.begin(), view->shape.end(), shape.begin(), shape.end())) {
-    return absl::InvalidArgumentError(Cat("tensor '", name, "' in ", FileOf(name).string(), " has shape ",
+    return absl::InvalidArgumentError(StrCatStd("tensor '", name, "' in ", FileOf(name).string(), " has shape ",
                                           ShapeString(view->shape), ", expected ", ShapeString(shape)));
   }
   if (view->dtype != DType::kBF16 && view->dtype != DType::kF16 && view->dtype != DType::kF32) {
-    return absl::InvalidArgumentError(Cat("tensor '", name, "' in ", FileOf(name).string(), " has dtype ",
+    return absl::InvalidArgumentError(StrCatStd("tensor '", name, "' in ", FileOf(name).string(), " has dtype ",
                                           DTypeName(view->dtype), "; weights must be BF16, F16 or F32"));
   }
   return *view;
@@ -349,12 +337,12 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   uint64_t offset = 0;
   for (const SafetensorsTensorSpec& t : tensors) {
     if (t.name.empty() || t.name == "__metadata__") {
-      return absl::InvalidArgumentError(Cat("cannot write a tensor named '", t.name, "'"));
+      return absl::InvalidArgumentError(StrCatStd("cannot write a tensor named '", t.name, "'"));
     }
-    if (!names.insert(t.name).second) return absl::InvalidArgumentError(Cat("tensor '", t.name, "' is listed twice"));
+    if (!names.insert(t.name).second) return absl::InvalidArgumentError(StrCatStd("tensor '", t.name, "' is listed twice"));
     uint64_t nbytes = 0;
     if (!ByteSize(t.shape, t.dtype, &nbytes) || __builtin_add_overflow(offset, nbytes, &offset)) {
-      return absl::InvalidArgumentError(Cat("tensor '", t.name, "' has an invalid shape ", ShapeString(t.shape)));
+      return absl::InvalidArgumentError(StrCatStd("tensor '", t.name, "' has an invalid shape ", ShapeString(t.shape)));
     }
     header[t.name] = {
         {"dtype", std::string(DTypeName(t.dtype))}, {"shape", t.shape}, {"data_offsets", {offset - nbytes, offset}}};
@@ -370,7 +358,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
     w->direct_ = w->fd_ >= 0;
   }
   if (w->fd_ < 0) w->fd_ = ::open(partial.c_str(), kFlags, 0644);
-  if (w->fd_ < 0) return absl::ErrnoToStatus(errno, Cat("cannot create ", partial));
+  if (w->fd_ < 0) return absl::ErrnoToStatus(errno, StrCatStd("cannot create ", partial));
 
   // The data section starts 8-aligned, or block-aligned for O_DIRECT (more space padding, still valid).
   const size_t align = w->direct_ ? kDirectAlign : 8;
@@ -382,13 +370,13 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
   // filesystem can lay the file out in one go. Filesystems without fallocate just skip this.
   if (::fallocate(w->fd_, 0, 0, static_cast<off_t>(w->file_size())) != 0 && errno != EOPNOTSUPP && errno != ENOSYS &&
       errno != EINVAL) {
-    return w->Fail(absl::ErrnoToStatus(errno, Cat("cannot allocate ", w->file_size(), " bytes for ", partial)));
+    return w->Fail(absl::ErrnoToStatus(errno, StrCatStd("cannot allocate ", w->file_size(), " bytes for ", partial)));
   }
   w->buffer_capacity_ = static_cast<size_t>(
       std::min<uint64_t>(kStagingBytes, (w->file_size() + kDirectAlign - 1) / kDirectAlign * kDirectAlign));
   void* buffer = nullptr;
   if (::posix_memalign(&buffer, kDirectAlign, w->buffer_capacity_) != 0) {
-    return w->Fail(absl::ResourceExhaustedError(Cat("cannot allocate a ", w->buffer_capacity_, "-byte buffer")));
+    return w->Fail(absl::ResourceExhaustedError(StrCatStd("cannot allocate a ", w->buffer_capacity_, "-byte buffer")));
   }
   w->buffer_.reset(static_cast<std::byte*>(buffer));
   uint8_t length[8];
@@ -417,7 +405,7 @@ absl::Status SafetensorsWriter::WriteStaged(size_t n) {
     const ssize_t rc = ::pwrite(fd_, buffer_.get() + done, n - done, static_cast<off_t>(file_offset_ + done));
     if (rc < 0 && errno == EINTR) continue;
     if (rc <= 0) {
-      return Fail(absl::ErrnoToStatus(rc < 0 ? errno : EIO, Cat("cannot write ", partial_path_.string())));
+      return Fail(absl::ErrnoToStatus(rc < 0 ? errno : EIO, StrCatStd("cannot write ", partial_path_.string())));
     }
     done += static_cast<size_t>(rc);
   }
@@ -441,10 +429,10 @@ absl::Status SafetensorsWriter::Stage(std::span<const std::byte> bytes) {
 
 absl::Status SafetensorsWriter::Append(std::span<const std::byte> bytes) {
   if (finished_ || failed_) {
-    return absl::FailedPreconditionError(Cat(path_.string(), ": Append after Finish or a failure"));
+    return absl::FailedPreconditionError(StrCatStd(path_.string(), ": Append after Finish or a failure"));
   }
   if (bytes.size() > data_size_ - bytes_written_) {
-    return absl::OutOfRangeError(Cat(path_.string(), ": appending ", bytes.size(), " bytes exceeds the ",
+    return absl::OutOfRangeError(StrCatStd(path_.string(), ": appending ", bytes.size(), " bytes exceeds the ",
                                      data_size_ - bytes_written_, " bytes left of the declared tensors"));
   }
   RETURN_IF_ERROR(Stage(bytes));
@@ -454,12 +442,12 @@ absl::Status SafetensorsWriter::Append(std::span<const std::byte> bytes) {
 
 absl::Status SafetensorsWriter::Finish() {
   if (finished_ || failed_) {
-    return absl::FailedPreconditionError(Cat(path_.string(), ": Finish after Finish or a failure"));
+    return absl::FailedPreconditionError(StrCatStd(path_.string(), ": Finish after Finish or a failure"));
   }
   if (bytes_written_ != data_size_) {
     const auto it = std::upper_bound(ends_.begin(), ends_.end(), bytes_written_);
     const std::string& name = tensors_[static_cast<size_t>(it - ends_.begin())].name;
-    return absl::FailedPreconditionError(Cat(path_.string(), ": only ", bytes_written_, " of ", data_size_,
+    return absl::FailedPreconditionError(StrCatStd(path_.string(), ": only ", bytes_written_, " of ", data_size_,
                                              " data bytes were written; tensor '", name, "' is incomplete"));
   }
   if (buffer_fill_ > 0) {
@@ -470,16 +458,16 @@ absl::Status SafetensorsWriter::Finish() {
     buffer_fill_ = 0;
   }
   if (::ftruncate(fd_, static_cast<off_t>(file_size())) != 0) {
-    return Fail(absl::ErrnoToStatus(errno, Cat("cannot truncate ", partial_path_.string())));
+    return Fail(absl::ErrnoToStatus(errno, StrCatStd("cannot truncate ", partial_path_.string())));
   }
   const int close_rc = ::close(fd_);
   fd_ = -1;
-  if (close_rc != 0) return Fail(absl::ErrnoToStatus(errno, Cat("cannot close ", partial_path_.string())));
+  if (close_rc != 0) return Fail(absl::ErrnoToStatus(errno, StrCatStd("cannot close ", partial_path_.string())));
   std::error_code ec;
   std::filesystem::rename(partial_path_, path_, ec);
   if (ec) {
     return Fail(
-        absl::InternalError(Cat("cannot rename ", partial_path_.string(), " to ", path_.string(), ": ", ec.message())));
+        absl::InternalError(StrCatStd("cannot rename ", partial_path_.string(), " to ", path_.string(), ": ", ec.message())));
   }
   finished_ = true;
   return absl::OkStatus();
@@ -493,7 +481,7 @@ absl::Status WriteSafetensors(const std::filesystem::path& path, std::span<const
     SafetensorsTensorSpec spec{t.name, t.dtype, t.shape};
     uint64_t nbytes = 0;
     if (!ByteSize(t.shape, t.dtype, &nbytes) || nbytes != t.bytes.size()) {
-      return absl::InvalidArgumentError(Cat("tensor '", t.name, "': ", t.bytes.size(), " bytes do not match shape ",
+      return absl::InvalidArgumentError(StrCatStd("tensor '", t.name, "': ", t.bytes.size(), " bytes do not match shape ",
                                             ShapeString(t.shape), " of ", DTypeName(t.dtype)));
     }
     specs.push_back(std::move(spec));

@@ -20,7 +20,7 @@
 #include "engine/tokenizer_json.h"
 #include "engine/tokenizer_normalizer.h"
 #include "engine/tokenizer_post_processor.h"
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 #include "engine/utf8.h"
 
 namespace adak::engine {

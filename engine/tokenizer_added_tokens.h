@@ -21,7 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "engine/tokenizer_normalizer.h"
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 
 namespace adak::engine {
 

@@ -7,7 +7,7 @@
 #include "engine/pre_tokenizer.h"
 #include "engine/tokenizer_byte_level.h"
 #include "engine/tokenizer_pattern.h"
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 #include "engine/utf8.h"
 
 namespace adak::engine {

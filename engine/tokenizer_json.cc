@@ -1,6 +1,6 @@
 #include "engine/tokenizer_json.h"
 
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 #include "engine/utf8.h"
 
 namespace adak::engine {

@@ -1,7 +1,7 @@
 #include "engine/tokenizer_pattern.h"
 
 #include "base/status_macros.h"
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 
 namespace adak::engine {
 

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 
 namespace adak::engine {
 namespace {

@@ -6,7 +6,7 @@
 #include <cctype>
 
 #include "absl/status/status.h"
-#include "engine/tokenizer_strings.h"
+#include "base/strings.h"
 #include "engine/utf8.h"
 
 namespace adak::engine {

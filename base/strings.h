@@ -1,10 +1,10 @@
-// String glue for the tokenizer sources. Debian's Abseil (20220623) is built with its own absl::string_view
+// String glue used across the project. Debian's Abseil (20220623) is built with its own absl::string_view
 // (ABSL_OPTION_USE_STD_STRING_VIEW 0), so absl::StrCat and absl's string-keyed hash maps do not accept
 // std::string_view. This header provides StrCatStd (absl::StrCat that also takes std::string_view) and
 // StringMap, a flat_hash_map keyed by std::string that can be looked up with a std::string_view.
 // Stateless; safe from any thread.
-#ifndef ADAK_ENGINE_TOKENIZER_STRINGS_H_
-#define ADAK_ENGINE_TOKENIZER_STRINGS_H_
+#ifndef ADAK_BASE_STRINGS_H_
+#define ADAK_BASE_STRINGS_H_
 
 #include <functional>
 #include <string>
@@ -15,9 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
-namespace adak::engine {
+namespace adak {
 
-namespace tokenizer_strings_internal {
+namespace strings_internal {
 template <typename T>
 decltype(auto) ToAlphaNumArg(const T& value) {
   if constexpr (std::is_same_v<T, std::string_view>) {
@@ -26,12 +26,12 @@ decltype(auto) ToAlphaNumArg(const T& value) {
     return (value);
   }
 }
-}  // namespace tokenizer_strings_internal
+}  // namespace strings_internal
 
 // absl::StrCat accepting std::string_view arguments too.
 template <typename... Args>
 [[nodiscard]] std::string StrCatStd(const Args&... args) {
-  return absl::StrCat(tokenizer_strings_internal::ToAlphaNumArg(args)...);
+  return absl::StrCat(strings_internal::ToAlphaNumArg(args)...);
 }
 
 // std::string_view for an absl::string_view (e.g. absl::Status::message()).
@@ -50,6 +50,6 @@ struct StringViewEq {
 template <typename Value>
 using StringMap = absl::flat_hash_map<std::string, Value, StringViewHash, StringViewEq>;
 
-}  // namespace adak::engine
+}  // namespace adak
 
-#endif  // ADAK_ENGINE_TOKENIZER_STRINGS_H_
+#endif  // ADAK_BASE_STRINGS_H_
