@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "base/dtype.h"
 #include "engine/tensor_view.h"
+#include "kernels/cpu/moe_routing.h"
 
 namespace adak::engine {
 
@@ -98,17 +99,24 @@ struct AttentionArgs {
 
 struct MoeArgs {
   Tensor x;                          // [T, H] router / expert input
-  Tensor router;                     // [E, H]
+  // Fused gate rows [E + Ea + M, H]: the router's E rows, then the Ada-K allocator's Ea (E or 0), then M
+  // null-expert rows: one GEMM gives every routing logit of the layer.
+  Tensor gate;
+  int64_t num_experts = 0;           // E
+  int64_t allocator_rows = 0;        // Ea
+  int64_t null_rows = 0;             // M
+  bool renormalize = false;          // the model's native rule (norm_topk_prob)
+  const kernels::TokenRoute* routes = nullptr;  // device [T]: each token's policy
   std::vector<MlpTensors> experts;   // E
-  int64_t top_k = 0;                 // native K
-  bool renormalize = false;          // norm_topk_prob
   // Optional shared expert, applied to every token, scaled by sigmoid(shared_gate x) when present.
   MlpTensors shared;
   Tensor shared_gate;                // [1, H]
   Tensor out;                        // [T, H], accumulated into (+=)
-  // Optional routing record: [T, top_k] expert ids (descending probability) and their weights.
-  int32_t* routed_ids = nullptr;
-  float* routed_weights = nullptr;
+  int32_t* k_out = nullptr;          // device [T]: experts each token ran (always written)
+  // Optional routing record, device [T, E]: expert ids in descending router probability (-1 past k) and
+  // their combine weights.
+  int32_t* ids_out = nullptr;
+  float* weights_out = nullptr;
 };
 
 class Backend {
@@ -135,7 +143,8 @@ class Backend {
   virtual void Rope(const Tensor& x, int64_t heads, int64_t head_dim, const int32_t* positions, double theta) = 0;
   // Writes k, v into the cache slots, then causal paged attention into out.
   virtual void Attention(const AttentionArgs& args) = 0;
-  // Routed experts (native top-K) plus the optional shared expert, accumulated into out.
+  // Routing (each token by its own policy), the padding-free dispatch plan, the routed experts and the
+  // optional shared expert, accumulated into out.
   virtual void Moe(const MoeArgs& args) = 0;
   // out += MLP(x) (dense layers).
   virtual void Mlp(const Tensor& x, const MlpTensors& w, const Tensor& out) = 0;

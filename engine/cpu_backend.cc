@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/moe_routing.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/paged_attention.h"
 #include "kernels/cpu/rope.h"
@@ -149,26 +150,31 @@ void CpuBackend::Attention(const AttentionArgs& a) {
 
 void CpuBackend::Moe(const MoeArgs& a) {
   const int64_t t = a.x.rows;
-  const int64_t e = a.router.rows;
+  const int64_t e = a.num_experts;
   const int64_t h = a.x.cols;
-  router_logits_.resize(static_cast<size_t>(t * e));
-  Linear(a.x, a.router, Tensor{}, Tensor{router_logits_.data(), DType::kF32, t, e, e}, false);
+  const int64_t g = a.gate.rows;
+  gate_logits_.resize(static_cast<size_t>(t * g));
+  Linear(a.x, a.gate, Tensor{}, Tensor{gate_logits_.data(), DType::kF32, t, g, g}, false);
 
-  route_ids_.resize(static_cast<size_t>(t * a.top_k));
-  route_weights_.resize(static_cast<size_t>(t * a.top_k));
-  kernels::SoftmaxTopKParams r;
-  r.logits = router_logits_.data();
+  route_ids_.resize(static_cast<size_t>(t * e));
+  route_weights_.resize(static_cast<size_t>(t * e));
+  kernels::RouteParams r;
+  r.logits = gate_logits_.data();
+  r.stride = g;
   r.rows = t;
   r.num_experts = e;
-  r.max_k = a.top_k;
+  r.allocator_cols = a.allocator_rows;
+  r.null_cols = a.null_rows;
   r.renormalize = a.renormalize;
+  r.routes = a.routes;
+  r.k = a.k_out;
   r.expert_ids = route_ids_.data();
   r.weights = route_weights_.data();
-  kernels::SoftmaxTopK(r);
-  if (a.routed_ids != nullptr) std::copy(route_ids_.begin(), route_ids_.end(), a.routed_ids);
-  if (a.routed_weights != nullptr) std::copy(route_weights_.begin(), route_weights_.end(), a.routed_weights);
+  kernels::RouteTokens(r, &pool_);
+  if (a.ids_out != nullptr) std::copy(route_ids_.begin(), route_ids_.end(), a.ids_out);
+  if (a.weights_out != nullptr) std::copy(route_weights_.begin(), route_weights_.end(), a.weights_out);
 
-  kernels::BuildDispatchPlan(nullptr, route_ids_.data(), route_weights_.data(), t, a.top_k, e, &plan_);
+  kernels::BuildDispatchPlan(a.k_out, route_ids_.data(), route_weights_.data(), t, e, e, &plan_);
   expert_ptrs_.clear();
   for (const MlpTensors& m : a.experts) expert_ptrs_.push_back(Ptrs(m));
 
@@ -185,10 +191,10 @@ void CpuBackend::Moe(const MoeArgs& a) {
   if (a.shared.gate.present()) {
     const float* scale = nullptr;
     if (a.shared_gate.present()) {
-      gate_.resize(static_cast<size_t>(t));
-      Linear(a.x, a.shared_gate, Tensor{}, Tensor{gate_.data(), DType::kF32, t, 1, 1}, false);
-      for (float& g : gate_) g = kernels::Sigmoid(g);
-      scale = gate_.data();
+      shared_scale_.resize(static_cast<size_t>(t));
+      Linear(a.x, a.shared_gate, Tensor{}, Tensor{shared_scale_.data(), DType::kF32, t, 1, 1}, false);
+      for (float& v : shared_scale_) v = kernels::Sigmoid(v);
+      scale = shared_scale_.data();
     }
     kernels::DenseMlpParams d;
     d.x = a.x.f32();

@@ -43,7 +43,7 @@ class CpuBackend final : public Backend {
  private:
   kernels::ThreadPool pool_;
   kernels::MoeScratch scratch_;
-  std::vector<float> router_logits_, route_weights_, gate_;
+  std::vector<float> gate_logits_, route_weights_, shared_scale_;
   std::vector<int32_t> route_ids_;
   std::vector<kernels::ExpertWeightPtrs> expert_ptrs_;
   kernels::DispatchPlan plan_;

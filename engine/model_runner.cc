@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
+#include "kernels/cpu/norm.h"
 
 namespace adak::engine {
 namespace {
@@ -29,14 +31,40 @@ Tensor F32(const std::unique_ptr<DeviceBuffer>& buf, int64_t rows, int64_t cols)
 
 }  // namespace
 
+absl::Status ModelRunner::PrepareGate(const LayerWeights& lw, size_t layer, Layer* l) {
+  const std::vector<float>* alloc =
+      layer < routing_.allocator.size() && !routing_.allocator[layer].empty() ? &routing_.allocator[layer] : nullptr;
+  const std::vector<float>* null_gate =
+      layer < routing_.null_gate.size() && !routing_.null_gate[layer].empty() ? &routing_.null_gate[layer] : nullptr;
+  if (alloc == nullptr && null_gate == nullptr) {  // the checkpoint's router as it is
+    ASSIGN_OR_RETURN(l->gate, Prepare(backend_, lw.router));
+    return absl::OkStatus();
+  }
+  // One fp32 matrix [E + Ea + M, H]: router rows widened, then allocator rows, then null rows.
+  const int64_t h = config_.hidden_size, e = config_.num_experts;
+  l->allocator_rows = alloc != nullptr ? e : 0;
+  l->null_rows = null_gate != nullptr ? routing_.num_null : 0;
+  const int64_t rows = e + l->allocator_rows + l->null_rows;
+  std::vector<float> host(static_cast<size_t>(rows * h));
+  for (int64_t i = 0; i < e * h; ++i) host[static_cast<size_t>(i)] = kernels::LoadAsF32(lw.router.data, lw.router.dtype, i);
+  if (alloc != nullptr) std::copy(alloc->begin(), alloc->end(), host.begin() + e * h);
+  if (null_gate != nullptr) std::copy(null_gate->begin(), null_gate->end(), host.begin() + (e + l->allocator_rows) * h);
+  ASSIGN_OR_RETURN(l->gate_storage, backend_->Allocate(host.size() * sizeof(float)));
+  RETURN_IF_ERROR(backend_->Upload(host.data(), host.size() * sizeof(float), l->gate_storage->data()));
+  l->gate = l->gate_storage->View(DType::kF32, rows, h);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(const ModelConfig& config,
-                                                                 const ModelWeights& weights, Backend* backend,
+                                                                 const ModelWeights& weights,
+                                                                 const RoutingWeights& routing, Backend* backend,
                                                                  KvCache* cache) {
-  std::unique_ptr<ModelRunner> r(new ModelRunner(config, backend, cache));
+  std::unique_ptr<ModelRunner> r(new ModelRunner(config, routing, backend, cache));
   ASSIGN_OR_RETURN(r->embed_tokens_, Prepare(backend, weights.embed_tokens));
   ASSIGN_OR_RETURN(r->final_norm_, Prepare(backend, weights.final_norm));
   ASSIGN_OR_RETURN(r->lm_head_, Prepare(backend, weights.lm_head));
-  for (const LayerWeights& lw : weights.layers) {
+  for (size_t li = 0; li < weights.layers.size(); ++li) {
+    const LayerWeights& lw = weights.layers[li];
     Layer l;
     ASSIGN_OR_RETURN(l.input_norm, Prepare(backend, lw.input_norm));
     ASSIGN_OR_RETURN(l.post_attention_norm, Prepare(backend, lw.post_attention_norm));
@@ -51,7 +79,7 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(const ModelConf
     ASSIGN_OR_RETURN(l.k_norm, Prepare(backend, lw.k_norm));
     l.is_moe = lw.is_moe;
     if (lw.is_moe) {
-      ASSIGN_OR_RETURN(l.router, Prepare(backend, lw.router));
+      RETURN_IF_ERROR(r->PrepareGate(lw, li, &l));
       ASSIGN_OR_RETURN(l.shared_gate, Prepare(backend, lw.shared_expert_gate));
       for (const MlpWeights& e : lw.experts) {
         ASSIGN_OR_RETURN(MlpTensors t, PrepareMlp(backend, e));
@@ -81,8 +109,10 @@ absl::Status ModelRunner::EnsureWorkspace(int64_t tokens, int64_t logit_rows, in
     RETURN_IF_ERROR(alloc(k_, tokens * config_.kv_dim(), sizeof(float)));
     RETURN_IF_ERROR(alloc(v_, tokens * config_.kv_dim(), sizeof(float)));
     RETURN_IF_ERROR(alloc(attn_, tokens * config_.q_dim(), sizeof(float)));
-    RETURN_IF_ERROR(alloc(routed_ids_, tokens * config_.num_experts_per_tok, sizeof(int32_t)));
-    RETURN_IF_ERROR(alloc(routed_weights_, tokens * config_.num_experts_per_tok, sizeof(float)));
+    RETURN_IF_ERROR(alloc(routes_, tokens, sizeof(kernels::TokenRoute)));
+    RETURN_IF_ERROR(alloc(routed_k_, tokens, sizeof(int32_t)));
+    RETURN_IF_ERROR(alloc(routed_ids_, tokens * config_.num_experts, sizeof(int32_t)));
+    RETURN_IF_ERROR(alloc(routed_weights_, tokens * config_.num_experts, sizeof(float)));
     ws_tokens_ = tokens;
   }
   if (logit_rows > ws_logit_rows_) {
@@ -129,6 +159,9 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
             absl::StrCat("forward: token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
       }
     }
+    if (absl::Status st = ValidateRoutingParams(in.routing, config_, routing_); !st.ok()) {
+      return absl::InvalidArgumentError(StrCatStd("forward: sequence ", s, ": ", st.message()));
+    }
     num_tokens += static_cast<int64_t>(in.tokens.size());
     logit_rows += in.all_logits ? static_cast<int64_t>(in.tokens.size()) : 1;
     max_blocks = std::max<int64_t>(max_blocks, static_cast<int64_t>(in.block_table.size()));
@@ -143,12 +176,15 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
   int32_t* slots = token_seq + num_tokens;
   int32_t* rows = slots + num_tokens;
   int32_t* tables = rows + logit_rows;
+  std::vector<kernels::TokenRoute> routes(static_cast<size_t>(num_tokens));
   result->logits_offset.assign(1, 0);
   int64_t t = 0, r = 0;
   for (int64_t s = 0; s < num_seqs; ++s) {
     const SequenceInput& in = batch[static_cast<size_t>(s)];
     std::copy(in.block_table.begin(), in.block_table.end(), tables + s * max_blocks);
     const int64_t n = static_cast<int64_t>(in.tokens.size());
+    const kernels::TokenRoute route = ToTokenRoute(in.routing, config_, routing_);
+    std::fill(routes.begin() + t, routes.begin() + t + n, route);
     for (int64_t i = 0; i < n; ++i, ++t) {
       const int64_t pos = in.start_position + i;
       ids[t] = in.tokens[static_cast<size_t>(i)];
@@ -163,6 +199,7 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
 
   RETURN_IF_ERROR(EnsureWorkspace(num_tokens, logit_rows, int_words));
   RETURN_IF_ERROR(backend_->Upload(host.data(), host.size() * sizeof(int32_t), ints_->data()));
+  RETURN_IF_ERROR(backend_->Upload(routes.data(), routes.size() * sizeof(kernels::TokenRoute), routes_->data()));
   const int32_t* d_ints = static_cast<const int32_t*>(ints_->data());
   AttentionBatch ab;
   ab.num_tokens = num_tokens;
@@ -182,13 +219,11 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
   const Tensor attn = F32(attn_, num_tokens, c.q_dim());
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
 
-  if (options.record_routing) {
-    result->routed_ids.assign(static_cast<size_t>(c.num_layers), {});
-    result->routed_weights.assign(static_cast<size_t>(c.num_layers), {});
-  } else {
-    result->routed_ids.clear();
-    result->routed_weights.clear();
-  }
+  const size_t num_layers = static_cast<size_t>(c.num_layers);
+  const size_t record = options.record_routing ? num_layers : 0;
+  result->routed_k.assign(num_layers, std::vector<int32_t>(static_cast<size_t>(num_tokens), 0));
+  result->routed_ids.assign(record, std::vector<int32_t>(static_cast<size_t>(num_tokens * c.num_experts), -1));
+  result->routed_weights.assign(record, std::vector<float>(static_cast<size_t>(num_tokens * c.num_experts), 0.0f));
 
   backend_->Embedding(embed_tokens_, d_ints, residual);
   for (size_t li = 0; li < layers_.size(); ++li) {
@@ -236,33 +271,32 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
     if (l.is_moe) {
       MoeArgs m;
       m.x = normed;
-      m.router = l.router;
-      m.experts = l.experts;
-      m.top_k = c.num_experts_per_tok;
+      m.gate = l.gate;
+      m.num_experts = c.num_experts;
+      m.allocator_rows = l.allocator_rows;
+      m.null_rows = l.null_rows;
       m.renormalize = c.norm_topk_prob;
+      m.routes = static_cast<const kernels::TokenRoute*>(routes_->data());
+      m.experts = l.experts;
       m.shared = l.shared;
       m.shared_gate = l.shared_gate;
       m.out = residual;
+      m.k_out = static_cast<int32_t*>(routed_k_->data());
       if (options.record_routing) {
-        m.routed_ids = static_cast<int32_t*>(routed_ids_->data());
-        m.routed_weights = static_cast<float*>(routed_weights_->data());
+        m.ids_out = static_cast<int32_t*>(routed_ids_->data());
+        m.weights_out = static_cast<float*>(routed_weights_->data());
       }
       backend_->Moe(m);
+      auto& k_out = result->routed_k[li];
+      RETURN_IF_ERROR(backend_->Download(m.k_out, k_out.size() * sizeof(int32_t), k_out.data()));
       if (options.record_routing) {
-        const int64_t n = num_tokens * c.num_experts_per_tok;
-        auto& out_ids = result->routed_ids[li];
-        auto& out_w = result->routed_weights[li];
-        out_ids.resize(static_cast<size_t>(n));
-        out_w.resize(static_cast<size_t>(n));
-        RETURN_IF_ERROR(backend_->Download(m.routed_ids, out_ids.size() * sizeof(int32_t), out_ids.data()));
-        RETURN_IF_ERROR(backend_->Download(m.routed_weights, out_w.size() * sizeof(float), out_w.data()));
+        auto& ids_out = result->routed_ids[li];
+        auto& w_out = result->routed_weights[li];
+        RETURN_IF_ERROR(backend_->Download(m.ids_out, ids_out.size() * sizeof(int32_t), ids_out.data()));
+        RETURN_IF_ERROR(backend_->Download(m.weights_out, w_out.size() * sizeof(float), w_out.data()));
       }
     } else {
       backend_->Mlp(normed, l.mlp, residual);
-      if (options.record_routing) {
-        result->routed_ids[li].assign(static_cast<size_t>(num_tokens * c.num_experts_per_tok), -1);
-        result->routed_weights[li].assign(static_cast<size_t>(num_tokens * c.num_experts_per_tok), 0.0f);
-      }
     }
   }
 

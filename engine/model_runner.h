@@ -21,6 +21,8 @@
 #include "engine/kv_cache.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
+#include "engine/routing.h"
+#include "engine/routing_weights.h"
 
 namespace adak::engine {
 
@@ -30,6 +32,7 @@ struct SequenceInput {
   int64_t start_position = 0;            // positions already in the KV cache (tokens[0]'s position)
   std::span<const int32_t> block_table;  // physical blocks covering [0, start_position + tokens.size())
   bool all_logits = false;               // logits for every new token; otherwise only for the last one
+  RoutingParams routing;                 // this sequence's routing policy (native top-K by default)
 };
 
 struct ForwardResult {
@@ -38,8 +41,10 @@ struct ForwardResult {
   std::vector<float> logits;
   // logits_offset[s] = first row of sequence s; rows of s are [logits_offset[s], logits_offset[s+1]).
   std::vector<int64_t> logits_offset;
-  // With ForwardOptions::record_routing: per layer, [T, top_k] expert ids in descending router
-  // probability (-1 for dense layers) and their combine weights.
+  // Per layer, [T]: the experts each token ran (0 for dense layers). Always filled.
+  std::vector<std::vector<int32_t>> routed_k;
+  // With ForwardOptions::record_routing: per layer, [T, E] expert ids in descending router probability
+  // (-1 past k; all -1 for dense layers) and their combine weights.
   std::vector<std::vector<int32_t>> routed_ids;
   std::vector<std::vector<float>> routed_weights;
 };
@@ -50,14 +55,15 @@ struct ForwardOptions {
 
 class ModelRunner {
  public:
-  // Prepares every weight on the backend. REQUIRES: weights bound for `config`; backend and cache outlive
-  // the runner. Errors: from Backend::PrepareWeight.
+  // Prepares every weight on the backend; `routing` (allocators, null experts) may be empty. REQUIRES:
+  // weights bound for `config`; routing, backend and cache outlive the runner. Errors: from the backend.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ModelRunner>> Create(const ModelConfig& config,
                                                                            const ModelWeights& weights,
+                                                                           const RoutingWeights& routing,
                                                                            Backend* backend, KvCache* cache);
 
   // Runs the batch. Errors (InvalidArgument, nothing is written to the cache): an empty batch or
-  // sequence, a token id outside [0, vocab), a position at or beyond max_position_embeddings, a block
+  // sequence, routing params ValidateRoutingParams refuses, a token id outside [0, vocab), a position at or beyond max_position_embeddings, a block
   // table too short for the positions or naming a block outside the cache. Backend errors: Internal.
   [[nodiscard]] absl::Status Forward(std::span<const SequenceInput> batch, const ForwardOptions& options,
                                      ForwardResult* result);
@@ -65,21 +71,26 @@ class ModelRunner {
   [[nodiscard]] const ModelConfig& config() const { return config_; }
   [[nodiscard]] Backend* backend() const { return backend_; }
   [[nodiscard]] KvCache* cache() const { return cache_; }
+  [[nodiscard]] const RoutingWeights& routing_weights() const { return routing_; }
 
  private:
   struct Layer {
     Tensor input_norm, post_attention_norm, q_proj, k_proj, v_proj, o_proj, q_bias, k_bias, v_bias, q_norm, k_norm;
     bool is_moe = false;
-    Tensor router, shared_gate;
+    Tensor gate, shared_gate;  // gate: fused [E + Ea + M, H] routing rows (see MoeArgs)
+    int64_t allocator_rows = 0, null_rows = 0;
+    std::unique_ptr<DeviceBuffer> gate_storage;  // owns `gate` when it is a fused fp32 copy
     std::vector<MlpTensors> experts;
     MlpTensors shared, mlp;
   };
 
-  ModelRunner(const ModelConfig& config, Backend* backend, KvCache* cache)
-      : config_(config), backend_(backend), cache_(cache) {}
+  ModelRunner(const ModelConfig& config, const RoutingWeights& routing, Backend* backend, KvCache* cache)
+      : config_(config), routing_(routing), backend_(backend), cache_(cache) {}
+  [[nodiscard]] absl::Status PrepareGate(const LayerWeights& lw, size_t layer, Layer* l);
   [[nodiscard]] absl::Status EnsureWorkspace(int64_t tokens, int64_t logit_rows, int64_t int_words);
 
   ModelConfig config_;
+  const RoutingWeights& routing_;
   Backend* backend_;
   KvCache* cache_;
   Tensor embed_tokens_, final_norm_, lm_head_;
@@ -87,8 +98,8 @@ class ModelRunner {
 
   // Workspace, grown on demand.
   int64_t ws_tokens_ = 0, ws_logit_rows_ = 0, ws_int_words_ = 0;
-  std::unique_ptr<DeviceBuffer> residual_, normed_, q_, k_, v_, attn_, final_, logits_, ints_, routed_ids_,
-      routed_weights_;
+  std::unique_ptr<DeviceBuffer> residual_, normed_, q_, k_, v_, attn_, final_, logits_, ints_, routes_, routed_k_,
+      routed_ids_, routed_weights_;
 };
 
 }  // namespace adak::engine

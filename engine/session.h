@@ -10,15 +10,19 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
+#include "engine/flops.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/model_runner.h"
+#include "engine/routing.h"
+#include "engine/routing_weights.h"
 #include "engine/sampler.h"
 
 namespace adak::engine {
@@ -30,31 +34,50 @@ struct SessionOptions {
   int64_t prefill_chunk = 512;   // tokens per forward during prefill
 };
 
+struct AppendOptions {
+  bool all_logits = false;       // logits for every new token, else only for the last
+  bool record_routing = false;   // fill AppendResult::routed_ids / routed_weights
+  RoutingParams routing;
+};
+
+// ForwardResult fields, concatenated over the chunks of one Append (rows: the new tokens).
+struct AppendResult {
+  std::vector<float> logits;                         // [n or 1, V]
+  std::vector<std::vector<int32_t>> routed_k;        // [L][n]
+  std::vector<std::vector<int32_t>> routed_ids;      // [L][n * E] with record_routing
+  std::vector<std::vector<float>> routed_weights;    // [L][n * E] with record_routing
+};
+
 class Session {
  public:
-  // REQUIRES: `model` outlives the session. Errors: InvalidArgument for bad options; allocation errors.
+  // REQUIRES: `model` outlives the session. `routing` holds the allocators / null experts policies may
+  // use. Errors: InvalidArgument for bad options; allocation errors.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Session>> Create(const Model& model,
-                                                                       const SessionOptions& options);
+                                                                       const SessionOptions& options,
+                                                                       RoutingWeights routing = {});
 
-  // Runs `tokens` after those already in the sequence. `logits` receives [n, V] for every new token when
-  // all_logits, else [1, V] for the last. `routing` (optional) receives per-layer [n, top_k] expert ids.
-  // Errors: InvalidArgument when the sequence would exceed max_context (names both numbers) or for a bad
-  // token id; nothing is appended then.
-  [[nodiscard]] absl::Status Append(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits,
-                                    std::vector<std::vector<int32_t>>* routing = nullptr,
-                                    std::vector<std::vector<float>>* routing_weights = nullptr);
+  // Runs `tokens` after those already in the sequence. Errors: InvalidArgument when the sequence would
+  // exceed max_context (names both numbers), for a bad token id or bad routing params; nothing is
+  // appended then.
+  [[nodiscard]] absl::Status Append(std::span<const int32_t> tokens, const AppendOptions& options,
+                                    AppendResult* result);
+  // Shorthand: native routing, logits only.
+  [[nodiscard]] absl::Status Append(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
   // Forgets the sequence (its KV blocks return to the pool).
   void Reset();
 
   [[nodiscard]] int64_t length() const { return length_; }
   [[nodiscard]] int64_t max_context() const { return max_context_; }
   [[nodiscard]] const Model& model() const { return model_; }
+  [[nodiscard]] const RoutingWeights& routing_weights() const { return routing_; }
 
  private:
-  Session(const Model& model, const SessionOptions& options) : model_(model), options_(options) {}
+  Session(const Model& model, const SessionOptions& options, RoutingWeights routing)
+      : model_(model), options_(options), routing_(std::move(routing)) {}
 
   const Model& model_;
   SessionOptions options_;
+  RoutingWeights routing_;
   int64_t max_context_ = 0;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<KvCache> cache_;
@@ -67,6 +90,7 @@ class Session {
 struct GenerateOptions {
   int64_t max_tokens = 64;
   SamplingParams sampling;
+  RoutingParams routing;
   bool stop_at_eos = true;
 };
 
@@ -77,6 +101,8 @@ struct GenerateResult {
   std::string finish_reason;     // "length" or "stop"
   double prefill_seconds = 0.0;  // prompt forward
   double decode_seconds = 0.0;   // every later token
+  // Routed k of every prompt and generated token, per layer (mean k, expert FLOPs, savings).
+  std::optional<FlopCounter> flops;
 };
 
 // Generates after `prompt_ids` on a fresh sequence (the session is Reset first). `on_text` (optional)

@@ -1,9 +1,8 @@
-// Routing and the dispatch plan of an MoE layer: which rows each expert computes, padding-free.
+// The dispatch plan of an MoE layer: which rows each expert computes, padding-free.
 //
-// SoftmaxTopK turns router logits into each token's k chosen experts (descending probability, ties to the
-// lower index) and their combine weights. BuildDispatchPlan groups the (token, expert) pairs by expert
-// with CSR offsets so each expert runs once over exactly its rows: the plan has sum_t k_t rows in total.
-// Stateless; the plan is plain data the caller owns.
+// BuildDispatchPlan takes each token's chosen experts (kernels/cpu/moe_routing.h) and groups the
+// (token, expert) pairs by expert with CSR offsets so each expert runs once over exactly its rows: the plan
+// has sum_t k_t rows in total. Stateless; the plan is plain data the caller owns.
 //
 // Shape legend: T tokens, E experts, KM = max k slots per token.
 #ifndef ADAK_KERNELS_CPU_MOE_DISPATCH_H_
@@ -13,20 +12,6 @@
 #include <vector>
 
 namespace adak::kernels {
-
-struct SoftmaxTopKParams {
-  const float* logits = nullptr;   // [T, E] router logits
-  int64_t rows = 0;                // T
-  int64_t num_experts = 0;         // E
-  int64_t max_k = 0;               // KM: row stride of expert_ids / weights
-  const int32_t* k = nullptr;      // [T] experts per token (0..KM); nullptr: every token uses max_k
-  bool renormalize = false;        // divide the chosen weights by their sum
-  int32_t* expert_ids = nullptr;   // [T, KM] out; slots past k_t are -1
-  float* weights = nullptr;        // [T, KM] out; slots past k_t are 0
-  float* probs = nullptr;          // [T, E] optional out: the fp32 softmax
-};
-
-void SoftmaxTopK(const SoftmaxTopKParams& p);
 
 // The padding-free plan of one MoE layer for one step (../shared/ARCHITECTURE.md, "Dispatch plan"):
 //  1. tokens are bucketed by k with a stable counting sort, so each token's (token, expert) pairs occupy a

@@ -48,15 +48,20 @@ absl::Status Perplexity(const Flags& flags) {
   const int64_t vocab = s.model->config.vocab_size;
   double nll = 0.0;
   int64_t scored = 0;
-  std::vector<float> logits;
+  engine::AppendOptions options;
+  options.all_logits = true;
+  options.routing = s.routing;
+  engine::AppendResult out;
+  engine::FlopCounter flops(s.model->config);
   const auto t0 = std::chrono::steady_clock::now();
   for (size_t begin = 0; begin + 1 < ids.size(); begin += static_cast<size_t>(context)) {
     const size_t end = std::min(ids.size(), begin + static_cast<size_t>(context));
     s.session->Reset();
     std::span<const int32_t> window(ids.data() + begin, end - begin);
-    RETURN_IF_ERROR(s.session->Append(window, /*all_logits=*/true, &logits));
+    RETURN_IF_ERROR(s.session->Append(window, options, &out));
+    flops.Add(out.routed_k);
     for (size_t i = 0; i + 1 < window.size(); ++i) {
-      nll -= LogProb(logits.data() + i * static_cast<size_t>(vocab), vocab, window[i + 1]);
+      nll -= LogProb(out.logits.data() + i * static_cast<size_t>(vocab), vocab, window[i + 1]);
       ++scored;
     }
   }
@@ -67,13 +72,15 @@ absl::Status Perplexity(const Flags& flags) {
                                     ids.size(), scored, context, mean, std::exp(mean),
                                     static_cast<double>(ids.size()) / seconds)
                         .c_str());
+  std::printf("routing=%s %s\nmean_k_per_layer=%s\n", std::string(engine::RoutingPolicyName(s.routing.policy)).c_str(),
+              RoutingSummary(flops).c_str(), MeanKPerLayer(flops, s.model->config.num_layers).c_str());
   return absl::OkStatus();
 }
 
 }  // namespace
 
 int RunPerplexity(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, 2, {{"model"}, {"data"}, {"max-tokens"}, {"context"}, {"threads"}});
+  auto flags = Flags::Parse(argc, argv, 2, ModelFlagSpecs({{"data"}, {"max-tokens"}, {"context"}}));
   if (!flags.ok()) return ReportError("perplexity", flags.status());
   absl::Status s = Perplexity(*flags);
   return s.ok() ? 0 : ReportError("perplexity", s);

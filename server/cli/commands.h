@@ -6,10 +6,13 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/model.h"
+#include "engine/flops.h"
+#include "engine/routing.h"
 #include "engine/session.h"
 #include "base/flags.h"
 
@@ -25,12 +28,22 @@ int RunMakeModel(int argc, char** argv);
 // and NotFound, i.e. bad usage or input; 1 otherwise).
 int ReportError(std::string_view command, const absl::Status& status);
 
-// The model of --model and a session over it (--threads).
+// The flags every model command shares: --model, --threads and the routing flags (--routing, --allocator,
+// --null-experts, --top-k, --top-p, --min-k, --max-k).
+[[nodiscard]] std::vector<FlagSpec> ModelFlagSpecs(std::vector<FlagSpec> more);
+
+// The model of --model, a session over it (--threads) with the routing files loaded, and the routing
+// params of the flags, validated against the model (InvalidArgument naming the flag).
 struct LoadedSession {
   std::unique_ptr<engine::Model> model;
   std::unique_ptr<engine::Session> session;
+  engine::RoutingParams routing;
 };
 [[nodiscard]] absl::StatusOr<LoadedSession> OpenSession(const Flags& flags);
+
+// "mean_k=1.53 expert_flops=... saved=..% " summary of a counter, and a per-layer mean k list "[1.50 1.56 ...]".
+[[nodiscard]] std::string RoutingSummary(const engine::FlopCounter& flops);
+[[nodiscard]] std::string MeanKPerLayer(const engine::FlopCounter& flops, int64_t num_layers);
 
 }  // namespace adak::cli
 

@@ -15,11 +15,11 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"generate", adak::cli::RunGenerate,
-     "--model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--top-k K] [--top-p P] "
-     "[--min-p P] [--repetition-penalty R] [--threads N]"},
-    {"logits", adak::cli::RunLogits, "--model DIR --prompt TEXT [--top N] [--json] [--threads N]"},
+     "--model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--seed S] [--sample-top-k K] "
+     "[--sample-top-p P] [--min-p P] [--repetition-penalty R] [--ignore-eos] ROUTING [--threads N]"},
+    {"logits", adak::cli::RunLogits, "--model DIR --prompt TEXT [--top N] [--json] [--trace] ROUTING [--threads N]"},
     {"perplexity", adak::cli::RunPerplexity,
-     "--model DIR --data FILE [--max-tokens N] [--context L] [--threads N]"},
+     "--model DIR --data FILE [--max-tokens N] [--context L] ROUTING [--threads N]"},
     {"inspect", adak::cli::RunInspect, "--model DIR"},
     {"make-model", adak::cli::RunMakeModel, "--arch ARCH --out DIR [--seed S] [--set key=value ...]"},
 };
@@ -27,6 +27,9 @@ constexpr Command kCommands[] = {
 void Usage(FILE* out) {
   std::fprintf(out, "usage: adak <command> [flags]\n\ncommands:\n");
   for (const Command& c : kCommands) std::fprintf(out, "  adak %s %s\n", c.name, c.usage);
+  std::fprintf(out,
+               "\nROUTING: [--routing topk|adak|null|topp] [--allocator FILE] [--null-experts FILE] [--top-k K]\n"
+               "         [--top-p P] [--min-k K] [--max-k K]\n");
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <numeric>
 #include <vector>
 
+#include "engine/flops.h"
 #include "engine/model.h"
+#include "engine/routing_weights.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "nlohmann/json.hpp"
@@ -51,10 +53,15 @@ TEST_F(StoriesMixtralTest, PromptLogitsAndRoutingMatchReference) {
     ASSERT_THAT(ids.status(), IsOk());
     ASSERT_EQ(*ids, prompt["input_ids"].get<std::vector<int32_t>>());
     session_->Reset();
-    std::vector<float> logits;
-    std::vector<std::vector<int32_t>> routing;
-    std::vector<std::vector<float>> weights;
-    ASSERT_THAT(session_->Append(*ids, true, &logits, &routing, &weights), IsOk());
+    AppendOptions options;
+    options.all_logits = true;
+    options.record_routing = true;
+    AppendResult out;
+    ASSERT_THAT(session_->Append(*ids, options, &out), IsOk());
+    const std::vector<float>& logits = out.logits;
+    const auto& routing = out.routed_ids;
+    const auto& weights = out.routed_weights;
+    const size_t e = static_cast<size_t>(model_->config.num_experts);
     const size_t n = ids->size();
     ASSERT_EQ(logits.size(), n * static_cast<size_t>(vocab));
 
@@ -82,9 +89,11 @@ TEST_F(StoriesMixtralTest, PromptLogitsAndRoutingMatchReference) {
         const auto& want = prompt["routing_per_layer"][l][p];
         const auto experts = want["experts"].get<std::vector<int32_t>>();
         const auto want_w = want["weights"].get<std::vector<double>>();
+        EXPECT_EQ(out.routed_k[l][p], static_cast<int32_t>(experts.size()));
+        EXPECT_EQ(routing[l][p * e + experts.size()], -1) << "slots past k are empty";
         for (size_t j = 0; j < experts.size(); ++j) {
-          EXPECT_EQ(routing[l][p * 2 + j], experts[j]) << "layer " << l << " position " << p << " slot " << j;
-          EXPECT_NEAR(weights[l][p * 2 + j], want_w[j], 1e-4) << "layer " << l << " position " << p;
+          EXPECT_EQ(routing[l][p * e + j], experts[j]) << "layer " << l << " position " << p << " slot " << j;
+          EXPECT_NEAR(weights[l][p * e + j], want_w[j], 1e-4) << "layer " << l << " position " << p;
         }
       }
     }
@@ -128,6 +137,109 @@ TEST_F(StoriesMixtralTest, GreedyTextReadsAsReference) {
   auto result = Generate(*session_, ids, options);
   ASSERT_THAT(result.status(), IsOk());
   EXPECT_EQ(result->text, prompt["greedy"]["text"].get<std::string>());
+}
+
+}  // namespace
+}  // namespace adak::engine
+
+namespace adak::engine {
+namespace {
+
+// Ada-K with the reference's random allocator (reference/adak.json): every position's and layer's k and
+// experts, the top-10 logits, the last-position logits, 32 greedy tokens, and the activation totals.
+class StoriesMixtralAdaKTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto shared = ::adak::testing::SharedDir();
+    if (!shared) GTEST_SKIP() << "../shared is absent (set ADAK_SHARED_DIR); skipping the golden test";
+    dir_ = *shared / "models/stories-mixtral";
+    auto model = LoadModel(dir_);
+    ASSERT_THAT(model.status(), ::adak::testing::IsOk());
+    model_ = *std::move(model);
+    RoutingWeights weights;
+    ASSERT_THAT(LoadAllocator(dir_ / "reference/allocator-random.safetensors", model_->config, &weights),
+                ::adak::testing::IsOk());
+    auto session = Session::Create(*model_, SessionOptions{}, std::move(weights));
+    ASSERT_THAT(session.status(), ::adak::testing::IsOk());
+    session_ = *std::move(session);
+    std::ifstream in(dir_ / "reference/adak.json");
+    reference_ = nlohmann::json::parse(in);
+    routing_.policy = RoutingPolicy::kAdaK;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Session> session_;
+  nlohmann::json reference_;
+  RoutingParams routing_;
+};
+
+TEST_F(StoriesMixtralAdaKTest, ReproducesReferenceKExpertsAndLogits) {
+  const int64_t vocab = model_->config.vocab_size;
+  const size_t e = static_cast<size_t>(model_->config.num_experts);
+  for (const auto& prompt : reference_["prompts"]) {
+    SCOPED_TRACE(prompt["prompt"].get<std::string>());
+    const auto ids = prompt["input_ids"].get<std::vector<int32_t>>();
+    session_->Reset();
+    AppendOptions options;
+    options.all_logits = true;
+    options.record_routing = true;
+    options.routing = routing_;
+    AppendResult out;
+    ASSERT_THAT(session_->Append(ids, options, &out), ::adak::testing::IsOk());
+    for (size_t l = 0; l < 4; ++l) {
+      for (size_t p = 0; p < ids.size(); ++p) {
+        const auto& want = prompt["routing_per_layer"][l][p];
+        ASSERT_EQ(out.routed_k[l][p], want["k"].get<int32_t>()) << "layer " << l << " position " << p;
+        const auto experts = want["experts"].get<std::vector<int32_t>>();
+        const auto weights = want["weights"].get<std::vector<double>>();
+        for (size_t j = 0; j < experts.size(); ++j) {
+          EXPECT_EQ(out.routed_ids[l][p * e + j], experts[j]) << "layer " << l << " position " << p;
+          EXPECT_NEAR(out.routed_weights[l][p * e + j], weights[j], 1e-4) << "layer " << l << " position " << p;
+        }
+      }
+    }
+    for (size_t p = 0; p < ids.size(); ++p) {
+      const float* row = out.logits.data() + p * static_cast<size_t>(vocab);
+      for (const auto& pair : prompt["top10_per_position"][p]) {
+        EXPECT_PRED2(Close, row[pair[0].get<int32_t>()], pair[1].get<double>()) << "position " << p;
+      }
+    }
+    const float* last = out.logits.data() + (ids.size() - 1) * static_cast<size_t>(vocab);
+    for (int64_t v = 0; v < vocab; ++v) {
+      ASSERT_PRED2(Close, last[v], prompt["last_position_logits"][static_cast<size_t>(v)].get<double>());
+    }
+    GenerateOptions gen;
+    gen.routing = routing_;
+    gen.stop_at_eos = false;
+    const auto greedy = prompt["greedy"]["ids"].get<std::vector<int32_t>>();
+    gen.max_tokens = static_cast<int64_t>(greedy.size());
+    auto result = Generate(*session_, ids, gen);
+    ASSERT_THAT(result.status(), ::adak::testing::IsOk());
+    EXPECT_EQ(result->output_ids, greedy);
+  }
+}
+
+TEST_F(StoriesMixtralAdaKTest, ActivationTotalsMatchReferenceForAllPrompts) {
+  std::ifstream in(dir_ / "reference/topk.json");
+  const auto topk = nlohmann::json::parse(in);
+  for (const auto& totals : reference_["expert_activation_totals"]) {
+    const size_t index = totals["index"].get<size_t>() - 1;
+    const auto ids = topk["prompts"][index]["input_ids"].get<std::vector<int32_t>>();
+    for (const bool adak : {false, true}) {
+      session_->Reset();
+      AppendOptions options;
+      if (adak) options.routing = routing_;
+      AppendResult out;
+      ASSERT_THAT(session_->Append(ids, options, &out), ::adak::testing::IsOk());
+      FlopCounter flops(model_->config);
+      flops.Add(out.routed_k);
+      EXPECT_EQ(flops.expert_activations(),
+                totals[adak ? "expert_activations_adak" : "expert_activations_topk"].get<int64_t>())
+          << "prompt " << index + 1 << (adak ? " adak" : " topk");
+      EXPECT_EQ(flops.native_expert_activations(), totals["expert_activations_topk"].get<int64_t>());
+    }
+  }
 }
 
 }  // namespace

@@ -34,7 +34,7 @@ class ModelRunnerTest : public ::testing::TestWithParam<Architecture> {
     auto cache = KvCache::Create(backend_.get(), model_->config, 32, 4);
     ASSERT_THAT(cache.status(), IsOk());
     cache_ = *std::move(cache);
-    auto runner = ModelRunner::Create(model_->config, model_->weights, backend_.get(), cache_.get());
+    auto runner = ModelRunner::Create(model_->config, model_->weights, routing_, backend_.get(), cache_.get());
     ASSERT_THAT(runner.status(), IsOk());
     runner_ = *std::move(runner);
   }
@@ -44,6 +44,17 @@ class ModelRunnerTest : public ::testing::TestWithParam<Architecture> {
     std::vector<int32_t> t(n);
     for (auto& x : t) x = static_cast<int32_t>(rng() % static_cast<uint32_t>(model_->config.vocab_size));
     return t;
+  }
+
+  static SequenceInput In(std::span<const int32_t> tokens, int64_t start, std::span<const int32_t> table,
+                          bool all_logits, RoutingParams routing = {}) {
+    SequenceInput in;
+    in.tokens = tokens;
+    in.start_position = start;
+    in.block_table = table;
+    in.all_logits = all_logits;
+    in.routing = routing;
+    return in;
   }
 
   static void ExpectClose(const float* a, const float* b, int64_t n, const char* what) {
@@ -57,6 +68,7 @@ class ModelRunnerTest : public ::testing::TestWithParam<Architecture> {
   std::unique_ptr<Model> model_;
   std::unique_ptr<CpuBackend> backend_;
   std::unique_ptr<KvCache> cache_;
+  RoutingWeights routing_;
   std::unique_ptr<ModelRunner> runner_;
 };
 
@@ -65,14 +77,14 @@ TEST_P(ModelRunnerTest, ChunkedPrefillAndDecodeMatchFullPrefill) {
   const int64_t vocab = model_->config.vocab_size;
   const std::vector<int32_t> table_a = {0, 1, 2}, table_b = {7, 3, 9};  // scattered blocks
   ForwardResult full, step;
-  SequenceInput in{tokens, 0, table_a, true};
+  SequenceInput in = In(tokens, 0, table_a, true);
   ASSERT_THAT(runner_->Forward({&in, 1}, {}, &full), IsOk());
   ASSERT_EQ(full.logits.size(), tokens.size() * static_cast<size_t>(vocab));
 
   // 5 tokens, then 4, then 2 single decodes, on other blocks.
   size_t pos = 0;
   for (size_t n : {5u, 4u, 1u, 1u}) {
-    SequenceInput chunk{std::span<const int32_t>(tokens).subspan(pos, n), static_cast<int64_t>(pos), table_b, false};
+    SequenceInput chunk = In(std::span<const int32_t>(tokens).subspan(pos, n), static_cast<int64_t>(pos), table_b, false);
     ASSERT_THAT(runner_->Forward({&chunk, 1}, {}, &step), IsOk());
     pos += n;
     ExpectClose(step.logits.data(), full.logits.data() + (pos - 1) * static_cast<size_t>(vocab), vocab, "chunk");
@@ -84,7 +96,7 @@ TEST_P(ModelRunnerTest, BatchedSequencesMatchEachAlone) {
   const auto a = RandomTokens(6, 2), b = RandomTokens(9, 3), c = RandomTokens(1, 4);
   const std::vector<int32_t> ta = {0, 1}, tb = {2, 3, 4}, tc = {5};
   ForwardResult alone_a, alone_b, alone_c, batched;
-  SequenceInput ia{a, 0, ta, true}, ib{b, 0, tb, false}, ic{c, 0, tc, true};
+  SequenceInput ia = In(a, 0, ta, true), ib = In(b, 0, tb, false), ic = In(c, 0, tc, true);
   ASSERT_THAT(runner_->Forward({&ia, 1}, {}, &alone_a), IsOk());
   ASSERT_THAT(runner_->Forward({&ib, 1}, {}, &alone_b), IsOk());
   ASSERT_THAT(runner_->Forward({&ic, 1}, {}, &alone_c), IsOk());
@@ -96,16 +108,22 @@ TEST_P(ModelRunnerTest, BatchedSequencesMatchEachAlone) {
   ExpectClose(batched.logits.data(), alone_a.logits.data(), 6 * vocab, "sequence a");
   ExpectClose(batched.logits.data() + 6 * vocab, alone_b.logits.data(), vocab, "sequence b");
   ExpectClose(batched.logits.data() + 7 * vocab, alone_c.logits.data(), vocab, "sequence c");
-  // Routing was recorded for every token of every MoE layer, with valid distinct experts.
-  const int64_t k = model_->config.num_experts_per_tok;
+  // Routing was recorded for every token of every MoE layer: native k valid experts, then empty slots.
+  const int64_t k = model_->config.num_experts_per_tok, e = model_->config.num_experts;
   for (size_t l = 0; l < batched.routed_ids.size(); ++l) {
-    ASSERT_EQ(batched.routed_ids[l].size(), static_cast<size_t>(16 * k));
+    ASSERT_EQ(batched.routed_ids[l].size(), static_cast<size_t>(16 * e));
+    ASSERT_EQ(batched.routed_k[l].size(), 16u);
     if (!model_->config.moe_layers[l]) continue;
     for (int64_t t = 0; t < 16; ++t) {
-      for (int64_t j = 0; j < k; ++j) {
-        const int32_t e = batched.routed_ids[l][static_cast<size_t>(t * k + j)];
-        EXPECT_GE(e, 0);
-        EXPECT_LT(e, model_->config.num_experts);
+      EXPECT_EQ(batched.routed_k[l][static_cast<size_t>(t)], k);
+      for (int64_t j = 0; j < e; ++j) {
+        const int32_t id = batched.routed_ids[l][static_cast<size_t>(t * e + j)];
+        if (j < k) {
+          EXPECT_GE(id, 0);
+          EXPECT_LT(id, e);
+        } else {
+          EXPECT_EQ(id, -1);
+        }
       }
     }
   }
@@ -115,18 +133,18 @@ TEST_P(ModelRunnerTest, RefusesMalformedBatches) {
   const std::vector<int32_t> table = {0, 1};
   const std::vector<int32_t> bad_id = {1, static_cast<int32_t>(model_->config.vocab_size)};
   ForwardResult r;
-  SequenceInput in{bad_id, 0, table, false};
+  SequenceInput in = In(bad_id, 0, table, false);
   EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outside the vocabulary")));
   const std::vector<int32_t> ok = {1, 2};
-  in = {ok, 63, table, false};
+  in = In(ok, 63, table, false);
   EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_position_embeddings 64")));
   const std::vector<int32_t> short_table = {0};
-  in = {ok, 3, short_table, false};
+  in = In(ok, 3, short_table, false);
   EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs 2")));
   const std::vector<int32_t> bad_block = {0, 99};
-  in = {ok, 3, bad_block, false};
+  in = In(ok, 3, bad_block, false);
   EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("KV block 99")));
   EXPECT_THAT(runner_->Forward({}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty batch")));
 }

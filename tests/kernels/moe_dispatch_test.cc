@@ -11,54 +11,6 @@
 namespace adak::kernels {
 namespace {
 
-TEST(SoftmaxTopK, PicksDescendingWithLowerIndexOnTiesAndRenormalises) {
-  // Experts 1 and 2 tie; 1 must come first.
-  const std::vector<float> logits = {0.0f, 2.0f, 2.0f, 1.0f};
-  std::vector<int32_t> ids(3);
-  std::vector<float> w(3), probs(4);
-  SoftmaxTopKParams p;
-  p.logits = logits.data();
-  p.rows = 1;
-  p.num_experts = 4;
-  p.max_k = 3;
-  p.expert_ids = ids.data();
-  p.weights = w.data();
-  p.probs = probs.data();
-  p.renormalize = false;
-  SoftmaxTopK(p);
-  EXPECT_EQ(ids, (std::vector<int32_t>{1, 2, 3}));
-  const double z = 1 + 2 * std::exp(2.0) + std::exp(1.0);
-  EXPECT_NEAR(w[0], std::exp(2.0) / z, 1e-6);
-  EXPECT_NEAR(w[2], std::exp(1.0) / z, 1e-6);
-  EXPECT_NEAR(std::accumulate(probs.begin(), probs.end(), 0.0f), 1.0f, 1e-6);
-
-  p.renormalize = true;
-  SoftmaxTopK(p);
-  EXPECT_NEAR(w[0] + w[1] + w[2], 1.0f, 1e-6);
-  EXPECT_NEAR(w[2], std::exp(1.0) / (2 * std::exp(2.0) + std::exp(1.0)), 1e-6);
-}
-
-TEST(SoftmaxTopK, PerTokenKLeavesUnusedSlotsEmpty) {
-  const std::vector<float> logits = {3, 2, 1, 0, 0, 1, 2, 3};
-  const std::vector<int32_t> k = {1, 0};
-  std::vector<int32_t> ids(4);
-  std::vector<float> w(4);
-  SoftmaxTopKParams p;
-  p.logits = logits.data();
-  p.rows = 2;
-  p.num_experts = 4;
-  p.max_k = 2;
-  p.k = k.data();
-  p.renormalize = true;
-  p.expert_ids = ids.data();
-  p.weights = w.data();
-  SoftmaxTopK(p);
-  EXPECT_EQ(ids, (std::vector<int32_t>{0, -1, -1, -1}));
-  EXPECT_FLOAT_EQ(w[0], 1.0f);
-  EXPECT_EQ(w[1], 0.0f);
-  EXPECT_EQ(w[2], 0.0f);
-}
-
 // Invariants of the plan on random routings with mixed k (0..E), exact integer checks.
 TEST(DispatchPlan, InvariantsOnRandomMixedK) {
   for (uint32_t seed = 0; seed < 20; ++seed) {
@@ -99,7 +51,51 @@ TEST(DispatchPlan, InvariantsOnRandomMixedK) {
       }
     }
     EXPECT_EQ(static_cast<int64_t>(seen.size()), sum_k);
+
+    // Bucketing by k: token_order is a permutation sorted by k (stable), k_offsets delimit the buckets.
+    std::vector<int32_t> sorted = plan.token_order;
+    std::sort(sorted.begin(), sorted.end());
+    std::vector<int32_t> iota(static_cast<size_t>(t));
+    std::iota(iota.begin(), iota.end(), 0);
+    ASSERT_EQ(sorted, iota);
+    ASSERT_EQ(plan.k_offsets.size(), static_cast<size_t>(e + 2));
+    for (int64_t kk = 0; kk <= e; ++kk) {
+      for (int32_t i = plan.k_offsets[static_cast<size_t>(kk)]; i < plan.k_offsets[static_cast<size_t>(kk) + 1]; ++i) {
+        EXPECT_EQ(k[static_cast<size_t>(plan.token_order[static_cast<size_t>(i)])], kk);
+        if (i > plan.k_offsets[static_cast<size_t>(kk)]) {
+          EXPECT_LT(plan.token_order[static_cast<size_t>(i) - 1], plan.token_order[static_cast<size_t>(i)]) << "stable";
+        }
+      }
+    }
+    // Each token's slots are contiguous and exactly k long; slot_row and row_slot are inverse bijections
+    // that map a token's slots to rows of that token.
+    ASSERT_EQ(plan.slot_offsets.back(), sum_k);
+    for (int64_t i = 0; i < t; ++i) {
+      const int32_t tok = plan.token_order[static_cast<size_t>(i)];
+      ASSERT_EQ(plan.slot_offsets[static_cast<size_t>(i) + 1] - plan.slot_offsets[static_cast<size_t>(i)],
+                k[static_cast<size_t>(tok)]);
+      for (int32_t slot = plan.slot_offsets[static_cast<size_t>(i)]; slot < plan.slot_offsets[static_cast<size_t>(i) + 1];
+           ++slot) {
+        EXPECT_EQ(plan.row_token[static_cast<size_t>(plan.slot_row[static_cast<size_t>(slot)])], tok);
+      }
+    }
+    for (int64_t r = 0; r < sum_k; ++r) {
+      EXPECT_EQ(plan.slot_row[static_cast<size_t>(plan.row_slot[static_cast<size_t>(r)])], r);
+    }
   }
+}
+
+TEST(DispatchPlan, OneTokenAndEmptyBatch) {
+  const std::vector<int32_t> k = {3}, ids = {4, 0, 2};
+  const std::vector<float> w = {0.5f, 0.3f, 0.2f};
+  DispatchPlan plan;
+  BuildDispatchPlan(k.data(), ids.data(), w.data(), 1, 3, 5, &plan);
+  EXPECT_EQ(plan.expert_offsets, (std::vector<int32_t>{0, 1, 1, 2, 2, 3}));
+  EXPECT_EQ(plan.row_weight, (std::vector<float>{0.3f, 0.2f, 0.5f}));
+  EXPECT_EQ(plan.slot_row, (std::vector<int32_t>{2, 0, 1}));
+  BuildDispatchPlan(nullptr, nullptr, nullptr, 0, 2, 5, &plan);
+  EXPECT_EQ(plan.num_rows(), 0);
+  EXPECT_EQ(plan.expert_offsets, (std::vector<int32_t>(6, 0)));
 }
 
 TEST(DispatchPlan, AllTokensOnOneExpertAndEmptyExperts) {

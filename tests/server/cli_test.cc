@@ -55,6 +55,68 @@ TEST(AdakLogits, JsonMatchesReferenceOnStoriesMixtral) {
   }
 }
 
+// `adak logits --routing adak --trace --json` reproduces the reference k and experts of every position and
+// layer, and its logits, with the reference's random allocator.
+TEST(AdakLogits, AdaKTraceMatchesReference) {
+  ADAK_REQUIRE_SHARED(shared);
+  const auto dir = shared / "models/stories-mixtral";
+  std::ifstream in(dir / "reference/adak.json");
+  const auto reference = nlohmann::json::parse(in);
+  for (const auto& prompt : reference["prompts"]) {
+    int code = 0;
+    const std::string out =
+        RunCommand(Adak() + " logits --model " + Quote(dir.string()) + " --prompt " +
+                       Quote(prompt["prompt"].get<std::string>()) + " --routing adak --allocator " +
+                       Quote((dir / "reference/allocator-random.safetensors").string()) + " --trace --json",
+                   &code);
+    ASSERT_EQ(code, 0) << out;
+    const auto got = nlohmann::json::parse(out);
+    ASSERT_EQ(got["token_ids"], prompt["input_ids"]);
+    for (size_t p = 0; p < got["positions"].size(); ++p) {
+      const auto& layers = got["positions"][p]["layers"];
+      ASSERT_EQ(layers.size(), 4u);
+      for (size_t l = 0; l < 4; ++l) {
+        EXPECT_EQ(layers[l]["k"], prompt["routing_per_layer"][l][p]["k"]) << "position " << p << " layer " << l;
+        EXPECT_EQ(layers[l]["experts"], prompt["routing_per_layer"][l][p]["experts"])
+            << "position " << p << " layer " << l;
+      }
+      const auto& top = got["positions"][p]["top"];
+      const auto& want = prompt["top10_per_position"][p];
+      for (size_t i = 0; i < 10; ++i) {
+        EXPECT_EQ(top[i][0], want[i][0]) << "position " << p << " rank " << i;
+        const double g = top[i][1].get<double>(), w = want[i][1].get<double>();
+        EXPECT_LE(std::fabs(g - w), 1e-3 * std::max(1.0, std::fabs(w)));
+      }
+    }
+  }
+}
+
+TEST(AdakPerplexity, ReportsRoutingStatsAndSavings) {
+  ADAK_REQUIRE_SHARED(shared);
+  const auto dir = shared / "models/stories-mixtral";
+  int code = 0;
+  std::string out = RunCommand(Adak() + " perplexity --model " + Quote(dir.string()) + " --data " +
+                                   Quote((shared / "data/stories/valid.txt").string()) +
+                                   " --max-tokens 600 --context 200 --routing topk --top-k 1 2>&1",
+                               &code);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("tokens=600 scored=597 context=200"));
+  EXPECT_THAT(out, HasSubstr("routing=topk mean_k=1.0000"));
+  EXPECT_THAT(out, HasSubstr("savings=50.00%"));
+  EXPECT_THAT(out, HasSubstr("mean_k_per_layer=[1.000 1.000 1.000 1.000]"));
+  out = RunCommand(Adak() + " perplexity --model " + Quote(dir.string()) + " --data " +
+                       Quote((shared / "data/stories/valid.txt").string()) + " --routing topp 2>&1",
+                   &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--routing topp needs --top-p"));
+  out = RunCommand(Adak() + " perplexity --model " + Quote(dir.string()) + " --data x --routing adak 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("needs an allocator file (--allocator)"));
+  out = RunCommand(Adak() + " perplexity --model " + Quote(dir.string()) + " --data x --routing best 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("unknown routing policy 'best' (accepted: topk, adak, null, topp)"));
+}
+
 TEST(AdakGenerate, GreedyContinuesTheStoryAsTheReference) {
   ADAK_REQUIRE_SHARED(shared);
   const auto dir = shared / "models/stories-mixtral";

@@ -1,0 +1,82 @@
+#include "engine/routing.h"
+
+#include <cmath>
+
+#include "base/strings.h"
+
+namespace adak::engine {
+
+std::string_view RoutingPolicyName(RoutingPolicy policy) {
+  switch (policy) {
+    case RoutingPolicy::kTopK: return "topk";
+    case RoutingPolicy::kAdaK: return "adak";
+    case RoutingPolicy::kNull: return "null";
+    case RoutingPolicy::kTopP: return "topp";
+  }
+  return "?";
+}
+
+absl::StatusOr<RoutingPolicy> ParseRoutingPolicy(std::string_view name) {
+  for (RoutingPolicy p : {RoutingPolicy::kTopK, RoutingPolicy::kAdaK, RoutingPolicy::kNull, RoutingPolicy::kTopP}) {
+    if (name == RoutingPolicyName(p)) return p;
+  }
+  return absl::InvalidArgumentError(
+      StrCatStd("unknown routing policy '", name, "' (accepted: topk, adak, null, topp)"));
+}
+
+absl::Status ValidateRoutingParams(const RoutingParams& p, const ModelConfig& config, const RoutingWeights& weights) {
+  const int64_t e = config.num_experts;
+  if (p.top_k < 0 || p.top_k > e) {
+    return absl::InvalidArgumentError(StrCatStd("routing top_k must be in [0, ", e, "] (0 = native ",
+                                                config.num_experts_per_tok, "), got ", p.top_k));
+  }
+  if (p.min_k < 0 || p.min_k > e || p.max_k < 0 || p.max_k > e) {
+    return absl::InvalidArgumentError(
+        StrCatStd("routing min_k and max_k must be in [0, ", e, "] (0 = no bound), got ", p.min_k, " and ", p.max_k));
+  }
+  if (p.max_k > 0 && p.min_k > p.max_k) {
+    return absl::InvalidArgumentError(
+        StrCatStd("routing min_k (", p.min_k, ") must not exceed max_k (", p.max_k, ")"));
+  }
+  switch (p.policy) {
+    case RoutingPolicy::kTopK:
+      break;
+    case RoutingPolicy::kAdaK:
+      if (!weights.has_allocator()) {
+        return absl::InvalidArgumentError("routing policy 'adak' needs an allocator file (--allocator)");
+      }
+      break;
+    case RoutingPolicy::kNull:
+      if (!weights.has_null_experts()) {
+        return absl::InvalidArgumentError("routing policy 'null' needs a null-experts file (--null-experts)");
+      }
+      break;
+    case RoutingPolicy::kTopP:
+      if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) {
+        return absl::InvalidArgumentError(StrCatStd("routing top_p must be in (0, 1], got ", p.top_p));
+      }
+      break;
+  }
+  return absl::OkStatus();
+}
+
+kernels::TokenRoute ToTokenRoute(const RoutingParams& p, const ModelConfig& config, const RoutingWeights& weights) {
+  kernels::TokenRoute r;
+  const int64_t native = config.num_experts_per_tok;
+  r.k = static_cast<int32_t>(p.top_k > 0 ? p.top_k : native);
+  r.min_k = static_cast<int32_t>(p.min_k > 0 ? p.min_k : 1);
+  r.max_k = static_cast<int32_t>(p.max_k > 0 ? p.max_k : config.num_experts);
+  r.top_p = p.top_p;
+  switch (p.policy) {
+    case RoutingPolicy::kTopK: r.policy = kernels::RoutePolicy::kTopK; break;
+    case RoutingPolicy::kAdaK: r.policy = kernels::RoutePolicy::kAdaK; break;
+    case RoutingPolicy::kNull:
+      r.policy = kernels::RoutePolicy::kNull;
+      r.k = static_cast<int32_t>(weights.null_top_k > 0 ? weights.null_top_k : native);
+      break;
+    case RoutingPolicy::kTopP: r.policy = kernels::RoutePolicy::kTopP; break;
+  }
+  return r;
+}
+
+}  // namespace adak::engine

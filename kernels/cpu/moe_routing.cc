@@ -1,0 +1,120 @@
+#include "kernels/cpu/moe_routing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+namespace adak::kernels {
+namespace {
+
+// probs[i] = softmax(logits)[i] over n entries, in fp32 (as torch.softmax(dtype=float)).
+void Softmax(const float* logits, int64_t n, float* probs) {
+  const float mx = *std::max_element(logits, logits + n);
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum += (probs[i] = std::exp(logits[i] - mx));
+  for (int64_t i = 0; i < n; ++i) probs[i] /= sum;
+}
+
+// order[0..n) sorted by descending prob, ties to the lower index; only the first `k` are guaranteed sorted.
+void TopOrder(const float* probs, int64_t n, int64_t k, std::vector<int32_t>& order) {
+  order.resize(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
+    return probs[a] != probs[b] ? probs[a] > probs[b] : a < b;
+  });
+}
+
+struct Scratch {
+  std::vector<float> probs, joined;
+  std::vector<int32_t> order;
+};
+
+void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
+  const int64_t e = p.num_experts;
+  const float* row = p.logits + t * p.stride;
+  const TokenRoute& r = p.routes[t];
+  int32_t* ids = p.expert_ids + t * e;
+  float* w = p.weights + t * e;
+  std::fill(ids, ids + e, -1);
+  std::fill(w, w + e, 0.0f);
+  int64_t k = 0;
+
+  if (r.policy == RoutePolicy::kNull && p.null_cols > 0) {
+    // Router logits and null logits share one softmax.
+    const int64_t n = e + p.null_cols;
+    s.probs.resize(static_cast<size_t>(n));
+    s.joined.resize(static_cast<size_t>(n));
+    std::copy(row, row + e, s.joined.begin());
+    std::copy(row + e + p.allocator_cols, row + e + p.allocator_cols + p.null_cols, s.joined.begin() + e);
+    Softmax(s.joined.data(), n, s.probs.data());
+    const int64_t kk = std::clamp<int64_t>(r.k, 0, n);
+    TopOrder(s.probs.data(), n, kk, s.order);
+    float sum = 0.0f;
+    for (int64_t j = 0; j < kk; ++j) {
+      const int32_t id = s.order[static_cast<size_t>(j)];
+      if (id >= e) continue;  // a null expert: costs nothing
+      ids[k] = id;
+      w[k] = s.probs[static_cast<size_t>(id)];
+      sum += w[k];
+      ++k;
+    }
+    for (int64_t j = 0; j < k; ++j) w[j] /= sum;
+    p.k[t] = static_cast<int32_t>(k);
+    return;
+  }
+
+  s.probs.resize(static_cast<size_t>(e));
+  Softmax(row, e, s.probs.data());
+  bool renormalize = p.renormalize;
+  switch (r.policy) {
+    case RoutePolicy::kAdaK:
+      if (p.allocator_cols > 0) {
+        const float* alloc = row + e;
+        const int64_t a = std::max_element(alloc, alloc + p.allocator_cols) - alloc;  // first max: lower index
+        k = std::clamp<int64_t>(a + 1, r.min_k, r.max_k);
+      } else {
+        k = r.k;
+      }
+      break;
+    case RoutePolicy::kTopP: {
+      TopOrder(s.probs.data(), e, e, s.order);
+      float mass = 0.0f;
+      k = e;
+      for (int64_t j = 0; j < e; ++j) {
+        mass += s.probs[static_cast<size_t>(s.order[static_cast<size_t>(j)])];
+        if (mass >= r.top_p) {
+          k = j + 1;
+          break;
+        }
+      }
+      renormalize = false;
+      break;
+    }
+    case RoutePolicy::kNull:  // a layer without null experts routes natively
+    case RoutePolicy::kTopK:
+      k = r.k;
+      break;
+  }
+  k = std::clamp<int64_t>(k, 0, e);
+  if (r.policy != RoutePolicy::kTopP) TopOrder(s.probs.data(), e, k, s.order);
+  float sum = 0.0f;
+  for (int64_t j = 0; j < k; ++j) sum += s.probs[static_cast<size_t>(s.order[static_cast<size_t>(j)])];
+  const float scale = renormalize && sum > 0.0f ? 1.0f / sum : 1.0f;
+  for (int64_t j = 0; j < k; ++j) {
+    ids[j] = s.order[static_cast<size_t>(j)];
+    w[j] = s.probs[static_cast<size_t>(ids[j])] * scale;
+  }
+  p.k[t] = static_cast<int32_t>(k);
+}
+
+}  // namespace
+
+void RouteTokens(const RouteParams& p, ThreadPool* pool) {
+  pool->ParallelFor(p.rows, 32, [&](int64_t begin, int64_t end) {
+    Scratch s;
+    for (int64_t t = begin; t < end; ++t) RouteOne(p, t, s);
+  });
+}
+
+}  // namespace adak::kernels

@@ -1,0 +1,53 @@
+// Per-token routing of an MoE layer under the adaptive policies: native top-K, Ada-K, null experts, top-p.
+//
+// Input is one GEMM's output per token, the fused gate logits [T, E + Ea + M]: columns [0, E) are the
+// router's, [E, E + Ea) the Ada-K allocator's (Ea = E when the layer has an allocator, else 0), and the
+// last M the null experts' (AdaMoE). Each token carries its own policy, so one batch mixes policies.
+// Output: k_t and the chosen experts in descending router probability (ties: lower index) with their
+// combine weights, in [T, KM] slots (KM = E). The rules, exactly (../shared/ARCHITECTURE.md):
+//   kTopK:  k = the token's k; top-k of softmax over E; renormalised iff `renormalize` (the model's rule).
+//   kAdaK:  k = argmax(allocator logits) + 1 (ties: lower index), clamped to [min_k, max_k]; then as kTopK.
+//           A layer without an allocator (Ea = 0) uses the token's k, as kTopK.
+//   kNull:  softmax over all E + M logits, top-k' over E + M (k' = the token's k); only true experts are
+//           kept and renormalised over themselves; a token that picks only null experts gets k = 0.
+//   kTopP:  the smallest set whose sorted probabilities (softmax over E) sum to >= p; raw probabilities.
+// Stateless.
+#ifndef ADAK_KERNELS_CPU_MOE_ROUTING_H_
+#define ADAK_KERNELS_CPU_MOE_ROUTING_H_
+
+#include <cstdint>
+
+#include "kernels/cpu/thread_pool.h"
+
+namespace adak::kernels {
+
+enum class RoutePolicy : int32_t { kTopK = 0, kAdaK = 1, kNull = 2, kTopP = 3 };
+
+// One token's routing request (plain data, device-copyable).
+struct TokenRoute {
+  RoutePolicy policy = RoutePolicy::kTopK;
+  int32_t k = 0;        // kTopK: experts; kAdaK: fallback for layers without an allocator; kNull: k'
+  float top_p = 0.0f;   // kTopP threshold in (0, 1]
+  int32_t min_k = 1;    // kAdaK clamp, 1 <= min_k <= max_k <= E
+  int32_t max_k = 0;
+};
+
+struct RouteParams {
+  const float* logits = nullptr;     // [T, E + Ea + M], row stride `stride`
+  int64_t stride = 0;
+  int64_t rows = 0;                  // T
+  int64_t num_experts = 0;           // E
+  int64_t allocator_cols = 0;        // Ea: E or 0
+  int64_t null_cols = 0;             // M
+  bool renormalize = false;          // the model's native top-K rule (norm_topk_prob)
+  const TokenRoute* routes = nullptr;  // [T]
+  int32_t* k = nullptr;              // [T] out
+  int32_t* expert_ids = nullptr;     // [T, E] out; slots past k are -1
+  float* weights = nullptr;          // [T, E] out; slots past k are 0
+};
+
+void RouteTokens(const RouteParams& p, ThreadPool* pool);
+
+}  // namespace adak::kernels
+
+#endif  // ADAK_KERNELS_CPU_MOE_ROUTING_H_

@@ -1,0 +1,168 @@
+// The routing rules of kernels/cpu/moe_routing.h on hand-computed cases: the chosen k, the experts in
+// order, and the combine weights (renormalised or raw, per policy and model rule).
+#include "kernels/cpu/moe_routing.h"
+
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace adak::kernels {
+namespace {
+
+struct Routed {
+  std::vector<int32_t> k, ids;
+  std::vector<float> w;
+};
+
+// Routes T tokens over E experts with fused logits rows of E + ea + m columns.
+Routed Route(const std::vector<float>& logits, int64_t e, int64_t ea, int64_t m, bool renormalize,
+             const std::vector<TokenRoute>& routes) {
+  const int64_t cols = e + ea + m, t = static_cast<int64_t>(routes.size());
+  Routed r;
+  r.k.assign(static_cast<size_t>(t), -7);
+  r.ids.assign(static_cast<size_t>(t * e), -7);
+  r.w.assign(static_cast<size_t>(t * e), -7.0f);
+  RouteParams p;
+  p.logits = logits.data();
+  p.stride = cols;
+  p.rows = t;
+  p.num_experts = e;
+  p.allocator_cols = ea;
+  p.null_cols = m;
+  p.renormalize = renormalize;
+  p.routes = routes.data();
+  p.k = r.k.data();
+  p.expert_ids = r.ids.data();
+  p.weights = r.w.data();
+  ThreadPool pool(2);
+  RouteTokens(p, &pool);
+  return r;
+}
+
+std::vector<double> Softmax(const std::vector<double>& x) {
+  double mx = x[0];
+  for (double v : x) mx = std::max(mx, v);
+  std::vector<double> p(x.size());
+  double s = 0;
+  for (size_t i = 0; i < x.size(); ++i) s += p[i] = std::exp(x[i] - mx);
+  for (double& v : p) v /= s;
+  return p;
+}
+
+constexpr double kTol = 1e-6;
+
+// Router logits for E = 4: probabilities descend 2 > 1 > 3 > 0.
+const std::vector<double> kRouter = {0.1, 1.5, 2.0, 0.7};
+
+TEST(RouteTokens, TopKFollowsTheModelsRenormalisationRule) {
+  const auto p = Softmax(kRouter);
+  TokenRoute r;
+  r.policy = RoutePolicy::kTopK;
+  r.k = 2;
+  const std::vector<float> logits(kRouter.begin(), kRouter.end());
+  Routed raw = Route(logits, 4, 0, 0, false, {r});
+  EXPECT_EQ(raw.k[0], 2);
+  EXPECT_EQ((std::vector<int32_t>(raw.ids.begin(), raw.ids.end())), (std::vector<int32_t>{2, 1, -1, -1}));
+  EXPECT_NEAR(raw.w[0], p[2], kTol);
+  EXPECT_NEAR(raw.w[1], p[1], kTol);
+  EXPECT_EQ(raw.w[2], 0.0f);
+  Routed norm = Route(logits, 4, 0, 0, true, {r});
+  EXPECT_NEAR(norm.w[0], p[2] / (p[2] + p[1]), kTol);
+  EXPECT_NEAR(norm.w[1], p[1] / (p[2] + p[1]), kTol);
+}
+
+// Ada-K: k = argmax(allocator) + 1, then the model's native weighting on top-k.
+TEST(RouteTokens, AdaKTakesKFromTheAllocatorAndWeightsNatively) {
+  const auto p = Softmax(kRouter);
+  // Allocator logits: action 2 wins -> k = 3.
+  std::vector<float> logits(kRouter.begin(), kRouter.end());
+  for (float a : {0.0f, -1.0f, 3.0f, 2.5f}) logits.push_back(a);
+  TokenRoute r;
+  r.policy = RoutePolicy::kAdaK;
+  r.min_k = 1;
+  r.max_k = 4;
+  Routed renorm = Route(logits, 4, 4, 0, true, {r});
+  ASSERT_EQ(renorm.k[0], 3);
+  EXPECT_EQ((std::vector<int32_t>(renorm.ids.begin(), renorm.ids.begin() + 4)), (std::vector<int32_t>{2, 1, 3, -1}));
+  const double s = p[2] + p[1] + p[3];
+  EXPECT_NEAR(renorm.w[0], p[2] / s, kTol);
+  EXPECT_NEAR(renorm.w[2], p[3] / s, kTol);
+  Routed raw = Route(logits, 4, 4, 0, false, {r});  // OLMoE / Qwen2-MoE / DeepSeek rule: raw probabilities
+  EXPECT_NEAR(raw.w[0], p[2], kTol);
+  EXPECT_NEAR(raw.w[2], p[3], kTol);
+  // Clamp to [1, 2].
+  r.max_k = 2;
+  EXPECT_EQ(Route(logits, 4, 4, 0, true, {r}).k[0], 2);
+  // A tie between actions goes to the lower index (smaller k).
+  logits[4 + 1] = 3.0f;
+  r.max_k = 4;
+  EXPECT_EQ(Route(logits, 4, 4, 0, true, {r}).k[0], 2);
+}
+
+// Null experts: softmax over E + m, top-k' over all, keep true experts, renormalise over them.
+TEST(RouteTokens, NullExpertsKeepTrueExpertsRenormalised) {
+  // Null logits: 1.8 (between expert 2 at 2.0 and expert 1 at 1.5), -3.
+  std::vector<float> logits(kRouter.begin(), kRouter.end());
+  logits.push_back(1.8f);
+  logits.push_back(-3.0f);
+  const auto p = Softmax({0.1, 1.5, 2.0, 0.7, 1.8, -3.0});
+  TokenRoute r;
+  r.policy = RoutePolicy::kNull;
+  r.k = 3;  // picks 2, null 0, 1: two true experts
+  for (bool model_renormalizes : {false, true}) {
+    Routed out = Route(logits, 4, 0, 2, model_renormalizes, {r});
+    ASSERT_EQ(out.k[0], 2);
+    EXPECT_EQ(out.ids[0], 2);
+    EXPECT_EQ(out.ids[1], 1);
+    EXPECT_NEAR(out.w[0], p[2] / (p[2] + p[1]), kTol);
+    EXPECT_NEAR(out.w[1], p[1] / (p[2] + p[1]), kTol);
+  }
+  // k' = 1 with a dominant null expert: the token skips the layer (k = 0).
+  logits[4] = 10.0f;
+  r.k = 1;
+  Routed skip = Route(logits, 4, 0, 2, false, {r});
+  EXPECT_EQ(skip.k[0], 0);
+  EXPECT_EQ(skip.ids[0], -1);
+}
+
+// Top-p: the smallest prefix with mass >= p, raw probabilities even when the model renormalises.
+TEST(RouteTokens, TopPUsesRawProbabilities) {
+  const auto p = Softmax(kRouter);  // p2 ~ 0.45, p1 ~ 0.27, p3 ~ 0.12, p0 ~ 0.07 (normalised)
+  const std::vector<float> logits(kRouter.begin(), kRouter.end());
+  TokenRoute r;
+  r.policy = RoutePolicy::kTopP;
+  r.top_p = static_cast<float>(p[2] + p[1] * 0.5);  // needs two experts
+  Routed out = Route(logits, 4, 0, 0, true, {r});
+  ASSERT_EQ(out.k[0], 2);
+  EXPECT_NEAR(out.w[0], p[2], kTol);
+  EXPECT_NEAR(out.w[1], p[1], kTol);
+  r.top_p = 1.0f;
+  EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).k[0], 4);
+  r.top_p = 0.01f;
+  EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).k[0], 1);
+}
+
+// Tokens of one batch each follow their own policy.
+TEST(RouteTokens, MixesPoliciesPerToken) {
+  std::vector<float> logits;
+  for (int t = 0; t < 3; ++t) {
+    logits.insert(logits.end(), kRouter.begin(), kRouter.end());
+    for (float a : {0.0f, 0.0f, 0.0f, 5.0f}) logits.push_back(a);  // allocator: k = 4
+  }
+  TokenRoute top1, adak, topp;
+  top1.policy = RoutePolicy::kTopK;
+  top1.k = 1;
+  adak.policy = RoutePolicy::kAdaK;
+  adak.min_k = 1;
+  adak.max_k = 4;
+  topp.policy = RoutePolicy::kTopP;
+  topp.top_p = 0.999999f;
+  Routed out = Route(logits, 4, 4, 0, true, {top1, adak, topp});
+  EXPECT_EQ(out.k, (std::vector<int32_t>{1, 4, 4}));
+  EXPECT_FLOAT_EQ(out.w[0], 1.0f);  // renormalised single expert
+}
+
+}  // namespace
+}  // namespace adak::kernels
