@@ -1,0 +1,191 @@
+// Allocator and null-expert files: validated against the model, with errors naming the tensor; and the
+// policies that use them, end to end on a random model.
+#include "engine/routing_weights.h"
+
+#include <cstring>
+#include <random>
+
+#include "engine/make_model.h"
+#include "engine/model.h"
+#include "engine/routing.h"
+#include "engine/safetensors.h"
+#include "engine/session.h"
+#include "tests/test_util.h"
+
+namespace adak::engine {
+namespace {
+
+using ::adak::testing::IsOk;
+using ::adak::testing::StatusIs;
+using ::testing::HasSubstr;
+
+struct FileTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  DType dtype = DType::kF32;
+};
+
+// Writes `tensors` with N(0, scale) values (bf16/f32) and the given metadata.
+void WriteFile(const std::filesystem::path& path, const std::vector<FileTensor>& tensors,
+               const std::map<std::string, std::string>& metadata, float scale = 0.1f) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<std::vector<std::byte>> storage;
+  std::vector<TensorToWrite> out;
+  for (const FileTensor& t : tensors) {
+    int64_t n = 1;
+    for (int64_t s : t.shape) n *= s;
+    std::vector<std::byte> bytes(static_cast<size_t>(n) * DTypeSize(t.dtype));
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = d(rng);
+      if (t.dtype == DType::kBF16) {
+        const uint16_t b = F32ToBf16(v);
+        std::memcpy(bytes.data() + 2 * i, &b, 2);
+      } else if (t.dtype == DType::kF32) {
+        std::memcpy(bytes.data() + 4 * i, &v, 4);
+      }
+    }
+    storage.push_back(std::move(bytes));
+    out.push_back({t.name, t.dtype, t.shape, storage.back()});
+  }
+  ASSERT_THAT(WriteSafetensors(path, out, metadata), IsOk());
+}
+
+class RoutingWeightsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    MakeModelParams params;
+    params.arch = Architecture::kDeepseek;  // layer 0 dense, layers 1..2 MoE, 8 experts top-2, raw weights
+    params.seed = 3;
+    params.overrides = {{"num_hidden_layers", "3"}, {"hidden_size", "64"}};
+    ASSERT_THAT(MakeModel(params, tmp_.path() / "model"), IsOk());
+    auto model = LoadModel(tmp_.path() / "model");
+    ASSERT_THAT(model.status(), IsOk());
+    model_ = *std::move(model);
+    e_ = model_->config.num_experts;
+    h_ = model_->config.hidden_size;
+    ASSERT_FALSE(model_->config.moe_layers[0]);
+  }
+
+  std::filesystem::path Path(const std::string& name) const { return tmp_.path() / name; }
+
+  ::adak::testing::TempDir tmp_;
+  std::unique_ptr<Model> model_;
+  int64_t e_ = 0, h_ = 0;
+};
+
+TEST_F(RoutingWeightsTest, LoadsAllocatorAndNullExperts) {
+  WriteFile(Path("alloc.safetensors"),
+            {{"layers.1.allocator.weight", {e_, h_}, DType::kBF16}, {"layers.2.allocator.weight", {e_, h_}}},
+            {{"format", "adak-allocator"}, {"version", "1"}});
+  RoutingWeights w;
+  ASSERT_THAT(LoadAllocator(Path("alloc.safetensors"), model_->config, &w), IsOk());
+  EXPECT_TRUE(w.has_allocator());
+  EXPECT_TRUE(w.allocator[0].empty());
+  EXPECT_EQ(w.allocator[1].size(), static_cast<size_t>(e_ * h_));
+  EXPECT_EQ(w.allocator_metadata.at("version"), "1");
+
+  WriteFile(Path("null.safetensors"), {{"layers.1.null_gate.weight", {3, h_}}, {"layers.2.null_gate.weight", {3, h_}}},
+            {{"format", "adak-null-experts"}, {"top_k", "4"}});
+  ASSERT_THAT(LoadNullExperts(Path("null.safetensors"), model_->config, &w), IsOk());
+  EXPECT_EQ(w.num_null, 3);
+  EXPECT_EQ(w.null_top_k, 4);
+}
+
+TEST_F(RoutingWeightsTest, RefusesMismatchedFilesNamingTheTensor) {
+  RoutingWeights w;
+  WriteFile(Path("shape.safetensors"), {{"layers.1.allocator.weight", {e_ - 1, h_}}}, {});
+  EXPECT_THAT(LoadAllocator(Path("shape.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("tensor 'layers.1.allocator.weight' has shape [7, 64], expected [8, 64]")));
+  WriteFile(Path("hidden.safetensors"), {{"layers.1.allocator.weight", {e_, h_ + 1}}}, {});
+  EXPECT_THAT(LoadAllocator(Path("hidden.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected [8, 64]")));
+  WriteFile(Path("layer.safetensors"), {{"layers.3.allocator.weight", {e_, h_}}}, {});
+  EXPECT_THAT(LoadAllocator(Path("layer.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("names layer 3, which is not an MoE layer")));
+  WriteFile(Path("dense.safetensors"), {{"layers.0.allocator.weight", {e_, h_}}}, {});
+  EXPECT_THAT(LoadAllocator(Path("dense.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'layers.0.allocator.weight' names layer 0")));
+  WriteFile(Path("name.safetensors"), {{"layers.1.router.weight", {e_, h_}}}, {});
+  EXPECT_THAT(LoadAllocator(Path("name.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unexpected tensor 'layers.1.router.weight'")));
+  WriteFile(Path("dtype.safetensors"), {{"layers.1.allocator.weight", {e_, h_}, DType::kI32}}, {});
+  EXPECT_THAT(LoadAllocator(Path("dtype.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("has dtype I32")));
+  WriteFile(Path("format.safetensors"), {{"layers.1.allocator.weight", {e_, h_}}}, {{"format", "adak-null-experts"}});
+  EXPECT_THAT(LoadAllocator(Path("format.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metadata format is 'adak-null-experts'")));
+  WriteFile(Path("m.safetensors"), {{"layers.1.null_gate.weight", {2, h_}}, {"layers.2.null_gate.weight", {3, h_}}},
+            {});
+  EXPECT_THAT(LoadNullExperts(Path("m.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("has shape [3, 64], expected [2, 64]")));
+  WriteFile(Path("topk.safetensors"), {{"layers.1.null_gate.weight", {2, h_}}}, {{"top_k", "11"}});
+  EXPECT_THAT(LoadNullExperts(Path("topk.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metadata top_k '11' must be an integer in [1, 10]")));
+  EXPECT_THAT(LoadAllocator(Path("missing.safetensors"), model_->config, &w), StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.safetensors")));
+  EXPECT_FALSE(w.has_allocator());
+}
+
+TEST_F(RoutingWeightsTest, ValidatesRoutingParams) {
+  RoutingWeights none;
+  RoutingParams p;
+  p.policy = RoutingPolicy::kAdaK;
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs an allocator file")));
+  p.policy = RoutingPolicy::kNull;
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs a null-experts file")));
+  p.policy = RoutingPolicy::kTopP;
+  p.top_p = 1.5f;
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_p must be in (0, 1], got 1.5")));
+  p = {};
+  p.top_k = 9;
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_k must be in [0, 8]")));
+  p = {};
+  p.min_k = 5;
+  p.max_k = 3;
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("min_k (5) must not exceed max_k (3)")));
+  EXPECT_THAT(ParseRoutingPolicy("bogus"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("topk, adak, null, topp")));
+}
+
+// Every policy end to end through the session: k stays in range (0..1 under null experts with k' = 1),
+// dense layer 0 reports 0, and the logits stay finite.
+TEST_F(RoutingWeightsTest, PoliciesRunEndToEnd) {
+  WriteFile(Path("alloc.safetensors"), {{"layers.1.allocator.weight", {e_, h_}}, {"layers.2.allocator.weight", {e_, h_}}},
+            {});
+  WriteFile(Path("null.safetensors"), {{"layers.1.null_gate.weight", {2, h_}}, {"layers.2.null_gate.weight", {2, h_}}},
+            {{"top_k", "1"}}, /*scale=*/0.0f);
+  RoutingWeights w;
+  ASSERT_THAT(LoadAllocator(Path("alloc.safetensors"), model_->config, &w), IsOk());
+  ASSERT_THAT(LoadNullExperts(Path("null.safetensors"), model_->config, &w), IsOk());
+  auto session = Session::Create(*model_, SessionOptions{}, std::move(w));
+  ASSERT_THAT(session.status(), IsOk());
+  const std::vector<int32_t> tokens = {5, 9, 33, 2, 17, 80, 3};
+  for (RoutingPolicy policy : {RoutingPolicy::kTopK, RoutingPolicy::kAdaK, RoutingPolicy::kNull, RoutingPolicy::kTopP}) {
+    SCOPED_TRACE(RoutingPolicyName(policy));
+    (*session)->Reset();
+    AppendOptions options;
+    options.routing.policy = policy;
+    options.routing.top_p = 0.5f;
+    AppendResult out;
+    ASSERT_THAT((*session)->Append(tokens, options, &out), IsOk());
+    for (int32_t k : out.routed_k[0]) EXPECT_EQ(k, 0);
+    for (size_t l = 1; l < 3; ++l) {
+      for (int32_t k : out.routed_k[l]) {
+        EXPECT_GE(k, policy == RoutingPolicy::kNull ? 0 : 1);
+        EXPECT_LE(k, policy == RoutingPolicy::kNull ? 1 : e_);
+        if (policy == RoutingPolicy::kTopK) {
+          EXPECT_EQ(k, 2);
+        }
+      }
+    }
+    for (float v : out.logits) ASSERT_FALSE(std::isnan(v));
+  }
+}
+
+}  // namespace
+}  // namespace adak::engine
