@@ -3,6 +3,11 @@
 // ParallelFor splits [0, n) into contiguous chunks, runs them on the workers and the calling thread, and
 // returns when all are done. The pool is owned by the CPU backend; one ParallelFor at a time per pool
 // (calls from several threads are serialised). Nested ParallelFor from inside a task runs inline.
+//
+// Cost: an empty ParallelFor is a few hundred nanoseconds while the workers are awake; after each job they
+// poll ~200 us (so back-to-back calls in a decode step find them awake; PAUSE for the first 20 us, then
+// sched_yield so an oversubscribed core is not starved), then sleep on a futex (waking one costs a few us).
+// Tasks must not throw.
 #ifndef ADAK_KERNELS_CPU_THREAD_POOL_H_
 #define ADAK_KERNELS_CPU_THREAD_POOL_H_
 
