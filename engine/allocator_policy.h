@@ -1,0 +1,90 @@
+// The Ada-K allocator as a trainable policy: pi(a | x) = softmax(W x)_a with W [A, H] and action a meaning
+// k = a + 1 experts. The pieces the PPO trainer needs, written out plainly (no autograd library):
+//   - PPO-clip loss and its exact gradient with respect to W, plus the expected-k penalty
+//     lambda * sum_a (a + 1) * pi(a | x) (../shared/ARCHITECTURE.md, "Training the allocators");
+//   - the warm-start cross-entropy towards a fixed label and its gradient;
+//   - the top-p pseudo label n(p) = min{k : sum of the k largest router probabilities >= p} and the search
+//     for the p whose mean label equals the native K;
+//   - AdamW.
+// Pure functions over caller-owned buffers, plus the AdamW state object; thread-compatible.
+//
+// Shape legend: A actions (= E experts), H hidden, N samples.
+#ifndef ADAK_ENGINE_ALLOCATOR_POLICY_H_
+#define ADAK_ENGINE_ALLOCATOR_POLICY_H_
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace adak::engine {
+
+// log softmax(W x) over A actions into `out` [A]. W [A, H], x [H].
+void PolicyLogProbs(std::span<const float> w, int64_t actions, std::span<const float> x, std::span<double> out);
+
+// One stored decision of a rollout.
+struct PolicySample {
+  std::span<const float> x;   // [H] the state (the router's input)
+  int32_t action = 0;         // sampled a (k = a + 1)
+  double old_log_prob = 0.0;  // log pi_old(a | x) at sampling time
+  double advantage = 0.0;     // log p(next | sampled routing) - log p(next | native top-K)
+};
+
+struct PpoParams {
+  double clip = 0.2;       // epsilon of PPO-clip
+  double lambda = 3e-3;    // weight of the expected-k penalty
+};
+
+struct PpoLoss {
+  double surrogate = 0.0;   // mean over samples of -min(r A, clip(r, 1-eps, 1+eps) A)
+  double expected_k = 0.0;  // mean over samples of sum_a (a + 1) pi(a | x)
+  double clipped_fraction = 0.0;
+  [[nodiscard]] double total(double lambda) const { return surrogate + lambda * expected_k; }
+};
+
+// The PPO-clip loss of `samples` under W and, when `grad` is not empty, its gradient added into grad [A, H]
+// (d total / d W, averaged over samples). Where the clipped term is the minimum and r is outside
+// [1 - eps, 1 + eps], the surrogate contributes no gradient, as in PPO.
+PpoLoss PpoLossAndGradient(std::span<const float> w, int64_t actions, std::span<const PolicySample> samples, const PpoParams& params, std::span<float> grad);
+
+// Mean cross-entropy -log pi(label | x) over (x, label) pairs, gradient added into grad [A, H] when not empty.
+struct LabeledState {
+  std::span<const float> x;
+  int32_t label = 0;  // action (k - 1)
+};
+double CrossEntropyLossAndGradient(std::span<const float> w, int64_t actions, std::span<const LabeledState> samples, std::span<float> grad);
+
+// n(p) = min{k : sum of the k largest probabilities >= p} (k in 1..probs.size()).
+[[nodiscard]] int32_t TopPLabel(std::span<const float> probs, double p);
+
+// The p in (0, 1] whose mean TopPLabel over the rows of `probs` ([rows, E]) is closest to `target_mean_k`
+// (bisection; the mean label is non-decreasing in p).
+[[nodiscard]] double FindWarmStartP(std::span<const float> probs, int64_t experts, double target_mean_k);
+
+// AdamW (decoupled weight decay), one state per parameter tensor.
+class AdamW {
+ public:
+  struct Options {
+    double lr = 1e-3;
+    double beta1 = 0.9;
+    double beta2 = 0.999;
+    double eps = 1e-8;
+    double weight_decay = 0.1;
+  };
+  AdamW(size_t size, const Options& options);
+  // w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w). REQUIRES: sizes match.
+  void Step(std::span<float> w, std::span<const float> grad);
+  [[nodiscard]] int64_t steps() const { return t_; }
+  // Moments, for checkpoints.
+  [[nodiscard]] std::vector<double>& m() { return m_; }
+  [[nodiscard]] std::vector<double>& v() { return v_; }
+  void set_steps(int64_t t) { t_ = t; }
+
+ private:
+  Options options_;
+  std::vector<double> m_, v_;
+  int64_t t_ = 0;
+};
+
+}  // namespace adak::engine
+
+#endif  // ADAK_ENGINE_ALLOCATOR_POLICY_H_
