@@ -106,6 +106,7 @@ struct MoeArgs {
   int64_t allocator_rows = 0;        // Ea
   int64_t null_rows = 0;             // M
   bool renormalize = false;          // the model's native rule (norm_topk_prob)
+  int64_t layer = 0;                 // model layer index (keys sampled routing draws)
   const kernels::TokenRoute* routes = nullptr;  // device [T]: each token's policy
   std::vector<MlpTensors> experts;   // E
   // Optional shared expert, applied to every token, scaled by sigmoid(shared_gate x) when present.

@@ -166,6 +166,7 @@ void CpuBackend::Moe(const MoeArgs& a) {
   r.allocator_cols = a.allocator_rows;
   r.null_cols = a.null_rows;
   r.renormalize = a.renormalize;
+  r.layer = a.layer;
   r.routes = a.routes;
   r.k = a.k_out;
   r.expert_ids = route_ids_.data();

@@ -55,6 +55,20 @@ absl::Status ModelRunner::PrepareGate(const LayerWeights& lw, size_t layer, Laye
   return absl::OkStatus();
 }
 
+absl::Status ModelRunner::SetAllocator(int64_t layer, std::span<const float> rows) {
+  const int64_t e = config_.num_experts, h = config_.hidden_size;
+  if (layer < 0 || layer >= static_cast<int64_t>(layers_.size()) || layers_[static_cast<size_t>(layer)].allocator_rows == 0) {
+    return absl::FailedPreconditionError(StrCatStd("set allocator: layer ", layer, " has no allocator in this runner"));
+  }
+  if (static_cast<int64_t>(rows.size()) != e * h) {
+    return absl::InvalidArgumentError(
+        StrCatStd("set allocator: layer ", layer, " needs ", e * h, " values ([", e, ", ", h, "]), got ", rows.size()));
+  }
+  Layer& l = layers_[static_cast<size_t>(layer)];
+  return backend_->Upload(rows.data(), rows.size() * sizeof(float),
+                          static_cast<float*>(l.gate_storage->data()) + e * h);
+}
+
 absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(const ModelConfig& config,
                                                                  const ModelWeights& weights,
                                                                  const RoutingWeights& routing, Backend* backend,
@@ -183,8 +197,11 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
     const SequenceInput& in = batch[static_cast<size_t>(s)];
     std::copy(in.block_table.begin(), in.block_table.end(), tables + s * max_blocks);
     const int64_t n = static_cast<int64_t>(in.tokens.size());
-    const kernels::TokenRoute route = ToTokenRoute(in.routing, config_, routing_);
-    std::fill(routes.begin() + t, routes.begin() + t + n, route);
+    kernels::TokenRoute route = ToTokenRoute(in.routing, config_, routing_);
+    for (int64_t i = 0; i < n; ++i) {  // sampled draws are keyed by position
+      route.seed = in.routing.seed + static_cast<uint64_t>(in.start_position + i) * 0x9e3779b97f4a7c15ull;
+      routes[static_cast<size_t>(t + i)] = route;
+    }
     for (int64_t i = 0; i < n; ++i, ++t) {
       const int64_t pos = in.start_position + i;
       ids[t] = in.tokens[static_cast<size_t>(i)];
@@ -224,6 +241,7 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
   result->routed_k.assign(num_layers, std::vector<int32_t>(static_cast<size_t>(num_tokens), 0));
   result->routed_ids.assign(record, std::vector<int32_t>(static_cast<size_t>(num_tokens * c.num_experts), -1));
   result->routed_weights.assign(record, std::vector<float>(static_cast<size_t>(num_tokens * c.num_experts), 0.0f));
+  result->router_inputs.assign(options.record_router_inputs ? num_layers : 0, {});
 
   backend_->Embedding(embed_tokens_, d_ints, residual);
   for (size_t li = 0; li < layers_.size(); ++li) {
@@ -276,6 +294,7 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
       m.allocator_rows = l.allocator_rows;
       m.null_rows = l.null_rows;
       m.renormalize = c.norm_topk_prob;
+      m.layer = static_cast<int64_t>(li);
       m.routes = static_cast<const kernels::TokenRoute*>(routes_->data());
       m.experts = l.experts;
       m.shared = l.shared;
@@ -285,6 +304,11 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
       if (options.record_routing) {
         m.ids_out = static_cast<int32_t*>(routed_ids_->data());
         m.weights_out = static_cast<float*>(routed_weights_->data());
+      }
+      if (options.record_router_inputs) {
+        auto& x = result->router_inputs[li];
+        x.resize(static_cast<size_t>(num_tokens * h));
+        RETURN_IF_ERROR(backend_->Download(normed.data, x.size() * sizeof(float), x.data()));
       }
       backend_->Moe(m);
       auto& k_out = result->routed_k[li];

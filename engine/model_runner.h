@@ -47,10 +47,15 @@ struct ForwardResult {
   // (-1 past k; all -1 for dense layers) and their combine weights.
   std::vector<std::vector<int32_t>> routed_ids;
   std::vector<std::vector<float>> routed_weights;
+  // With ForwardOptions::record_router_inputs: per layer, [T, H] the router's input x (the
+  // post-attention norm output) for MoE layers; empty for dense layers.
+  std::vector<std::vector<float>> router_inputs;
 };
 
 struct ForwardOptions {
   bool record_routing = false;
+  // Fill ForwardResult::router_inputs (the states an allocator sees), for allocator training.
+  bool record_router_inputs = false;
 };
 
 class ModelRunner {
@@ -67,6 +72,11 @@ class ModelRunner {
   // table too short for the positions or naming a block outside the cache. Backend errors: Internal.
   [[nodiscard]] absl::Status Forward(std::span<const SequenceInput> batch, const ForwardOptions& options,
                                      ForwardResult* result);
+
+  // Replaces layer `layer`'s allocator rows ([E * H] fp32) in the fused gate, e.g. after a training step.
+  // Errors: FailedPrecondition when the runner was created without an allocator for that layer;
+  // InvalidArgument for a wrong size.
+  [[nodiscard]] absl::Status SetAllocator(int64_t layer, std::span<const float> rows);
 
   [[nodiscard]] const ModelConfig& config() const { return config_; }
   [[nodiscard]] Backend* backend() const { return backend_; }

@@ -67,6 +67,8 @@ kernels::TokenRoute ToTokenRoute(const RoutingParams& p, const ModelConfig& conf
   r.min_k = static_cast<int32_t>(p.min_k > 0 ? p.min_k : 1);
   r.max_k = static_cast<int32_t>(p.max_k > 0 ? p.max_k : config.num_experts);
   r.top_p = p.top_p;
+  r.sample = p.sample ? 1 : 0;
+  r.seed = p.seed;
   switch (p.policy) {
     case RoutingPolicy::kTopK: r.policy = kernels::RoutePolicy::kTopK; break;
     case RoutingPolicy::kAdaK: r.policy = kernels::RoutePolicy::kAdaK; break;

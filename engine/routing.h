@@ -36,6 +36,10 @@ struct RoutingParams {
   float top_p = 0.0f;   // kTopP: threshold in (0, 1]
   int64_t min_k = 0;    // kAdaK: clamp of the allocator's k; 0 = 1
   int64_t max_k = 0;    // kAdaK: 0 = E
+  // kAdaK training rollouts: draw k - 1 from softmax(W_alloc x) instead of taking the argmax. The draw of
+  // the token at position p in layer l is keyed by (seed, p, l), so a rollout is reproducible.
+  bool sample = false;
+  uint64_t seed = 0;
 };
 
 // Checks `params` against the model and the loaded routing weights. InvalidArgument naming the field

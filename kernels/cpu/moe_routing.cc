@@ -25,6 +25,28 @@ void TopOrder(const float* probs, int64_t n, int64_t k, std::vector<int32_t>& or
   });
 }
 
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Index drawn from softmax(logits[0..n)) with uniform u, in double.
+int64_t SampleSoftmax(const float* logits, int64_t n, double u) {
+  double mx = logits[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, static_cast<double>(logits[i]));
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(logits[i] - mx);
+  double acc = 0.0;
+  const double target = u * sum;
+  for (int64_t i = 0; i < n; ++i) {
+    acc += std::exp(logits[i] - mx);
+    if (target < acc) return i;
+  }
+  return n - 1;
+}
+
 struct Scratch {
   std::vector<float> probs, joined;
   std::vector<int32_t> order;
@@ -71,7 +93,8 @@ void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
     case RoutePolicy::kAdaK:
       if (p.allocator_cols > 0) {
         const float* alloc = row + e;
-        const int64_t a = std::max_element(alloc, alloc + p.allocator_cols) - alloc;  // first max: lower index
+        const int64_t a = r.sample != 0 ? SampleSoftmax(alloc, p.allocator_cols, RouteUniform(r.seed, p.layer))
+                                        : std::max_element(alloc, alloc + p.allocator_cols) - alloc;  // ties: lower
         k = std::clamp<int64_t>(a + 1, r.min_k, r.max_k);
       } else {
         k = r.k;
@@ -109,6 +132,11 @@ void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
 }
 
 }  // namespace
+
+double RouteUniform(uint64_t seed, int64_t layer) {
+  const uint64_t bits = SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(layer + 1) * 0xd1b54a32d192ed03ull);
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
 
 void RouteTokens(const RouteParams& p, ThreadPool* pool) {
   pool->ParallelFor(p.rows, 32, [&](int64_t begin, int64_t end) {

@@ -7,7 +7,9 @@
 // combine weights, in [T, KM] slots (KM = E). The rules, exactly (../shared/ARCHITECTURE.md):
 //   kTopK:  k = the token's k; top-k of softmax over E; renormalised iff `renormalize` (the model's rule).
 //   kAdaK:  k = argmax(allocator logits) + 1 (ties: lower index), clamped to [min_k, max_k]; then as kTopK.
-//           A layer without an allocator (Ea = 0) uses the token's k, as kTopK.
+//           A layer without an allocator (Ea = 0) uses the token's k, as kTopK. With `sample` (training
+//           rollouts) k - 1 is drawn from softmax(allocator logits) instead, by a counter-based generator
+//           keyed by (seed, layer): reproducible, independent across tokens and layers.
 //   kNull:  softmax over all E + M logits, top-k' over E + M (k' = the token's k); only true experts are
 //           kept and renormalised over themselves; a token that picks only null experts gets k = 0.
 //   kTopP:  the smallest set whose sorted probabilities (softmax over E) sum to >= p; raw probabilities.
@@ -30,6 +32,8 @@ struct TokenRoute {
   float top_p = 0.0f;   // kTopP threshold in (0, 1]
   int32_t min_k = 1;    // kAdaK clamp, 1 <= min_k <= max_k <= E
   int32_t max_k = 0;
+  int32_t sample = 0;   // kAdaK: 1 = draw k from the allocator's softmax (rollouts), 0 = argmax
+  uint64_t seed = 0;    // per-token key of the draw
 };
 
 struct RouteParams {
@@ -40,6 +44,7 @@ struct RouteParams {
   int64_t allocator_cols = 0;        // Ea: E or 0
   int64_t null_cols = 0;             // M
   bool renormalize = false;          // the model's native top-K rule (norm_topk_prob)
+  int64_t layer = 0;                 // model layer index (keys sampled draws)
   const TokenRoute* routes = nullptr;  // [T]
   int32_t* k = nullptr;              // [T] out
   int32_t* expert_ids = nullptr;     // [T, E] out; slots past k are -1
@@ -47,6 +52,9 @@ struct RouteParams {
 };
 
 void RouteTokens(const RouteParams& p, ThreadPool* pool);
+
+// The uniform in [0, 1) that a sampled draw of (seed, layer) uses (SplitMix64 of the pair).
+[[nodiscard]] double RouteUniform(uint64_t seed, int64_t layer);
 
 }  // namespace adak::kernels
 

@@ -2,6 +2,7 @@
 // as a single full prefill, and malformed batches are refused before anything is written.
 #include "engine/model_runner.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -9,6 +10,7 @@
 #include "engine/cpu_backend.h"
 #include "engine/make_model.h"
 #include "engine/model.h"
+#include "kernels/cpu/norm.h"
 #include "tests/test_util.h"
 
 namespace adak::engine {
@@ -147,6 +149,88 @@ TEST_P(ModelRunnerTest, RefusesMalformedBatches) {
   in = In(ok, 3, bad_block, false);
   EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("KV block 99")));
   EXPECT_THAT(runner_->Forward({}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty batch")));
+}
+
+// The recorded router inputs are what the router saw: softmax(W_router x) on the host picks the same experts.
+TEST_P(ModelRunnerTest, RecordsRouterInputs) {
+  const auto tokens = RandomTokens(5, 6);
+  const std::vector<int32_t> table = {0, 1};
+  ForwardOptions opts;
+  opts.record_routing = true;
+  opts.record_router_inputs = true;
+  ForwardResult r;
+  SequenceInput in = In(tokens, 0, table, false);
+  ASSERT_THAT(runner_->Forward({&in, 1}, opts, &r), IsOk());
+  const ModelConfig& c = model_->config;
+  const int64_t h = c.hidden_size, e = c.num_experts;
+  for (size_t l = 0; l < r.router_inputs.size(); ++l) {
+    if (!c.moe_layers[l]) {
+      EXPECT_TRUE(r.router_inputs[l].empty());
+      continue;
+    }
+    ASSERT_EQ(r.router_inputs[l].size(), static_cast<size_t>(5 * h));
+    const TensorView& router = model_->weights.layers[l].router;
+    for (int64_t t = 0; t < 5; ++t) {
+      std::vector<double> logit(static_cast<size_t>(e));
+      for (int64_t j = 0; j < e; ++j) {
+        for (int64_t i = 0; i < h; ++i) {
+          logit[static_cast<size_t>(j)] += static_cast<double>(kernels::LoadAsF32(router.data, router.dtype, j * h + i)) *
+                                           r.router_inputs[l][static_cast<size_t>(t * h + i)];
+        }
+      }
+      const int32_t best = static_cast<int32_t>(std::max_element(logit.begin(), logit.end()) - logit.begin());
+      EXPECT_EQ(r.routed_ids[l][static_cast<size_t>(t * e)], best) << "layer " << l << " token " << t;
+    }
+  }
+}
+
+// Sampled Ada-K rollouts are reproducible per seed, and SetAllocator changes the routing in place.
+TEST_P(ModelRunnerTest, SampledRolloutsAndAllocatorUpdates) {
+  const ModelConfig& c = model_->config;
+  const int64_t h = c.hidden_size, e = c.num_experts;
+  RoutingWeights alloc;
+  alloc.allocator.assign(static_cast<size_t>(c.num_layers), {});
+  std::mt19937 rng(8);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    if (!c.moe_layers[static_cast<size_t>(l)]) continue;
+    auto& w = alloc.allocator[static_cast<size_t>(l)];
+    w.resize(static_cast<size_t>(e * h));
+    for (float& v : w) v = d(rng);
+  }
+  auto runner = ModelRunner::Create(c, model_->weights, alloc, backend_.get(), cache_.get());
+  ASSERT_THAT(runner.status(), IsOk());
+  const auto tokens = RandomTokens(12, 9);
+  const std::vector<int32_t> table = {0, 1, 2};
+  auto run = [&](uint64_t seed, bool sample) {
+    RoutingParams routing;
+    routing.policy = RoutingPolicy::kAdaK;
+    routing.sample = sample;
+    routing.seed = seed;
+    SequenceInput in = In(tokens, 0, table, false, routing);
+    ForwardResult r;
+    EXPECT_THAT((*runner)->Forward({&in, 1}, {}, &r), IsOk());
+    return r.routed_k;
+  };
+  EXPECT_EQ(run(1, true), run(1, true));
+  EXPECT_NE(run(1, true), run(2, true));
+  int64_t moe_layer = -1;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    if (!c.moe_layers[static_cast<size_t>(l)]) continue;
+    moe_layer = l;
+    std::vector<float> rows(static_cast<size_t>(e * h), 0.0f);
+    ASSERT_THAT((*runner)->SetAllocator(l, rows), IsOk());
+  }
+  // All-zero rows tie: the lowest action wins, k = 1.
+  const auto k_after = run(0, false);
+  for (size_t l = 0; l < static_cast<size_t>(c.num_layers); ++l) {
+    if (!c.moe_layers[l]) continue;
+    for (int32_t k : k_after[l]) EXPECT_EQ(k, 1);
+  }
+  EXPECT_THAT((*runner)->SetAllocator(moe_layer, std::vector<float>(3, 0.0f)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs")));
+  EXPECT_THAT(runner_->SetAllocator(moe_layer, std::vector<float>(static_cast<size_t>(e * h), 0.0f)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no allocator")));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, ModelRunnerTest,

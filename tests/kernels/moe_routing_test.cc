@@ -164,5 +164,39 @@ TEST(RouteTokens, MixesPoliciesPerToken) {
   EXPECT_FLOAT_EQ(out.w[0], 1.0f);  // renormalised single expert
 }
 
+// Sampled Ada-K (training rollouts): k - 1 follows softmax(allocator logits); draws are reproducible per
+// seed and differ between layers.
+TEST(RouteTokens, SampledAdaKFollowsTheAllocatorSoftmax) {
+  const int64_t n = 6000;
+  // Allocator probabilities 1/8, 2/8, 4/8, 1/8 for k = 1..4.
+  const std::vector<float> alloc = {0.0f, std::log(2.0f), std::log(4.0f), 0.0f};
+  std::vector<float> logits;
+  std::vector<TokenRoute> routes(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) {
+    logits.insert(logits.end(), kRouter.begin(), kRouter.end());
+    logits.insert(logits.end(), alloc.begin(), alloc.end());
+    routes[static_cast<size_t>(t)].policy = RoutePolicy::kAdaK;
+    routes[static_cast<size_t>(t)].sample = 1;
+    routes[static_cast<size_t>(t)].seed = static_cast<uint64_t>(t) * 7919u + 1;
+    routes[static_cast<size_t>(t)].min_k = 1;
+    routes[static_cast<size_t>(t)].max_k = 4;
+  }
+  Routed out = Route(logits, 4, 4, 0, true, routes);
+  std::vector<double> freq(5, 0.0);
+  for (int32_t k : out.k) freq[static_cast<size_t>(k)] += 1.0 / static_cast<double>(n);
+  EXPECT_NEAR(freq[1], 0.125, 0.02);
+  EXPECT_NEAR(freq[2], 0.25, 0.025);
+  EXPECT_NEAR(freq[3], 0.5, 0.03);
+  EXPECT_NEAR(freq[4], 0.125, 0.02);
+  EXPECT_EQ(Route(logits, 4, 4, 0, true, routes).k, out.k) << "same seeds, same draws";
+  // Argmax when not sampling: action 2, k = 3, for every token.
+  for (TokenRoute& r : routes) r.sample = 0;
+  for (int32_t k : Route(logits, 4, 4, 0, true, routes).k) ASSERT_EQ(k, 3);
+  // Layers draw independently.
+  EXPECT_NE(RouteUniform(5, 0), RouteUniform(5, 1));
+  EXPECT_GE(RouteUniform(5, 0), 0.0);
+  EXPECT_LT(RouteUniform(5, 0), 1.0);
+}
+
 }  // namespace
 }  // namespace adak::kernels
