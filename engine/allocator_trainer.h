@@ -1,0 +1,121 @@
+// Training Ada-K allocators with PPO on a frozen model (../shared/ARCHITECTURE.md, "Training the allocators").
+//
+// Each Step draws `batch` windows of `seq_len` tokens from the training ids and runs two forwards over the
+// same tokens: a rollout where every MoE layer samples each token's k from softmax(W_alloc x) (recording
+// the states x and the actions), and a baseline with the model's native top-K. The reward of a token is
+// log p(next token); its advantage is the rollout's minus the baseline's (no critic), shared by the token's
+// decisions in every layer. Then `ppo_epochs` full-batch PPO-clip updates per layer with the expected-k
+// penalty lambda * E[k], AdamW. WarmStart (P-Warm) first fits the allocators by cross-entropy to the top-p
+// pseudo label n(p), p chosen so the mean label equals the native K ("auto") or given. Only the allocators
+// change. Not thread-safe; one trainer drives its own backend and KV cache.
+#ifndef ADAK_ENGINE_ALLOCATOR_TRAINER_H_
+#define ADAK_ENGINE_ALLOCATOR_TRAINER_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/allocator_policy.h"
+#include "engine/backend.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "engine/model_runner.h"
+#include "engine/routing_weights.h"
+
+namespace adak::engine {
+
+struct TrainAllocatorOptions {
+  double lambda = 3e-3;
+  int64_t steps = 200;
+  int64_t batch = 8;
+  int64_t seq_len = 128;
+  double lr = 1e-3;
+  double weight_decay = 0.1;
+  int64_t ppo_epochs = 2;
+  double clip = 0.2;
+  bool warm_start = true;
+  std::optional<double> warm_start_p;  // nullopt: auto (mean label == native K)
+  int64_t warm_start_steps = 30;
+  double warm_start_lr = 1e-2;
+  uint64_t seed = 0;
+  int num_threads = 0;
+};
+
+// InvalidArgument naming the option and its range.
+[[nodiscard]] absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& options,
+                                                         const ModelConfig& config, int64_t data_tokens);
+
+struct TrainStepStats {
+  int64_t step = 0;                 // 1-based PPO step
+  int64_t tokens = 0;               // scored tokens this step
+  double reward = 0.0;              // mean log p(next | sampled routing)
+  double baseline_reward = 0.0;     // mean log p(next | native top-K)
+  double advantage = 0.0;           // mean advantage
+  double loss = 0.0;                // PPO loss (surrogate + lambda * E[k]) of the last epoch, mean over layers
+  double expected_k = 0.0;          // mean over MoE layers of E_pi[k]
+  double clipped_fraction = 0.0;
+  std::vector<double> mean_k;       // [L] sampled mean k per layer (0 for dense layers)
+  double seconds = 0.0;
+};
+
+struct WarmStartStats {
+  double p = 0.0;                   // the top-p threshold of the labels
+  double mean_label = 0.0;          // mean n(p) over the warm-start tokens and layers
+  double first_loss = 0.0, last_loss = 0.0;
+  int64_t steps = 0;
+};
+
+class AllocatorTrainer {
+ public:
+  // `data` are token ids of the training text. Errors: ValidateTrainAllocatorOptions; allocation.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<AllocatorTrainer>> Create(const Model& model,
+                                                                                std::vector<int32_t> data,
+                                                                                const TrainAllocatorOptions& options);
+
+  [[nodiscard]] absl::StatusOr<WarmStartStats> WarmStart();
+  [[nodiscard]] absl::StatusOr<TrainStepStats> Step();
+
+  // The allocators ([E * H] fp32 per MoE layer, empty for dense layers).
+  [[nodiscard]] const RoutingWeights& allocators() const { return weights_; }
+  [[nodiscard]] int64_t steps_done() const { return step_; }
+
+  // Writes the allocator file (format=adak-allocator, version=1, the training settings as metadata).
+  [[nodiscard]] absl::Status Save(const std::filesystem::path& path,
+                                  const std::map<std::string, std::string>& extra_metadata) const;
+  // Checkpoint with the optimizer state and step counter; Resume restores it. Errors: file errors;
+  // InvalidArgument when the checkpoint does not match the model.
+  [[nodiscard]] absl::Status SaveCheckpoint(const std::filesystem::path& path) const;
+  [[nodiscard]] absl::Status Resume(const std::filesystem::path& path);
+
+ private:
+  AllocatorTrainer(const Model& model, std::vector<int32_t> data, const TrainAllocatorOptions& options);
+  // Random windows for one step: [batch][seq_len] ids.
+  std::vector<std::vector<int32_t>> SampleWindows();
+  // One forward over the windows; per window, log p(next) of tokens 0..L-2 into `logp` [batch * (L-1)].
+  [[nodiscard]] absl::Status Forward(const std::vector<std::vector<int32_t>>& windows, const RoutingParams& routing,
+                                     const ForwardOptions& options, ForwardResult* result, std::vector<double>* logp);
+  [[nodiscard]] absl::Status PushAllocators();
+
+  const Model& model_;
+  std::vector<int32_t> data_;
+  TrainAllocatorOptions options_;
+  RoutingWeights weights_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::vector<std::unique_ptr<AdamW>> optimizers_;  // per layer (null for dense layers)
+  std::mt19937_64 rng_;
+  int64_t step_ = 0;
+  double warm_start_p_ = 0.0;
+};
+
+}  // namespace adak::engine
+
+#endif  // ADAK_ENGINE_ALLOCATOR_TRAINER_H_
