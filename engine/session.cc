@@ -55,7 +55,7 @@ absl::Status Session::Append(std::span<const int32_t> tokens, const AppendOption
   out->routed_weights.assign(options.record_routing ? layers : 0, {});
   ForwardOptions fopts;
   fopts.record_routing = options.record_routing;
-  ForwardResult result;
+  ForwardResult& result = forward_;  // reused across calls: decode steps allocate nothing
   auto append = [](auto& dst, const auto& src) { dst.insert(dst.end(), src.begin(), src.end()); };
   for (int64_t begin = 0; begin < n; begin += options_.prefill_chunk) {
     const int64_t count = std::min(options_.prefill_chunk, n - begin);
@@ -76,7 +76,8 @@ absl::Status Session::Append(std::span<const int32_t> tokens, const AppendOption
     if (options.all_logits) {
       append(out->logits, result.logits);
     } else if (begin + count == n) {
-      out->logits = std::move(result.logits);
+      // A copy, not a move: both buffers keep their capacity, so a decode step allocates nothing.
+      out->logits.assign(result.logits.begin(), result.logits.end());
     }
     for (size_t l = 0; l < layers; ++l) {
       append(out->routed_k[l], result.routed_k[l]);

@@ -85,6 +85,7 @@ class Session {
   std::unique_ptr<BlockAllocator> blocks_;
   std::vector<int32_t> block_table_;
   int64_t length_ = 0;
+  ForwardResult forward_;
 };
 
 struct GenerateOptions {
