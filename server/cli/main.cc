@@ -20,6 +20,12 @@ constexpr Command kCommands[] = {
     {"logits", adak::cli::RunLogits, "--model DIR --prompt TEXT [--top N] [--json] [--trace] ROUTING [--threads N]"},
     {"perplexity", adak::cli::RunPerplexity,
      "--model DIR --data FILE [--max-tokens N] [--context L] ROUTING [--threads N]"},
+    {"eval", adak::cli::RunEval,
+     "--model DIR --data FILE [--max-tokens N] [--context L] [--json] [--sweep-topk] ROUTING [--threads N]"},
+    {"train-allocator", adak::cli::RunTrainAllocator,
+     "--model DIR --data FILE --out FILE [--lambda 3e-3] [--steps N] [--batch B] [--seq-len L] [--lr 1e-3] "
+     "[--ppo-epochs 2] [--clip 0.2] [--warm-start-p auto|P] [--warm-start-steps N] [--seed S] [--log FILE] "
+     "[--resume] [--threads N]"},
     {"inspect", adak::cli::RunInspect, "--model DIR"},
     {"make-model", adak::cli::RunMakeModel, "--arch ARCH --out DIR [--seed S] [--set key=value ...]"},
 };
