@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <limits>
 #include <random>
+#include <string>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -37,12 +39,18 @@ struct Problem {
   int64_t k;
   int64_t t;
   int copies;
-  std::vector<uint16_t> w;
+  int64_t w_offset;            // bytes from a 64-byte boundary to the weights (a multiple of 2)
+  std::vector<uint16_t> w_storage;
+  uint16_t* w_data = nullptr;  // n * k * copies elements inside w_storage
   std::vector<float> x;
   std::vector<float> out;
 
-  Problem(int64_t n_, int64_t k_, int64_t t_, int copies_) : n(n_), k(k_), t(t_), copies(copies_) {
-    w.resize(static_cast<size_t>(n * k * copies));
+  Problem(int64_t n_, int64_t k_, int64_t t_, int copies_, int64_t w_offset_)
+      : n(n_), k(k_), t(t_), copies(copies_), w_offset(w_offset_) {
+    w_storage.resize(static_cast<size_t>(n * k * copies + 64));
+    const auto base = reinterpret_cast<uintptr_t>(w_storage.data());
+    w_data = reinterpret_cast<uint16_t*>((base + 63) / 64 * 64 + static_cast<uintptr_t>(w_offset));
+    const std::span<uint16_t> w(w_data, static_cast<size_t>(n * k * copies));
     x.resize(static_cast<size_t>(t * k));
     out.resize(static_cast<size_t>(t * n));
     std::mt19937 rng(1);
@@ -59,7 +67,7 @@ struct Problem {
     p.x = x.data();
     p.rows = t;
     p.k = k;
-    p.w = w.data() + static_cast<size_t>(copy) * static_cast<size_t>(n * k);
+    p.w = w_data + static_cast<size_t>(copy) * static_cast<size_t>(n * k);
     p.w_dtype = DType::kBF16;
     p.n = n;
     p.out = const_cast<float*>(out.data());
@@ -80,7 +88,8 @@ void SetBandwidthCounters(benchmark::State& state, double bytes_per_iteration, d
 }
 
 // args: n, k, T, copies, threads (0 = all), sgemm_min_rows (0 = default), isa (-1 = detected, else a
-// MatMulIsaKind)
+// MatMulIsaKind), stream_decode (1 = default, 0 = the earlier decode kernel; see MatMulOptions), w_offset (bytes
+// from a 64-byte boundary to the weights; mmapped checkpoint tensors are only 8-byte aligned)
 void BM_MatMulBf16(benchmark::State& state) {
   const int64_t n = state.range(0);
   const int64_t k = state.range(1);
@@ -90,15 +99,18 @@ void BM_MatMulBf16(benchmark::State& state) {
   MatMulOptions options;
   if (state.range(5) != 0) options.sgemm_min_rows = state.range(5);
   if (state.range(6) >= 0) options.isa = static_cast<MatMulIsaKind>(state.range(6));
+  const int64_t w_offset = state.range(8);
+  options.stream_decode = state.range(7) != 0;
   if (!MatMulIsaSupported(options.isa)) {
     state.SkipWithError("ISA not supported by this CPU");
     return;
   }
-  state.SetLabel(MatMulIsaName(options.isa));
+  state.SetLabel(std::string(MatMulIsaName(options.isa)) + (options.stream_decode ? "" : " old-decode"));
   static Problem* problem = nullptr;  // reused across runs with the same shape (allocation is slow)
-  if (problem == nullptr || problem->n != n || problem->k != k || problem->t != t || problem->copies != copies) {
+  if (problem == nullptr || problem->n != n || problem->k != k || problem->t != t || problem->copies != copies ||
+      problem->w_offset != w_offset) {
     delete problem;
-    problem = new Problem(n, k, t, copies);
+    problem = new Problem(n, k, t, copies, w_offset);
   }
   ThreadPool single(1);
   ThreadPool* pool = threads == 1 ? &single : &Pool();
@@ -123,49 +135,58 @@ constexpr auto kScalar = static_cast<int64_t>(MatMulIsaKind::kScalar);
 
 // Decode GEMV: experts [1024, 2048] x 64 and large [8192, 2048] x 8, T = 1, 4, 16, all threads.
 BENCHMARK(BM_MatMulBf16)
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa"})
-    ->Args({1024, 2048, 1, 64, 0, 0, -1})
-    ->Args({1024, 2048, 2, 64, 0, 0, -1})
-    ->Args({1024, 2048, 4, 64, 0, 0, -1})
-    ->Args({1024, 2048, 16, 64, 0, 0, -1})
-    ->Args({8192, 2048, 1, 8, 0, 0, -1})
-    ->Args({8192, 2048, 4, 8, 0, 0, -1})
-    ->Args({8192, 2048, 16, 8, 0, 0, -1})
-    ->Args({8192, 2048, 1, 8, 1, 0, -1})  // one thread
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
+    ->Args({1024, 2048, 1, 64, 0, 0, -1, 1, 0})
+    ->Args({1024, 2048, 2, 64, 0, 0, -1, 1, 0})
+    ->Args({1024, 2048, 4, 64, 0, 0, -1, 1, 0})
+    ->Args({1024, 2048, 16, 64, 0, 0, -1, 1, 0})
+    ->Args({8192, 2048, 1, 8, 0, 0, -1, 1, 0})
+    ->Args({8192, 2048, 4, 8, 0, 0, -1, 1, 0})
+    ->Args({8192, 2048, 16, 8, 0, 0, -1, 1, 0})
+    ->Args({8192, 2048, 1, 8, 1, 0, -1, 1, 0})  // one thread
+    ->UseRealTime();
+
+// The engine's dense decode projections (OLMoE attention [2048, 2048] and LM head [50304, 2048], T = 1 and 4),
+// new vs earlier decode kernel, with weights 64-byte aligned and 8-byte aligned (as mmapped checkpoints).
+BENCHMARK(BM_MatMulBf16)
+    ->Name("BM_MatMulBf16_DecodeAB")
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
+    ->ArgsProduct({{2048}, {2048}, {1, 4}, {32}, {0}, {0}, {-1}, {0, 1}, {0, 8}})
+    ->ArgsProduct({{50304}, {2048}, {1, 4}, {2}, {0}, {0}, {-1}, {0, 1}, {0, 8}})
     ->UseRealTime();
 
 // Compute-bound view: one thread, W = [128, 2048] bf16 (512 KiB) stays in L2.
 BENCHMARK(BM_MatMulBf16)
     ->Name("BM_MatMulBf16_L2Resident")
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa"})
-    ->ArgsProduct({{128}, {2048}, {1, 2, 4, 8, 16, 64}, {1}, {1}, {0}, {-1}})
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
+    ->ArgsProduct({{128}, {2048}, {1, 2, 4, 8, 16, 64}, {1}, {1}, {0}, {-1}, {1}, {0}})
     ->UseRealTime();
 
 // Where the register-blocked kernel and widen + sgemm cross over, per ISA (picks DefaultSgemmMinRows).
 BENCHMARK(BM_MatMulBf16)
     ->Name("BM_MatMulBf16_Crossover")
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa"})
-    ->ArgsProduct({{1024}, {2048}, {8, 32, 256}, {64}, {0}, {kGemv, kSgemm}, {-1, kAvx2, kScalar}})
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
+    ->ArgsProduct({{1024}, {2048}, {8, 32, 256}, {64}, {0}, {kGemv, kSgemm}, {-1, kAvx2, kScalar}, {1}, {0}})
     ->UseRealTime();
 
 // The AVX2 path on the same decode shapes (for CPUs without AVX-512).
 BENCHMARK(BM_MatMulBf16)
     ->Name("BM_MatMulBf16_Avx2")
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa"})
-    ->ArgsProduct({{8192}, {2048}, {1, 4, 16}, {8}, {0}, {0}, {kAvx2}})
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
+    ->ArgsProduct({{8192}, {2048}, {1, 4, 16}, {8}, {0}, {0}, {kAvx2}, {1}, {0}})
     ->UseRealTime();
 
 // Prefill: T = 256 (and 1024) on the default path, and through widen + sgemm for comparison.
 BENCHMARK(BM_MatMulBf16)
     ->Name("BM_MatMulBf16_Prefill")
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa"})
-    ->Args({1024, 2048, 256, 64, 0, 0, -1})
-    ->Args({2048, 1024, 256, 64, 0, 0, -1})
-    ->Args({8192, 2048, 256, 8, 0, 0, -1})
-    ->Args({1024, 2048, 256, 64, 0, kSgemm, -1})  // widen + OpenBLAS sgemm, for comparison
-    ->Args({8192, 2048, 256, 8, 0, kSgemm, -1})
-    ->Args({8192, 2048, 1024, 1, 0, kGemv, -1})
-    ->Args({8192, 2048, 1024, 1, 0, kSgemm, -1})
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
+    ->Args({1024, 2048, 256, 64, 0, 0, -1, 1, 0})
+    ->Args({2048, 1024, 256, 64, 0, 0, -1, 1, 0})
+    ->Args({8192, 2048, 256, 8, 0, 0, -1, 1, 0})
+    ->Args({1024, 2048, 256, 64, 0, kSgemm, -1, 1, 0})  // widen + OpenBLAS sgemm, for comparison
+    ->Args({8192, 2048, 256, 8, 0, kSgemm, -1, 1, 0})
+    ->Args({8192, 2048, 1024, 1, 0, kGemv, -1, 1, 0})
+    ->Args({8192, 2048, 1024, 1, 0, kSgemm, -1, 1, 0})
     ->UseRealTime();
 
 // ~2 us of dependent arithmetic, the unit of work for the ParallelFor benchmarks below.

@@ -167,7 +167,7 @@ void PackActivations(const MatMulParams& p, const Packing& packing, float* xp) {
 constexpr int64_t kRowBlock = 24;  // rows per ParallelFor item: a multiple of every kernel's rows per block
 constexpr int64_t kMinBytesPerChunk = 64 << 10;  // smaller chunks are not worth waking a worker
 
-void GemvPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa) {
+void GemvPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa, bool stream_decode) {
   const int64_t blocks = (p.n + kRowBlock - 1) / kRowBlock;
   const int64_t block_bytes = std::max<int64_t>(1, kRowBlock * p.k * static_cast<int64_t>(DTypeSize(p.w_dtype)));
   const int64_t grain = std::max<int64_t>(1, kMinBytesPerChunk / block_bytes);
@@ -186,7 +186,7 @@ void GemvPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa) {
     const int64_t n0 = b0 * kRowBlock;
     const int64_t n1 = std::min(p.n, b1 * kRowBlock);
     switch (isa) {
-      case MatMulIsaKind::kAvx512: internal::MatMulRowsAvx512(p, xp, xp_stride, n0, n1); break;
+      case MatMulIsaKind::kAvx512: internal::MatMulRowsAvx512(p, xp, xp_stride, n0, n1, stream_decode); break;
       case MatMulIsaKind::kAvx2: internal::MatMulRowsAvx2(p, xp, xp_stride, n0, n1); break;
       case MatMulIsaKind::kScalar: ScalarRows(p, n0, n1); break;
     }

@@ -62,6 +62,9 @@ enum class MatMulIsaKind : uint8_t { kScalar, kAvx2, kAvx512 };
 struct MatMulOptions {
   MatMulIsaKind isa = DetectedMatMulIsa();
   int64_t sgemm_min_rows = 0;  // T >= this (and K > 0): the widen + sgemm path; 0 = DefaultSgemmMinRows(isa)
+  // AVX-512, T <= 4: tiles that prefetch the next tile's rows in address order and read rows that start off a
+  // cache line with aligned loads (false: the earlier kernel, kept for A/B benchmarks; same results bit for bit).
+  bool stream_decode = true;
 };
 
 // MatMul on a pinned path. REQUIRES: as MatMul, and MatMulIsaSupported(options.isa).
@@ -77,7 +80,7 @@ namespace internal {
 // zero-padded to a multiple of 32 (AVX-512) / 16 (AVX2) elements and, for BF16 weights, each block
 // de-interleaved as [even elements, odd elements].
 void MatMulRowsAvx512(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin,
-                      int64_t n_end);
+                      int64_t n_end, bool stream_decode);
 void MatMulRowsAvx2(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin,
                     int64_t n_end);
 void WidenToF32Avx512(const void* src, DType dtype, int64_t count, float* dst);

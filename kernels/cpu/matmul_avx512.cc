@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "base/dtype.h"
 #include "kernels/cpu/matmul.h"
@@ -208,6 +209,120 @@ ADAK_AVX512 inline void DotBlock(const typename W::Elem* w, int64_t k, int64_t k
   ReduceStore<kT * kR>(acc, sums);
 }
 
+// ---- Decode tiles (T <= 4, whole rows): one sequential stream per thread, aligned loads. ----
+//
+// The hardware prefetchers follow several rows read side by side poorly (the tiles above read kR streams one
+// row apart); so each tile instead prefetches the next tile's rows in address order, one cache line per line
+// it consumes, and memory sees one sequential stream per thread. Rows that start off a 64-byte boundary
+// (mmapped checkpoint tensors are only 8-byte aligned) make every 64-byte load straddle two cache lines; when
+// every row has the same offset (a whole number of lines per row) that is a multiple of 4 bytes, blocks are
+// instead assembled from aligned loads with one two-source permute. The arithmetic per accumulator (FMA
+// order, Reduce16) is the same as DotBlock's, so both give bit-identical results.
+
+// Where rows are read from: `shift_bytes` = the rows' offset from a 64-byte boundary when shifted; idx selects
+// 32-bit lanes shift .. shift + 15 of two concatenated aligned vectors.
+struct RowSource {
+  bool shifted = false;
+  int64_t shift_bytes = 0;
+  __m512i idx;
+};
+
+ADAK_AVX512 inline RowSource SourceFor(const void* w, int64_t row_bytes) {
+  RowSource s;
+  const auto offset = static_cast<int64_t>(reinterpret_cast<uintptr_t>(w) % 64);
+  s.shifted = offset != 0 && offset % 4 == 0 && row_bytes % 64 == 0;
+  s.shift_bytes = s.shifted ? offset : 0;
+  s.idx = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                           _mm512_set1_epi32(static_cast<int>(offset / 4)));
+  return s;
+}
+
+// The 64 bytes at aligned + shift, from the two aligned lines at `aligned`.
+ADAK_AVX512 inline __m512i ShiftedLoad(const char* aligned, __m512i idx) {
+  return _mm512_permutex2var_epi32(_mm512_load_si512(aligned), idx, _mm512_load_si512(aligned + 64));
+}
+
+// The fp32 lo/hi halves of the 32-element block at p (kShifted: p - shift is read aligned).
+template <class W, bool kShifted>
+ADAK_AVX512 inline void LoadBlock(const typename W::Elem* p, const RowSource& src, __m512& lo, __m512& hi) {
+  const char* a = reinterpret_cast<const char*>(p) - src.shift_bytes;
+  if constexpr (std::is_same_v<W, Bf16Weights>) {
+    const __m512i v = kShifted ? ShiftedLoad(a, src.idx) : _mm512_loadu_si512(p);
+    lo = W::Lo(v);
+    hi = W::Hi(v);
+  } else if constexpr (std::is_same_v<W, F16Weights>) {
+    const __m512i v = kShifted ? ShiftedLoad(a, src.idx) : _mm512_loadu_si512(p);
+    lo = _mm512_cvtph_ps(_mm512_castsi512_si256(v));
+    hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1));
+  } else if constexpr (kShifted) {
+    const __m512i mid = _mm512_load_si512(a + 64);
+    lo = _mm512_castsi512_ps(_mm512_permutex2var_epi32(_mm512_load_si512(a), src.idx, mid));
+    hi = _mm512_castsi512_ps(_mm512_permutex2var_epi32(mid, src.idx, _mm512_load_si512(a + 128)));
+  } else {
+    lo = W::Lo(p);
+    hi = W::Hi(p);
+  }
+}
+
+// Rows per decode tile for kT tokens: kT * kR accumulators + 2 * kT activations + temporaries fit in the 32
+// registers, and kR divides the work item (kRowBlock in matmul.cc, 24).
+template <int kT>
+constexpr int StreamRowsPerTile() {
+  constexpr int kTable[kMaxTokens + 1] = {0, 4, 8, 6, 4};
+  return kTable[kT];
+}
+
+// sums[t * kR + r] = dot(weight row r, activation row t) over whole rows (k elements, row stride k) for kR
+// consecutive rows and kT tokens. If `pf` is not null, prefetches from pf on in address order, kR cache lines
+// per cache line per row consumed (the next tile's rows).
+template <class W, int kT, int kR, bool kShifted>
+ADAK_AVX512 inline void DotTileStream(const typename W::Elem* w, int64_t k, const float* xp, int64_t xp_stride,
+                                      const RowSource& src, const char* pf, float* sums) {
+  static_assert(kT * kR + 2 * kT + 3 <= 32, "tile does not fit in the register file");
+  constexpr int kLines = kBlock * static_cast<int>(sizeof(typename W::Elem)) / 64;  // per row per step
+  __m512 acc[32];
+#pragma GCC unroll 32
+  for (int i = 0; i < 32; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t k_full = k - k % kBlock;
+  for (int64_t kb = 0; kb < k_full; kb += kBlock) {
+    if (pf != nullptr) {
+#pragma GCC unroll 32
+      for (int j = 0; j < kR * kLines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
+      pf += 64 * kR * kLines;
+    }
+    __m512 xl[kT], xh[kT];
+#pragma GCC unroll 4
+    for (int t = 0; t < kT; ++t) {
+      xl[t] = _mm512_load_ps(xp + t * xp_stride + kb);
+      xh[t] = _mm512_load_ps(xp + t * xp_stride + kb + 16);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) {
+      __m512 lo, hi;
+      LoadBlock<W, kShifted>(w + r * k + kb, src, lo, hi);
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) acc[t * kR + r] = _mm512_fmadd_ps(lo, xl[t], acc[t * kR + r]);
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) acc[t * kR + r] = _mm512_fmadd_ps(hi, xh[t], acc[t * kR + r]);
+    }
+  }
+  if (k_full < k) {
+    const int64_t rem = k - k_full;
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) {
+      const __m512 lo = W::LoTail(w + r * k + k_full, rem);
+      const __m512 hi = W::HiTail(w + r * k + k_full, rem);
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) {
+        const float* xt = xp + t * xp_stride + k_full;  // zero-padded to the block
+        acc[t * kR + r] = _mm512_fmadd_ps(lo, _mm512_load_ps(xt), acc[t * kR + r]);
+        acc[t * kR + r] = _mm512_fmadd_ps(hi, _mm512_load_ps(xt + 16), acc[t * kR + r]);
+      }
+    }
+  }
+  ReduceStore<kT * kR>(acc, sums);
+}
+
 // out[t, n] (= or +=) sums[t][n - n0] + bias[n] for n in [n0, n0 + rows).
 inline void Epilogue(const MatMulParams& p, const float* sums, int64_t sums_stride, int64_t tokens, float* out,
                      int64_t n0, int64_t rows) {
@@ -225,16 +340,51 @@ inline void Epilogue(const MatMulParams& p, const float* sums, int64_t sums_stri
 constexpr int64_t kL1ActivationBytes = 40 << 10;
 constexpr int64_t kChunkRows = 48;  // rows per K-chunked block (a multiple of every RowsPerBlock)
 
-// Rows [n_begin, n_end) for kT tokens whose packed activations start at xp and outputs at out.
+// Rows [n_begin, n_end) for kT tokens with decode tiles (DotTileStream), whole rows at a time.
+template <class W, int kT>
+ADAK_AVX512 void DotRowRangeStream(const MatMulParams& p, const float* xp, int64_t xp_stride, float* out,
+                                   int64_t n_begin, int64_t n_end) {
+  constexpr int kR = StreamRowsPerTile<kT>();
+  const auto* w = static_cast<const typename W::Elem*>(p.w);
+  const int64_t k = p.k;
+  const RowSource src = SourceFor(w, k * static_cast<int64_t>(sizeof(typename W::Elem)));
+  // The next tile's rows, or nothing after the last tile (the rows past n_end are another work item's).
+  auto pf_for = [&](int64_t next) -> const char* {
+    return next < n_end ? reinterpret_cast<const char*>(w + next * k) : nullptr;
+  };
+  alignas(64) float sums[32];
+  int64_t n = n_begin;
+  for (; n + kR <= n_end; n += kR) {
+    // Aligned loads touch up to 63 bytes before a tile's first row and after its last one (in the same cache
+    // lines, so they cannot fault); only inside the matrix are those bytes ours to read.
+    if (src.shifted && n > 0 && n + kR < p.n) {
+      DotTileStream<W, kT, kR, true>(w + n * k, k, xp, xp_stride, src, pf_for(n + kR), sums);
+    } else {
+      DotTileStream<W, kT, kR, false>(w + n * k, k, xp, xp_stride, src, pf_for(n + kR), sums);
+    }
+    Epilogue(p, sums, kR, kT, out, n, kR);
+  }
+  for (; n < n_end; ++n) {
+    DotTileStream<W, kT, 1, false>(w + n * k, k, xp, xp_stride, src, pf_for(n + 1), sums);
+    Epilogue(p, sums, 1, kT, out, n, 1);
+  }
+}
+
+// Rows [n_begin, n_end) for kT tokens whose packed activations start at xp and outputs at out; `stream`: with
+// decode tiles where the activations fit in L1.
 template <class W, int kT>
 ADAK_AVX512 void DotRowRange(const MatMulParams& p, const float* xp, int64_t xp_stride, float* out,
-                             int64_t n_begin, int64_t n_end) {
+                             int64_t n_begin, int64_t n_end, bool stream) {
   constexpr int kR = RowsPerBlock<kT>();
   const auto* w = static_cast<const typename W::Elem*>(p.w);
   const int64_t k = p.k;
   const int64_t k_chunk = std::max<int64_t>(
       kBlock, kL1ActivationBytes / (kT * static_cast<int64_t>(sizeof(float))) / kBlock * kBlock);
   alignas(64) float sums[32];
+  if (k <= k_chunk && stream) {
+    DotRowRangeStream<W, kT>(p, xp, xp_stride, out, n_begin, n_end);
+    return;
+  }
   if (k <= k_chunk) {
     int64_t n = n_begin;
     for (; n + kR <= n_end; n += kR) {
@@ -273,20 +423,20 @@ ADAK_AVX512 void DotRowRange(const MatMulParams& p, const float* xp, int64_t xp_
 
 template <class W>
 ADAK_AVX512 void DotRowRangeAnyT(const MatMulParams& p, int64_t tokens, const float* xp, int64_t xp_stride,
-                                 float* out, int64_t n_begin, int64_t n_end) {
+                                 float* out, int64_t n_begin, int64_t n_end, bool stream) {
   switch (tokens) {
-    case 1: return DotRowRange<W, 1>(p, xp, xp_stride, out, n_begin, n_end);
-    case 2: return DotRowRange<W, 2>(p, xp, xp_stride, out, n_begin, n_end);
-    case 3: return DotRowRange<W, 3>(p, xp, xp_stride, out, n_begin, n_end);
-    default: return DotRowRange<W, 4>(p, xp, xp_stride, out, n_begin, n_end);
+    case 1: return DotRowRange<W, 1>(p, xp, xp_stride, out, n_begin, n_end, stream);
+    case 2: return DotRowRange<W, 2>(p, xp, xp_stride, out, n_begin, n_end, stream);
+    case 3: return DotRowRange<W, 3>(p, xp, xp_stride, out, n_begin, n_end, stream);
+    default: return DotRowRange<W, 4>(p, xp, xp_stride, out, n_begin, n_end, stream);
   }
 }
 
 template <class W>
 ADAK_AVX512 void Rows(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin,
-                      int64_t n_end) {
+                      int64_t n_end, bool stream) {
   if (p.rows <= kMaxTokens) {
-    DotRowRangeAnyT<W>(p, p.rows, xp, xp_stride, p.out, n_begin, n_end);
+    DotRowRangeAnyT<W>(p, p.rows, xp, xp_stride, p.out, n_begin, n_end, stream);
     return;
   }
   // More tokens than one register block takes: groups of 4 tokens over a block of rows small enough to stay
@@ -297,7 +447,8 @@ ADAK_AVX512 void Rows(const MatMulParams& p, const float* xp, int64_t xp_stride,
     const int64_t n1 = std::min(n_end, n0 + block_rows);
     for (int64_t t0 = 0; t0 < p.rows; t0 += kMaxTokens) {
       const int64_t tokens = std::min<int64_t>(kMaxTokens, p.rows - t0);
-      DotRowRangeAnyT<W>(p, tokens, xp + t0 * xp_stride, xp_stride, p.out + t0 * p.out_stride, n0, n1);
+      DotRowRangeAnyT<W>(p, tokens, xp + t0 * xp_stride, xp_stride, p.out + t0 * p.out_stride, n0, n1,
+                         /*stream=*/false);
     }
   }
 }
@@ -305,11 +456,11 @@ ADAK_AVX512 void Rows(const MatMulParams& p, const float* xp, int64_t xp_stride,
 }  // namespace
 
 ADAK_AVX512 void MatMulRowsAvx512(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin,
-                                  int64_t n_end) {
+                                  int64_t n_end, bool stream_decode) {
   switch (p.w_dtype) {
-    case DType::kBF16: return Rows<Bf16Weights>(p, xp, xp_stride, n_begin, n_end);
-    case DType::kF16: return Rows<F16Weights>(p, xp, xp_stride, n_begin, n_end);
-    default: return Rows<F32Weights>(p, xp, xp_stride, n_begin, n_end);
+    case DType::kBF16: return Rows<Bf16Weights>(p, xp, xp_stride, n_begin, n_end, stream_decode);
+    case DType::kF16: return Rows<F16Weights>(p, xp, xp_stride, n_begin, n_end, stream_decode);
+    default: return Rows<F32Weights>(p, xp, xp_stride, n_begin, n_end, stream_decode);
   }
 }
 
