@@ -324,7 +324,7 @@ void MatMulWithOptions(const MatMulParams& params, ThreadPool* pool, const MatMu
   if (p.rows >= sgemm_min_rows && p.k > 0) {
     SgemmPath(p, pool, options.isa);
   } else {
-    GemvPath(p, pool, options.isa);
+    GemvPath(p, pool, options.isa, options.stream_decode);
   }
 }
 
