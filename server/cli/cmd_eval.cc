@@ -28,19 +28,6 @@
 namespace adak::cli {
 namespace {
 
-absl::Status ReadText(const std::string& path, std::string* text) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat("--data ", path, " is a directory, not a text file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open --data file ", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *text = ss.str();
-  return absl::OkStatus();
-}
-
 double Round6(double x) { return std::round(x * 1e6) / 1e6; }
 
 // The fields every row of the frontier shares (top-level object and "sweep" entries).
@@ -137,7 +124,7 @@ absl::Status Eval(const Flags& flags) {
     return absl::InvalidArgumentError("--max-tokens must be 0 (the whole file) or at least 2, got 1");
   }
   std::string text;
-  RETURN_IF_ERROR(ReadText(path, &text));
+  RETURN_IF_ERROR(ReadDataFile(path, &text));
   ASSIGN_OR_RETURN(LoadedSession s, OpenSession(flags));
   ASSIGN_OR_RETURN(int64_t context, flags.Int("context", std::min<int64_t>(256, s.session->max_context()), 2,
                                               s.session->max_context()));

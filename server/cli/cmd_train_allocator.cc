@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -24,14 +23,6 @@ namespace adak::cli {
 namespace {
 
 constexpr int64_t kCheckpointEvery = 25;
-
-absl::StatusOr<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(StrCatStd("cannot open --data file ", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string Duration(double seconds) {
   const int64_t s = static_cast<int64_t>(seconds + 0.5);
@@ -70,7 +61,8 @@ absl::Status Train(const Flags& flags) {
   const std::string ckpt_path = out + ".ckpt";
 
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model, engine::LoadModel(dir));
-  ASSIGN_OR_RETURN(std::string text, ReadText(data_path));
+  std::string text;
+  RETURN_IF_ERROR(ReadDataFile(data_path, &text));
   ASSIGN_OR_RETURN(std::vector<int32_t> ids, model->tokenizer->Encode(text, /*add_special_tokens=*/false));
   const int64_t data_tokens = static_cast<int64_t>(ids.size());
   ASSIGN_OR_RETURN(auto trainer, engine::AllocatorTrainer::Create(*model, std::move(ids), o));

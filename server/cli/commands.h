@@ -43,6 +43,10 @@ struct LoadedSession {
 };
 [[nodiscard]] absl::StatusOr<LoadedSession> OpenSession(const Flags& flags);
 
+// The whole text of the --data file. Errors: NotFound naming an unreadable path; InvalidArgument for a
+// directory.
+[[nodiscard]] absl::Status ReadDataFile(const std::string& path, std::string* text);
+
 // "mean_k=1.53 expert_flops=... saved=..% " summary of a counter, and a per-layer mean k list "[1.50 1.56 ...]".
 [[nodiscard]] std::string RoutingSummary(const engine::FlopCounter& flops);
 [[nodiscard]] std::string MeanKPerLayer(const engine::FlopCounter& flops, int64_t num_layers);

@@ -1,8 +1,12 @@
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "server/cli/commands.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "engine/routing_weights.h"
@@ -69,6 +73,19 @@ absl::StatusOr<LoadedSession> OpenSession(const Flags& flags) {
   options.num_threads = static_cast<int>(threads);
   ASSIGN_OR_RETURN(s.session, engine::Session::Create(*s.model, options, std::move(weights)));
   return s;
+}
+
+absl::Status ReadDataFile(const std::string& path, std::string* text) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat("--data ", path, " is a directory, not a text file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open --data file ", path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  *text = ss.str();
+  return absl::OkStatus();
 }
 
 std::string RoutingSummary(const engine::FlopCounter& f) {
