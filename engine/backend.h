@@ -36,20 +36,6 @@ struct Tensor {
 
   [[nodiscard]] bool present() const { return data != nullptr; }
   [[nodiscard]] float* f32() const { return static_cast<float*>(data); }
-  // Rows [begin, begin + count) of this view.
-  [[nodiscard]] Tensor Slice(int64_t begin, int64_t count) const {
-    Tensor t = *this;
-    t.data = static_cast<char*>(data) + static_cast<size_t>(begin * stride) * DTypeSize(dtype);
-    t.rows = count;
-    return t;
-  }
-  // Columns [begin, begin + count) of every row.
-  [[nodiscard]] Tensor Columns(int64_t begin, int64_t count) const {
-    Tensor t = *this;
-    t.data = static_cast<char*>(data) + static_cast<size_t>(begin) * DTypeSize(dtype);
-    t.cols = count;
-    return t;
-  }
 };
 
 // Owned device memory; freed by the destructor.
