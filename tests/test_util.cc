@@ -60,6 +60,20 @@ std::string ReadFile(const std::filesystem::path& path) {
   return ss.str();
 }
 
+std::string AdakBinary() { return (BinDir() / "adak").string(); }
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
 std::string RunCommand(const std::string& command, int* exit_code) {
   std::string out;
   FILE* pipe = ::popen(command.c_str(), "r");

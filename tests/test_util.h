@@ -39,6 +39,12 @@ class TempDir {
 void WriteFile(const std::filesystem::path& path, const std::string& content);
 [[nodiscard]] std::string ReadFile(const std::filesystem::path& path);
 
+// The built `adak` binary (BinDir() / "adak").
+[[nodiscard]] std::string AdakBinary();
+
+// `s` single-quoted for /bin/sh.
+[[nodiscard]] std::string ShellQuote(const std::string& s);
+
 // Runs a shell command, capturing stdout; returns the exit status in `exit_code`.
 [[nodiscard]] std::string RunCommand(const std::string& command, int* exit_code);
 

@@ -14,20 +14,8 @@ using ::adak::testing::TempDir;
 using ::adak::testing::WriteFile;
 using ::testing::HasSubstr;
 
-std::string Adak() { return (::adak::testing::BinDir() / "adak").string(); }
-
-std::string Quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  out += "'";
-  return out;
-}
+std::string Adak() { return ::adak::testing::AdakBinary(); }
+std::string Quote(const std::string& s) { return ::adak::testing::ShellQuote(s); }
 
 std::string EvalCommand(const std::filesystem::path& shared, const std::string& extra) {
   std::string cmd = Adak();

@@ -12,19 +12,8 @@ namespace {
 using ::adak::testing::RunCommand;
 using ::testing::HasSubstr;
 
-std::string Adak() { return (::adak::testing::BinDir() / "adak").string(); }
-
-std::string Quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
+std::string Adak() { return ::adak::testing::AdakBinary(); }
+std::string Quote(const std::string& s) { return ::adak::testing::ShellQuote(s); }
 
 // The ctest form of the check: `adak logits --json` on stories-mixtral equals the fp32 reference
 // (same token ids, top-10 ids equal, logits within 1e-3 relative) for every reference prompt.
