@@ -292,16 +292,9 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> PreTokenizerFromJson(const Json& j
   }
   ASSIGN_OR_RETURN(const std::string type, JsonString(json, "type", where));
   if (type == "Sequence") {
-    const Json* list = JsonMember(json, "pretokenizers");
-    if (list == nullptr || !list->is_array()) {
-      return TokenizerJsonError(JsonPath(where, "pretokenizers"), "expected an array");
-    }
-    std::vector<std::unique_ptr<PreTokenizer>> steps;
-    for (size_t i = 0; i < list->size(); ++i) {
-      ASSIGN_OR_RETURN(auto step,
-                       PreTokenizerFromJson((*list)[i], StrCatStd(JsonPath(where, "pretokenizers"), "[", i, "]")));
-      steps.push_back(std::move(step));
-    }
+    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<PreTokenizer>(json, "pretokenizers", where, [](const Json& step, std::string_view at) {
+                       return PreTokenizerFromJson(step, at);
+                     }));
     return std::make_unique<SequencePreTokenizer>(std::move(steps));
   }
   if (type == "ByteLevel") {

@@ -196,15 +196,9 @@ absl::StatusOr<std::unique_ptr<Decoder>> DecoderFromJson(const Json& json, std::
   }
   ASSIGN_OR_RETURN(const std::string type, JsonString(json, "type", where));
   if (type == "Sequence") {
-    const Json* list = JsonMember(json, "decoders");
-    if (list == nullptr || !list->is_array()) {
-      return TokenizerJsonError(JsonPath(where, "decoders"), "expected an array");
-    }
-    std::vector<std::unique_ptr<Decoder>> steps;
-    for (size_t i = 0; i < list->size(); ++i) {
-      ASSIGN_OR_RETURN(auto step, DecoderFromJson((*list)[i], StrCatStd(JsonPath(where, "decoders"), "[", i, "]")));
-      steps.push_back(std::move(step));
-    }
+    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<Decoder>(json, "decoders", where, [](const Json& step, std::string_view at) {
+                       return DecoderFromJson(step, at);
+                     }));
     return std::make_unique<SequenceDecoder>(std::move(steps));
   }
   if (type == "ByteLevel") {

@@ -9,10 +9,13 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <memory>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/strings.h"
 #include "nlohmann/json.hpp"
 
 namespace adak::engine {
@@ -43,6 +46,24 @@ using Json = nlohmann::json;
 // The single character of a string member (e.g. Metaspace `replacement`). Errors: InvalidArgument when
 // missing, not a string, or not exactly one UTF-8 character.
 [[nodiscard]] absl::StatusOr<char32_t> JsonChar(const Json& object, std::string_view key, std::string_view where);
+
+// Parses json[key], an array, with `parse(element, where_of_element)` for each element: the steps of a
+// `Sequence` normalizer / pre-tokenizer / decoder / post-processor. Errors: "expected an array" at
+// where.key, or the first element's error (its where is "where.key[i]").
+template <typename T, typename Parse>
+[[nodiscard]] absl::StatusOr<std::vector<std::unique_ptr<T>>> ParseJsonSequence(const Json& json, std::string_view key,
+                                                                                std::string_view where, Parse parse) {
+  const std::string path = JsonPath(where, key);
+  const Json* list = JsonMember(json, key);
+  if (list == nullptr || !list->is_array()) return TokenizerJsonError(path, "expected an array");
+  std::vector<std::unique_ptr<T>> steps;
+  for (size_t i = 0; i < list->size(); ++i) {
+    absl::StatusOr<std::unique_ptr<T>> step = parse((*list)[i], StrCatStd(path, "[", i, "]"));
+    if (!step.ok()) return step.status();
+    steps.push_back(*std::move(step));
+  }
+  return steps;
+}
 
 }  // namespace adak::engine
 

@@ -103,16 +103,9 @@ absl::StatusOr<std::unique_ptr<Normalizer>> NormalizerFromJson(const Json& json,
   }
   ASSIGN_OR_RETURN(const std::string type, JsonString(json, "type", where));
   if (type == "Sequence") {
-    const Json* list = JsonMember(json, "normalizers");
-    if (list == nullptr || !list->is_array()) {
-      return TokenizerJsonError(JsonPath(where, "normalizers"), "expected an array");
-    }
-    std::vector<std::unique_ptr<Normalizer>> steps;
-    for (size_t i = 0; i < list->size(); ++i) {
-      ASSIGN_OR_RETURN(auto step,
-                       NormalizerFromJson((*list)[i], StrCatStd(JsonPath(where, "normalizers"), "[", i, "]")));
-      steps.push_back(std::move(step));
-    }
+    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<Normalizer>(json, "normalizers", where, [](const Json& step, std::string_view at) {
+                       return NormalizerFromJson(step, at);
+                     }));
     return std::make_unique<SequenceNormalizer>(std::move(steps));
   }
   if (type == "Prepend") {

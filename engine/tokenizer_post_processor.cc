@@ -148,16 +148,9 @@ absl::StatusOr<std::unique_ptr<PostProcessor>> PostProcessorFromJson(const Json&
     return std::make_unique<TemplatePostProcessor>(std::vector<int32_t>{cls, TemplatePostProcessor::kSequence, sep});
   }
   if (type == "Sequence") {
-    const Json* list = JsonMember(json, "processors");
-    if (list == nullptr || !list->is_array()) {
-      return TokenizerJsonError(JsonPath(where, "processors"), "expected an array");
-    }
-    std::vector<std::unique_ptr<PostProcessor>> steps;
-    for (size_t i = 0; i < list->size(); ++i) {
-      ASSIGN_OR_RETURN(auto step,
-                       PostProcessorFromJson((*list)[i], StrCatStd(JsonPath(where, "processors"), "[", i, "]")));
-      steps.push_back(std::move(step));
-    }
+    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<PostProcessor>(json, "processors", where, [](const Json& step, std::string_view at) {
+                       return PostProcessorFromJson(step, at);
+                     }));
     return std::make_unique<SequencePostProcessor>(std::move(steps));
   }
   return TokenizerJsonError(JsonPath(where, "type"),
