@@ -1,0 +1,66 @@
+#include "engine/kv_cache.h"
+
+#include <set>
+
+#include "engine/cpu_backend.h"
+#include "tests/test_util.h"
+
+namespace adak::engine {
+namespace {
+
+using ::adak::testing::IsOk;
+using ::adak::testing::StatusIs;
+using ::testing::HasSubstr;
+
+ModelConfig SmallConfig() {
+  ModelConfig c;
+  c.num_layers = 3;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  return c;
+}
+
+TEST(KvCache, BytesPerBlockCountsKAndVOfEveryLayer) {
+  // 2 (K, V) x 3 layers x 16 positions x (2 x 8) floats x 4 bytes.
+  EXPECT_EQ(KvCache::BytesPerBlock(SmallConfig(), 16), 2 * 3 * 16 * 16 * 4);
+}
+
+TEST(KvCache, CreatesPerLayerStorageAndRefusesBadSizes) {
+  CpuBackend backend(1);
+  auto cache = KvCache::Create(&backend, SmallConfig(), 4, 16);
+  ASSERT_THAT(cache.status(), IsOk());
+  EXPECT_EQ((*cache)->num_blocks(), 4);
+  EXPECT_EQ((*cache)->block_size(), 16);
+  std::set<float*> distinct;
+  for (int64_t l = 0; l < 3; ++l) {
+    distinct.insert((*cache)->k(l));
+    distinct.insert((*cache)->v(l));
+  }
+  EXPECT_EQ(distinct.size(), 6u);
+  EXPECT_THAT(KvCache::Create(&backend, SmallConfig(), 0, 16).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("num_blocks (0)")));
+  EXPECT_THAT(KvCache::Create(&backend, SmallConfig(), 4, -1).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("block_size (-1)")));
+}
+
+TEST(BlockAllocator, HandsOutEveryBlockOnceAndReusesFreedOnes) {
+  BlockAllocator blocks(3);
+  std::set<int32_t> got;
+  for (int i = 0; i < 3; ++i) {
+    auto b = blocks.Allocate();
+    ASSERT_TRUE(b.has_value());
+    EXPECT_TRUE(got.insert(*b).second);
+  }
+  EXPECT_EQ(got, (std::set<int32_t>{0, 1, 2}));
+  EXPECT_EQ(blocks.num_free(), 0);
+  EXPECT_FALSE(blocks.Allocate().has_value());
+  blocks.Free(1);
+  EXPECT_EQ(blocks.num_free(), 1);
+  EXPECT_EQ(blocks.Allocate(), std::optional<int32_t>(1));
+  EXPECT_EQ(BlocksFor(0, 16), 0);
+  EXPECT_EQ(BlocksFor(16, 16), 1);
+  EXPECT_EQ(BlocksFor(17, 16), 2);
+}
+
+}  // namespace
+}  // namespace adak::engine
