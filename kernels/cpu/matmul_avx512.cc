@@ -23,9 +23,9 @@
 #include <type_traits>
 
 #include "base/dtype.h"
+#include "kernels/cpu/avx512_weights.h"
 #include "kernels/cpu/matmul.h"
 
-#define ADAK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 
 namespace adak::kernels::internal {
 namespace {
@@ -33,55 +33,11 @@ namespace {
 constexpr int kBlock = 32;  // weight elements per row per step
 constexpr int kMaxTokens = 4;  // tokens per register block
 
-// Mask with the low `rem` bits set, 0 < rem < 32.
-ADAK_AVX512 inline __mmask32 TailMask(int64_t rem) { return static_cast<__mmask32>((1u << rem) - 1u); }
-
-// Weight loaders: Lo/Hi give the fp32 values of the first/second 16 elements of a 32-element block as the
-// kernel pairs them with the packed activations (for BF16: the even/odd elements); the *Tail variants read
-// only `rem` (0 < rem < 32) elements and zero the rest.
-struct Bf16Weights {
-  using Elem = uint16_t;
-  ADAK_AVX512 static inline __m512 Lo(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
-  ADAK_AVX512 static inline __m512 Hi(__m512i v) {
-    return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
-  }
-  ADAK_AVX512 static inline __m512 Lo(const Elem* p) { return Lo(_mm512_loadu_si512(p)); }
-  ADAK_AVX512 static inline __m512 Hi(const Elem* p) { return Hi(_mm512_loadu_si512(p)); }
-  ADAK_AVX512 static inline __m512 LoTail(const Elem* p, int64_t rem) {
-    return Lo(_mm512_maskz_loadu_epi16(TailMask(rem), p));
-  }
-  ADAK_AVX512 static inline __m512 HiTail(const Elem* p, int64_t rem) {
-    return Hi(_mm512_maskz_loadu_epi16(TailMask(rem), p));
-  }
-};
-
-struct F16Weights {
-  using Elem = uint16_t;
-  ADAK_AVX512 static inline __m512 Lo(const Elem* p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  }
-  ADAK_AVX512 static inline __m512 Hi(const Elem* p) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 16)));
-  }
-  ADAK_AVX512 static inline __m512 LoTail(const Elem* p, int64_t rem) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(static_cast<__mmask16>(TailMask(rem)), p));
-  }
-  ADAK_AVX512 static inline __m512 HiTail(const Elem* p, int64_t rem) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(static_cast<__mmask16>(TailMask(rem) >> 16), p + 16));
-  }
-};
-
-struct F32Weights {
-  using Elem = float;
-  ADAK_AVX512 static inline __m512 Lo(const Elem* p) { return _mm512_loadu_ps(p); }
-  ADAK_AVX512 static inline __m512 Hi(const Elem* p) { return _mm512_loadu_ps(p + 16); }
-  ADAK_AVX512 static inline __m512 LoTail(const Elem* p, int64_t rem) {
-    return _mm512_maskz_loadu_ps(static_cast<__mmask16>(TailMask(rem)), p);
-  }
-  ADAK_AVX512 static inline __m512 HiTail(const Elem* p, int64_t rem) {
-    return _mm512_maskz_loadu_ps(static_cast<__mmask16>(TailMask(rem) >> 16), p + 16);
-  }
-};
+using avx512::Bf16Weights;
+using avx512::F16Weights;
+using avx512::F32Weights;
+using avx512::RowSource;
+using avx512::SourceFor;
 
 // Horizontal sums of 16 vectors at once: lane i of the result is the sum of the lanes of v[i].
 ADAK_AVX512 inline __m512 Reduce16(const __m512 (&v)[16]) {
@@ -219,48 +175,13 @@ ADAK_AVX512 inline void DotBlock(const typename W::Elem* w, int64_t k, int64_t k
 // instead assembled from aligned loads with one two-source permute. The arithmetic per accumulator (FMA
 // order, Reduce16) is the same as DotBlock's, so both give bit-identical results.
 
-// Where rows are read from: `shift_bytes` = the rows' offset from a 64-byte boundary when shifted; idx selects
-// 32-bit lanes shift .. shift + 15 of two concatenated aligned vectors.
-struct RowSource {
-  bool shifted = false;
-  int64_t shift_bytes = 0;
-  __m512i idx;
-};
-
-ADAK_AVX512 inline RowSource SourceFor(const void* w, int64_t row_bytes) {
-  RowSource s;
-  const auto offset = static_cast<int64_t>(reinterpret_cast<uintptr_t>(w) % 64);
-  s.shifted = offset != 0 && offset % 4 == 0 && row_bytes % 64 == 0;
-  s.shift_bytes = s.shifted ? offset : 0;
-  s.idx = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                           _mm512_set1_epi32(static_cast<int>(offset / 4)));
-  return s;
-}
-
-// The 64 bytes at aligned + shift, from the two aligned lines at `aligned`.
-ADAK_AVX512 inline __m512i ShiftedLoad(const char* aligned, __m512i idx) {
-  return _mm512_permutex2var_epi32(_mm512_load_si512(aligned), idx, _mm512_load_si512(aligned + 64));
-}
-
 // The fp32 lo/hi halves of the 32-element block at p (kShifted: p - shift is read aligned).
 template <class W, bool kShifted>
 ADAK_AVX512 inline void LoadBlock(const typename W::Elem* p, const RowSource& src, __m512& lo, __m512& hi) {
-  const char* a = reinterpret_cast<const char*>(p) - src.shift_bytes;
-  if constexpr (std::is_same_v<W, Bf16Weights>) {
-    const __m512i v = kShifted ? ShiftedLoad(a, src.idx) : _mm512_loadu_si512(p);
-    lo = W::Lo(v);
-    hi = W::Hi(v);
-  } else if constexpr (std::is_same_v<W, F16Weights>) {
-    const __m512i v = kShifted ? ShiftedLoad(a, src.idx) : _mm512_loadu_si512(p);
-    lo = _mm512_cvtph_ps(_mm512_castsi512_si256(v));
-    hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1));
-  } else if constexpr (kShifted) {
-    const __m512i mid = _mm512_load_si512(a + 64);
-    lo = _mm512_castsi512_ps(_mm512_permutex2var_epi32(_mm512_load_si512(a), src.idx, mid));
-    hi = _mm512_castsi512_ps(_mm512_permutex2var_epi32(mid, src.idx, _mm512_load_si512(a + 128)));
+  if constexpr (kShifted) {
+    W::LoadShifted(reinterpret_cast<const char*>(p) - src.shift_bytes, src.idx, lo, hi);
   } else {
-    lo = W::Lo(p);
-    hi = W::Hi(p);
+    W::Load(p, lo, hi);
   }
 }
 

@@ -29,9 +29,9 @@
 #include <type_traits>
 
 #include "base/dtype.h"
+#include "kernels/cpu/avx512_weights.h"
 #include "kernels/cpu/moe_experts.h"
 
-#define ADAK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 
 namespace adak::kernels::internal {
 namespace {
@@ -45,101 +45,13 @@ constexpr int64_t kRowBlock = 48;
 // re-read the block from L2, so memory still delivers each weight once.
 constexpr int64_t kL2BlockBytes = 256 << 10;
 
-// Mask with the low `rem` bits set, 0 < rem < 32.
-ADAK_AVX512 inline __mmask32 TailMask(int64_t rem) { return static_cast<__mmask32>((1u << rem) - 1u); }
-
-// Where a matrix's rows are read from. Rows that start off a 64-byte boundary make every 64-byte load straddle
-// two cache lines (~15% slower from memory); when all rows share the same offset (a whole number of lines per
-// row) and it is a multiple of 4 bytes, blocks are instead assembled from two aligned loads with one two-source
-// permute (`shift` = the offset in 32-bit lanes; idx selects lanes shift .. shift + 15).
-struct RowSource {
-  bool shifted = false;
-  int64_t shift_bytes = 0;
-  __m512i idx;
-};
-
-ADAK_AVX512 inline RowSource SourceFor(const void* w, int64_t row_bytes) {
-  RowSource s;
-  const auto offset = static_cast<int64_t>(reinterpret_cast<uintptr_t>(w) % 64);
-  s.shifted = offset != 0 && offset % 4 == 0 && row_bytes % 64 == 0;
-  s.shift_bytes = s.shifted ? offset : 0;
-  s.idx = _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                           _mm512_set1_epi32(static_cast<int>(offset / 4)));
-  return s;
-}
-
-// The 64 bytes at p (p = an aligned line + shift) from the aligned lines around it.
-ADAK_AVX512 inline __m512i ShiftedLoad(const char* aligned, __m512i idx) {
-  return _mm512_permutex2var_epi32(_mm512_load_si512(aligned), idx, _mm512_load_si512(aligned + 64));
-}
-
-// Weight loaders. Load/LoadShifted give the fp32 values of a full 32-element block as two vectors, lo and hi, as
-// the kernel pairs them with the packed activations (for BF16: the even and the odd elements of the block);
-// LoadShifted reads from the aligned address `a` = the block's address minus the row source's shift. The *Tail
-// variants read only `rem` (0 < rem < 32) elements and zero the rest.
-struct Bf16Weights {
-  using Elem = uint16_t;
-  static constexpr bool kDeinterleave = true;
-  ADAK_AVX512 static inline __m512 Lo(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
-  ADAK_AVX512 static inline __m512 Hi(__m512i v) {
-    return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32(static_cast<int>(0xffff0000u))));
-  }
-  ADAK_AVX512 static inline void Load(const Elem* p, __m512& lo, __m512& hi) {
-    const __m512i v = _mm512_loadu_si512(p);
-    lo = Lo(v);
-    hi = Hi(v);
-  }
-  ADAK_AVX512 static inline void LoadShifted(const char* a, __m512i idx, __m512& lo, __m512& hi) {
-    const __m512i v = ShiftedLoad(a, idx);
-    lo = Lo(v);
-    hi = Hi(v);
-  }
-  ADAK_AVX512 static inline __m512 LoTail(const Elem* p, int64_t rem) {
-    return Lo(_mm512_maskz_loadu_epi16(TailMask(rem), p));
-  }
-  ADAK_AVX512 static inline __m512 HiTail(const Elem* p, int64_t rem) {
-    return Hi(_mm512_maskz_loadu_epi16(TailMask(rem), p));
-  }
-};
-
-struct F16Weights {
-  using Elem = uint16_t;
-  static constexpr bool kDeinterleave = false;
-  ADAK_AVX512 static inline void Widen(__m512i v, __m512& lo, __m512& hi) {
-    lo = _mm512_cvtph_ps(_mm512_castsi512_si256(v));
-    hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(v, 1));
-  }
-  ADAK_AVX512 static inline void Load(const Elem* p, __m512& lo, __m512& hi) { Widen(_mm512_loadu_si512(p), lo, hi); }
-  ADAK_AVX512 static inline void LoadShifted(const char* a, __m512i idx, __m512& lo, __m512& hi) {
-    Widen(ShiftedLoad(a, idx), lo, hi);
-  }
-  ADAK_AVX512 static inline __m512 LoTail(const Elem* p, int64_t rem) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(static_cast<__mmask16>(TailMask(rem)), p));
-  }
-  ADAK_AVX512 static inline __m512 HiTail(const Elem* p, int64_t rem) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(static_cast<__mmask16>(TailMask(rem) >> 16), p + 16));
-  }
-};
-
-struct F32Weights {
-  using Elem = float;
-  static constexpr bool kDeinterleave = false;
-  ADAK_AVX512 static inline void Load(const Elem* p, __m512& lo, __m512& hi) {
-    lo = _mm512_loadu_ps(p);
-    hi = _mm512_loadu_ps(p + 16);
-  }
-  ADAK_AVX512 static inline void LoadShifted(const char* a, __m512i idx, __m512& lo, __m512& hi) {
-    const __m512i mid = _mm512_load_si512(a + 64);
-    lo = _mm512_castsi512_ps(_mm512_permutex2var_epi32(_mm512_load_si512(a), idx, mid));
-    hi = _mm512_castsi512_ps(_mm512_permutex2var_epi32(mid, idx, _mm512_load_si512(a + 128)));
-  }
-  ADAK_AVX512 static inline __m512 LoTail(const Elem* p, int64_t rem) {
-    return _mm512_maskz_loadu_ps(static_cast<__mmask16>(TailMask(rem)), p);
-  }
-  ADAK_AVX512 static inline __m512 HiTail(const Elem* p, int64_t rem) {
-    return _mm512_maskz_loadu_ps(static_cast<__mmask16>(TailMask(rem) >> 16), p + 16);
-  }
-};
+using avx512::Bf16Weights;
+using avx512::F16Weights;
+using avx512::F32Weights;
+using avx512::RowSource;
+using avx512::ShiftedLoad;
+using avx512::SourceFor;
+using avx512::TailMask;
 
 // Horizontal sum of one accumulator (the same instruction sequence for every accumulator).
 ADAK_AVX512 inline float HorizontalSum(__m512 v) {
