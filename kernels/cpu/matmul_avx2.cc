@@ -15,9 +15,9 @@
 #include <cstring>
 
 #include "base/dtype.h"
+#include "kernels/cpu/avx2_weights.h"
 #include "kernels/cpu/matmul.h"
 
-#define ADAK_AVX2 __attribute__((target("avx2,fma,f16c")))
 
 namespace adak::kernels::internal {
 namespace {
@@ -25,34 +25,9 @@ namespace {
 constexpr int kBlock = 16;     // weight elements per row per step
 constexpr int kMaxTokens = 4;  // tokens per register block
 
-// Weight loaders: Lo/Hi give the fp32 values of the first/second 8 elements of a 16-element block as the
-// kernel pairs them with the packed activations (for BF16: the even/odd elements).
-struct Bf16Weights {
-  using Elem = uint16_t;
-  ADAK_AVX2 static inline __m256i Raw(const Elem* p) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  }
-  ADAK_AVX2 static inline __m256 Lo(const Elem* p) { return _mm256_castsi256_ps(_mm256_slli_epi32(Raw(p), 16)); }
-  ADAK_AVX2 static inline __m256 Hi(const Elem* p) {
-    return _mm256_castsi256_ps(_mm256_and_si256(Raw(p), _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
-  }
-};
-
-struct F16Weights {
-  using Elem = uint16_t;
-  ADAK_AVX2 static inline __m256 Lo(const Elem* p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  }
-  ADAK_AVX2 static inline __m256 Hi(const Elem* p) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
-  }
-};
-
-struct F32Weights {
-  using Elem = float;
-  ADAK_AVX2 static inline __m256 Lo(const Elem* p) { return _mm256_loadu_ps(p); }
-  ADAK_AVX2 static inline __m256 Hi(const Elem* p) { return _mm256_loadu_ps(p + 8); }
-};
+using avx2::Bf16Weights;
+using avx2::F16Weights;
+using avx2::F32Weights;
 
 // Horizontal sums of 8 vectors: lane i of the result is the sum of the lanes of v[i].
 ADAK_AVX2 inline __m256 Reduce8(const __m256 (&v)[8]) {
