@@ -119,6 +119,24 @@ ADAK_AVX512 inline void PrefetchBlock(const typename W::Elem* block, int64_t row
 // weight rows (row stride `k` elements) and kT tokens. k_begin is a multiple of 32; so is k_end unless it is
 // the end of the row. Each weight block is loaded once for all kT tokens; per half-block the kT activation
 // vectors are loaded once for all kR rows. The next kR rows (which callers process next) are prefetched.
+// The last partial block of kR rows (`rem` < 32 elements from k_full) into acc, for both tile kinds; the
+// activations are zero-padded to the block.
+template <class W, int kT, int kR>
+ADAK_AVX512 inline void AccumulateTail(const typename W::Elem* w, int64_t k, int64_t k_full, int64_t rem,
+                                       const float* xp, int64_t xp_stride, __m512 (&acc)[32]) {
+#pragma GCC unroll 12
+  for (int r = 0; r < kR; ++r) {
+    const __m512 lo = W::LoTail(w + r * k + k_full, rem);
+    const __m512 hi = W::HiTail(w + r * k + k_full, rem);
+#pragma GCC unroll 4
+    for (int t = 0; t < kT; ++t) {
+      const float* xt = xp + t * xp_stride + k_full;
+      acc[t * kR + r] = _mm512_fmadd_ps(lo, _mm512_load_ps(xt), acc[t * kR + r]);
+      acc[t * kR + r] = _mm512_fmadd_ps(hi, _mm512_load_ps(xt + 16), acc[t * kR + r]);
+    }
+  }
+}
+
 template <class W, int kT, int kR>
 ADAK_AVX512 inline void DotBlock(const typename W::Elem* w, int64_t k, int64_t k_begin, int64_t k_end,
                                  const float* xp, int64_t xp_stride, float* sums) {
@@ -148,20 +166,7 @@ ADAK_AVX512 inline void DotBlock(const typename W::Elem* w, int64_t k, int64_t k
       for (int t = 0; t < kT; ++t) acc[t * kR + r] = _mm512_fmadd_ps(hi, x[t], acc[t * kR + r]);
     }
   }
-  if (k_full < k_end) {
-    const int64_t rem = k_end - k_full;
-#pragma GCC unroll 12
-    for (int r = 0; r < kR; ++r) {
-      const __m512 lo = W::LoTail(w + r * k + k_full, rem);
-      const __m512 hi = W::HiTail(w + r * k + k_full, rem);
-#pragma GCC unroll 4
-      for (int t = 0; t < kT; ++t) {
-        const float* xt = xp + t * xp_stride + k_full;  // zero-padded to the block
-        acc[t * kR + r] = _mm512_fmadd_ps(lo, _mm512_load_ps(xt), acc[t * kR + r]);
-        acc[t * kR + r] = _mm512_fmadd_ps(hi, _mm512_load_ps(xt + 16), acc[t * kR + r]);
-      }
-    }
-  }
+  if (k_full < k_end) AccumulateTail<W, kT, kR>(w, k, k_full, k_end - k_full, xp, xp_stride, acc);
   ReduceStore<kT * kR>(acc, sums);
 }
 
@@ -227,20 +232,7 @@ ADAK_AVX512 inline void DotTileStream(const typename W::Elem* w, int64_t k, cons
       for (int t = 0; t < kT; ++t) acc[t * kR + r] = _mm512_fmadd_ps(hi, xh[t], acc[t * kR + r]);
     }
   }
-  if (k_full < k) {
-    const int64_t rem = k - k_full;
-#pragma GCC unroll 8
-    for (int r = 0; r < kR; ++r) {
-      const __m512 lo = W::LoTail(w + r * k + k_full, rem);
-      const __m512 hi = W::HiTail(w + r * k + k_full, rem);
-#pragma GCC unroll 4
-      for (int t = 0; t < kT; ++t) {
-        const float* xt = xp + t * xp_stride + k_full;  // zero-padded to the block
-        acc[t * kR + r] = _mm512_fmadd_ps(lo, _mm512_load_ps(xt), acc[t * kR + r]);
-        acc[t * kR + r] = _mm512_fmadd_ps(hi, _mm512_load_ps(xt + 16), acc[t * kR + r]);
-      }
-    }
-  }
+  if (k_full < k) AccumulateTail<W, kT, kR>(w, k, k_full, k - k_full, xp, xp_stride, acc);
   ReduceStore<kT * kR>(acc, sums);
 }
 
