@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -94,7 +95,7 @@ struct MoeArgs {
   bool renormalize = false;          // the model's native rule (norm_topk_prob)
   int64_t layer = 0;                 // model layer index (keys sampled routing draws)
   const kernels::TokenRoute* routes = nullptr;  // device [T]: each token's policy
-  std::vector<MlpTensors> experts;   // E
+  std::span<const MlpTensors> experts;  // E (the caller keeps them alive for the call)
   // Optional shared expert, applied to every token, scaled by sigmoid(shared_gate x) when present.
   MlpTensors shared;
   Tensor shared_gate;                // [1, H]
