@@ -4,6 +4,11 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <numbers>
+#include <string>
+
+#include "absl/status/status.h"
+#include "base/strings.h"
 
 namespace adak::engine {
 
@@ -121,6 +126,59 @@ double FindWarmStartP(std::span<const float> probs, int64_t experts, double targ
     }
   }
   return best_p;
+}
+
+std::string_view AdvantageNormName(AdvantageNorm norm) {
+  switch (norm) {
+    case AdvantageNorm::kNone: return "none";
+    case AdvantageNorm::kCenter: return "center";
+    case AdvantageNorm::kStandardize: return "standardize";
+  }
+  return "none";
+}
+
+absl::StatusOr<AdvantageNorm> ParseAdvantageNorm(std::string_view name) {
+  for (AdvantageNorm n : {AdvantageNorm::kNone, AdvantageNorm::kCenter, AdvantageNorm::kStandardize}) {
+    if (name == AdvantageNormName(n)) return n;
+  }
+  return absl::InvalidArgumentError(
+      StrCatStd("--advantage-norm must be none, center or standardize, got '", name, "'"));
+}
+
+AdvantageMoments NormalizeAdvantages(std::span<double> advantages, AdvantageNorm norm) {
+  AdvantageMoments m;
+  if (advantages.empty()) return m;
+  const double n = static_cast<double>(advantages.size());
+  for (double a : advantages) m.mean += a / n;
+  double var = 0.0;
+  for (double a : advantages) var += (a - m.mean) * (a - m.mean) / n;
+  m.stddev = std::sqrt(var);
+  if (norm == AdvantageNorm::kNone) return m;
+  const double scale = norm == AdvantageNorm::kStandardize ? 1.0 / std::max(m.stddev, 1e-8) : 1.0;
+  for (double& a : advantages) a = (a - m.mean) * scale;
+  return m;
+}
+
+std::string_view LrScheduleName(LrSchedule schedule) {
+  return schedule == LrSchedule::kCosine ? "cosine" : "constant";
+}
+
+absl::StatusOr<LrSchedule> ParseLrSchedule(std::string_view name) {
+  for (LrSchedule s : {LrSchedule::kConstant, LrSchedule::kCosine}) {
+    if (name == LrScheduleName(s)) return s;
+  }
+  return absl::InvalidArgumentError(StrCatStd("--lr-schedule must be constant or cosine, got '", name, "'"));
+}
+
+double ScheduledLr(double base_lr, LrSchedule schedule, int64_t step, int64_t total_steps) {
+  if (schedule == LrSchedule::kConstant || total_steps < 1) return base_lr;
+  const double s = static_cast<double>(std::clamp<int64_t>(step, 1, total_steps) - 1);
+  return base_lr * 0.5 * (1.0 + std::cos(std::numbers::pi * s / static_cast<double>(total_steps)));
+}
+
+double ScheduledLambda(double lambda, int64_t step, int64_t warmup_steps) {
+  if (warmup_steps <= 0 || step >= warmup_steps) return lambda;
+  return lambda * static_cast<double>(std::max<int64_t>(step, 0)) / static_cast<double>(warmup_steps);
 }
 
 AdamW::AdamW(size_t size, const Options& options) : options_(options), m_(size, 0.0), v_(size, 0.0) {}

@@ -5,7 +5,9 @@
 //   - the warm-start cross-entropy towards a fixed label and its gradient;
 //   - the top-p pseudo label n(p) = min{k : sum of the k largest router probabilities >= p} and the search
 //     for the p whose mean label equals the native K;
-//   - AdamW.
+//   - AdamW;
+//   - options beyond the paper's recipe (off by default): per-batch advantage normalisation, a cosine
+//     learning-rate schedule and a linear warm-up of lambda.
 // Pure functions over caller-owned buffers, plus the AdamW state object; thread-compatible.
 //
 // Shape legend: A actions (= E experts), H hidden, N samples.
@@ -14,7 +16,10 @@
 
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <vector>
+
+#include "absl/status/statusor.h"
 
 namespace adak::engine {
 
@@ -60,6 +65,41 @@ double CrossEntropyLossAndGradient(std::span<const float> w, int64_t actions, st
 // (bisection; the mean label is non-decreasing in p).
 [[nodiscard]] double FindWarmStartP(std::span<const float> probs, int64_t experts, double target_mean_k);
 
+// How the per-token advantages of one batch are transformed before the PPO loss. The paper uses them raw
+// (kNone). kCenter subtracts the batch mean (a constant baseline: the policy gradient stays unbiased up to
+// the 1/N the token contributes to the mean). kStandardize also divides by the batch standard deviation,
+// as common PPO implementations do; that rescales the advantage against lambda, so lambda then counts in
+// batch standard deviations of the advantage rather than in nats.
+enum class AdvantageNorm { kNone, kCenter, kStandardize };
+// "none", "center", "standardize".
+[[nodiscard]] std::string_view AdvantageNormName(AdvantageNorm norm);
+// InvalidArgument listing the accepted names.
+[[nodiscard]] absl::StatusOr<AdvantageNorm> ParseAdvantageNorm(std::string_view name);
+
+struct AdvantageMoments {
+  double mean = 0.0;
+  double stddev = 0.0;  // population standard deviation
+};
+// Transforms `advantages` in place and returns their moments before the transform. kStandardize divides
+// by max(stddev, 1e-8), so a constant batch becomes all zeros. An empty span is left alone (moments 0).
+AdvantageMoments NormalizeAdvantages(std::span<double> advantages, AdvantageNorm norm);
+
+// Learning-rate schedule over the PPO steps. kConstant: base_lr throughout (the paper). kCosine: step s
+// of n (1-based) uses base_lr * 0.5 * (1 + cos(pi * (s - 1) / n)): base_lr at the first step, decaying
+// towards 0 at the last.
+enum class LrSchedule { kConstant, kCosine };
+// "constant", "cosine".
+[[nodiscard]] std::string_view LrScheduleName(LrSchedule schedule);
+// InvalidArgument listing the accepted names.
+[[nodiscard]] absl::StatusOr<LrSchedule> ParseLrSchedule(std::string_view name);
+// The learning rate of 1-based PPO step `step` of `total_steps`. REQUIRES: 1 <= step; total_steps >= 1.
+// Steps past total_steps use the last step's rate.
+[[nodiscard]] double ScheduledLr(double base_lr, LrSchedule schedule, int64_t step, int64_t total_steps);
+
+// lambda at 1-based PPO step `step` with a linear warm-up over `warmup_steps`: lambda * min(1, step /
+// warmup_steps); warmup_steps <= 0 gives lambda throughout (the paper).
+[[nodiscard]] double ScheduledLambda(double lambda, int64_t step, int64_t warmup_steps);
+
 // AdamW (decoupled weight decay), one state per parameter tensor.
 class AdamW {
  public:
@@ -74,6 +114,9 @@ class AdamW {
   // w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w). REQUIRES: sizes match.
   void Step(std::span<float> w, std::span<const float> grad);
   [[nodiscard]] int64_t steps() const { return t_; }
+  // The learning rate of the next steps (a schedule sets it before each step).
+  void set_lr(double lr) { options_.lr = lr; }
+  [[nodiscard]] double lr() const { return options_.lr; }
   // Moments, for checkpoints.
   [[nodiscard]] std::vector<double>& m() { return m_; }
   [[nodiscard]] std::vector<double>& v() { return v_; }

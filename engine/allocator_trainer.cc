@@ -47,6 +47,7 @@ absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& o, const
                          o.clip, ")"));
   }
   if (o.ppo_epochs < 1 || o.ppo_epochs > 100) return bad(StrCatStd("--ppo-epochs must be in [1, 100], got ", o.ppo_epochs));
+  if (o.lambda_warmup < 0) return bad(StrCatStd("--lambda-warmup must be >= 0, got ", o.lambda_warmup));
   if (o.warm_start_p && !(*o.warm_start_p > 0.0 && *o.warm_start_p <= 1.0)) {
     return bad(StrCatStd("--warm-start-p must be 'auto' or in (0, 1], got ", *o.warm_start_p));
   }
@@ -238,12 +239,16 @@ absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
     stats.baseline_reward += logp_base[static_cast<size_t>(i)] / static_cast<double>(scored);
   }
   stats.advantage = stats.reward - stats.baseline_reward;
+  stats.advantage_std = NormalizeAdvantages(advantage, options_.advantage_norm).stddev;
   stats.tokens = scored;
   stats.mean_k.assign(static_cast<size_t>(c.num_layers), 0.0);
+  stats.greedy_k.assign(static_cast<size_t>(c.num_layers), 0.0);
 
   PpoParams ppo;
   ppo.clip = options_.clip;
-  ppo.lambda = options_.lambda;
+  ppo.lambda = ScheduledLambda(options_.lambda, step_, options_.lambda_warmup);
+  stats.lambda = ppo.lambda;
+  stats.lr = ScheduledLr(options_.lr, options_.lr_schedule, step_, options_.steps);
   int64_t layers = 0;
   std::vector<double> logp(static_cast<size_t>(e));
   for (size_t l = 0; l < weights_.allocator.size(); ++l) {
@@ -252,6 +257,7 @@ absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
     // Samples: every token that has a next token; its state, sampled action and old log-prob.
     std::vector<PolicySample> samples;
     samples.reserve(static_cast<size_t>(scored));
+    int64_t sampled_sum = 0, greedy_sum = 0;  // of k over the samples (exact, then one division)
     const std::vector<float>& x_all = roll.router_inputs[l];
     for (size_t b = 0; b < windows.size(); ++b) {
       for (int64_t i = 0; i + 1 < len; ++i) {
@@ -261,12 +267,17 @@ absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
         s.action = roll.routed_k[l][static_cast<size_t>(t)] - 1;
         PolicyLogProbs(weights_.allocator[l], e, s.x, logp);
         s.old_log_prob = logp[static_cast<size_t>(s.action)];
+        const auto greedy = std::max_element(logp.begin(), logp.end());  // first maximum: ties go to fewer experts
+        greedy_sum += greedy - logp.begin() + 1;
         s.advantage = advantage[static_cast<size_t>(static_cast<int64_t>(b) * (len - 1) + i)];
-        stats.mean_k[l] += static_cast<double>(s.action + 1) / static_cast<double>(scored);
+        sampled_sum += s.action + 1;
         samples.push_back(s);
       }
     }
+    stats.mean_k[l] = static_cast<double>(sampled_sum) / static_cast<double>(scored);
+    stats.greedy_k[l] = static_cast<double>(greedy_sum) / static_cast<double>(scored);
     PpoLoss loss;
+    optimizers_[l]->set_lr(stats.lr);
     for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
       std::vector<float> grad(weights_.allocator[l].size(), 0.0f);
       loss = PpoLossAndGradient(weights_.allocator[l], e, samples, ppo, grad);
@@ -308,6 +319,9 @@ absl::Status AllocatorTrainer::Save(const std::filesystem::path& path,
       {"clip", StrCatStd(options_.clip)},
       {"warm_start_p", options_.warm_start ? StrCatStd(warm_start_p_) : std::string("none")},
       {"seed", StrCatStd(options_.seed)},
+      {"advantage_norm", std::string(AdvantageNormName(options_.advantage_norm))},
+      {"lr_schedule", std::string(LrScheduleName(options_.lr_schedule))},
+      {"lambda_warmup", StrCatStd(options_.lambda_warmup)},
   };
   for (const auto& [key, value] : settings) meta.insert_or_assign(key, value);
   return WriteSafetensors(path, tensors, meta);

@@ -5,7 +5,9 @@
 // the states x and the actions), and a baseline with the model's native top-K. The reward of a token is
 // log p(next token); its advantage is the rollout's minus the baseline's (no critic), shared by the token's
 // decisions in every layer. Then `ppo_epochs` full-batch PPO-clip updates per layer with the expected-k
-// penalty lambda * E[k], AdamW. WarmStart (P-Warm) first fits the allocators by cross-entropy to the top-p
+// penalty lambda * E[k], AdamW. Deviations from the paper's recipe, each off by default: advantage
+// normalisation per batch, a cosine learning-rate schedule and a linear lambda warm-up (allocator_policy.h).
+// WarmStart (P-Warm) first fits the allocators by cross-entropy to the top-p
 // pseudo label n(p), p chosen so the mean label equals the native K ("auto") or given. Only the allocators
 // change. Not thread-safe; one trainer drives its own backend and KV cache.
 #ifndef ADAK_ENGINE_ALLOCATOR_TRAINER_H_
@@ -46,6 +48,10 @@ struct TrainAllocatorOptions {
   double warm_start_lr = 1e-2;
   uint64_t seed = 0;
   int num_threads = 0;
+  // Beyond the recipe (the defaults are the paper's): see allocator_policy.h.
+  AdvantageNorm advantage_norm = AdvantageNorm::kNone;
+  LrSchedule lr_schedule = LrSchedule::kConstant;  // over `steps` PPO steps
+  int64_t lambda_warmup = 0;                       // PPO steps of linear lambda warm-up; 0 = none
 };
 
 // InvalidArgument naming the option and its range.
@@ -57,11 +63,16 @@ struct TrainStepStats {
   int64_t tokens = 0;               // scored tokens this step
   double reward = 0.0;              // mean log p(next | sampled routing)
   double baseline_reward = 0.0;     // mean log p(next | native top-K)
-  double advantage = 0.0;           // mean advantage
+  double advantage = 0.0;           // mean advantage (before any normalisation)
+  double advantage_std = 0.0;       // its standard deviation over the batch's tokens
+  double lr = 0.0;                  // learning rate and lambda this step used (after the schedules)
+  double lambda = 0.0;
   double loss = 0.0;                // PPO loss (surrogate + lambda * E[k]) of the last epoch, mean over layers
   double expected_k = 0.0;          // mean over MoE layers of E_pi[k]
   double clipped_fraction = 0.0;
   std::vector<double> mean_k;       // [L] sampled mean k per layer (0 for dense layers)
+  std::vector<double> greedy_k;     // [L] mean argmax k (what inference runs) on the same states, before
+                                    // the update (0 for dense layers)
   double seconds = 0.0;
 };
 

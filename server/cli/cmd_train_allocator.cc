@@ -3,6 +3,12 @@
 // Progress goes to stderr (one rewritten line: step, reward, advantage, mean k per layer, tok/s, ETA), every
 // step to a JSON-lines log (--log, default OUT.log.jsonl), a resumable checkpoint to OUT.ckpt every 25 steps
 // and at the end (--resume continues from it), and the allocator file to --out.
+//
+// The defaults are the paper's recipe. Options beyond it (engine/allocator_policy.h; measured in
+// docs/results.md):
+//   --advantage-norm none|center|standardize  per-batch transform of the advantages (default none)
+//   --lr-schedule constant|cosine             cosine decays --lr to 0 over --steps (default constant)
+//   --lambda-warmup N                         lambda rises linearly over the first N PPO steps (default 0)
 #include <unistd.h>
 
 #include <chrono>
@@ -46,6 +52,9 @@ absl::Status Train(const Flags& flags) {
   o.seed = static_cast<uint64_t>(seed);
   ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0, 0, 1024));
   o.num_threads = static_cast<int>(threads);
+  ASSIGN_OR_RETURN(o.advantage_norm, engine::ParseAdvantageNorm(flags.String("advantage-norm", "none")));
+  ASSIGN_OR_RETURN(o.lr_schedule, engine::ParseLrSchedule(flags.String("lr-schedule", "constant")));
+  ASSIGN_OR_RETURN(o.lambda_warmup, flags.Int("lambda-warmup", 0, 0, 10'000'000));
   const std::string warm = flags.String("warm-start-p", "auto");
   if (warm == "none") {
     o.warm_start = false;
@@ -91,20 +100,26 @@ absl::Status Train(const Flags& flags) {
     ASSIGN_OR_RETURN(engine::TrainStepStats s, trainer->Step());
     tokens_total += 2 * o.batch * o.seq_len;  // rollout + baseline forwards
     train_seconds += s.seconds;
-    std::string ks;
+    std::string ks, gks;
     for (size_t l = 0; l < s.mean_k.size(); ++l) {
-      if (model->config.moe_layers[l]) ks += absl::StrFormat("%s%.2f", ks.empty() ? "" : " ", s.mean_k[l]);
+      if (!model->config.moe_layers[l]) continue;
+      ks += absl::StrFormat("%s%.2f", ks.empty() ? "" : " ", s.mean_k[l]);
+      gks += absl::StrFormat("%s%.2f", gks.empty() ? "" : " ", s.greedy_k[l]);
     }
     const double tok_s = static_cast<double>(tokens_total) / std::max(1e-9, train_seconds);
     ++steps_here;
     const double eta = static_cast<double>(o.steps - s.step) * train_seconds / static_cast<double>(steps_here);
-    std::fprintf(stderr, "%s[step %lld/%lld] reward %.4f adv %+.4f E[k] %.3f mean k [%s] %.0f tok/s ETA %s%s",
+    std::fprintf(stderr,
+                 "%s[step %lld/%lld] reward %.4f adv %+.4f E[k] %.3f mean k [%s] argmax k [%s] %.0f tok/s ETA %s%s",
                  tty ? "\r" : "", static_cast<long long>(s.step), static_cast<long long>(o.steps), s.reward,
-                 s.advantage, s.expected_k, ks.c_str(), tok_s, Duration(eta).c_str(), tty ? "   " : "\n");
+                 s.advantage, s.expected_k, ks.c_str(), gks.c_str(), tok_s, Duration(eta).c_str(),
+                 tty ? "   " : "\n");
     log << nlohmann::json{{"step", s.step},          {"reward", s.reward},
                           {"baseline_reward", s.baseline_reward}, {"advantage", s.advantage},
                           {"loss", s.loss},          {"expected_k", s.expected_k},
                           {"clipped_fraction", s.clipped_fraction}, {"mean_k", s.mean_k},
+                          {"greedy_k", s.greedy_k},  {"advantage_std", s.advantage_std},
+                          {"lr", s.lr},              {"lambda", s.lambda},
                           {"tokens", s.tokens},      {"seconds", s.seconds}}
                .dump()
         << "\n";
@@ -128,7 +143,8 @@ int RunTrainAllocator(int argc, char** argv) {
   auto flags = Flags::Parse(argc, argv, 2,
                             {{"model"}, {"data"}, {"out"}, {"lambda"}, {"steps"}, {"batch"}, {"seq-len"}, {"lr"},
                              {"ppo-epochs"}, {"clip"}, {"warm-start-p"}, {"warm-start-steps"}, {"seed"}, {"log"},
-                             {"resume", false}, {"threads"}});
+                             {"resume", false}, {"threads"}, {"advantage-norm"}, {"lr-schedule"},
+                             {"lambda-warmup"}});
   if (!flags.ok()) return ReportError("train-allocator", flags.status());
   absl::Status s = Train(*flags);
   return s.ok() ? 0 : ReportError("train-allocator", s);

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "tests/test_util.h"
 
 namespace adak::engine {
 namespace {
@@ -176,6 +177,114 @@ TEST(AllocatorPolicy, AdamWFirstStepMovesByLearningRate) {
   EXPECT_NEAR(w[0], 1.0 - 0.1 * (1.0 + 0.1 * 1.0), 1e-6);
   EXPECT_NEAR(w[1], -2.0 - 0.1 * (-1.0 + 0.1 * -2.0), 1e-6);
   EXPECT_EQ(opt.steps(), 1);
+}
+
+TEST(AllocatorPolicy, AdamWUsesTheLearningRateSetBeforeTheStep) {
+  std::vector<float> w = {1.0f};
+  AdamW::Options o;
+  o.lr = 0.1;
+  o.weight_decay = 0.0;
+  AdamW opt(1, o);
+  opt.set_lr(0.01);
+  EXPECT_EQ(opt.lr(), 0.01);
+  opt.Step(w, std::vector<float>{2.0f});
+  EXPECT_NEAR(w[0], 1.0 - 0.01, 1e-7);
+}
+
+TEST(AllocatorPolicy, NormalizeAdvantages) {
+  // Mean 3, population variance (4 + 1 + 0 + 9) / 4 = 3.5.
+  const std::vector<double> raw = {1.0, 2.0, 3.0, 6.0};
+  std::vector<double> a = raw;
+  AdvantageMoments m = NormalizeAdvantages(a, AdvantageNorm::kNone);
+  EXPECT_DOUBLE_EQ(m.mean, 3.0);
+  EXPECT_NEAR(m.stddev, std::sqrt(3.5), 1e-12);
+  EXPECT_EQ(a, raw) << "kNone leaves the advantages alone";
+  a = raw;
+  m = NormalizeAdvantages(a, AdvantageNorm::kCenter);
+  EXPECT_NEAR(m.stddev, std::sqrt(3.5), 1e-12);
+  const std::vector<double> centered = {-2.0, -1.0, 0.0, 3.0};
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], centered[i], 1e-12) << i;
+  a = raw;
+  (void)NormalizeAdvantages(a, AdvantageNorm::kStandardize);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], centered[i] / std::sqrt(3.5), 1e-12) << i;
+  const AdvantageMoments after = NormalizeAdvantages(a, AdvantageNorm::kNone);
+  EXPECT_NEAR(after.mean, 0.0, 1e-12);
+  EXPECT_NEAR(after.stddev, 1.0, 1e-12);
+  // A constant batch carries no signal: standardised to zeros, not NaN.
+  std::vector<double> flat(5, -0.25);
+  m = NormalizeAdvantages(flat, AdvantageNorm::kStandardize);
+  EXPECT_DOUBLE_EQ(m.mean, -0.25);
+  EXPECT_DOUBLE_EQ(m.stddev, 0.0);
+  for (double v : flat) EXPECT_EQ(v, 0.0);
+  std::vector<double> empty;
+  m = NormalizeAdvantages(empty, AdvantageNorm::kStandardize);
+  EXPECT_EQ(m.mean, 0.0);
+  EXPECT_EQ(m.stddev, 0.0);
+}
+
+TEST(AllocatorPolicy, StandardizedAdvantagesScaleThePolicyGradient) {
+  // Standardising is centring plus a division by the standard deviation: with lambda = 0 the surrogate's
+  // gradient under standardised advantages is the centred gradient divided by the standard deviation.
+  Fixture f = Make(15, 4);
+  std::vector<double> logp(kA);
+  std::vector<double> centered = {0.9, -0.3, 0.4, -1.2}, standardized = centered;
+  (void)NormalizeAdvantages(centered, AdvantageNorm::kCenter);
+  const double sd = NormalizeAdvantages(standardized, AdvantageNorm::kStandardize).stddev;
+  PpoParams params;
+  params.lambda = 0.0;
+  std::vector<float> g_center(kA * kH, 0.0f), g_std(kA * kH, 0.0f);
+  for (int which = 0; which < 2; ++which) {
+    std::vector<PolicySample> samples;
+    for (size_t i = 0; i < f.xs.size(); ++i) {
+      PolicyLogProbs(f.w, kA, f.xs[i], logp);
+      const int32_t action = static_cast<int32_t>(i % kA);
+      samples.push_back({f.xs[i], action, logp[static_cast<size_t>(action)], which == 0 ? centered[i] : standardized[i]});
+    }
+    (void)PpoLossAndGradient(f.w, kA, samples, params, which == 0 ? g_center : g_std);
+  }
+  for (size_t i = 0; i < g_center.size(); ++i) EXPECT_NEAR(g_std[i], g_center[i] / sd, 1e-5) << i;
+}
+
+TEST(AllocatorPolicy, AdvantageNormNames) {
+  for (AdvantageNorm n : {AdvantageNorm::kNone, AdvantageNorm::kCenter, AdvantageNorm::kStandardize}) {
+    auto parsed = ParseAdvantageNorm(AdvantageNormName(n));
+    ASSERT_THAT(parsed.status(), ::adak::testing::IsOk());
+    EXPECT_EQ(*parsed, n);
+  }
+  EXPECT_THAT(ParseAdvantageNorm("whiten").status(),
+              ::adak::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                        ::testing::HasSubstr("none, center or standardize, got 'whiten'")));
+}
+
+TEST(AllocatorPolicy, CosineScheduleDecaysFromTheBaseRate) {
+  EXPECT_EQ(ScheduledLr(1e-3, LrSchedule::kConstant, 1, 100), 1e-3);
+  EXPECT_EQ(ScheduledLr(1e-3, LrSchedule::kConstant, 100, 100), 1e-3);
+  EXPECT_DOUBLE_EQ(ScheduledLr(1e-3, LrSchedule::kCosine, 1, 100), 1e-3);
+  EXPECT_NEAR(ScheduledLr(1e-3, LrSchedule::kCosine, 51, 100), 0.5e-3, 1e-15);
+  const double last = 1e-3 * 0.5 * (1.0 + std::cos(std::acos(-1.0) * 99.0 / 100.0));
+  EXPECT_NEAR(ScheduledLr(1e-3, LrSchedule::kCosine, 100, 100), last, 1e-15);
+  EXPECT_GT(last, 0.0);
+  EXPECT_NEAR(ScheduledLr(1e-3, LrSchedule::kCosine, 250, 100), last, 1e-15) << "past the end: the last rate";
+  double previous = 2.0;
+  for (int64_t s = 1; s <= 100; ++s) {
+    const double lr = ScheduledLr(1.0, LrSchedule::kCosine, s, 100);
+    EXPECT_LT(lr, previous) << "step " << s;
+    previous = lr;
+  }
+  auto parsed = ParseLrSchedule("cosine");
+  ASSERT_THAT(parsed.status(), ::adak::testing::IsOk());
+  EXPECT_EQ(*parsed, LrSchedule::kCosine);
+  EXPECT_THAT(ParseLrSchedule("linear").status(),
+              ::adak::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                        ::testing::HasSubstr("constant or cosine, got 'linear'")));
+}
+
+TEST(AllocatorPolicy, LambdaWarmupIsLinear) {
+  EXPECT_EQ(ScheduledLambda(0.02, 1, 0), 0.02);
+  EXPECT_DOUBLE_EQ(ScheduledLambda(0.02, 1, 4), 0.005);
+  EXPECT_DOUBLE_EQ(ScheduledLambda(0.02, 2, 4), 0.01);
+  EXPECT_EQ(ScheduledLambda(0.02, 4, 4), 0.02);
+  EXPECT_EQ(ScheduledLambda(0.02, 9, 4), 0.02);
 }
 
 }  // namespace

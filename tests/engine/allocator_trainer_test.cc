@@ -113,8 +113,56 @@ TEST_F(AllocatorTrainerTest, RefusesBadOptions) {
   EXPECT_THAT(AllocatorTrainer::Create(*model_, data_, o).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--clip in (0, 1)")));
   o = options_;
+  o.lambda_warmup = -1;
+  EXPECT_THAT(AllocatorTrainer::Create(*model_, data_, o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--lambda-warmup must be >= 0, got -1")));
+  o = options_;
   EXPECT_THAT(AllocatorTrainer::Create(*model_, std::vector<int32_t>(10, 1), o).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--data has 10 tokens, fewer than --seq-len 32")));
+}
+
+TEST_F(AllocatorTrainerTest, SchedulesAndAdvantageNormalisation) {
+  options_.steps = 4;
+  options_.warm_start = false;
+  options_.lambda = 0.04;
+  options_.lr = 1e-2;
+  options_.lr_schedule = LrSchedule::kCosine;
+  options_.lambda_warmup = 2;
+  options_.advantage_norm = AdvantageNorm::kStandardize;
+  auto trainer = AllocatorTrainer::Create(*model_, data_, options_);
+  ASSERT_THAT(trainer.status(), IsOk());
+  for (int64_t s = 1; s <= options_.steps; ++s) {
+    auto stats = (*trainer)->Step();
+    ASSERT_THAT(stats.status(), IsOk());
+    EXPECT_DOUBLE_EQ(stats->lr, ScheduledLr(1e-2, LrSchedule::kCosine, s, 4)) << "step " << s;
+    EXPECT_DOUBLE_EQ(stats->lambda, s == 1 ? 0.02 : 0.04) << "step " << s;
+    EXPECT_GT(stats->advantage_std, 0.0);
+    ASSERT_EQ(stats->greedy_k.size(), stats->mean_k.size());
+    for (size_t l = 0; l < stats->greedy_k.size(); ++l) {
+      EXPECT_GE(stats->greedy_k[l], 1.0);
+      EXPECT_LE(stats->greedy_k[l], static_cast<double>(model_->config.num_experts));
+    }
+  }
+  const auto path = tmp_.path() / "alloc.safetensors";
+  ASSERT_THAT((*trainer)->Save(path, {}), IsOk());
+  RoutingWeights loaded;
+  ASSERT_THAT(LoadAllocator(path, model_->config, &loaded), IsOk());
+  EXPECT_EQ(loaded.allocator_metadata.at("advantage_norm"), "standardize");
+  EXPECT_EQ(loaded.allocator_metadata.at("lr_schedule"), "cosine");
+  EXPECT_EQ(loaded.allocator_metadata.at("lambda_warmup"), "2");
+}
+
+TEST_F(AllocatorTrainerTest, GreedyKOfAZeroAllocatorIsOne) {
+  // W = 0 gives a uniform policy: every action ties and the argmax takes the first (k = 1), as inference.
+  options_.steps = 1;
+  options_.warm_start = false;
+  auto trainer = AllocatorTrainer::Create(*model_, data_, options_);
+  ASSERT_THAT(trainer.status(), IsOk());
+  auto stats = (*trainer)->Step();
+  ASSERT_THAT(stats.status(), IsOk());
+  for (size_t l = 0; l < stats->greedy_k.size(); ++l) EXPECT_EQ(stats->greedy_k[l], 1.0) << "layer " << l;
+  EXPECT_EQ(stats->lr, options_.lr);
+  EXPECT_EQ(stats->lambda, options_.lambda);
 }
 
 }  // namespace
