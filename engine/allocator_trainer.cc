@@ -16,6 +16,9 @@ namespace adak::engine {
 namespace {
 
 constexpr int64_t kBlockSize = 16;
+// Per-layer rollouts: the other layers' allocators are pushed scaled by this, so sampling from
+// softmax(kGreedyScale * W x) takes their argmax (logit gaps above ~1e-4 leave the rest no probability).
+constexpr float kGreedyScale = 1e6f;
 
 // log softmax(row)[target], in double.
 double LogProb(const float* row, int64_t vocab, int32_t target) {
@@ -53,6 +56,17 @@ absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& o, const
   }
   if (c.num_moe_layers() == 0) return bad("the model has no MoE layer to train an allocator for");
   return absl::OkStatus();
+}
+
+std::string_view RolloutModeName(RolloutMode mode) {
+  return mode == RolloutMode::kPerLayer ? "per-layer" : "joint";
+}
+
+absl::StatusOr<RolloutMode> ParseRolloutMode(std::string_view name) {
+  for (RolloutMode m : {RolloutMode::kJoint, RolloutMode::kPerLayer}) {
+    if (name == RolloutModeName(m)) return m;
+  }
+  return absl::InvalidArgumentError(StrCatStd("--rollout must be joint or per-layer, got '", name, "'"));
 }
 
 AllocatorTrainer::AllocatorTrainer(const Model& model, std::vector<int32_t> data, const TrainAllocatorOptions& options)
@@ -220,56 +234,107 @@ absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
   ++step_;
   TrainStepStats stats;
   stats.step = step_;
+  stats.mean_k.assign(static_cast<size_t>(c.num_layers), 0.0);
+  stats.greedy_k.assign(static_cast<size_t>(c.num_layers), 0.0);
+
+  // Per MoE layer, the decisions to learn from: the states [batch * len, H], the routed k [batch * len] and
+  // the advantages of the scored tokens [batch * (len - 1)].
+  struct LayerRollout {
+    std::vector<float> x;
+    std::vector<int32_t> k;
+    std::vector<double> advantage;
+  };
+  std::vector<LayerRollout> rollouts(weights_.allocator.size());
   ForwardResult base, roll;
   std::vector<double> logp_base, logp_roll;
-  RETURN_IF_ERROR(Forward(windows, RoutingParams{}, {}, &base, &logp_base));
+  ForwardOptions fopts;
+  fopts.record_router_inputs = true;
   RoutingParams rollout;
   rollout.policy = RoutingPolicy::kAdaK;
   rollout.sample = true;
-  rollout.seed = options_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step_);
-  ForwardOptions fopts;
-  fopts.record_router_inputs = true;
-  RETURN_IF_ERROR(Forward(windows, rollout, fopts, &roll, &logp_roll));
-
-  const int64_t scored = static_cast<int64_t>(logp_base.size());
-  std::vector<double> advantage(static_cast<size_t>(scored));
-  for (int64_t i = 0; i < scored; ++i) {
-    advantage[static_cast<size_t>(i)] = logp_roll[static_cast<size_t>(i)] - logp_base[static_cast<size_t>(i)];
-    stats.reward += logp_roll[static_cast<size_t>(i)] / static_cast<double>(scored);
-    stats.baseline_reward += logp_base[static_cast<size_t>(i)] / static_cast<double>(scored);
+  int64_t layers = 0;
+  // Advantages of one rollout against the baseline, normalised as asked; rewards into the stats.
+  auto advantages = [&](std::vector<double>* out) {
+    const size_t n = logp_base.size();
+    out->resize(n);
+    double reward = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+      (*out)[i] = logp_roll[i] - logp_base[i];
+      reward += logp_roll[i] / static_cast<double>(n);
+    }
+    stats.reward += reward;
+    stats.advantage_std += NormalizeAdvantages(*out, options_.advantage_norm).stddev;
+  };
+  if (options_.rollout == RolloutMode::kJoint) {
+    // The paper: every layer samples in one rollout; the baseline is native top-K.
+    RETURN_IF_ERROR(Forward(windows, RoutingParams{}, {}, &base, &logp_base));
+    rollout.seed = options_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step_);
+    RETURN_IF_ERROR(Forward(windows, rollout, fopts, &roll, &logp_roll));
+    std::vector<double> advantage;
+    advantages(&advantage);
+    for (size_t l = 0; l < weights_.allocator.size(); ++l) {
+      if (weights_.allocator[l].empty()) continue;
+      ++layers;
+      rollouts[l] = {roll.router_inputs[l], roll.routed_k[l], advantage};
+    }
+  } else {
+    // One rollout per MoE layer: that layer samples, the others take their argmax (their allocators scaled
+    // by kGreedyScale, which makes sampling their argmax), against the baseline of every layer's argmax.
+    RoutingParams greedy;
+    greedy.policy = RoutingPolicy::kAdaK;
+    RETURN_IF_ERROR(Forward(windows, greedy, {}, &base, &logp_base));
+    std::vector<float> scaled;
+    for (size_t l = 0; l < weights_.allocator.size(); ++l) {
+      if (weights_.allocator[l].empty()) continue;
+      ++layers;
+      for (size_t j = 0; j < weights_.allocator.size(); ++j) {
+        if (weights_.allocator[j].empty()) continue;
+        scaled = weights_.allocator[j];
+        if (j != l) {
+          for (float& v : scaled) v *= kGreedyScale;
+        }
+        RETURN_IF_ERROR(runner_->SetAllocator(static_cast<int64_t>(j), scaled));
+      }
+      rollout.seed = (options_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step_)) ^
+                     (static_cast<uint64_t>(l) + 1) * 0xbf58476d1ce4e5b9ull;
+      RETURN_IF_ERROR(Forward(windows, rollout, fopts, &roll, &logp_roll));
+      rollouts[l].x = roll.router_inputs[l];
+      rollouts[l].k = roll.routed_k[l];
+      advantages(&rollouts[l].advantage);
+    }
   }
+  const int64_t scored = static_cast<int64_t>(logp_base.size());
+  for (double v : logp_base) stats.baseline_reward += v / static_cast<double>(scored);
+  const double rollouts_run = options_.rollout == RolloutMode::kJoint ? 1.0 : static_cast<double>(layers);
+  stats.reward /= rollouts_run;
+  stats.advantage_std /= rollouts_run;
   stats.advantage = stats.reward - stats.baseline_reward;
-  stats.advantage_std = NormalizeAdvantages(advantage, options_.advantage_norm).stddev;
   stats.tokens = scored;
-  stats.mean_k.assign(static_cast<size_t>(c.num_layers), 0.0);
-  stats.greedy_k.assign(static_cast<size_t>(c.num_layers), 0.0);
 
   PpoParams ppo;
   ppo.clip = options_.clip;
   ppo.lambda = ScheduledLambda(options_.lambda, step_, options_.lambda_warmup);
   stats.lambda = ppo.lambda;
   stats.lr = ScheduledLr(options_.lr, options_.lr_schedule, step_, options_.steps);
-  int64_t layers = 0;
   std::vector<double> logp(static_cast<size_t>(e));
   for (size_t l = 0; l < weights_.allocator.size(); ++l) {
     if (weights_.allocator[l].empty()) continue;
-    ++layers;
+    const LayerRollout& r = rollouts[l];
     // Samples: every token that has a next token; its state, sampled action and old log-prob.
     std::vector<PolicySample> samples;
     samples.reserve(static_cast<size_t>(scored));
     int64_t sampled_sum = 0, greedy_sum = 0;  // of k over the samples (exact, then one division)
-    const std::vector<float>& x_all = roll.router_inputs[l];
     for (size_t b = 0; b < windows.size(); ++b) {
       for (int64_t i = 0; i + 1 < len; ++i) {
         const int64_t t = static_cast<int64_t>(b) * len + i;
         PolicySample s;
-        s.x = std::span<const float>(x_all).subspan(static_cast<size_t>(t * h), static_cast<size_t>(h));
-        s.action = roll.routed_k[l][static_cast<size_t>(t)] - 1;
+        s.x = std::span<const float>(r.x).subspan(static_cast<size_t>(t * h), static_cast<size_t>(h));
+        s.action = r.k[static_cast<size_t>(t)] - 1;
         PolicyLogProbs(weights_.allocator[l], e, s.x, logp);
         s.old_log_prob = logp[static_cast<size_t>(s.action)];
         const auto greedy = std::max_element(logp.begin(), logp.end());  // first maximum: ties go to fewer experts
         greedy_sum += greedy - logp.begin() + 1;
-        s.advantage = advantage[static_cast<size_t>(static_cast<int64_t>(b) * (len - 1) + i)];
+        s.advantage = r.advantage[static_cast<size_t>(static_cast<int64_t>(b) * (len - 1) + i)];
         sampled_sum += s.action + 1;
         samples.push_back(s);
       }
@@ -322,6 +387,7 @@ absl::Status AllocatorTrainer::Save(const std::filesystem::path& path,
       {"advantage_norm", std::string(AdvantageNormName(options_.advantage_norm))},
       {"lr_schedule", std::string(LrScheduleName(options_.lr_schedule))},
       {"lambda_warmup", StrCatStd(options_.lambda_warmup)},
+      {"rollout", std::string(RolloutModeName(options_.rollout))},
   };
   for (const auto& [key, value] : settings) meta.insert_or_assign(key, value);
   return WriteSafetensors(path, tensors, meta);

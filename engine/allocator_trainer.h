@@ -4,7 +4,7 @@
 // same tokens: a rollout where every MoE layer samples each token's k from softmax(W_alloc x) (recording
 // the states x and the actions), and a baseline with the model's native top-K. The reward of a token is
 // log p(next token); its advantage is the rollout's minus the baseline's (no critic), shared by the token's
-// decisions in every layer. Then `ppo_epochs` full-batch PPO-clip updates per layer with the expected-k
+// decisions in every layer (RolloutMode::kJoint; kPerLayer is the lower-variance variant below). Then `ppo_epochs` full-batch PPO-clip updates per layer with the expected-k
 // penalty lambda * E[k], AdamW. Deviations from the paper's recipe, each off by default: advantage
 // normalisation per batch, a cosine learning-rate schedule and a linear lambda warm-up (allocator_policy.h).
 // WarmStart (P-Warm) first fits the allocators by cross-entropy to the top-p
@@ -21,6 +21,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,6 +33,21 @@
 #include "engine/routing_weights.h"
 
 namespace adak::engine {
+
+// How a step's rollouts are drawn and what their advantages are measured against.
+//   kJoint (the paper): one rollout where every MoE layer samples its k; advantage = log p(next | sampled)
+//     - log p(next | native top-K), shared by the token's decisions in all layers. Two forwards per step.
+//   kPerLayer: one rollout per MoE layer l where only layer l samples and every other layer takes its
+//     allocator's argmax (what inference runs); advantage = log p(next | rollout l) - log p(next | every
+//     layer's argmax). A layer's decisions are then no longer credited with the other layers' random draws
+//     (lower variance), and the states they see are the argmax policy's. L + 1 forwards per step (L MoE
+//     layers). With an all-zero allocator (no warm start) the argmax is k = 1 but the scaled "argmax"
+//     layers still sample uniformly, until training breaks the ties.
+enum class RolloutMode { kJoint, kPerLayer };
+// "joint", "per-layer".
+[[nodiscard]] std::string_view RolloutModeName(RolloutMode mode);
+// InvalidArgument listing the accepted names.
+[[nodiscard]] absl::StatusOr<RolloutMode> ParseRolloutMode(std::string_view name);
 
 struct TrainAllocatorOptions {
   double lambda = 3e-3;
@@ -52,6 +68,7 @@ struct TrainAllocatorOptions {
   AdvantageNorm advantage_norm = AdvantageNorm::kNone;
   LrSchedule lr_schedule = LrSchedule::kConstant;  // over `steps` PPO steps
   int64_t lambda_warmup = 0;                       // PPO steps of linear lambda warm-up; 0 = none
+  RolloutMode rollout = RolloutMode::kJoint;
 };
 
 // InvalidArgument naming the option and its range.
@@ -61,10 +78,11 @@ struct TrainAllocatorOptions {
 struct TrainStepStats {
   int64_t step = 0;                 // 1-based PPO step
   int64_t tokens = 0;               // scored tokens this step
-  double reward = 0.0;              // mean log p(next | sampled routing)
-  double baseline_reward = 0.0;     // mean log p(next | native top-K)
+  double reward = 0.0;              // mean log p(next | sampled routing) (per-layer: mean over rollouts)
+  double baseline_reward = 0.0;     // mean log p(next | native top-K) (per-layer: | every layer's argmax)
   double advantage = 0.0;           // mean advantage (before any normalisation)
-  double advantage_std = 0.0;       // its standard deviation over the batch's tokens
+  double advantage_std = 0.0;       // its standard deviation over the batch's tokens (per-layer rollouts:
+                                    // the mean over the rollouts)
   double lr = 0.0;                  // learning rate and lambda this step used (after the schedules)
   double lambda = 0.0;
   double loss = 0.0;                // PPO loss (surrogate + lambda * E[k]) of the last epoch, mean over layers

@@ -9,6 +9,8 @@
 //   --advantage-norm none|center|standardize  per-batch transform of the advantages (default none)
 //   --lr-schedule constant|cosine             cosine decays --lr to 0 over --steps (default constant)
 //   --lambda-warmup N                         lambda rises linearly over the first N PPO steps (default 0)
+//   --rollout joint|per-layer                 per-layer: one rollout per MoE layer, the other layers at their
+//                                             argmax, advantages against every layer's argmax (default joint)
 #include <unistd.h>
 
 #include <chrono>
@@ -55,6 +57,7 @@ absl::Status Train(const Flags& flags) {
   ASSIGN_OR_RETURN(o.advantage_norm, engine::ParseAdvantageNorm(flags.String("advantage-norm", "none")));
   ASSIGN_OR_RETURN(o.lr_schedule, engine::ParseLrSchedule(flags.String("lr-schedule", "constant")));
   ASSIGN_OR_RETURN(o.lambda_warmup, flags.Int("lambda-warmup", 0, 0, 10'000'000));
+  ASSIGN_OR_RETURN(o.rollout, engine::ParseRolloutMode(flags.String("rollout", "joint")));
   const std::string warm = flags.String("warm-start-p", "auto");
   if (warm == "none") {
     o.warm_start = false;
@@ -98,7 +101,9 @@ absl::Status Train(const Flags& flags) {
   double train_seconds = 0.0;
   while (trainer->steps_done() < o.steps) {
     ASSIGN_OR_RETURN(engine::TrainStepStats s, trainer->Step());
-    tokens_total += 2 * o.batch * o.seq_len;  // rollout + baseline forwards
+    // Baseline + rollout forwards (per-layer: one rollout per MoE layer).
+    const int64_t forwards = o.rollout == engine::RolloutMode::kJoint ? 2 : 1 + model->config.num_moe_layers();
+    tokens_total += forwards * o.batch * o.seq_len;
     train_seconds += s.seconds;
     std::string ks, gks;
     for (size_t l = 0; l < s.mean_k.size(); ++l) {
@@ -144,7 +149,7 @@ int RunTrainAllocator(int argc, char** argv) {
                             {{"model"}, {"data"}, {"out"}, {"lambda"}, {"steps"}, {"batch"}, {"seq-len"}, {"lr"},
                              {"ppo-epochs"}, {"clip"}, {"warm-start-p"}, {"warm-start-steps"}, {"seed"}, {"log"},
                              {"resume", false}, {"threads"}, {"advantage-norm"}, {"lr-schedule"},
-                             {"lambda-warmup"}});
+                             {"lambda-warmup"}, {"rollout"}});
   if (!flags.ok()) return ReportError("train-allocator", flags.status());
   absl::Status s = Train(*flags);
   return s.ok() ? 0 : ReportError("train-allocator", s);

@@ -41,10 +41,14 @@ class AllocatorTrainerTest : public ::testing::Test {
   TrainAllocatorOptions options_;
 };
 
-TEST_F(AllocatorTrainerTest, PenalisedRewardImproves) {
+class AllocatorTrainerRolloutTest : public AllocatorTrainerTest,
+                                    public ::testing::WithParamInterface<RolloutMode> {};
+
+TEST_P(AllocatorTrainerRolloutTest, PenalisedRewardImproves) {
   options_.lambda = 0.05;
   options_.lr = 2e-2;
   options_.steps = 40;
+  options_.rollout = GetParam();
   auto trainer = AllocatorTrainer::Create(*model_, data_, options_);
   ASSERT_THAT(trainer.status(), IsOk());
   auto warm = (*trainer)->WarmStart();
@@ -73,7 +77,44 @@ TEST_F(AllocatorTrainerTest, PenalisedRewardImproves) {
   EXPECT_EQ(loaded.allocator_metadata.at("format"), "adak-allocator");
   EXPECT_EQ(loaded.allocator_metadata.at("lambda"), "0.05");
   EXPECT_EQ(loaded.allocator_metadata.at("steps"), "40");
+  EXPECT_EQ(loaded.allocator_metadata.at("rollout"), RolloutModeName(GetParam()));
   EXPECT_EQ(loaded.allocator, (*trainer)->allocators().allocator);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rollouts, AllocatorTrainerRolloutTest,
+                         ::testing::Values(RolloutMode::kJoint, RolloutMode::kPerLayer),
+                         [](const ::testing::TestParamInfo<RolloutMode>& info) {
+                           return info.param == RolloutMode::kJoint ? std::string("Joint") : std::string("PerLayer");
+                         });
+
+TEST(AllocatorTrainerOptions, RolloutModeNames) {
+  for (RolloutMode m : {RolloutMode::kJoint, RolloutMode::kPerLayer}) {
+    auto parsed = ParseRolloutMode(RolloutModeName(m));
+    ASSERT_THAT(parsed.status(), IsOk());
+    EXPECT_EQ(*parsed, m);
+  }
+  EXPECT_THAT(ParseRolloutMode("layerwise").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("joint or per-layer, got 'layerwise'")));
+}
+
+TEST_F(AllocatorTrainerTest, PerLayerBaselineIsTheArgmaxPolicy) {
+  // Two trainers that differ only in the rollout mode draw the same windows. The joint baseline is native
+  // top-K; the per-layer baseline is every layer's argmax, which for an all-zero allocator is k = 1
+  // everywhere (ties go to the first action), so the two baselines differ.
+  options_.steps = 1;
+  options_.warm_start = false;
+  auto joint = AllocatorTrainer::Create(*model_, data_, options_);
+  options_.rollout = RolloutMode::kPerLayer;
+  auto per_layer = AllocatorTrainer::Create(*model_, data_, options_);
+  ASSERT_THAT(joint.status(), IsOk());
+  ASSERT_THAT(per_layer.status(), IsOk());
+  auto a = (*joint)->Step();
+  auto b = (*per_layer)->Step();
+  ASSERT_THAT(a.status(), IsOk());
+  ASSERT_THAT(b.status(), IsOk());
+  EXPECT_EQ(a->tokens, b->tokens);
+  EXPECT_NE(a->baseline_reward, b->baseline_reward);
+  for (size_t l = 0; l < b->greedy_k.size(); ++l) EXPECT_EQ(b->greedy_k[l], 1.0) << "layer " << l;
 }
 
 TEST_F(AllocatorTrainerTest, ResumesFromCheckpoint) {
