@@ -26,6 +26,10 @@ constexpr Command kCommands[] = {
      "--model DIR --data FILE --out FILE [--lambda 3e-3] [--steps N] [--batch B] [--seq-len L] [--lr 1e-3] "
      "[--ppo-epochs 2] [--clip 0.2] [--warm-start-p auto|P] [--warm-start-steps N] [--seed S] [--log FILE] "
      "[--resume] [--threads N]"},
+    {"serve", adak::cli::RunServe,
+     "--model DIR [--allocator FILE] [--null-experts FILE] [--default-routing topk|adak|null|topp] "
+     "[--default-top-p P] [--grpc-port 50051] [--http-port 8080] [--host 127.0.0.1] [--max-batch-tokens N] "
+     "[--max-running-requests N] [--max-waiting-requests N] [--kv-cache-mib N] [--drain-timeout S] [--threads N]"},
     {"inspect", adak::cli::RunInspect, "--model DIR"},
     {"make-model", adak::cli::RunMakeModel, "--arch ARCH --out DIR [--seed S] [--set key=value ...]"},
 };

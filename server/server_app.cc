@@ -1,0 +1,247 @@
+#include "server/server_app.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
+#include "base/strings.h"
+#include "engine/cpu_backend.h"
+#include "engine/kv_cache.h"
+#include "engine/model_runner.h"
+#include "engine/routing_weights.h"
+#include "scheduler/executor.h"
+#include "server/grpc_server.h"
+#include "server/http_gateway.h"
+
+namespace adak::server {
+namespace {
+
+constexpr int64_t kMiB = int64_t{1} << 20;
+constexpr int64_t kAutoKvCacheCapMiB = 4096;
+// How long Shutdown gives calls to send their final messages before the front ends cancel them.
+constexpr absl::Duration kFrontEndGrace = absl::Seconds(2);
+
+absl::Status ValidateOptions(const ServerAppOptions& o) {
+  auto range = [](const char* flag, int64_t value, int64_t lo, int64_t hi) -> absl::Status {
+    if (value < lo || value > hi) {
+      return absl::InvalidArgumentError(StrCatStd("--", flag, " must be in [", lo, ", ", hi, "], got ", value));
+    }
+    return absl::OkStatus();
+  };
+  if (o.model_dir.empty()) return absl::InvalidArgumentError("--model is required (a Hugging Face model directory)");
+  RETURN_IF_ERROR(range("grpc-port", o.grpc_port, -1, 65535));
+  RETURN_IF_ERROR(range("http-port", o.http_port, -1, 65535));
+  RETURN_IF_ERROR(range("threads", o.threads, 0, 1024));
+  RETURN_IF_ERROR(range("http-threads", o.http_threads, 1, 256));
+  RETURN_IF_ERROR(range("max-batch-tokens", o.max_batch_tokens, 1, 1 << 20));
+  RETURN_IF_ERROR(range("max-running-requests", o.max_running_requests, 1, 1 << 16));
+  RETURN_IF_ERROR(range("max-waiting-requests", o.max_waiting_requests, 0, 1 << 20));
+  RETURN_IF_ERROR(range("prefill-chunk", o.prefill_chunk, 1, 1 << 20));
+  RETURN_IF_ERROR(range("kv-cache-mib", o.kv_cache_mib, 0, int64_t{1} << 30));
+  RETURN_IF_ERROR(range("block-size", o.block_size, 1, 4096));
+  if (o.drain_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        StrCatStd("--drain-timeout must be >= 0 seconds, got ", absl::FormatDuration(o.drain_timeout)));
+  }
+  if (o.grpc_port < 0 && o.http_port < 0) {
+    return absl::InvalidArgumentError("--grpc-port and --http-port are both off (-1): nothing would listen");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<engine::RoutingParams> DefaultRouting(const ServerAppOptions& o, const engine::ModelConfig& config,
+                                                     const engine::RoutingWeights& weights) {
+  absl::StatusOr<engine::RoutingPolicy> policy = engine::ParseRoutingPolicy(o.default_routing);
+  if (!policy.ok()) {
+    return absl::InvalidArgumentError(StrCatStd("--default-routing: ", ToStd(policy.status().message())));
+  }
+  engine::RoutingParams params{.policy = *policy};
+  if (*policy == engine::RoutingPolicy::kTopP) {
+    if (!(o.default_top_p >= 0.0 && o.default_top_p <= 1.0)) {
+      return absl::InvalidArgumentError(StrCatStd("--default-top-p must be in (0, 1], got ", o.default_top_p));
+    }
+    params.top_p = o.default_top_p > 0.0 ? static_cast<float>(o.default_top_p) : 0.5f;
+  }
+  absl::Status valid = engine::ValidateRoutingParams(params, config, weights);
+  if (!valid.ok()) {
+    return absl::InvalidArgumentError(
+        StrCatStd("--default-routing ", o.default_routing, ": ", ToStd(valid.message())));
+  }
+  return params;
+}
+
+// The KV cache block count for the options (see ServerAppOptions::kv_cache_mib).
+absl::StatusOr<int64_t> KvBlocks(const ServerAppOptions& o, const engine::ModelConfig& config) {
+  const int64_t bytes_per_block = engine::KvCache::BytesPerBlock(config, o.block_size);
+  const int64_t per_sequence = engine::BlocksFor(config.max_position_embeddings, o.block_size);
+  if (o.kv_cache_mib == 0) {
+    const int64_t cap = std::max<int64_t>(1, kAutoKvCacheCapMiB * kMiB / bytes_per_block);
+    return std::max(per_sequence, std::min(o.max_running_requests * per_sequence, cap));
+  }
+  const int64_t blocks = o.kv_cache_mib * kMiB / bytes_per_block;
+  if (blocks < per_sequence) {
+    const int64_t need_mib = (per_sequence * bytes_per_block + kMiB - 1) / kMiB;
+    return absl::InvalidArgumentError(StrCatStd(
+        "--kv-cache-mib ", o.kv_cache_mib, " holds ", blocks, " blocks of ", o.block_size,
+        " tokens, fewer than one full-context sequence needs (", config.max_position_embeddings, " tokens = ",
+        per_sequence, " blocks = ", need_mib, " MiB)"));
+  }
+  return blocks;
+}
+
+std::string ModelName(const std::filesystem::path& dir) {
+  std::filesystem::path normal = dir.lexically_normal();
+  if (normal.filename().empty()) normal = normal.parent_path();
+  std::string name = normal.filename().string();
+  return name.empty() ? "model" : name;
+}
+
+}  // namespace
+
+class ServerApp::Impl {
+ public:
+  ServerAppOptions options;
+  std::unique_ptr<engine::Model> model;
+  engine::RoutingWeights routing_weights;
+  std::unique_ptr<engine::CpuBackend> backend;
+  std::unique_ptr<engine::KvCache> cache;
+  std::unique_ptr<engine::ModelRunner> runner;
+  std::unique_ptr<scheduler::StepExecutor> executor;
+  std::unique_ptr<Metrics> metrics;
+  std::unique_ptr<scheduler::Scheduler> scheduler;
+  ServingState state;
+  ServiceContext context;
+  // Front ends last, so they are destroyed first.
+  std::unique_ptr<GrpcServer> grpc;
+  std::unique_ptr<HttpGateway> http;
+
+  absl::Mutex mu;
+  bool started ABSL_GUARDED_BY(mu) = false;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+};
+
+absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOptions& options) {
+  RETURN_IF_ERROR(ValidateOptions(options));
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  ASSIGN_OR_RETURN(impl->model, engine::LoadModel(options.model_dir));
+  const engine::ModelConfig& config = impl->model->config;
+  if (!options.allocator.empty()) {
+    RETURN_IF_ERROR(engine::LoadAllocator(options.allocator, config, &impl->routing_weights));
+  }
+  if (!options.null_experts.empty()) {
+    RETURN_IF_ERROR(engine::LoadNullExperts(options.null_experts, config, &impl->routing_weights));
+  }
+  ASSIGN_OR_RETURN(engine::RoutingParams default_routing, DefaultRouting(options, config, impl->routing_weights));
+  ASSIGN_OR_RETURN(const int64_t blocks, KvBlocks(options, config));
+
+  impl->backend = std::make_unique<engine::CpuBackend>(options.threads);
+  ASSIGN_OR_RETURN(impl->cache, engine::KvCache::Create(impl->backend.get(), config, blocks, options.block_size));
+  ASSIGN_OR_RETURN(impl->runner, engine::ModelRunner::Create(config, impl->model->weights, impl->routing_weights,
+                                                             impl->backend.get(), impl->cache.get()));
+  impl->executor = scheduler::MakeRunnerExecutor(impl->runner.get());
+  impl->metrics = std::make_unique<Metrics>(config, options.metrics);
+
+  scheduler::SchedulerOptions sched;
+  sched.max_batch_tokens = options.max_batch_tokens;
+  sched.max_running_requests = options.max_running_requests;
+  sched.max_waiting_requests = options.max_waiting_requests;
+  sched.prefill_chunk = std::min(options.prefill_chunk, options.max_batch_tokens);
+  ASSIGN_OR_RETURN(impl->scheduler,
+                   scheduler::Scheduler::Create(impl->executor.get(), impl->model->tokenizer.get(), sched,
+                                                scheduler::RealClock::Get(), impl->metrics.get()));
+
+  impl->context.model = impl->model.get();
+  impl->context.routing_weights = &impl->routing_weights;
+  impl->context.model_name = ModelName(options.model_dir);
+  impl->context.default_routing = default_routing;
+  impl->context.scheduler = impl->scheduler.get();
+  impl->context.metrics = impl->metrics.get();
+  impl->context.state = &impl->state;
+  return std::unique_ptr<ServerApp>(new ServerApp(std::move(impl)));
+}
+
+ServerApp::ServerApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ServerApp::~ServerApp() { Shutdown(); }
+
+absl::Status ServerApp::Start() {
+  Impl& s = *impl_;
+  {
+    absl::MutexLock lock(&s.mu);
+    if (s.started || s.shut_down) return absl::FailedPreconditionError("ServerApp::Start called twice");
+    s.started = true;
+  }
+  s.scheduler->Start();
+  if (s.options.grpc_port >= 0) {
+    GrpcServerOptions grpc;
+    grpc.host = s.options.host;
+    grpc.port = s.options.grpc_port;
+    absl::StatusOr<std::unique_ptr<GrpcServer>> server = GrpcServer::Start(grpc, &s.context);
+    if (!server.ok()) {
+      Shutdown();
+      return server.status();
+    }
+    s.grpc = *std::move(server);
+  }
+  if (s.options.http_port >= 0) {
+    HttpGatewayOptions http;
+    http.host = s.options.host;
+    http.port = s.options.http_port;
+    http.threads = s.options.http_threads;
+    absl::StatusOr<std::unique_ptr<HttpGateway>> gateway = HttpGateway::Start(http, &s.context);
+    if (!gateway.ok()) {
+      Shutdown();
+      return gateway.status();
+    }
+    s.http = *std::move(gateway);
+  }
+  s.state.SetPhase(ServingPhase::kServing);
+  if (s.grpc != nullptr) s.grpc->SetReady(true);
+  return absl::OkStatus();
+}
+
+int ServerApp::grpc_port() const { return impl_->grpc != nullptr ? impl_->grpc->port() : -1; }
+int ServerApp::http_port() const { return impl_->http != nullptr ? impl_->http->port() : -1; }
+
+std::string ServerApp::ReadyLine() const {
+  auto endpoint = [this](int port) {
+    return port < 0 ? std::string("off") : StrCatStd(impl_->options.host, ":", port);
+  };
+  return StrCatStd("adak serve: ready model=", impl_->context.model_name, " grpc=", endpoint(grpc_port()),
+                   " http=", endpoint(http_port()));
+}
+
+bool ServerApp::Drain(absl::Duration timeout) {
+  Impl& s = *impl_;
+  s.state.SetPhase(ServingPhase::kDraining);
+  if (s.grpc != nullptr) s.grpc->SetReady(false);
+  s.scheduler->BeginDrain();
+  const bool idle = s.scheduler->WaitIdle(timeout);
+  Shutdown();
+  return idle;
+}
+
+void ServerApp::Shutdown() {
+  Impl& s = *impl_;
+  absl::MutexLock lock(&s.mu);  // held throughout: a concurrent caller returns once shutdown is complete
+  if (s.shut_down) return;
+  s.shut_down = true;
+  s.state.SetPhase(ServingPhase::kDraining);
+  if (s.grpc != nullptr) s.grpc->SetReady(false);
+  // First the scheduler: whatever still runs ends with Unavailable, so every call can finish; then the
+  // front ends, which give those calls a moment to send their last messages.
+  s.scheduler->Shutdown();
+  const absl::Time deadline = absl::Now() + kFrontEndGrace;
+  if (s.grpc != nullptr) s.grpc->Shutdown(deadline);
+  if (s.http != nullptr) s.http->Shutdown();
+}
+
+const ServerAppOptions& ServerApp::options() const { return impl_->options; }
+const engine::Model& ServerApp::model() const { return *impl_->model; }
+scheduler::Scheduler* ServerApp::scheduler() { return impl_->scheduler.get(); }
+Metrics* ServerApp::metrics() { return impl_->metrics.get(); }
+ServiceContext* ServerApp::context() { return &impl_->context; }
+
+}  // namespace adak::server

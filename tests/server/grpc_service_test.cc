@@ -1,0 +1,416 @@
+// The adak.v1.Generation gRPC service end to end, in process: a real ServerApp (stories-mixtral with its
+// random Ada-K allocator, gRPC on an ephemeral 127.0.0.1 port, HTTP off) called over the network through
+// the generated stubs. Covers every method, validation errors, deadlines, cancellation (KV blocks freed),
+// admission control, usage accounting against the fixture's reference outputs, and health checking.
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "server/server_app.h"
+#include "tests/grpc_client.h"
+#include "tests/test_util.h"
+
+namespace adak::server {
+namespace {
+
+using ::adak::testing::GenerationStub;
+using ::adak::testing::GreedyRequest;
+using ::adak::testing::HealthCheck;
+using ::adak::testing::RunStream;
+using ::adak::testing::StreamResult;
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
+
+std::filesystem::path ModelDir(const std::filesystem::path& shared) { return shared / "models" / "stories-mixtral"; }
+
+ServerAppOptions TestOptions(const std::filesystem::path& shared) {
+  ServerAppOptions o;
+  o.model_dir = ModelDir(shared);
+  o.allocator = ModelDir(shared) / "reference" / "allocator-random.safetensors";
+  o.grpc_port = 0;
+  o.http_port = -1;
+  o.threads = 1;
+  o.drain_timeout = absl::Seconds(10);
+  return o;
+}
+
+// Polls `done` every 5 ms for up to `timeout`.
+template <typename F>
+bool WaitFor(F done, absl::Duration timeout = absl::Seconds(5)) {
+  const absl::Time give_up = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+class GrpcServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::optional<std::filesystem::path> shared = ::adak::testing::SharedDir();
+    if (!shared) return;
+    absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(TestOptions(*shared));
+    if (!app.ok()) {
+      *error_ = app.status().ToString();
+      return;
+    }
+    if (absl::Status s = (*app)->Start(); !s.ok()) {
+      *error_ = s.ToString();
+      return;
+    }
+    *app_ = *std::move(app);
+  }
+  static void TearDownTestSuite() { app_->reset(); }
+
+  void SetUp() override {
+    ADAK_REQUIRE_SHARED(shared);
+    shared_ = shared;
+    ASSERT_NE(*app_, nullptr) << *error_;
+    stub_ = GenerationStub(app()->grpc_port());
+  }
+
+  static ServerApp* app() { return app_->get(); }
+
+  // The reference file's prompt `index` (1-based): its input ids and greedy continuation ids.
+  nlohmann::json Reference(const std::string& file, int index) const {
+    std::ifstream in(ModelDir(shared_) / "reference" / file);
+    const nlohmann::json all = nlohmann::json::parse(in);
+    return all["prompts"][static_cast<size_t>(index - 1)];
+  }
+
+  grpc::Status Generate(const adak::v1::GenerateRequest& request, adak::v1::GenerateResponse* response,
+                        absl::Duration deadline = absl::Seconds(60)) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+    return stub_->Generate(&context, request, response);
+  }
+
+  static inline std::unique_ptr<ServerApp>* app_ = new std::unique_ptr<ServerApp>();
+  static inline std::string* error_ = new std::string();
+  std::filesystem::path shared_;
+  std::unique_ptr<adak::v1::Generation::Stub> stub_;
+};
+
+TEST_F(GrpcServiceTest, GetModelInfoDescribesTheModelAndItsPolicies) {
+  grpc::ClientContext context;
+  adak::v1::ModelInfo info;
+  ASSERT_TRUE(stub_->GetModelInfo(&context, {}, &info).ok());
+  EXPECT_EQ(info.name(), "stories-mixtral");
+  EXPECT_EQ(info.architecture(), "MixtralForCausalLM");
+  EXPECT_EQ(info.num_layers(), 4);
+  EXPECT_EQ(info.num_moe_layers(), 4);
+  EXPECT_EQ(info.num_experts(), 8);
+  EXPECT_EQ(info.num_experts_per_tok(), 2);
+  EXPECT_EQ(info.hidden_size(), 256);
+  EXPECT_EQ(info.vocab_size(), 4096);
+  EXPECT_EQ(info.max_context(), 512);
+  EXPECT_EQ(info.default_routing(), "topk");
+  EXPECT_THAT(info.routing_policies(), ::testing::ElementsAre("topk", "adak", "topp"));
+  EXPECT_THAT(info.eos_token_ids(), ::testing::ElementsAre(4095));
+  EXPECT_GT(info.total_parameters(), 15'000'000);
+}
+
+TEST_F(GrpcServiceTest, TokenizeMatchesTheReferenceIds) {
+  const nlohmann::json ref = Reference("topk.json", 1);
+  grpc::ClientContext context;
+  adak::v1::TokenizeRequest request;
+  request.set_text(ref["prompt"].get<std::string>());
+  adak::v1::TokenizeResponse response;
+  ASSERT_TRUE(stub_->Tokenize(&context, request, &response).ok());
+  EXPECT_EQ(std::vector<int32_t>(response.token_ids().begin(), response.token_ids().end()),
+            ref["input_ids"].get<std::vector<int32_t>>());
+  EXPECT_EQ(std::vector<std::string>(response.tokens().begin(), response.tokens().end()),
+            ref["tokens"].get<std::vector<std::string>>());
+}
+
+// (Invalid UTF-8 never reaches the service: proto3 strings are refused by the parser.)
+TEST_F(GrpcServiceTest, TokenizeEmptyTextIsNoTokens) {
+  grpc::ClientContext context;
+  adak::v1::TokenizeResponse response;
+  ASSERT_TRUE(stub_->Tokenize(&context, adak::v1::TokenizeRequest(), &response).ok());
+  EXPECT_EQ(response.token_ids_size(), 0);
+}
+
+// Greedy output equals the independent reference (fp32 PyTorch) for both top-k and Ada-K routing.
+TEST_F(GrpcServiceTest, GreedyGenerateMatchesTheReferenceContinuations) {
+  for (const auto& [file, policy] : {std::pair{"topk.json", "topk"}, std::pair{"adak.json", "adak"}}) {
+    const nlohmann::json ref = Reference(file, 1);
+    const std::vector<int32_t> want = ref["greedy"]["ids"].get<std::vector<int32_t>>();
+    adak::v1::GenerateRequest request = GreedyRequest("", static_cast<int>(want.size()), policy);
+    for (int32_t id : ref["input_ids"].get<std::vector<int32_t>>()) request.add_token_ids(id);
+    adak::v1::GenerateResponse response;
+    const grpc::Status status = Generate(request, &response);
+    ASSERT_TRUE(status.ok()) << policy << ": " << status.error_message();
+    EXPECT_EQ(std::vector<int32_t>(response.token_ids().begin(), response.token_ids().end()), want) << policy;
+    EXPECT_EQ(response.text(), ref["greedy"]["text"].get<std::string>()) << policy;
+    EXPECT_EQ(response.finish_reason(), "length");
+    EXPECT_EQ(response.usage().prompt_tokens(), 16);
+    EXPECT_EQ(response.usage().completion_tokens(), static_cast<int64_t>(want.size()));
+  }
+}
+
+TEST_F(GrpcServiceTest, StreamAndUnaryAgree) {
+  const adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 24);
+  adak::v1::GenerateResponse unary;
+  ASSERT_TRUE(Generate(request, &unary).ok());
+  const StreamResult stream = RunStream(stub_.get(), request);
+  ASSERT_TRUE(stream.status.ok()) << stream.status.error_message();
+  EXPECT_EQ(stream.text, unary.text());
+  EXPECT_EQ(stream.token_ids, std::vector<int32_t>(unary.token_ids().begin(), unary.token_ids().end()));
+  EXPECT_GE(stream.messages, 2);  // pieces, then the final message
+  EXPECT_EQ(stream.last.finish_reason(), "length");
+  EXPECT_EQ(stream.last.usage().completion_tokens(), 24);
+  EXPECT_EQ(stream.last.usage().prompt_tokens(), unary.usage().prompt_tokens());
+}
+
+// The prompt's expert activations equal the reference's totals (max_tokens 1: only the prompt runs
+// through the model), and Ada-K clamped to k = 1 saves exactly half of native top-2's expert FLOPs.
+TEST_F(GrpcServiceTest, UsageCountsExpertActivationsAndFlopsSaved) {
+  const nlohmann::json ref = Reference("adak.json", 1);
+  std::ifstream in(ModelDir(shared_) / "reference" / "adak.json");
+  const nlohmann::json totals = nlohmann::json::parse(in)["expert_activation_totals"][0];
+  for (const auto& [policy, want] :
+       {std::pair{"topk", totals["expert_activations_topk"].get<int64_t>()},
+        std::pair{"adak", totals["expert_activations_adak"].get<int64_t>()}}) {
+    adak::v1::GenerateRequest request = GreedyRequest("", 1, policy);
+    for (int32_t id : ref["input_ids"].get<std::vector<int32_t>>()) request.add_token_ids(id);
+    request.set_return_routing_stats(true);
+    adak::v1::GenerateResponse response;
+    ASSERT_TRUE(Generate(request, &response).ok());
+    EXPECT_EQ(response.usage().expert_activations(), want) << policy;
+    EXPECT_GT(response.usage().expert_flops(), 0.0) << policy;
+    EXPECT_EQ(response.usage().mean_k_per_layer_size(), 4) << policy;
+    EXPECT_NEAR(response.usage().mean_k(), static_cast<double>(want) / (16 * 4), 1e-9) << policy;
+  }
+
+  adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 8, "adak");
+  request.mutable_routing()->set_max_k(1);
+  adak::v1::GenerateResponse response;
+  ASSERT_TRUE(Generate(request, &response).ok());
+  const adak::v1::Usage& usage = response.usage();
+  EXPECT_GT(usage.expert_flops_saved(), 0.0);
+  EXPECT_DOUBLE_EQ(usage.expert_flops_saved(), usage.expert_flops());  // k = 1 against native K = 2
+  EXPECT_DOUBLE_EQ(usage.mean_k(), 1.0);
+  EXPECT_EQ(usage.mean_k_per_layer_size(), 0);  // not asked for
+}
+
+TEST_F(GrpcServiceTest, LogprobsComeWithTheTokens) {
+  adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 6);
+  request.set_logprobs(3);
+  adak::v1::GenerateResponse response;
+  ASSERT_TRUE(Generate(request, &response).ok());
+  ASSERT_EQ(response.logprobs_size(), 6);
+  for (int i = 0; i < 6; ++i) {
+    const adak::v1::TokenLogprob& lp = response.logprobs(i);
+    EXPECT_EQ(lp.id(), response.token_ids(i));
+    EXPECT_LE(lp.logprob(), 0.0f);
+    ASSERT_EQ(lp.top_size(), 3);
+    EXPECT_EQ(lp.top(0).id(), lp.id());  // greedy: the chosen token is the most likely one
+  }
+}
+
+struct BadRequest {
+  const char* name;
+  std::function<void(adak::v1::GenerateRequest*)> edit;
+  const char* field;
+};
+
+TEST_F(GrpcServiceTest, MalformedRequestsAreInvalidArgumentNamingTheField) {
+  const std::vector<BadRequest> cases = {
+      {"empty prompt", [](adak::v1::GenerateRequest* r) { r->clear_text(); }, "prompt"},
+      {"text and ids", [](adak::v1::GenerateRequest* r) { r->add_token_ids(5); }, "prompt"},
+      {"max_tokens 0", [](adak::v1::GenerateRequest* r) { r->set_max_tokens(0); }, "max_tokens"},
+      {"max_tokens -3", [](adak::v1::GenerateRequest* r) { r->set_max_tokens(-3); }, "max_tokens"},
+      {"max_tokens over the limit", [](adak::v1::GenerateRequest* r) { r->set_max_tokens(100000); }, "max_tokens"},
+      {"prompt + max_tokens over the context", [](adak::v1::GenerateRequest* r) { r->set_max_tokens(510); },
+       "prompt + max_tokens"},
+      {"temperature < 0", [](adak::v1::GenerateRequest* r) { r->mutable_sampling()->set_temperature(-0.5f); },
+       "temperature"},
+      {"top_p 0", [](adak::v1::GenerateRequest* r) { r->mutable_sampling()->set_top_p(0.0f); }, "top_p"},
+      {"unknown routing policy", [](adak::v1::GenerateRequest* r) { r->mutable_routing()->set_policy("bogus"); },
+       "routing.policy"},
+      {"null experts not loaded", [](adak::v1::GenerateRequest* r) { r->mutable_routing()->set_policy("null"); },
+       "routing"},
+      {"routing.top_k 9", [](adak::v1::GenerateRequest* r) { r->mutable_routing()->set_top_k(9); }, "routing.top_k"},
+      {"token id out of range",
+       [](adak::v1::GenerateRequest* r) {
+         r->clear_text();
+         r->add_token_ids(4096);
+       },
+       "prompt"},
+      {"logprobs 21", [](adak::v1::GenerateRequest* r) { r->set_logprobs(21); }, "logprobs"},
+      {"empty stop string", [](adak::v1::GenerateRequest* r) { r->add_stop(""); }, "stop"},
+  };
+  for (const BadRequest& c : cases) {
+    adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 4);
+    c.edit(&request);
+    adak::v1::GenerateResponse response;
+    const grpc::Status unary = Generate(request, &response);
+    EXPECT_EQ(unary.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.name << ": " << unary.error_message();
+    EXPECT_THAT(unary.error_message(), HasSubstr(c.field)) << c.name;
+    const StreamResult stream = RunStream(stub_.get(), request);
+    EXPECT_EQ(stream.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.name;
+    EXPECT_THAT(stream.status.error_message(), HasSubstr(c.field)) << c.name;
+    EXPECT_EQ(stream.messages, 0) << c.name;
+  }
+}
+
+TEST_F(GrpcServiceTest, ShortDeadlineIsDeadlineExceededAndFreesTheSequence) {
+  const adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 480);
+  const StreamResult stream = RunStream(stub_.get(), request, absl::Milliseconds(40));
+  EXPECT_EQ(stream.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << stream.status.error_message();
+  adak::v1::GenerateResponse response;
+  EXPECT_EQ(Generate(request, &response, absl::Milliseconds(40)).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_TRUE(WaitFor([] {
+    const scheduler::SchedulerStats stats = app()->scheduler()->stats();
+    return stats.running == 0 && stats.waiting == 0;
+  })) << "the timed-out requests still run";
+}
+
+TEST_F(GrpcServiceTest, CancelledStreamFreesItsKvBlocks) {
+  ASSERT_TRUE(WaitFor([] { return app()->scheduler()->stats().running == 0; }));
+  const int64_t baseline = app()->scheduler()->stats().kv_blocks_used;
+  grpc::ClientContext context;
+  auto reader = stub_->GenerateStream(&context, GreedyRequest("Once upon a time", 480));
+  adak::v1::GenerateStreamResponse message;
+  ASSERT_TRUE(reader->Read(&message));  // it runs
+  EXPECT_TRUE(WaitFor([&] { return app()->scheduler()->stats().kv_blocks_used > baseline; }));
+  context.TryCancel();
+  while (reader->Read(&message)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_TRUE(WaitFor([&] {
+    const scheduler::SchedulerStats stats = app()->scheduler()->stats();
+    return stats.running == 0 && stats.kv_blocks_used == baseline;
+  })) << "kv_blocks_used " << app()->scheduler()->stats().kv_blocks_used << ", baseline " << baseline;
+}
+
+// Score agrees with Generate: the greedy continuation is is_greedy and its logprob is the sum of the
+// generated tokens' logprobs; a continuation the model does not prefer scores lower.
+TEST_F(GrpcServiceTest, ScoreAgreesWithGreedyGeneration) {
+  adak::v1::GenerateRequest generate = GreedyRequest("Once upon a time", 5);
+  generate.set_logprobs(0);
+  adak::v1::GenerateResponse generated;
+  ASSERT_TRUE(Generate(generate, &generated).ok());
+  double want = 0.0;
+  for (const adak::v1::TokenLogprob& lp : generated.logprobs()) want += lp.logprob();
+
+  adak::v1::ScoreRequest request;
+  request.set_prompt("Once upon a time");
+  adak::v1::TokenIds* greedy = request.add_continuation_token_ids();
+  for (int32_t id : generated.token_ids()) greedy->add_ids(id);
+  adak::v1::TokenIds* other = request.add_continuation_token_ids();
+  other->add_ids(generated.token_ids(0) == 1000 ? 1001 : 1000);
+  grpc::ClientContext context;
+  adak::v1::ScoreResponse response;
+  const grpc::Status status = stub_->Score(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.scores_size(), 2);
+  EXPECT_TRUE(response.scores(0).is_greedy());
+  EXPECT_NEAR(response.scores(0).logprob(), want, 1e-3);
+  EXPECT_EQ(response.scores(0).token_logprobs_size(), 5);
+  EXPECT_FALSE(response.scores(1).is_greedy());
+  EXPECT_LT(response.scores(1).logprob(), response.scores(0).token_logprobs(0));
+  EXPECT_GT(response.usage().expert_activations(), 0);
+}
+
+TEST_F(GrpcServiceTest, ScoreTextContinuationsAndValidation) {
+  adak::v1::ScoreRequest request;
+  request.set_prompt("Once upon a time, there was a little");
+  request.add_continuations(" girl");
+  request.add_continuations(" xylophone quantum");
+  request.mutable_routing()->set_policy("adak");
+  grpc::ClientContext context;
+  adak::v1::ScoreResponse response;
+  ASSERT_TRUE(stub_->Score(&context, request, &response).ok());
+  ASSERT_EQ(response.scores_size(), 2);
+  EXPECT_GT(response.scores(0).logprob(), response.scores(1).logprob());
+  EXPECT_LT(response.scores(1).logprob(), 0.0);
+
+  adak::v1::ScoreRequest no_continuations;
+  no_continuations.set_prompt("Once");
+  grpc::ClientContext c2;
+  const grpc::Status status = stub_->Score(&c2, no_continuations, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("continuations"));
+}
+
+TEST_F(GrpcServiceTest, HealthReportsLivenessAndReadiness) {
+  HealthCheckResponse::ServingStatus serving = HealthCheckResponse::UNKNOWN;
+  ASSERT_TRUE(HealthCheck(app()->grpc_port(), "", &serving).ok());
+  EXPECT_EQ(serving, HealthCheckResponse::SERVING);
+  ASSERT_TRUE(HealthCheck(app()->grpc_port(), "adak.v1.Generation", &serving).ok());
+  EXPECT_EQ(serving, HealthCheckResponse::SERVING);
+  EXPECT_EQ(HealthCheck(app()->grpc_port(), "no.such.Service", &serving).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// --max-running-requests 1 --max-waiting-requests 1: a third request is RESOURCE_EXHAUSTED while the
+// running and the queued ones still finish.
+TEST(GrpcAdmissionTest, FullQueueIsResourceExhaustedWhileRunningRequestsFinish) {
+  ADAK_REQUIRE_SHARED(shared);
+  ServerAppOptions options = TestOptions(shared);
+  options.max_running_requests = 1;
+  options.max_waiting_requests = 1;
+  absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(options);
+  ASSERT_TRUE(app.ok()) << app.status();
+  ASSERT_TRUE((*app)->Start().ok());
+  auto stub = GenerationStub((*app)->grpc_port());
+  const adak::v1::GenerateRequest long_request = GreedyRequest("Once upon a time", 400);
+  StreamResult first, second;
+  std::thread t1([&] { first = RunStream(stub.get(), long_request); });
+  ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().running == 1; }));
+  std::thread t2([&] { second = RunStream(stub.get(), GreedyRequest("One day", 8)); });
+  ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().waiting == 1; }));
+  const StreamResult third = RunStream(stub.get(), GreedyRequest("The cat", 8));
+  EXPECT_EQ(third.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << third.status.error_message();
+  EXPECT_THAT(third.status.error_message(), HasSubstr("1"));
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(first.status.ok()) << first.status.error_message();
+  EXPECT_EQ(first.last.usage().completion_tokens(), 400);
+  ASSERT_TRUE(second.status.ok()) << second.status.error_message();
+  EXPECT_EQ(second.last.usage().completion_tokens(), 8);
+  EXPECT_NE((*app)->metrics()->Serialize().find("resource_exhausted"), std::string::npos);
+}
+
+// Drain: readiness off, new calls UNAVAILABLE, the running stream finishes.
+TEST(GrpcDrainTest, DrainFinishesRunningStreamsAndRefusesNewCalls) {
+  ADAK_REQUIRE_SHARED(shared);
+  absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(TestOptions(shared));
+  ASSERT_TRUE(app.ok()) << app.status();
+  ASSERT_TRUE((*app)->Start().ok());
+  const int port = (*app)->grpc_port();
+  auto stub = GenerationStub(port);
+  StreamResult running;
+  std::atomic<bool> running_done{false};
+  std::thread t([&] {
+    running = RunStream(stub.get(), GreedyRequest("Once upon a time", 450));
+    running_done = true;
+  });
+  ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().running == 1; }));
+  bool drained = false;
+  std::thread drain([&] { drained = (*app)->Drain(absl::Seconds(30)); });
+  ASSERT_TRUE(WaitFor([&] { return (*app)->context()->state->phase() == ServingPhase::kDraining; }));
+  HealthCheckResponse::ServingStatus serving = HealthCheckResponse::UNKNOWN;
+  ASSERT_TRUE(HealthCheck(port, "adak.v1.Generation", &serving).ok());
+  EXPECT_EQ(serving, HealthCheckResponse::NOT_SERVING);
+  const StreamResult refused = RunStream(stub.get(), GreedyRequest("The cat", 4));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(refused.status.error_message(), HasSubstr("draining"));
+  EXPECT_FALSE(running_done.load()) << "the stream ended before the checks; make it longer";
+  t.join();
+  drain.join();
+  EXPECT_TRUE(drained);
+  ASSERT_TRUE(running.status.ok()) << running.status.error_message();
+  EXPECT_EQ(running.last.usage().completion_tokens(), 450);
+}
+
+}  // namespace
+}  // namespace adak::server
