@@ -1,0 +1,184 @@
+// `adak serve` as a real process (tests/server_process.h) on 127.0.0.1 with ephemeral ports: the ready
+// line, 32 concurrent greedy streams that each get exactly their solo text, SIGTERM draining in-flight
+// streams (new calls UNAVAILABLE, readiness NOT_SERVING, exit 0), and refused flags.
+#include <signal.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "tests/grpc_client.h"
+#include "tests/server_process.h"
+#include "tests/test_util.h"
+
+namespace adak::testing {
+namespace {
+
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
+
+std::vector<std::string> ModelArgs(const std::filesystem::path& shared) {
+  const std::filesystem::path model = shared / "models" / "stories-mixtral";
+  return {"--model", model.string(), "--allocator", (model / "reference" / "allocator-random.safetensors").string(),
+          "--threads", "1"};
+}
+
+template <typename F>
+bool WaitFor(F done, absl::Duration timeout = absl::Seconds(10)) {
+  const absl::Time give_up = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return true;
+}
+
+TEST(ServeProcessTest, ReadyLineNamesTheModelAndBothPorts) {
+  ADAK_REQUIRE_SHARED(shared);
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(ModelArgs(shared));
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_GT((*server)->grpc_port(), 0);
+  EXPECT_GT((*server)->http_port(), 0);
+  EXPECT_NE((*server)->grpc_port(), (*server)->http_port());
+  EXPECT_THAT((*server)->Log(), HasSubstr("adak serve: ready model=stories-mixtral grpc=127.0.0.1:"));
+  HealthCheckResponse::ServingStatus serving = HealthCheckResponse::UNKNOWN;
+  ASSERT_TRUE(HealthCheck((*server)->grpc_port(), "adak.v1.Generation", &serving).ok());
+  EXPECT_EQ(serving, HealthCheckResponse::SERVING);
+  (*server)->Signal(SIGINT);
+  absl::StatusOr<int> code = (*server)->WaitExit(absl::Seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << (*server)->Log();
+}
+
+// Continuous batching must not change greedy output: 32 concurrent streams (8 prompts x top-k/Ada-K x 2)
+// each finish with exactly the text the same request gets alone.
+TEST(ServeProcessTest, ConcurrentStreamsGetTheirSoloText) {
+  ADAK_REQUIRE_SHARED(shared);
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(ModelArgs(shared));
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = GenerationStub((*server)->grpc_port());
+  const std::vector<std::string> prompts = {
+      "Once upon a time", "The little dog", "Tom and Sue went to", "One day, a big bird",
+      "She was very happy because", "The sun was", "Lily liked to play with", "In the park there was"};
+  std::vector<adak::v1::GenerateRequest> requests;
+  for (const std::string& prompt : prompts) {
+    for (const char* policy : {"topk", "adak"}) requests.push_back(GreedyRequest(prompt, 20, policy));
+  }
+  std::vector<StreamResult> solo;
+  for (const adak::v1::GenerateRequest& request : requests) {
+    solo.push_back(RunStream(stub.get(), request));
+    ASSERT_TRUE(solo.back().status.ok()) << solo.back().status.error_message() << "\n" << (*server)->Log();
+    ASSERT_EQ(solo.back().token_ids.size(), 20u);
+  }
+
+  constexpr int kClients = 32;
+  std::vector<StreamResult> results(kClients);
+  std::vector<std::thread> clients;
+  std::atomic<int> ready{0};
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      auto own = GenerationStub((*server)->grpc_port());  // its own channel, like a separate client
+      ++ready;
+      while (ready.load() < kClients) std::this_thread::yield();
+      results[i] = RunStream(own.get(), requests[i % requests.size()]);
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    const StreamResult& want = solo[i % solo.size()];
+    ASSERT_TRUE(results[i].status.ok()) << i << ": " << results[i].status.error_message();
+    EXPECT_EQ(results[i].text, want.text) << "client " << i;
+    EXPECT_EQ(results[i].token_ids, want.token_ids) << "client " << i;
+    EXPECT_EQ(results[i].last.finish_reason(), "length");
+    EXPECT_EQ(results[i].last.usage().completion_tokens(), 20);
+  }
+}
+
+// SIGTERM while streams run: readiness goes NOT_SERVING, new calls get UNAVAILABLE, the running streams
+// finish completely, and the process exits 0.
+TEST(ServeProcessTest, SigtermDrainsInFlightStreamsAndExitsZero) {
+  ADAK_REQUIRE_SHARED(shared);
+  std::vector<std::string> args = ModelArgs(shared);
+  args.insert(args.end(), {"--drain-timeout", "60"});
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(args);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->grpc_port();
+  auto stub = GenerationStub(port);
+  constexpr int kStreams = 4;
+  constexpr int kTokens = 300;
+  std::vector<StreamResult> results(kStreams);
+  std::atomic<int> started{0};
+  std::atomic<int> finished{0};
+  std::vector<std::thread> streams;
+  for (int i = 0; i < kStreams; ++i) {
+    streams.emplace_back([&, i] {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+      auto reader = stub->GenerateStream(&context, GreedyRequest(absl::StrCat("Story number ", i), kTokens));
+      adak::v1::GenerateStreamResponse message;
+      bool first = true;
+      while (reader->Read(&message)) {
+        if (first) ++started;
+        first = false;
+        results[i].text += message.text();
+        results[i].token_ids.insert(results[i].token_ids.end(), message.token_ids().begin(),
+                                    message.token_ids().end());
+        results[i].last = message;
+      }
+      results[i].status = reader->Finish();
+      ++finished;
+    });
+  }
+  ASSERT_TRUE(WaitFor([&] { return started.load() == kStreams; })) << (*server)->Log();
+  (*server)->Signal(SIGTERM);
+
+  HealthCheckResponse::ServingStatus serving = HealthCheckResponse::SERVING;
+  EXPECT_TRUE(WaitFor([&] {
+    return HealthCheck(port, "adak.v1.Generation", &serving).ok() && serving == HealthCheckResponse::NOT_SERVING;
+  })) << (*server)->Log();
+  const StreamResult refused = RunStream(stub.get(), GreedyRequest("Another story", 4));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(refused.status.error_message(), HasSubstr("draining"));
+  EXPECT_LT(finished.load(), kStreams) << "the streams ended before the drain checks ran; make them longer";
+
+  for (std::thread& t : streams) t.join();
+  for (int i = 0; i < kStreams; ++i) {
+    ASSERT_TRUE(results[i].status.ok()) << i << ": " << results[i].status.error_message() << "\n" << (*server)->Log();
+    EXPECT_EQ(results[i].token_ids.size(), static_cast<size_t>(kTokens)) << i;
+    EXPECT_EQ(results[i].last.finish_reason(), "length") << i;
+  }
+  absl::StatusOr<int> code = (*server)->WaitExit(absl::Seconds(30));
+  ASSERT_TRUE(code.ok()) << code.status() << "\n" << (*server)->Log();
+  EXPECT_EQ(*code, 0) << (*server)->Log();
+  EXPECT_THAT((*server)->Log(), HasSubstr("drained"));
+}
+
+TEST(ServeProcessTest, BadFlagsExitTwoNamingTheFlag) {
+  ADAK_REQUIRE_SHARED(shared);
+  const std::string model = (shared / "models" / "stories-mixtral").string();
+  struct Case {
+    std::string args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"--model " + ShellQuote(model) + " --default-routing adak", "--allocator"},
+      {"--model " + ShellQuote(model) + " --default-routing bogus", "--default-routing"},
+      {"--model " + ShellQuote(model) + " --kv-cache-mib 1", "--kv-cache-mib"},
+      {"--model " + ShellQuote(model) + " --grpc-port 70000", "grpc-port"},
+      {"--model " + ShellQuote(model) + " --max-running-requests 0", "max-running-requests"},
+      {"--model /nonexistent/model", "/nonexistent/model"},
+      {"--grpc-port 0", "--model"},
+  };
+  for (const Case& c : cases) {
+    int exit_code = 0;
+    const std::string out = RunCommand(AdakBinary() + " serve " + c.args + " 2>&1", &exit_code);
+    EXPECT_EQ(exit_code, 2) << c.args << ": " << out;
+    EXPECT_THAT(out, HasSubstr(c.message)) << c.args;
+  }
+}
+
+}  // namespace
+}  // namespace adak::testing
