@@ -26,6 +26,7 @@ int RunMakeModel(int argc, char** argv);
 int RunEval(int argc, char** argv);
 int RunTrainAllocator(int argc, char** argv);
 int RunServe(int argc, char** argv);
+int RunTokenize(int argc, char** argv);
 
 // Prints "adak <command>: <status>" to stderr and returns the exit code for it (2 for InvalidArgument
 // and NotFound, i.e. bad usage or input; 1 otherwise).

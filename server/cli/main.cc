@@ -31,6 +31,7 @@ constexpr Command kCommands[] = {
      "[--default-top-p P] [--grpc-port 50051] [--http-port 8080] [--host 127.0.0.1] [--max-batch-tokens N] "
      "[--max-running-requests N] [--max-waiting-requests N] [--kv-cache-mib N] [--drain-timeout S] [--threads N]"},
     {"inspect", adak::cli::RunInspect, "--model DIR"},
+    {"tokenize", adak::cli::RunTokenize, "--model DIR (--text S | --file F) [--out FILE] [--add-special-tokens]"},
     {"make-model", adak::cli::RunMakeModel, "--arch ARCH --out DIR [--seed S] [--set key=value ...]"},
 };
 
