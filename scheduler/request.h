@@ -62,7 +62,9 @@ struct TopLogprob {
 
 // One token as it reaches the client. `text` is the newly releasable detokenized text (complete UTF-8,
 // held back while it could still be the start of a stop string, so it may be empty); the concatenation of
-// every `text` of a request is its final output text.
+// every `text` of a request is its final output text. A stop token (eos or stop_token_ids) that ends the
+// request is reported too, as its last TokenOutput (id and logprob; counted in completion_tokens): its own
+// text is never added, but its `text` carries whatever the stop-string check still held back.
 struct TokenOutput {
   int32_t id = 0;
   std::string text;

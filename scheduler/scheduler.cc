@@ -1,0 +1,575 @@
+#include "scheduler/scheduler.h"
+
+#include <algorithm>
+#include <deque>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
+#include "base/strings.h"
+#include "engine/flops.h"
+#include "scheduler/batch_planner.h"
+#include "scheduler/block_manager.h"
+#include "scheduler/expert_budget.h"
+#include "scheduler/logprobs.h"
+#include "scheduler/sequence.h"
+
+namespace adak::scheduler {
+
+class Scheduler::Impl {
+ public:
+  Impl(StepExecutor* executor, const engine::Tokenizer* tokenizer, const SchedulerOptions& options,
+       const Clock* clock, SchedulerObserver* observer)
+      : executor_(executor),
+        tokenizer_(tokenizer),
+        options_(options),
+        clock_(clock != nullptr ? clock : RealClock::Get()),
+        observer_(observer),
+        config_(executor->config()),
+        blocks_(executor->num_kv_blocks(), executor->block_size()),
+        budget_(config_, options.max_batch_expert_activations, options.max_batch_tokens) {
+    planner_limits_.max_batch_tokens = options_.max_batch_tokens;
+    planner_limits_.max_running_requests = options_.max_running_requests;
+    planner_limits_.prefill_chunk = options_.prefill_chunk;
+    planner_limits_.max_expert_activations = budget_.limit();
+    planner_limits_.block_size = blocks_.block_size();
+    published_.kv_blocks_total = blocks_.num_blocks();
+  }
+
+  ~Impl() { Shutdown(); }
+
+  void Start() {
+    absl::MutexLock lock(&mu_);
+    if (started_ || stopping_) return;
+    started_ = true;
+    thread_ = std::thread([this] { Loop(); });
+  }
+
+  absl::StatusOr<uint64_t> Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
+    RETURN_IF_ERROR(ValidateRequest(request, options_.limits, config_, executor_->routing_weights()));
+    const absl::Time now = clock_->Now();
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("the scheduler is shut down");
+    if (draining_) return absl::UnavailableError("the server is draining and accepts no new requests");
+    if (static_cast<int64_t>(inbox_.size()) + published_.waiting >= options_.max_waiting_requests) {
+      return absl::ResourceExhaustedError(
+          StrCatStd("the waiting queue is full (max_waiting_requests = ", options_.max_waiting_requests,
+                    " requests already waiting); retry later"));
+    }
+    const uint64_t id = next_id_++;
+    inbox_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(sink), *tokenizer_, config_,
+                                                tokenizer_->eos_token_ids(), now));
+    return id;
+  }
+
+  void Cancel(uint64_t id) {
+    absl::MutexLock lock(&mu_);
+    if (id == 0 || id >= next_id_ || stopping_) return;
+    cancels_.push_back(id);
+  }
+
+  void BeginDrain() {
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+    published_.draining = true;
+  }
+
+  bool WaitIdle(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return inbox_.empty() && live_ == 0; };
+    return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+  }
+
+  void Shutdown() {
+    absl::MutexLock join(&join_mu_);
+    std::vector<std::unique_ptr<Sequence>> orphans;
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      if (!started_) orphans.swap(inbox_);
+    }
+    if (thread_.joinable()) thread_.join();
+    for (auto& seq : orphans) Finish(*seq, absl::UnavailableError("server shutting down"), FinishReason::kError);
+  }
+
+  SchedulerStats stats() const {
+    absl::MutexLock lock(&mu_);
+    return published_;
+  }
+
+  const SchedulerOptions& options() const { return options_; }
+
+ private:
+  // One scheduled chunk of a step.
+  struct Scheduled {
+    Sequence* seq = nullptr;
+    int64_t tokens = 0;
+    int64_t token_offset = 0;  // first token of the chunk in the batch
+    bool decode = false;
+    bool all_logits = false;
+  };
+
+  void Loop() {
+    for (;;) {
+      std::vector<std::unique_ptr<Sequence>> incoming;
+      std::vector<uint64_t> cancels;
+      {
+        absl::MutexLock lock(&mu_);
+        auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || !inbox_.empty() || !cancels_.empty() || (live_ > 0 && !stalled_);
+        };
+        if (stalled_) {
+          // Nothing could be planned last step (should not happen): retry soon, without spinning.
+          mu_.AwaitWithTimeout(absl::Condition(&has_work), absl::Milliseconds(5));
+          stalled_ = false;
+        } else {
+          mu_.Await(absl::Condition(&has_work));
+        }
+        if (stopping_) {
+          incoming.swap(inbox_);
+          for (auto& seq : incoming) waiting_.push_back(std::move(seq));
+          break;
+        }
+        incoming.swap(inbox_);
+        cancels.swap(cancels_);
+        // Until the next Publish they count as waiting (admission control) and keep WaitIdle waiting.
+        live_ += static_cast<int64_t>(incoming.size());
+        published_.waiting += static_cast<int64_t>(incoming.size());
+      }
+      for (auto& seq : incoming) waiting_.push_back(std::move(seq));
+      const bool planned = Step(cancels);
+      Publish(!planned);
+    }
+    // Shutdown: end everything still here.
+    for (auto& seq : running_) Finish(*seq, absl::UnavailableError("server shutting down"), FinishReason::kError);
+    for (auto& seq : waiting_) Finish(*seq, absl::UnavailableError("server shutting down"), FinishReason::kError);
+    running_.clear();
+    waiting_.clear();
+    Publish(false);
+  }
+
+  void Publish(bool stalled) {
+    absl::MutexLock lock(&mu_);
+    published_.running = static_cast<int64_t>(running_.size());
+    published_.waiting = static_cast<int64_t>(waiting_.size());
+    published_.kv_blocks_used = blocks_.num_used();
+    published_.preemptions = preemptions_;
+    published_.steps = steps_;
+    live_ = published_.running + published_.waiting;
+    stalled_ = stalled && live_ > 0;
+  }
+
+  // Ends `seq` (it must then be dropped by the caller): frees its blocks, fills usage, reports.
+  void Finish(Sequence& seq, absl::Status status, FinishReason reason) {
+    blocks_.Release(&seq.block_table);
+    const absl::Time now = clock_->Now();
+    FinalOutput& final = seq.final;
+    final.status = std::move(status);
+    final.reason = reason;
+    Usage& usage = final.usage;
+    usage.prompt_tokens = seq.prompt_len;
+    usage.completion_tokens = seq.emitted;
+    usage.expert_activations = seq.flops.expert_activations();
+    usage.expert_flops = static_cast<double>(seq.flops.expert_flops());
+    usage.expert_flops_saved = static_cast<double>(seq.flops.expert_flops_saved());
+    if (seq.request.return_routing_stats) {
+      usage.mean_k_per_layer.resize(static_cast<size_t>(config_.num_layers));
+      for (int64_t l = 0; l < config_.num_layers; ++l) usage.mean_k_per_layer[static_cast<size_t>(l)] = seq.flops.mean_k(l);
+    }
+    if (observer_ != nullptr) {
+      RequestStats stats;
+      stats.reason = reason;
+      stats.code = final.status.code();
+      stats.prompt_tokens = seq.prompt_len;
+      stats.generation_tokens = seq.emitted;
+      stats.queue_time = (seq.first_scheduled == absl::InfinitePast() ? now : seq.first_scheduled) - seq.submitted;
+      stats.e2e = now - seq.submitted;
+      observer_->OnRequestFinished(stats);
+    }
+    if (seq.sink != nullptr) seq.sink->OnFinish(std::move(final));
+    seq.finished = true;
+  }
+
+  // Drops finished sequences from the queues.
+  void Sweep() {
+    std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s->finished; });
+    std::erase_if(waiting_, [](const std::unique_ptr<Sequence>& s) { return s->finished; });
+  }
+
+  void ApplyCancelsAndDeadlines(const std::vector<uint64_t>& cancels) {
+    const absl::Time now = clock_->Now();
+    auto visit = [&](Sequence& seq) {
+      if (seq.finished) return;
+      if (std::find(cancels.begin(), cancels.end(), seq.id) != cancels.end()) {
+        Finish(seq, absl::CancelledError("request cancelled"), FinishReason::kCancelled);
+      } else if (seq.request.deadline <= now) {
+        Finish(seq,
+               absl::DeadlineExceededError(StrCatStd("deadline exceeded after ", seq.emitted, " generated tokens")),
+               FinishReason::kDeadline);
+      }
+    };
+    for (auto& seq : running_) visit(*seq);
+    for (auto& seq : waiting_) visit(*seq);
+    Sweep();
+  }
+
+  // One step. False when sequences are live but nothing could be planned.
+  bool Step(const std::vector<uint64_t>& cancels) {
+    ApplyCancelsAndDeadlines(cancels);
+    if (running_.empty() && waiting_.empty()) return true;
+    const absl::Time start = clock_->Now();
+
+    // Plan.
+    plan_running_.clear();
+    plan_waiting_.clear();
+    auto describe = [this](const Sequence& s) {
+      PlanSequence p;
+      p.id = s.id;
+      p.computed = s.computed;
+      p.pending = s.pending();
+      p.blocks_held = static_cast<int64_t>(s.block_table.size());
+      p.activations_per_token = budget_.PerToken(s.request.routing);
+      return p;
+    };
+    for (const auto& s : running_) plan_running_.push_back(describe(*s));
+    for (const auto& s : waiting_) plan_waiting_.push_back(describe(*s));
+    PlanInput input;
+    input.running = plan_running_;
+    input.waiting = plan_waiting_;
+    input.free_blocks = blocks_.num_free();
+    const Plan plan = PlanStep(input, planner_limits_);
+
+    // Apply: chunks (pointers first, queues change below), preemptions, admissions.
+    scheduled_.clear();
+    int64_t offset = 0;
+    size_t admitted = 0;
+    for (const PlannedChunk& c : plan.chunks) {
+      Sequence* seq = c.from_waiting ? waiting_[c.index].get() : running_[c.index].get();
+      Scheduled s;
+      s.seq = seq;
+      s.tokens = c.tokens;
+      s.token_offset = offset;
+      s.decode = seq->pending() == 1 && seq->generated() > 0;
+      offset += c.tokens;
+      scheduled_.push_back(s);
+      if (c.from_waiting) ++admitted;
+    }
+    int64_t preempted = 0;
+    std::vector<std::unique_ptr<Sequence>> back_to_waiting;
+    for (size_t index : plan.preempted) {
+      Sequence& seq = *running_[index];
+      blocks_.Release(&seq.block_table);
+      seq.computed = 0;
+      seq.state = SequenceState::kWaiting;
+      ++seq.preemptions;
+      ++preempted;
+      back_to_waiting.push_back(std::move(running_[index]));
+    }
+    std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s == nullptr; });
+    const absl::Time now = clock_->Now();
+    for (size_t i = 0; i < admitted; ++i) {
+      std::unique_ptr<Sequence> seq = std::move(waiting_.front());
+      waiting_.pop_front();
+      seq->state = SequenceState::kRunning;
+      if (seq->first_scheduled == absl::InfinitePast()) seq->first_scheduled = now;
+      running_.push_back(std::move(seq));
+    }
+    for (auto& seq : back_to_waiting) {
+      auto pos = std::lower_bound(waiting_.begin(), waiting_.end(), seq->id,
+                                  [](const std::unique_ptr<Sequence>& s, uint64_t id) { return s->id < id; });
+      waiting_.insert(pos, std::move(seq));
+    }
+    std::sort(running_.begin(), running_.end(),
+              [](const std::unique_ptr<Sequence>& a, const std::unique_ptr<Sequence>& b) { return a->id < b->id; });
+    preemptions_ += preempted;
+
+    if (scheduled_.empty()) {
+      ++steps_;
+      return false;
+    }
+
+    // Blocks and the batch.
+    batch_.clear();
+    token_routing_.clear();
+    token_policy_.clear();
+    for (Scheduled& s : scheduled_) {
+      Sequence& seq = *s.seq;
+      if (!blocks_.EnsureCapacity(&seq.block_table, seq.computed + s.tokens)) {
+        // The plan guarantees the blocks; a failure here is a scheduler bug. Fail the step loudly.
+        FailStep(absl::InternalError("scheduler: KV block accounting is inconsistent"));
+        return true;
+      }
+      s.all_logits = seq.WantsAllLogits(s.tokens);
+      engine::SequenceInput in;
+      in.tokens = std::span<const int32_t>(seq.tokens).subspan(static_cast<size_t>(seq.computed),
+                                                                 static_cast<size_t>(s.tokens));
+      in.start_position = seq.computed;
+      in.block_table = seq.block_table;
+      in.all_logits = s.all_logits;
+      in.routing = seq.request.routing;
+      batch_.push_back(in);
+      for (int64_t t = 0; t < s.tokens; ++t) {
+        token_routing_.push_back(&seq.request.routing);
+        token_policy_.push_back(seq.request.routing.policy);
+      }
+    }
+
+    absl::Status status = executor_->Forward(batch_, &forward_);
+    ++steps_;
+    if (!status.ok()) {
+      FailStep(absl::InternalError(StrCatStd("engine step failed: ", ToStd(status.message()))));
+      return true;
+    }
+    budget_.Observe(forward_.routed_k, token_routing_);
+
+    // Per sequence: usage, prompt logprobs, sampling, detokenization, stop conditions, output.
+    StepStats step;
+    for (const Scheduled& s : scheduled_) ProcessOutput(s, batch_index(s), &step);
+    Sweep();
+
+    if (observer_ != nullptr) {
+      const int64_t activation_flops = engine::ExpertActivationFlops(config_);
+      int64_t activations = 0;
+      for (size_t l = 0; l < forward_.routed_k.size(); ++l) {
+        if (l >= config_.moe_layers.size() || !config_.moe_layers[l]) continue;
+        for (int32_t k : forward_.routed_k[l]) activations += k;
+      }
+      step.num_sequences = static_cast<int64_t>(scheduled_.size());
+      step.batch_tokens = step.prefill_tokens + step.decode_tokens;
+      step.duration = clock_->Now() - start;
+      step.forward = &forward_;
+      step.token_policy = token_policy_;
+      step.expert_flops = static_cast<double>(activations * activation_flops);
+      const int64_t native = step.batch_tokens * config_.num_moe_layers() * config_.num_experts_per_tok;
+      step.expert_flops_saved = static_cast<double>((native - activations) * activation_flops);
+      step.running = static_cast<int64_t>(running_.size());
+      step.waiting = static_cast<int64_t>(waiting_.size());
+      step.kv_cache_usage = blocks_.usage();
+      step.preempted = preempted;
+      observer_->OnStep(step);
+    }
+    return true;
+  }
+
+  size_t batch_index(const Scheduled& s) const { return static_cast<size_t>(&s - scheduled_.data()); }
+
+  void FailStep(const absl::Status& status) {
+    for (const Scheduled& s : scheduled_) {
+      if (!s.seq->finished) Finish(*s.seq, status, FinishReason::kError);
+    }
+    Sweep();
+  }
+
+  void ProcessOutput(const Scheduled& s, size_t b, StepStats* step) {
+    Sequence& seq = *s.seq;
+    if (s.decode) {
+      step->decode_tokens += s.tokens;
+    } else {
+      step->prefill_tokens += s.tokens;
+    }
+    // Usage: routed k of positions not counted before (a recompute after preemption is not counted twice).
+    const int64_t first_new = std::max(seq.counted, seq.computed);
+    const int64_t end = seq.computed + s.tokens;
+    if (end > first_new) {
+      seq_routed_k_.resize(forward_.routed_k.size());
+      for (size_t l = 0; l < forward_.routed_k.size(); ++l) {
+        const auto& layer = forward_.routed_k[l];
+        const auto begin = layer.begin() + s.token_offset + (first_new - seq.computed);
+        seq_routed_k_[l].assign(begin, begin + (end - first_new));
+      }
+      seq.flops.Add(seq_routed_k_);
+      seq.counted = end;
+    }
+    const int64_t vocab = forward_.vocab_size;
+    const int64_t row_begin = forward_.logits_offset[b];
+    const int64_t row_end = forward_.logits_offset[b + 1];
+    auto row = [&](int64_t r) {
+      return std::span<const float>(forward_.logits).subspan(static_cast<size_t>(r * vocab), static_cast<size_t>(vocab));
+    };
+    if (s.all_logits) {
+      for (int64_t r = row_begin; r < row_end; ++r) {
+        const int64_t p = seq.computed + (r - row_begin);
+        if (p != static_cast<int64_t>(seq.final.prompt_logprobs.size()) || p + 1 >= seq.prompt_len) continue;
+        logprobs_.Row(row(r));
+        seq.final.prompt_logprobs.push_back(logprobs_.Logprob(seq.tokens[static_cast<size_t>(p + 1)]));
+        if (seq.request.logprobs > 0) seq.final.prompt_top_logprobs.push_back(logprobs_.Top(seq.request.logprobs));
+      }
+    }
+    seq.computed = end;
+    if (seq.computed < seq.length()) return;  // more prompt (or recompute) to run
+
+    // Every token is computed: the last row gives the next token.
+    if (seq.emitted >= seq.request.max_tokens) {  // scoring only (max_tokens = 0)
+      Finish(seq, absl::OkStatus(), FinishReason::kLength);
+      return;
+    }
+    const std::span<const float> logits = row(row_end - 1);
+    const int32_t id = seq.sampler.Sample(logits, seq.tokens);
+    const absl::Time now = clock_->Now();
+    if (observer_ != nullptr) {
+      if (seq.emitted == 0) {
+        observer_->OnFirstToken(now - seq.submitted);
+      } else {
+        observer_->OnInterToken(now - seq.last_token);
+      }
+    }
+    seq.last_token = now;
+    ++seq.emitted;
+    std::vector<TokenOutput> out(1);
+    TokenOutput& token = out[0];
+    token.id = id;
+    if (seq.request.logprobs >= 0) {
+      logprobs_.Row(logits);
+      token.logprob = logprobs_.Logprob(id);
+      if (seq.request.logprobs > 0) token.top = logprobs_.Top(seq.request.logprobs);
+    }
+    std::optional<FinishReason> reason;
+    if (seq.stop.IsStopToken(id)) {
+      // The stop token is reported (id, logprob) but adds no text; held-back text is released.
+      token.text = ReleaseRest(seq, &reason);
+      if (!reason) {
+        reason = FinishReason::kStop;
+        seq.final.stop_token = id;
+      }
+    } else {
+      seq.tokens.push_back(id);
+      StopResult r = seq.stop.Feed(seq.detokenizer.Push(id));
+      token.text = std::move(r.text);
+      if (r.stopped) {
+        reason = FinishReason::kStop;
+        seq.final.matched_stop = std::move(r.matched_stop);
+      } else if (seq.emitted >= seq.request.max_tokens) {
+        token.text += ReleaseRest(seq, &reason);
+        if (!reason) reason = FinishReason::kLength;
+      }
+    }
+    if (seq.sink != nullptr) seq.sink->OnTokens(std::move(out));
+    if (reason) Finish(seq, absl::OkStatus(), *reason);
+  }
+
+  // Flushes the detokenizer through the stop checker; sets `reason` to kStop when that completes a match.
+  std::string ReleaseRest(Sequence& seq, std::optional<FinishReason>* reason) {
+    StopResult r = seq.stop.Feed(seq.detokenizer.Flush());
+    if (r.stopped) {
+      *reason = FinishReason::kStop;
+      seq.final.matched_stop = std::move(r.matched_stop);
+      return std::move(r.text);
+    }
+    std::string text = std::move(r.text);
+    text += seq.stop.Flush();
+    return text;
+  }
+
+  StepExecutor* const executor_;
+  const engine::Tokenizer* const tokenizer_;
+  const SchedulerOptions options_;
+  const Clock* const clock_;
+  SchedulerObserver* const observer_;
+  const engine::ModelConfig& config_;
+
+  absl::Mutex join_mu_;  // serialises Shutdown
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<Sequence>> inbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint64_t> cancels_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool stalled_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t live_ ABSL_GUARDED_BY(mu_) = 0;  // running + waiting on the thread
+  SchedulerStats published_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+
+  // Owned by the scheduler thread.
+  std::vector<std::unique_ptr<Sequence>> running_;  // by id (oldest first)
+  std::deque<std::unique_ptr<Sequence>> waiting_;   // by id
+  BlockManager blocks_;
+  ExpertBudget budget_;
+  PlannerLimits planner_limits_;
+  int64_t preemptions_ = 0;
+  int64_t steps_ = 0;
+  // Per-step scratch.
+  std::vector<PlanSequence> plan_running_, plan_waiting_;
+  std::vector<Scheduled> scheduled_;
+  std::vector<engine::SequenceInput> batch_;
+  std::vector<const engine::RoutingParams*> token_routing_;
+  std::vector<engine::RoutingPolicy> token_policy_;
+  std::vector<std::vector<int32_t>> seq_routed_k_;
+  engine::ForwardResult forward_;
+  LogprobCalculator logprobs_;
+};
+
+namespace {
+
+absl::Status CheckOptions(const StepExecutor& executor, SchedulerOptions* options) {
+  const engine::ModelConfig& config = executor.config();
+  auto positive = [](const char* name, int64_t value) -> absl::Status {
+    if (value < 1) return absl::InvalidArgumentError(StrCatStd(name, " must be >= 1, got ", value));
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(positive("max_batch_tokens", options->max_batch_tokens));
+  RETURN_IF_ERROR(positive("max_running_requests", options->max_running_requests));
+  RETURN_IF_ERROR(positive("max_waiting_requests", options->max_waiting_requests));
+  RETURN_IF_ERROR(positive("prefill_chunk", options->prefill_chunk));
+  if (!(options->max_batch_expert_activations >= 0.0)) {
+    return absl::InvalidArgumentError(
+        StrCatStd("max_batch_expert_activations must be >= 0, got ", options->max_batch_expert_activations));
+  }
+  RequestLimits& limits = options->limits;
+  if (limits.max_context == 0) limits.max_context = config.max_position_embeddings;
+  if (limits.vocab_size == 0) limits.vocab_size = config.vocab_size;
+  if (limits.max_context < 1 || limits.max_context > config.max_position_embeddings) {
+    return absl::InvalidArgumentError(StrCatStd("max_context must be in [1, ", config.max_position_embeddings,
+                                                "] (the model's max_position_embeddings), got ", limits.max_context));
+  }
+  if (limits.vocab_size < 1 || limits.vocab_size > config.vocab_size) {
+    return absl::InvalidArgumentError(
+        StrCatStd("vocab_size must be in [1, ", config.vocab_size, "], got ", limits.vocab_size));
+  }
+  if (executor.block_size() < 1) {
+    return absl::InvalidArgumentError(StrCatStd("KV block size must be >= 1, got ", executor.block_size()));
+  }
+  const int64_t need = (limits.max_context + executor.block_size() - 1) / executor.block_size();
+  if (executor.num_kv_blocks() < need) {
+    return absl::InvalidArgumentError(StrCatStd(
+        "the KV cache holds ", executor.num_kv_blocks(), " blocks of ", executor.block_size(),
+        " tokens, fewer than the ", need, " one sequence of max_context = ", limits.max_context,
+        " tokens needs; give it more memory or lower the context length"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(StepExecutor* executor,
+                                                             const engine::Tokenizer* tokenizer,
+                                                             const SchedulerOptions& options, const Clock* clock,
+                                                             SchedulerObserver* observer) {
+  if (executor == nullptr || tokenizer == nullptr) {
+    return absl::InvalidArgumentError("scheduler: executor and tokenizer are required");
+  }
+  SchedulerOptions resolved = options;
+  RETURN_IF_ERROR(CheckOptions(*executor, &resolved));
+  return std::unique_ptr<Scheduler>(
+      new Scheduler(std::make_unique<Impl>(executor, tokenizer, resolved, clock, observer)));
+}
+
+Scheduler::Scheduler(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Scheduler::~Scheduler() { impl_->Shutdown(); }
+void Scheduler::Start() { impl_->Start(); }
+absl::StatusOr<uint64_t> Scheduler::Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
+  return impl_->Submit(std::move(request), std::move(sink));
+}
+void Scheduler::Cancel(uint64_t id) { impl_->Cancel(id); }
+void Scheduler::BeginDrain() { impl_->BeginDrain(); }
+bool Scheduler::WaitIdle(absl::Duration timeout) { return impl_->WaitIdle(timeout); }
+void Scheduler::Shutdown() { impl_->Shutdown(); }
+SchedulerStats Scheduler::stats() const { return impl_->stats(); }
+const SchedulerOptions& Scheduler::options() const { return impl_->options(); }
+
+}  // namespace adak::scheduler

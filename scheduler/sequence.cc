@@ -1,0 +1,30 @@
+#include "scheduler/sequence.h"
+
+#include <utility>
+
+namespace adak::scheduler {
+
+Sequence::Sequence(uint64_t id_in, GenerationRequest request_in, std::shared_ptr<RequestSink> sink_in,
+                   const engine::Tokenizer& tokenizer, const engine::ModelConfig& config,
+                   std::span<const int32_t> eos_ids, absl::Time submitted_in)
+    : id(id_in),
+      request(std::move(request_in)),
+      sink(std::move(sink_in)),
+      tokens(request.prompt_ids),
+      prompt_len(static_cast<int64_t>(request.prompt_ids.size())),
+      sampler(request.sampling),
+      detokenizer(tokenizer, request.prompt_ids),
+      stop(request.stop, request.stop_token_ids, eos_ids, request.ignore_eos),
+      flops(config),
+      submitted(submitted_in) {
+  tokens.reserve(static_cast<size_t>(prompt_len + request.max_tokens));
+}
+
+bool Sequence::WantsAllLogits(int64_t n) const {
+  if (!request.prompt_logprobs) return false;
+  // Row p predicts token p + 1; prompt logprobs cover p in [0, prompt_len - 1).
+  const int64_t have = static_cast<int64_t>(final.prompt_logprobs.size());
+  return have < prompt_len - 1 && computed + n > have && computed <= have;
+}
+
+}  // namespace adak::scheduler
