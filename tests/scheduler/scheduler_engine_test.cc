@@ -1,0 +1,198 @@
+// The scheduler over the real engine (stories-mixtral from ../shared): concurrent greedy requests with
+// different prompt lengths and mixed routing policies (top-K and Ada-K in one batch) produce exactly the
+// tokens engine::Generate produces for each alone on a Session, also when a tiny KV cache forces
+// preemption and recompute.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/cpu_backend.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "engine/model_runner.h"
+#include "engine/routing_weights.h"
+#include "engine/session.h"
+#include "scheduler/scheduler.h"
+#include "tests/scheduler/fake_engine.h"
+#include "tests/test_util.h"
+
+namespace adak::scheduler {
+namespace {
+
+using ::adak::testing::IsOk;
+using ::testing::ElementsAreArray;
+using testing::RecordingObserver;
+using testing::RecordingSink;
+
+constexpr const char* kStory =
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the sunshine. One day, "
+    "she saw a big red ball in the park. She ran to it and kicked it very hard. The ball flew over the fence "
+    "and into the garden of an old man. Lily was scared, but she went to the old man's house and knocked on "
+    "the door.";
+
+struct Case {
+  std::vector<int32_t> prompt;
+  engine::RoutingParams routing;
+  int64_t max_tokens = 0;
+  std::vector<int32_t> expected;  // engine::Generate alone
+  std::string expected_text;
+};
+
+class SchedulerEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ADAK_REQUIRE_SHARED(shared);
+    const std::filesystem::path dir = shared / "models/stories-mixtral";
+    auto model = engine::LoadModel(dir);
+    ASSERT_THAT(model, IsOk());
+    model_ = std::move(model).value();
+    ASSERT_THAT(engine::LoadAllocator(dir / "reference/allocator-random.safetensors", model_->config, &routing_),
+                IsOk());
+  }
+
+  // Prompts of different lengths, alternating top-K and Ada-K, with their solo references.
+  std::vector<Case> MakeCases(int n, int64_t max_tokens) {
+    auto ids = model_->tokenizer->Encode(kStory);
+    EXPECT_THAT(ids, IsOk());
+    std::vector<Case> cases;
+    engine::SessionOptions options;
+    options.num_threads = 2;
+    auto session = engine::Session::Create(*model_, options, routing_);
+    EXPECT_THAT(session, IsOk());
+    for (int i = 0; i < n; ++i) {
+      Case c;
+      const size_t len = std::min<size_t>(ids->size(), static_cast<size_t>(3 + 7 * i));
+      c.prompt.assign(ids->begin(), ids->begin() + static_cast<std::ptrdiff_t>(len));
+      c.routing.policy = i % 2 == 0 ? engine::RoutingPolicy::kTopK : engine::RoutingPolicy::kAdaK;
+      c.max_tokens = max_tokens;
+      engine::GenerateOptions g;
+      g.max_tokens = max_tokens;
+      g.routing = c.routing;
+      auto result = engine::Generate(**session, c.prompt, g);
+      EXPECT_THAT(result, IsOk());
+      c.expected = result->output_ids;
+      c.expected_text = result->text;
+      cases.push_back(std::move(c));
+    }
+    return cases;
+  }
+
+  // Runs every case concurrently through a scheduler over a KV cache of `num_blocks` blocks of 16.
+  void RunConcurrently(const std::vector<Case>& cases, int64_t num_blocks, int64_t max_context,
+                       int64_t* preemptions) {
+    engine::CpuBackend backend(2);
+    auto cache = engine::KvCache::Create(&backend, model_->config, num_blocks, 16);
+    ASSERT_THAT(cache, IsOk());
+    auto runner = engine::ModelRunner::Create(model_->config, model_->weights, routing_, &backend, cache->get());
+    ASSERT_THAT(runner, IsOk());
+    std::unique_ptr<StepExecutor> executor = MakeRunnerExecutor(runner->get());
+    SchedulerOptions options;
+    options.max_batch_tokens = 64;
+    options.prefill_chunk = 24;
+    options.limits.max_context = max_context;
+    RecordingObserver observer;
+    auto scheduler = Scheduler::Create(executor.get(), model_->tokenizer.get(), options, nullptr, &observer);
+    ASSERT_THAT(scheduler, IsOk());
+    std::vector<std::shared_ptr<RecordingSink>> sinks;
+    for (const Case& c : cases) {
+      GenerationRequest r;
+      r.prompt_ids = c.prompt;
+      r.max_tokens = c.max_tokens;
+      r.routing = c.routing;
+      auto sink = std::make_shared<RecordingSink>();
+      ASSERT_THAT((*scheduler)->Submit(r, sink), IsOk());
+      sinks.push_back(sink);
+    }
+    (*scheduler)->Start();
+    for (size_t i = 0; i < cases.size(); ++i) {
+      ASSERT_TRUE(sinks[i]->Wait(absl::Seconds(120)));
+      const FinalOutput final = sinks[i]->final();
+      ASSERT_THAT(final.status, IsOk());
+      std::vector<int32_t> ids = sinks[i]->ids();
+      if (final.stop_token.has_value()) ids.pop_back();  // Generate does not report the eos token
+      EXPECT_THAT(ids, ElementsAreArray(cases[i].expected))
+          << "request " << i << " (" << cases[i].prompt.size() << " prompt tokens, "
+          << engine::RoutingPolicyName(cases[i].routing.policy) << ")";
+      EXPECT_EQ(sinks[i]->text(), cases[i].expected_text) << "request " << i;
+    }
+    ASSERT_TRUE((*scheduler)->WaitIdle(absl::Seconds(10)));
+    EXPECT_EQ((*scheduler)->stats().kv_blocks_used, 0);
+    *preemptions = (*scheduler)->stats().preemptions;
+    bool mixed = false;
+    for (const StepStats& s : observer.steps()) mixed |= s.num_sequences > 1 && s.prefill_tokens > 0 && s.decode_tokens > 0;
+    EXPECT_TRUE(mixed) << "no step mixed prefill chunks with decodes";
+  }
+
+  std::unique_ptr<engine::Model> model_;
+  engine::RoutingWeights routing_;
+};
+
+TEST_F(SchedulerEngineTest, ConcurrentGreedyMatchesGenerateAlone) {
+  const std::vector<Case> cases = MakeCases(8, 24);
+  int64_t preemptions = 0;
+  RunConcurrently(cases, /*num_blocks=*/256, /*max_context=*/512, &preemptions);
+  EXPECT_EQ(preemptions, 0);
+}
+
+// Logprobs of every generated token are bitwise the same whether a request runs alone or among 31 others:
+// the engine's numerics do not depend on the batch composition.
+TEST_F(SchedulerEngineTest, LogprobsAreBatchInvariant) {
+  const std::vector<Case> cases = MakeCases(32, 16);
+  auto run = [&](const std::vector<size_t>& which, std::vector<std::vector<TokenOutput>>* outputs) {
+    engine::CpuBackend backend(2);
+    auto cache = engine::KvCache::Create(&backend, model_->config, 512, 16);
+    ASSERT_THAT(cache, IsOk());
+    auto runner = engine::ModelRunner::Create(model_->config, model_->weights, routing_, &backend, cache->get());
+    ASSERT_THAT(runner, IsOk());
+    std::unique_ptr<StepExecutor> executor = MakeRunnerExecutor(runner->get());
+    SchedulerOptions options;
+    options.max_batch_tokens = 128;
+    options.prefill_chunk = 32;
+    auto scheduler = Scheduler::Create(executor.get(), model_->tokenizer.get(), options, nullptr, nullptr);
+    ASSERT_THAT(scheduler, IsOk());
+    (*scheduler)->Start();
+    std::vector<std::shared_ptr<RecordingSink>> sinks;
+    for (size_t i : which) {
+      GenerationRequest r;
+      r.prompt_ids = cases[i].prompt;
+      r.max_tokens = cases[i].max_tokens;
+      r.routing = cases[i].routing;
+      r.logprobs = 2;
+      sinks.push_back(std::make_shared<RecordingSink>());
+      ASSERT_THAT((*scheduler)->Submit(r, sinks.back()), IsOk());
+    }
+    for (auto& sink : sinks) {
+      ASSERT_TRUE(sink->Wait(absl::Seconds(120)));
+      outputs->push_back(sink->outputs());
+    }
+  };
+  std::vector<size_t> all;
+  for (size_t i = 0; i < cases.size(); ++i) all.push_back(i);
+  std::vector<std::vector<TokenOutput>> together;
+  run(all, &together);
+  ASSERT_EQ(together.size(), cases.size());
+  for (size_t i : {size_t{0}, size_t{5}, size_t{17}, size_t{31}}) {
+    std::vector<std::vector<TokenOutput>> alone;
+    run({i}, &alone);
+    ASSERT_EQ(alone.size(), 1u);
+    ASSERT_EQ(alone[0].size(), together[i].size()) << "request " << i;
+    for (size_t t = 0; t < alone[0].size(); ++t) {
+      EXPECT_EQ(alone[0][t].id, together[i][t].id) << "request " << i << " token " << t;
+      EXPECT_EQ(alone[0][t].logprob, together[i][t].logprob) << "request " << i << " token " << t;
+      ASSERT_EQ(alone[0][t].top.size(), 2u);
+      EXPECT_EQ(alone[0][t].top[1].logprob, together[i][t].top[1].logprob) << "request " << i << " token " << t;
+    }
+  }
+}
+
+TEST_F(SchedulerEngineTest, PreemptionUnderATinyKvCacheKeepsOutputs) {
+  const std::vector<Case> cases = MakeCases(6, 32);
+  int64_t preemptions = 0;
+  // 8 blocks of 16 = 128 positions for six sequences of up to 38 + 32 tokens.
+  RunConcurrently(cases, /*num_blocks=*/8, /*max_context=*/128, &preemptions);
+  EXPECT_GT(preemptions, 0);
+}
+
+}  // namespace
+}  // namespace adak::scheduler
