@@ -70,21 +70,30 @@ Plan PlanStep(const PlanInput& input, const PlannerLimits& limits) {
     if (gone[i]) break;
     take(false, i, s, 1);
   }
-  // 2. Prefill chunks of running sequences, no preemption.
+  // 2. Prefill chunks of running sequences, shrunk to the free blocks. They preempt only to guarantee
+  //    progress: when nothing else is planned, the oldest takes blocks from the newest.
   for (size_t i = 0; i < newest; ++i) {
     const PlanSequence& s = input.running[i];
     if (s.pending <= 1) continue;
-    int64_t n = budget(s, std::min(s.pending, limits.prefill_chunk));
-    n = FitBlocks(s, n, free_blocks, bs);
+    const int64_t want = budget(s, std::min(s.pending, limits.prefill_chunk));
+    int64_t n = FitBlocks(s, want, free_blocks, bs);
+    while (n < 1 && want > 0 && plan.tokens == 0 && newest > i + 1) {
+      --newest;
+      gone[newest] = true;
+      --running;
+      free_blocks += input.running[newest].blocks_held;
+      plan.preempted.push_back(newest);
+      n = FitBlocks(s, want, free_blocks, bs);
+    }
     if (n > 0) take(false, i, s, n);
   }
-  // 3. Admissions, in order, none overtaking.
+  // 3. Admissions, in order, none overtaking; a request is admitted only when its whole first chunk gets
+  //    its blocks (a partial admission would only be preempted again).
   for (size_t i = 0; i < input.waiting.size(); ++i) {
     if (running >= limits.max_running_requests || tokens_left <= 0) break;
     const PlanSequence& s = input.waiting[i];
-    const int64_t want = budget(s, std::min(s.pending, limits.prefill_chunk));
-    const int64_t n = FitBlocks(s, want, free_blocks, bs);
-    if (n < 1) break;
+    const int64_t n = budget(s, std::min(s.pending, limits.prefill_chunk));
+    if (n < 1 || MissingBlocks(s, n, bs) > free_blocks) break;
     take(true, i, s, n);
     ++running;
   }

@@ -5,10 +5,11 @@
 //   1. decodes: every running sequence with exactly one token to run, oldest first. When the KV blocks
 //      run out, the newest running sequence is preempted (its blocks counted free again; possibly the
 //      sequence itself), so old requests always make progress;
-//   2. prefill chunks of running sequences still prefilling (at most prefill_chunk tokens each), without
-//      preempting anyone;
+//   2. prefill chunks of running sequences still prefilling (at most prefill_chunk tokens each, shrunk to
+//      the free blocks); they preempt the newest only when the step would otherwise be empty;
 //   3. admissions from the waiting queue, in order, while a running slot, tokens, expert budget and
-//      blocks remain; the first one that does not fit stops admission (no overtaking).
+//      blocks for the whole first chunk remain; the first one that does not fit stops admission (no
+//      overtaking).
 // Every chunk also counts against the expert budget (tokens x expected activations per token). So a long
 // prompt never stalls decodes, and at least one token is planned whenever anything is runnable.
 // Pure function of plain structs; thread-compatible.

@@ -100,12 +100,25 @@ TEST(BatchPlanner, PrefillChunkShrinksToTheFreeBlocks) {
 
 TEST(BatchPlanner, AdmissionStopsAtTheFirstThatDoesNotFit) {
   const std::vector<PlanSequence> waiting = {Prefill(1, 0, 4), Prefill(2, 0, 100), Prefill(3, 0, 2)};
-  // 1 block free after 1's admission? 2 blocks free: 1 takes one, 2 gets a partial chunk of 4 tokens.
-  Plan plan = PlanStep({{}, waiting, 2}, Limits());
-  EXPECT_THAT(Chunks(plan), ElementsAre(IsChunk(true, 0, 4), IsChunk(true, 1, 4)));
-  // No block at all for 2: 3 does not overtake it.
-  plan = PlanStep({{}, waiting, 1}, Limits());
+  // 5 blocks: 1 takes one, 2's first chunk (16 tokens) needs 4.
+  Plan plan = PlanStep({{}, waiting, 5}, Limits());
+  EXPECT_THAT(Chunks(plan), ElementsAre(IsChunk(true, 0, 4), IsChunk(true, 1, 16)));
+  // 4 blocks: 2's first chunk does not fit, and 3 does not overtake it.
+  plan = PlanStep({{}, waiting, 4}, Limits());
   EXPECT_THAT(Chunks(plan), ElementsAre(IsChunk(true, 0, 4)));
+}
+
+TEST(BatchPlanner, PrefillsPreemptOnlyToMakeProgress) {
+  // Two prefills hold every block and there are no decodes: the oldest takes the newest's blocks.
+  const std::vector<PlanSequence> running = {Prefill(1, 8, 20), Prefill(2, 8, 20)};
+  Plan plan = PlanStep({running, {}, 0}, Limits());
+  EXPECT_THAT(plan.preempted, ElementsAre(1u));
+  EXPECT_THAT(Chunks(plan), ElementsAre(IsChunk(false, 0, 8)));
+  // With a decode planned, nobody is preempted for a prefill.
+  const std::vector<PlanSequence> with_decode = {Decode(1, 7), Prefill(2, 8, 20)};
+  plan = PlanStep({with_decode, {}, 0}, Limits());
+  EXPECT_TRUE(plan.preempted.empty());
+  EXPECT_THAT(Chunks(plan), ElementsAre(IsChunk(false, 0, 1)));
 }
 
 TEST(BatchPlanner, MaxRunningRequestsLimitsAdmissions) {
