@@ -1,5 +1,6 @@
 #include "server/http_completions.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdint>
@@ -559,12 +560,13 @@ std::string CompletionBuilder::Response(const scheduler::FinalOutput& final) con
     if (call_.echo) {
       // The prompt's tokens: the first has no logprob (nothing precedes it), the others come from the
       // scheduler's prompt_logprobs.
-      engine::IncrementalDetokenizer prompt_detokenizer(tokenizer_);
+      // Special tokens (BOS) read as "", so the pieces add up to the prompt text; offsets stay inside it.
+      engine::IncrementalDetokenizer prompt_detokenizer(tokenizer_, {}, /*skip_special_tokens=*/true);
       for (size_t i = 0; i < prompt_ids_.size(); ++i) {
         const int32_t id = prompt_ids_[i];
         const std::string piece = prompt_detokenizer.Push(id);
         lp.tokens.push_back(piece);
-        lp.text_offset.push_back(offset);
+        lp.text_offset.push_back(std::min(offset, prompt_text_.size()));
         offset += piece.size();
         if (i == 0 || i - 1 >= final.prompt_logprobs.size()) {
           lp.token_logprobs.push_back(nullptr);

@@ -366,7 +366,9 @@ void Session::HandleCompletion(const std::string& body) {
   std::shared_ptr<net::io_context> io = io_.lock();
   if (io == nullptr) return Reject(absl::UnavailableError("the server is shutting down"));
   std::vector<int32_t> prompt_ids = request->prompt_ids;
-  std::string prompt_text = call->api.text.has_value() ? *call->api.text : ctx.model->tokenizer->Decode(prompt_ids);
+  // What echo returns: the prompt as sent, or the ids decoded (special tokens read as "", as vLLM does).
+  std::string prompt_text = call->api.text.has_value() ? *call->api.text
+                                                       : ctx.model->tokenizer->Decode(prompt_ids, true);
   auto sink = std::make_shared<HttpSink>(std::move(io), executor_, weak_from_this());
   absl::StatusOr<uint64_t> id = ctx.scheduler->Submit(*std::move(request), std::move(sink));
   if (!id.ok()) return Reject(id.status(), ErrorParam(id.status()));
