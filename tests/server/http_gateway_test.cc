@@ -353,7 +353,7 @@ TEST_F(HttpGatewayTest, KeepAliveServesSeveralRequestsOnOneConnection) {
 }
 
 TEST_F(HttpGatewayTest, ClientDisconnectCancelsTheRequest) {
-  const std::string before = Get("/metrics").body;
+  const int64_t baseline_blocks = app_->scheduler()->stats().kv_blocks_used;
   absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Connect(port_);
   ASSERT_TRUE(connection.ok()) << connection.status();
   Json request = Greedy("Once", 500);
@@ -376,9 +376,59 @@ TEST_F(HttpGatewayTest, ClientDisconnectCancelsTheRequest) {
   } while ((stats.running > 0 || stats.waiting > 0) && absl::Now() < deadline);
   EXPECT_EQ(stats.running, 0);
   EXPECT_EQ(stats.waiting, 0);
-  EXPECT_EQ(stats.kv_blocks_used, 0);
+  EXPECT_EQ(stats.kv_blocks_used, baseline_blocks);
   EXPECT_THAT(Get("/metrics").body,
               ::testing::ContainsRegex("adak_requests_total\\{finished_reason=\"cancelled\"\\} [1-9]"));
+}
+
+TEST_F(HttpGatewayTest, DeadlineIs504) {
+  Json request = Greedy("Once", 500);
+  request["adak"] = {{"timeout_seconds", 0.02}};
+  const HttpResponse response = Post(request);
+  ExpectError(response, 504, "");
+  EXPECT_EQ(Parse(response)["error"]["type"], "timeout");
+}
+
+// A server of its own with one running and one waiting slot: the third request is refused with 429
+// while the first two go on.
+TEST(HttpGatewayQueue, FullQueueIs429) {
+  ADAK_REQUIRE_SHARED(shared);
+  ServerAppOptions options;
+  options.model_dir = shared / "models" / "stories-mixtral";
+  options.grpc_port = -1;
+  options.http_port = 0;
+  options.threads = 1;
+  options.max_running_requests = 1;
+  options.max_waiting_requests = 1;
+  options.kv_cache_mib = 16;
+  absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(options);
+  ASSERT_TRUE(app.ok()) << app.status();
+  ASSERT_TRUE((*app)->Start().ok());
+  const int port = (*app)->http_port();
+  const std::string body = Json{{"prompt", "Once"}, {"max_tokens", 500}, {"ignore_eos", true}, {"stream", true}}.dump();
+  const std::string raw = absl::StrCat("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ", body.size(),
+                                       "\r\n\r\n", body);
+  absl::StatusOr<std::unique_ptr<HttpConnection>> running = HttpConnection::Connect(port);
+  ASSERT_TRUE(running.ok());
+  ASSERT_TRUE((*running)->WriteRaw(raw).ok());
+  ASSERT_THAT((*running)->ReadRawUntil("\"text\""), HasSubstr("200 OK"));  // it runs
+  absl::StatusOr<std::unique_ptr<HttpConnection>> waiting = HttpConnection::Connect(port);
+  ASSERT_TRUE(waiting.ok());
+  ASSERT_TRUE((*waiting)->WriteRaw(raw).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while ((*app)->scheduler()->stats().waiting < 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  ASSERT_EQ((*app)->scheduler()->stats().waiting, 1);
+  absl::StatusOr<HttpResponse> refused = HttpRequest(port, "POST", "/v1/completions", body);
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->status, 429) << refused->body;
+  const Json error = Json::parse(refused->body)["error"];
+  EXPECT_EQ(error["type"], "rate_limit_exceeded");
+  EXPECT_EQ(error["code"], "resource_exhausted");
+  EXPECT_THAT((*app)->metrics()->Serialize(), HasSubstr("adak_request_errors_total{code=\"resource_exhausted\"} 1\n"));
+  // The running request still streams on.
+  EXPECT_THAT((*running)->ReadRawUntil("\"text\""), HasSubstr("data: "));
+  (*running)->Close();
+  (*waiting)->Close();
 }
 
 }  // namespace
