@@ -216,6 +216,38 @@ TEST_F(GrpcServiceTest, LogprobsComeWithTheTokens) {
   }
 }
 
+TEST_F(GrpcServiceTest, StopStringEndsGenerationBeforeIt) {
+  adak::v1::GenerateResponse full;
+  ASSERT_TRUE(Generate(GreedyRequest("Once upon a time", 24), &full).ok());
+  // A word from the middle of the greedy text, with its leading space.
+  const std::string& text = full.text();
+  const size_t start = text.find(' ', text.size() / 2);
+  ASSERT_NE(start, std::string::npos) << text;
+  const size_t end = text.find(' ', start + 1);
+  const std::string stop = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+  adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 24);
+  request.add_stop(stop);
+  for (bool streaming : {false, true}) {
+    std::string got, reason, matched;
+    if (streaming) {
+      const StreamResult stream = RunStream(stub_.get(), request);
+      ASSERT_TRUE(stream.status.ok());
+      got = stream.text;
+      reason = stream.last.finish_reason();
+      matched = stream.last.matched_stop();
+    } else {
+      adak::v1::GenerateResponse response;
+      ASSERT_TRUE(Generate(request, &response).ok());
+      got = response.text();
+      reason = response.finish_reason();
+      matched = response.matched_stop();
+    }
+    EXPECT_EQ(reason, "stop") << streaming;
+    EXPECT_EQ(matched, stop) << streaming;
+    EXPECT_EQ(got, text.substr(0, text.find(stop))) << "stop " << stop << " streaming " << streaming;
+  }
+}
+
 struct BadRequest {
   const char* name;
   std::function<void(adak::v1::GenerateRequest*)> edit;
@@ -362,7 +394,7 @@ TEST(GrpcAdmissionTest, FullQueueIsResourceExhaustedWhileRunningRequestsFinish) 
   ASSERT_TRUE(app.ok()) << app.status();
   ASSERT_TRUE((*app)->Start().ok());
   auto stub = GenerationStub((*app)->grpc_port());
-  const adak::v1::GenerateRequest long_request = GreedyRequest("Once upon a time", 400);
+  const adak::v1::GenerateRequest long_request = GreedyRequest("Once upon a time", 300);
   StreamResult first, second;
   std::thread t1([&] { first = RunStream(stub.get(), long_request); });
   ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().running == 1; }));
@@ -374,7 +406,7 @@ TEST(GrpcAdmissionTest, FullQueueIsResourceExhaustedWhileRunningRequestsFinish) 
   t1.join();
   t2.join();
   ASSERT_TRUE(first.status.ok()) << first.status.error_message();
-  EXPECT_EQ(first.last.usage().completion_tokens(), 400);
+  EXPECT_EQ(first.last.usage().completion_tokens(), 300);
   ASSERT_TRUE(second.status.ok()) << second.status.error_message();
   EXPECT_EQ(second.last.usage().completion_tokens(), 8);
   EXPECT_NE((*app)->metrics()->Serialize().find("resource_exhausted"), std::string::npos);
@@ -391,7 +423,7 @@ TEST(GrpcDrainTest, DrainFinishesRunningStreamsAndRefusesNewCalls) {
   StreamResult running;
   std::atomic<bool> running_done{false};
   std::thread t([&] {
-    running = RunStream(stub.get(), GreedyRequest("Once upon a time", 450));
+    running = RunStream(stub.get(), GreedyRequest("Once upon a time", 300));
     running_done = true;
   });
   ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().running == 1; }));
@@ -409,7 +441,24 @@ TEST(GrpcDrainTest, DrainFinishesRunningStreamsAndRefusesNewCalls) {
   drain.join();
   EXPECT_TRUE(drained);
   ASSERT_TRUE(running.status.ok()) << running.status.error_message();
-  EXPECT_EQ(running.last.usage().completion_tokens(), 450);
+  EXPECT_EQ(running.last.usage().completion_tokens(), 300);
+}
+
+// A drain that times out cancels what still runs: the stream ends UNAVAILABLE, Drain returns false.
+TEST(GrpcDrainTest, DrainTimeoutCancelsTheRest) {
+  ADAK_REQUIRE_SHARED(shared);
+  absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(TestOptions(shared));
+  ASSERT_TRUE(app.ok()) << app.status();
+  ASSERT_TRUE((*app)->Start().ok());
+  auto stub = GenerationStub((*app)->grpc_port());
+  StreamResult running;
+  std::thread t([&] { running = RunStream(stub.get(), GreedyRequest("Once upon a time", 480)); });
+  ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().running == 1; }));
+  EXPECT_FALSE((*app)->Drain(absl::Milliseconds(1)));
+  t.join();
+  EXPECT_EQ(running.status.error_code(), grpc::StatusCode::UNAVAILABLE) << running.status.error_message();
+  EXPECT_LT(running.token_ids.size(), 480u);
+  (*app)->Shutdown();  // idempotent
 }
 
 }  // namespace
