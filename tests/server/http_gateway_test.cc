@@ -411,13 +411,22 @@ TEST(HttpGatewayQueue, FullQueueIs429) {
   absl::StatusOr<std::unique_ptr<HttpConnection>> running = HttpConnection::Connect(port);
   ASSERT_TRUE(running.ok());
   ASSERT_TRUE((*running)->WriteRaw(raw).ok());
-  ASSERT_THAT((*running)->ReadRawUntil("\"text\""), HasSubstr("200 OK"));  // it runs
+  ASSERT_THAT((*running)->ReadRawUntil("\"text\""), HasSubstr("200 OK"));
+  // The scheduler's snapshot says it runs (it counts as waiting until the step that admitted it is published).
+  const auto await = [&](int64_t running_count, int64_t waiting_count) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    scheduler::SchedulerStats stats = (*app)->scheduler()->stats();
+    while ((stats.running != running_count || stats.waiting != waiting_count) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+      stats = (*app)->scheduler()->stats();
+    }
+    return stats.running == running_count && stats.waiting == waiting_count;
+  };
+  ASSERT_TRUE(await(1, 0));
   absl::StatusOr<std::unique_ptr<HttpConnection>> waiting = HttpConnection::Connect(port);
   ASSERT_TRUE(waiting.ok());
   ASSERT_TRUE((*waiting)->WriteRaw(raw).ok());
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while ((*app)->scheduler()->stats().waiting < 1 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
-  ASSERT_EQ((*app)->scheduler()->stats().waiting, 1);
+  ASSERT_TRUE(await(1, 1));
   absl::StatusOr<HttpResponse> refused = HttpRequest(port, "POST", "/v1/completions", body);
   ASSERT_TRUE(refused.ok()) << refused.status();
   EXPECT_EQ(refused->status, 429) << refused->body;
