@@ -324,6 +324,47 @@ TEST_F(GrpcServiceTest, CancelledStreamFreesItsKvBlocks) {
   })) << "kv_blocks_used " << app()->scheduler()->stats().kv_blocks_used << ", baseline " << baseline;
 }
 
+// Cancellations racing with token delivery and completion (the sink outlives the call): cancelled
+// streams end CANCELLED, the others finish whole, and every KV block comes back.
+TEST_F(GrpcServiceTest, ConcurrentCancellationsRaceSafely) {
+  ASSERT_TRUE(WaitFor([] { return app()->scheduler()->stats().running == 0; }));
+  const int64_t baseline = app()->scheduler()->stats().kv_blocks_used;
+  constexpr int kClients = 16;
+  std::vector<grpc::Status> statuses(kClients);
+  std::vector<size_t> tokens(kClients, 0);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
+      grpc::ClientContext context;
+      auto reader = stub_->GenerateStream(&context, GreedyRequest(absl::StrCat("Tale ", i), 48));
+      const int cancel_after = i % 4 == 3 ? -1 : i % 4;  // -1: read to the end
+      adak::v1::GenerateStreamResponse message;
+      for (int read = 0; cancel_after < 0 || read < cancel_after; ++read) {
+        if (!reader->Read(&message)) break;
+        tokens[i] += static_cast<size_t>(message.token_ids_size());
+      }
+      if (cancel_after >= 0) context.TryCancel();
+      while (reader->Read(&message)) tokens[i] += static_cast<size_t>(message.token_ids_size());
+      statuses[i] = reader->Finish();
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    if (i % 4 == 3) {
+      EXPECT_TRUE(statuses[i].ok()) << i << ": " << statuses[i].error_message();
+      EXPECT_EQ(tokens[i], 48u) << i;
+    } else {
+      // A stream may finish before its cancel lands; otherwise it is CANCELLED.
+      EXPECT_TRUE(statuses[i].ok() || statuses[i].error_code() == grpc::StatusCode::CANCELLED)
+          << i << ": " << statuses[i].error_message();
+    }
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    const scheduler::SchedulerStats stats = app()->scheduler()->stats();
+    return stats.running == 0 && stats.waiting == 0 && stats.kv_blocks_used == baseline;
+  }));
+}
+
 // Score agrees with Generate: the greedy continuation is is_greedy and its logprob is the sum of the
 // generated tokens' logprobs; a continuation the model does not prefer scores lower.
 TEST_F(GrpcServiceTest, ScoreAgreesWithGreedyGeneration) {
