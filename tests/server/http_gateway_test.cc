@@ -353,6 +353,8 @@ TEST_F(HttpGatewayTest, KeepAliveServesSeveralRequestsOnOneConnection) {
 }
 
 TEST_F(HttpGatewayTest, ClientDisconnectCancelsTheRequest) {
+  ASSERT_TRUE(app_->scheduler()->WaitIdle(absl::Seconds(10)));
+  absl::SleepFor(absl::Milliseconds(20));  // the snapshot of the last step is published
   const int64_t baseline_blocks = app_->scheduler()->stats().kv_blocks_used;
   absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Connect(port_);
   ASSERT_TRUE(connection.ok()) << connection.status();
@@ -373,7 +375,8 @@ TEST_F(HttpGatewayTest, ClientDisconnectCancelsTheRequest) {
   do {
     absl::SleepFor(absl::Milliseconds(20));
     stats = app_->scheduler()->stats();
-  } while ((stats.running > 0 || stats.waiting > 0) && absl::Now() < deadline);
+  } while ((stats.running > 0 || stats.waiting > 0 || stats.kv_blocks_used != baseline_blocks) &&
+           absl::Now() < deadline);
   EXPECT_EQ(stats.running, 0);
   EXPECT_EQ(stats.waiting, 0);
   EXPECT_EQ(stats.kv_blocks_used, baseline_blocks);
