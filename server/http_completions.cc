@@ -461,6 +461,17 @@ OrderedJson ChunkEnvelope(const std::string& id, int64_t created, const std::str
 // Invalid UTF-8 (a token string cut inside a character) becomes U+FFFD instead of throwing.
 std::string Dump(const OrderedJson& value) { return value.dump(-1, ' ', false, OrderedJson::error_handler_t::replace); }
 
+// vLLM's stop_reason: the stop string or stop_token_ids entry that ended the completion; null for EOS,
+// length and everything else.
+OrderedJson StopReason(const scheduler::FinalOutput& final, const std::vector<int32_t>& stop_token_ids) {
+  if (!final.matched_stop.empty()) return final.matched_stop;
+  if (final.stop_token.has_value() &&
+      std::find(stop_token_ids.begin(), stop_token_ids.end(), *final.stop_token) != stop_token_ids.end()) {
+    return *final.stop_token;
+  }
+  return nullptr;
+}
+
 std::string SseEvent(const OrderedJson& data) { return StrCatStd("data: ", Dump(data), "\n\n"); }
 
 }  // namespace
@@ -537,13 +548,7 @@ std::string CompletionBuilder::FinalChunks(const scheduler::FinalOutput& final) 
   choice["text"] = "";
   choice["logprobs"] = nullptr;
   choice["finish_reason"] = scheduler::FinishReasonName(final.reason);
-  if (!final.matched_stop.empty()) {
-    choice["stop_reason"] = final.matched_stop;
-  } else if (final.stop_token.has_value()) {
-    choice["stop_reason"] = *final.stop_token;
-  } else {
-    choice["stop_reason"] = nullptr;
-  }
+  choice["stop_reason"] = StopReason(final, call_.api.stop_token_ids);
   OrderedJson chunk = ChunkEnvelope(id_, created_, context_.model_name);
   chunk["choices"] = OrderedJson::array({std::move(choice)});
   chunk["usage"] = UsageObject(final.usage);
@@ -603,13 +608,7 @@ std::string CompletionBuilder::Response(const scheduler::FinalOutput& final) con
     choice["logprobs"] = nullptr;
   }
   choice["finish_reason"] = scheduler::FinishReasonName(final.reason);
-  if (!final.matched_stop.empty()) {
-    choice["stop_reason"] = final.matched_stop;
-  } else if (final.stop_token.has_value()) {
-    choice["stop_reason"] = *final.stop_token;
-  } else {
-    choice["stop_reason"] = nullptr;
-  }
+  choice["stop_reason"] = StopReason(final, call_.api.stop_token_ids);
   OrderedJson response = ChunkEnvelope(id_, created_, context_.model_name);
   response["choices"] = OrderedJson::array({std::move(choice)});
   response["usage"] = UsageObject(final.usage);

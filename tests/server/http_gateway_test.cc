@@ -151,6 +151,25 @@ TEST_F(HttpGatewayTest, StreamSendsServerSentEventsEndingWithDone) {
   EXPECT_EQ(text, Parse(plain)["choices"][0]["text"]);
 }
 
+TEST_F(HttpGatewayTest, StopStringEndsTheCompletionInBothModes) {
+  Json request = {{"prompt", "Once upon a time"}, {"max_tokens", 40}, {"temperature", 0}, {"stop", {"Lily", "zzz"}}};
+  const HttpResponse plain = Post(request);
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  const Json choice = Parse(plain)["choices"][0];
+  ASSERT_EQ(choice["finish_reason"], "stop") << plain.body;  // greedy: "..., there was a little girl named Lily."
+  EXPECT_EQ(choice["stop_reason"], "Lily");
+  EXPECT_THAT(choice["text"].get<std::string>(), ::testing::Not(HasSubstr("Lily")));
+  request["stream"] = true;
+  const HttpResponse streamed = Post(request);
+  ASSERT_EQ(streamed.status, 200);
+  std::string text;
+  const std::vector<std::string> events = SseData(streamed.body);
+  ASSERT_GE(events.size(), 2u);
+  for (size_t i = 0; i + 1 < events.size(); ++i) text += Json::parse(events[i])["choices"][0]["text"].get<std::string>();
+  EXPECT_EQ(text, choice["text"]);
+  EXPECT_EQ(Json::parse(events[events.size() - 2])["choices"][0]["stop_reason"], "Lily");
+}
+
 TEST_F(HttpGatewayTest, EchoLogprobsScoresThePromptLikeLmEvaluationHarness) {
   const Json request = {{"prompt", "The cat sat on the mat."}, {"max_tokens", 0}, {"echo", true},
                         {"logprobs", 1}, {"temperature", 0}};
