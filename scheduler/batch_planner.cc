@@ -44,7 +44,7 @@ Plan PlanStep(const PlanInput& input, const PlannerLimits& limits) {
   };
   auto take = [&](bool from_waiting, size_t index, const PlanSequence& s, int64_t n) {
     const int64_t blocks = MissingBlocks(s, n, bs);
-    free_blocks -= blocks;
+    free_blocks -= blocks + (from_waiting ? s.reclaimed_blocks : 0);
     tokens_left -= n;
     experts_left -= static_cast<double>(n) * s.activations_per_token;
     plan.tokens += n;
@@ -93,7 +93,7 @@ Plan PlanStep(const PlanInput& input, const PlannerLimits& limits) {
     if (running >= limits.max_running_requests || tokens_left <= 0) break;
     const PlanSequence& s = input.waiting[i];
     const int64_t n = budget(s, std::min(s.pending, limits.prefill_chunk));
-    if (n < 1 || MissingBlocks(s, n, bs) > free_blocks) break;
+    if (n < 1 || MissingBlocks(s, n, bs) + s.reclaimed_blocks > free_blocks) break;
     take(true, i, s, n);
     ++running;
   }

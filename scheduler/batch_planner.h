@@ -33,10 +33,13 @@ struct PlannerLimits {
 // One sequence as the planner sees it.
 struct PlanSequence {
   uint64_t id = 0;
-  int64_t computed = 0;          // positions already in the KV cache
-  int64_t pending = 0;           // tokens still to run (>= 1): 1 = decode, more = prefill / recompute
-  int64_t blocks_held = 0;       // physical blocks in its table
+  int64_t computed = 0;                // positions already in the KV cache
+  int64_t pending = 0;                 // tokens still to run (>= 1): 1 = decode, more = prefill / recompute
+  int64_t blocks_held = 0;             // physical blocks in its table
   double activations_per_token = 0.0;  // expected expert activations of one of its tokens
+  // Waiting sequences with a cached prefix: `computed` and `blocks_held` already count the cached blocks
+  // it would share on admission; this many of them are evictable, i.e. counted in the free blocks now.
+  int64_t reclaimed_blocks = 0;
 };
 
 struct PlanInput {
@@ -48,16 +51,16 @@ struct PlanInput {
 struct PlannedChunk {
   bool from_waiting = false;  // index into PlanInput::waiting (an admission), else into running
   size_t index = 0;
-  int64_t tokens = 0;         // tokens to run: [computed, computed + tokens)
-  int64_t new_blocks = 0;     // blocks to allocate for them
+  int64_t tokens = 0;      // tokens to run: [computed, computed + tokens)
+  int64_t new_blocks = 0;  // blocks to allocate for them
 };
 
 struct Plan {
-  std::vector<PlannedChunk> chunks;   // decodes, then running prefills, then admissions
-  std::vector<size_t> preempted;      // indices into running, newest first
+  std::vector<PlannedChunk> chunks;  // decodes, then running prefills, then admissions
+  std::vector<size_t> preempted;     // indices into running, newest first
   int64_t tokens = 0;
   double expert_activations = 0.0;
-  int64_t blocks_after = 0;           // free blocks once the plan is applied
+  int64_t blocks_after = 0;  // free blocks once the plan is applied
 };
 
 [[nodiscard]] Plan PlanStep(const PlanInput& input, const PlannerLimits& limits);

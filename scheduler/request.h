@@ -72,9 +72,13 @@ struct TokenOutput {
   std::vector<TopLogprob> top;       // with logprobs > 0: the top n, descending
 };
 
+// Expert counts and FLOPs cover every prompt and generated token that entered the KV cache, also those
+// served from the prefix cache (their routing is recorded with the cached block), so they do not depend on
+// cache hits.
 struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  int64_t cached_prompt_tokens = 0;      // prompt tokens whose KV came from the prefix cache (did not run)
   int64_t expert_activations = 0;        // sum of routed k over this request's tokens and MoE layers
   double expert_flops = 0.0;             // routed-expert FLOPs of this request's tokens
   double expert_flops_saved = 0.0;       // against the model's native top-K on the same tokens

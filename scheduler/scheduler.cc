@@ -23,15 +23,15 @@ namespace adak::scheduler {
 
 class Scheduler::Impl {
  public:
-  Impl(StepExecutor* executor, const engine::Tokenizer* tokenizer, const SchedulerOptions& options,
-       const Clock* clock, SchedulerObserver* observer)
+  Impl(StepExecutor* executor, const engine::Tokenizer* tokenizer, const SchedulerOptions& options, const Clock* clock,
+       SchedulerObserver* observer)
       : executor_(executor),
         tokenizer_(tokenizer),
         options_(options),
         clock_(clock != nullptr ? clock : RealClock::Get()),
         observer_(observer),
         config_(executor->config()),
-        blocks_(executor->num_kv_blocks(), executor->block_size()),
+        blocks_(executor->num_kv_blocks(), executor->block_size(), config_.num_layers),
         budget_(config_, options.max_batch_expert_activations, options.max_batch_tokens) {
     planner_limits_.max_batch_tokens = options_.max_batch_tokens;
     planner_limits_.max_running_requests = options_.max_running_requests;
@@ -105,6 +105,12 @@ class Scheduler::Impl {
   const SchedulerOptions& options() const { return options_; }
 
  private:
+  // A waiting sequence's cached prefix found while planning.
+  struct Match {
+    std::vector<int32_t> blocks;
+    std::vector<uint64_t> hashes;
+  };
+
   // One scheduled chunk of a step.
   struct Scheduled {
     Sequence* seq = nullptr;
@@ -159,6 +165,8 @@ class Scheduler::Impl {
     published_.waiting = static_cast<int64_t>(waiting_.size());
     published_.kv_blocks_used = blocks_.num_used();
     published_.preemptions = preemptions_;
+    published_.prefix_cache_hit_tokens = prefix_hit_tokens_;
+    published_.kv_blocks_cached = blocks_.num_cached();
     published_.steps = steps_;
     live_ = published_.running + published_.waiting;
     stalled_ = stalled && live_ > 0;
@@ -174,12 +182,14 @@ class Scheduler::Impl {
     Usage& usage = final.usage;
     usage.prompt_tokens = seq.prompt_len;
     usage.completion_tokens = seq.emitted;
+    usage.cached_prompt_tokens = seq.cached_tokens;
     usage.expert_activations = seq.flops.expert_activations();
     usage.expert_flops = static_cast<double>(seq.flops.expert_flops());
     usage.expert_flops_saved = static_cast<double>(seq.flops.expert_flops_saved());
     if (seq.request.return_routing_stats) {
       usage.mean_k_per_layer.resize(static_cast<size_t>(config_.num_layers));
-      for (int64_t l = 0; l < config_.num_layers; ++l) usage.mean_k_per_layer[static_cast<size_t>(l)] = seq.flops.mean_k(l);
+      for (int64_t l = 0; l < config_.num_layers; ++l)
+        usage.mean_k_per_layer[static_cast<size_t>(l)] = seq.flops.mean_k(l);
     }
     if (observer_ != nullptr) {
       RequestStats stats;
@@ -237,7 +247,28 @@ class Scheduler::Impl {
       return p;
     };
     for (const auto& s : running_) plan_running_.push_back(describe(*s));
-    for (const auto& s : waiting_) plan_waiting_.push_back(describe(*s));
+    // Waiting sequences that could be admitted now see their cached prefix.
+    const int64_t bs = blocks_.block_size();
+    const size_t candidates = static_cast<size_t>(
+        std::max<int64_t>(0, options_.max_running_requests - static_cast<int64_t>(running_.size())));
+    matches_.resize(std::max(matches_.size(), waiting_.size()));
+    for (size_t i = 0; i < waiting_.size(); ++i) {
+      const Sequence& seq = *waiting_[i];
+      PlanSequence p = describe(seq);
+      Match& m = matches_[i];
+      m.blocks.clear();
+      m.hashes.clear();
+      if (options_.enable_prefix_caching && i < candidates && seq.computed == 0 && !seq.request.prompt_logprobs) {
+        // At least the last token runs (its logits are needed) in a block of its own.
+        blocks_.MatchPrefix(seq.tokens, seq.salt, (seq.length() - 1) / bs, &m.blocks, &m.hashes);
+        const int64_t cached = static_cast<int64_t>(m.blocks.size());
+        p.computed = cached * bs;
+        p.pending = seq.length() - p.computed;
+        p.blocks_held = cached;
+        p.reclaimed_blocks = blocks_.CountEvictable(m.blocks);
+      }
+      plan_waiting_.push_back(p);
+    }
     PlanInput input;
     input.running = plan_running_;
     input.waiting = plan_waiting_;
@@ -246,16 +277,13 @@ class Scheduler::Impl {
 
     // Apply: chunks (pointers first, queues change below), preemptions, admissions.
     scheduled_.clear();
-    int64_t offset = 0;
     size_t admitted = 0;
     for (const PlannedChunk& c : plan.chunks) {
       Sequence* seq = c.from_waiting ? waiting_[c.index].get() : running_[c.index].get();
       Scheduled s;
       s.seq = seq;
       s.tokens = c.tokens;
-      s.token_offset = offset;
       s.decode = seq->pending() == 1 && seq->generated() > 0;
-      offset += c.tokens;
       scheduled_.push_back(s);
       if (c.from_waiting) ++admitted;
     }
@@ -265,6 +293,7 @@ class Scheduler::Impl {
       Sequence& seq = *running_[index];
       blocks_.Release(&seq.block_table);
       seq.computed = 0;
+      seq.block_hashes.clear();
       seq.state = SequenceState::kWaiting;
       ++seq.preemptions;
       ++preempted;
@@ -275,6 +304,8 @@ class Scheduler::Impl {
     for (size_t i = 0; i < admitted; ++i) {
       std::unique_ptr<Sequence> seq = std::move(waiting_.front());
       waiting_.pop_front();
+      // Shared before any allocation below, so nothing evicts the matched blocks.
+      if (!matches_[i].blocks.empty()) ShareCachedPrefix(*seq, matches_[i]);
       seq->state = SequenceState::kRunning;
       if (seq->first_scheduled == absl::InfinitePast()) seq->first_scheduled = now;
       running_.push_back(std::move(seq));
@@ -297,17 +328,21 @@ class Scheduler::Impl {
     batch_.clear();
     token_routing_.clear();
     token_policy_.clear();
+    int64_t offset = 0;
+    size_t kept = 0;
     for (Scheduled& s : scheduled_) {
       Sequence& seq = *s.seq;
       if (!blocks_.EnsureCapacity(&seq.block_table, seq.computed + s.tokens)) {
-        // The plan guarantees the blocks; a failure here is a scheduler bug. Fail the step loudly.
-        FailStep(absl::InternalError("scheduler: KV block accounting is inconsistent"));
-        return true;
+        // Only when a preempted sequence's blocks were also the cached prefix of an admission in the same
+        // step (the plan counted them twice): this chunk waits for the next step.
+        continue;
       }
+      s.token_offset = offset;
+      offset += s.tokens;
       s.all_logits = seq.WantsAllLogits(s.tokens);
       engine::SequenceInput in;
-      in.tokens = std::span<const int32_t>(seq.tokens).subspan(static_cast<size_t>(seq.computed),
-                                                                 static_cast<size_t>(s.tokens));
+      in.tokens = std::span<const int32_t>(seq.tokens)
+                      .subspan(static_cast<size_t>(seq.computed), static_cast<size_t>(s.tokens));
       in.start_position = seq.computed;
       in.block_table = seq.block_table;
       in.all_logits = s.all_logits;
@@ -317,7 +352,10 @@ class Scheduler::Impl {
         token_routing_.push_back(&seq.request.routing);
         token_policy_.push_back(seq.request.routing.policy);
       }
+      scheduled_[kept++] = s;
     }
+    scheduled_.resize(kept);
+    if (scheduled_.empty()) return false;
 
     absl::Status status = executor_->Forward(batch_, &forward_);
     ++steps_;
@@ -372,24 +410,25 @@ class Scheduler::Impl {
     } else {
       step->prefill_tokens += s.tokens;
     }
-    // Usage: routed k of positions not counted before (a recompute after preemption is not counted twice).
-    const int64_t first_new = std::max(seq.counted, seq.computed);
+    // The routed k of the new positions, then usage and the prefix cache.
     const int64_t end = seq.computed + s.tokens;
-    if (end > first_new) {
-      seq_routed_k_.resize(forward_.routed_k.size());
-      for (size_t l = 0; l < forward_.routed_k.size(); ++l) {
-        const auto& layer = forward_.routed_k[l];
-        const auto begin = layer.begin() + s.token_offset + (first_new - seq.computed);
-        seq_routed_k_[l].assign(begin, begin + (end - first_new));
+    const size_t layers = static_cast<size_t>(config_.num_layers);
+    seq.position_k.resize(std::max(seq.position_k.size(), static_cast<size_t>(end) * layers));
+    for (size_t l = 0; l < layers && l < forward_.routed_k.size(); ++l) {
+      const auto& layer = forward_.routed_k[l];
+      for (int64_t p = seq.computed; p < end; ++p) {
+        seq.position_k[static_cast<size_t>(p) * layers + l] =
+            static_cast<uint16_t>(layer[static_cast<size_t>(s.token_offset + p - seq.computed)]);
       }
-      seq.flops.Add(seq_routed_k_);
-      seq.counted = end;
     }
+    CountUsage(seq, end);
+    if (options_.enable_prefix_caching) PublishFullBlocks(seq, end);
     const int64_t vocab = forward_.vocab_size;
     const int64_t row_begin = forward_.logits_offset[b];
     const int64_t row_end = forward_.logits_offset[b + 1];
     auto row = [&](int64_t r) {
-      return std::span<const float>(forward_.logits).subspan(static_cast<size_t>(r * vocab), static_cast<size_t>(vocab));
+      return std::span<const float>(forward_.logits)
+          .subspan(static_cast<size_t>(r * vocab), static_cast<size_t>(vocab));
     };
     if (s.all_logits) {
       for (int64_t r = row_begin; r < row_end; ++r) {
@@ -452,6 +491,56 @@ class Scheduler::Impl {
     if (reason) Finish(seq, absl::OkStatus(), *reason);
   }
 
+  // Adds the routed k of positions [seq.counted, end) to the request's usage (a recompute after preemption
+  // or a cached prefix is counted once).
+  void CountUsage(Sequence& seq, int64_t end) {
+    if (end <= seq.counted) return;
+    const size_t layers = static_cast<size_t>(config_.num_layers);
+    seq_routed_k_.resize(layers);
+    for (size_t l = 0; l < layers; ++l) {
+      seq_routed_k_[l].clear();
+      for (int64_t p = seq.counted; p < end; ++p)
+        seq_routed_k_[l].push_back(seq.position_k[static_cast<size_t>(p) * layers + l]);
+    }
+    seq.flops.Add(seq_routed_k_);
+    seq.counted = end;
+  }
+
+  // Publishes every block of `seq` that became full with positions below `end`.
+  void PublishFullBlocks(Sequence& seq, int64_t end) {
+    const int64_t bs = blocks_.block_size();
+    const size_t layers = static_cast<size_t>(config_.num_layers);
+    for (size_t j = seq.block_hashes.size(); static_cast<int64_t>(j + 1) * bs <= end; j = seq.block_hashes.size()) {
+      const uint64_t parent = j == 0 ? 0 : seq.block_hashes[j - 1];
+      const auto tokens =
+          std::span<const int32_t>(seq.tokens).subspan(j * static_cast<size_t>(bs), static_cast<size_t>(bs));
+      const uint64_t hash = BlockManager::BlockHash(parent, seq.salt, tokens);
+      const auto k = std::span<const uint16_t>(seq.position_k)
+                         .subspan(j * static_cast<size_t>(bs) * layers, static_cast<size_t>(bs) * layers);
+      blocks_.Publish(seq.block_table[j], hash, parent, seq.salt, tokens, k);
+      seq.block_hashes.push_back(hash);
+    }
+  }
+
+  // Admission with a cached prefix: share the matched blocks and take their routed k for usage.
+  void ShareCachedPrefix(Sequence& seq, const Match& match) {
+    const int64_t bs = blocks_.block_size();
+    const size_t layers = static_cast<size_t>(config_.num_layers);
+    blocks_.Share(&seq.block_table, match.blocks);
+    seq.block_hashes = match.hashes;
+    const int64_t cached = static_cast<int64_t>(match.blocks.size()) * bs;
+    seq.position_k.resize(std::max(seq.position_k.size(), static_cast<size_t>(cached) * layers));
+    for (size_t j = 0; j < match.blocks.size(); ++j) {
+      const std::span<const uint16_t> k = blocks_.routed_k(match.blocks[j]);
+      std::copy(k.begin(), k.end(),
+                seq.position_k.begin() + static_cast<std::ptrdiff_t>(j * static_cast<size_t>(bs) * layers));
+    }
+    seq.computed = cached;
+    CountUsage(seq, cached);
+    if (seq.first_scheduled == absl::InfinitePast()) seq.cached_tokens = std::min(cached, seq.prompt_len);
+    prefix_hit_tokens_ += cached;
+  }
+
   // Flushes the detokenizer through the stop checker; sets `reason` to kStop when that completes a match.
   std::string ReleaseRest(Sequence& seq, std::optional<FinishReason>* reason) {
     StopResult r = seq.stop.Feed(seq.detokenizer.Flush());
@@ -493,9 +582,11 @@ class Scheduler::Impl {
   PlannerLimits planner_limits_;
   int64_t preemptions_ = 0;
   int64_t steps_ = 0;
+  int64_t prefix_hit_tokens_ = 0;
   // Per-step scratch.
   std::vector<PlanSequence> plan_running_, plan_waiting_;
   std::vector<Scheduled> scheduled_;
+  std::vector<Match> matches_;  // [waiting index] of this step's plan
   std::vector<engine::SequenceInput> batch_;
   std::vector<const engine::RoutingParams*> token_routing_;
   std::vector<engine::RoutingPolicy> token_policy_;
@@ -536,18 +627,17 @@ absl::Status CheckOptions(const StepExecutor& executor, SchedulerOptions* option
   }
   const int64_t need = (limits.max_context + executor.block_size() - 1) / executor.block_size();
   if (executor.num_kv_blocks() < need) {
-    return absl::InvalidArgumentError(StrCatStd(
-        "the KV cache holds ", executor.num_kv_blocks(), " blocks of ", executor.block_size(),
-        " tokens, fewer than the ", need, " one sequence of max_context = ", limits.max_context,
-        " tokens needs; give it more memory or lower the context length"));
+    return absl::InvalidArgumentError(StrCatStd("the KV cache holds ", executor.num_kv_blocks(), " blocks of ",
+                                                executor.block_size(), " tokens, fewer than the ", need,
+                                                " one sequence of max_context = ", limits.max_context,
+                                                " tokens needs; give it more memory or lower the context length"));
   }
   return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(StepExecutor* executor,
-                                                             const engine::Tokenizer* tokenizer,
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(StepExecutor* executor, const engine::Tokenizer* tokenizer,
                                                              const SchedulerOptions& options, const Clock* clock,
                                                              SchedulerObserver* observer) {
   if (executor == nullptr || tokenizer == nullptr) {

@@ -35,6 +35,10 @@ struct SchedulerOptions {
   // recent mean k, summed over MoE layers). 0 = max_batch_tokens x native K x MoE layers, i.e. the token
   // limit binds for native routing and a batch of Ada-K tokens (fewer experts) is limited by tokens only.
   double max_batch_expert_activations = 0.0;
+  // Reuse the KV blocks of earlier requests whose prompt starts with the same full blocks of tokens under
+  // the same routing (outputs are unchanged: the engine's numerics do not depend on batch composition).
+  // Requests with prompt_logprobs always compute their whole prompt.
+  bool enable_prefix_caching = true;
   RequestLimits limits;                 // max_context / vocab_size filled from the model when 0
 };
 
@@ -46,6 +50,8 @@ struct SchedulerStats {
   int64_t kv_blocks_total = 0;
   int64_t preemptions = 0;   // since start
   int64_t steps = 0;         // since start
+  int64_t prefix_cache_hit_tokens = 0;  // prompt tokens served from the prefix cache, since start
+  int64_t kv_blocks_cached = 0;         // published blocks (in use or evictable)
   bool draining = false;
 };
 

@@ -1,8 +1,24 @@
 #include "scheduler/sequence.h"
 
+#include <cstring>
 #include <utility>
 
 namespace adak::scheduler {
+namespace {
+
+// Everything in the routing that changes the KV cache contents (the MoE output feeds later layers).
+uint64_t RoutingSalt(const engine::RoutingParams& r) {
+  uint32_t top_p_bits = 0;
+  static_assert(sizeof(top_p_bits) == sizeof(r.top_p));
+  std::memcpy(&top_p_bits, &r.top_p, sizeof(top_p_bits));
+  const uint64_t parts[] = {static_cast<uint64_t>(r.policy) + 1, static_cast<uint64_t>(r.top_k), top_p_bits,
+                            static_cast<uint64_t>(r.min_k), static_cast<uint64_t>(r.max_k)};
+  uint64_t h = 0x243f6a8885a308d3ull;
+  for (uint64_t v : parts) h = (h ^ v) * 0x100000001b3ull + (h >> 29);
+  return h;
+}
+
+}  // namespace
 
 Sequence::Sequence(uint64_t id_in, GenerationRequest request_in, std::shared_ptr<RequestSink> sink_in,
                    const engine::Tokenizer& tokenizer, const engine::ModelConfig& config,
@@ -17,6 +33,7 @@ Sequence::Sequence(uint64_t id_in, GenerationRequest request_in, std::shared_ptr
       stop(request.stop, request.stop_token_ids, eos_ids, request.ignore_eos),
       flops(config),
       submitted(submitted_in) {
+  salt = RoutingSalt(request.routing);
   tokens.reserve(static_cast<size_t>(prompt_len + request.max_tokens));
 }
 

@@ -26,8 +26,8 @@ struct StopResult {
 class StopChecker {
  public:
   // `eos_ids` are ignored when `ignore_eos`. Empty stop strings are ignored (ValidateRequest refuses them).
-  StopChecker(std::vector<std::string> stop, std::span<const int32_t> stop_token_ids,
-              std::span<const int32_t> eos_ids, bool ignore_eos);
+  StopChecker(std::vector<std::string> stop, std::span<const int32_t> stop_token_ids, std::span<const int32_t> eos_ids,
+              bool ignore_eos);
 
   // True when `id` ends generation without being part of the output.
   [[nodiscard]] bool IsStopToken(int32_t id) const;

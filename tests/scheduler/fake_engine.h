@@ -49,8 +49,8 @@ inline std::unique_ptr<engine::Tokenizer> MakeTestTokenizer() {
     if (t == "\n") t = "\\n";
     absl::StrAppend(&vocab, id ? ", " : "", "\"", t, "\": ", id);
   }
-  auto tokenizer = engine::Tokenizer::FromJson(
-      absl::StrCat(R"({"model": {"type": "BPE", "vocab": {)", vocab, R"(}, "merges": []}, "decoder": {"type": "Fuse"}})"));
+  auto tokenizer = engine::Tokenizer::FromJson(absl::StrCat(R"({"model": {"type": "BPE", "vocab": {)", vocab,
+                                                            R"(}, "merges": []}, "decoder": {"type": "Fuse"}})"));
   EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
   return tokenizer.ok() ? std::move(tokenizer).value() : nullptr;
 }
@@ -113,7 +113,9 @@ inline std::string TextOf(std::span<const int32_t> ids) {
 class FakeExecutor final : public StepExecutor {
  public:
   FakeExecutor(int64_t num_blocks, int64_t block_size, int64_t max_context = 256)
-      : config_(MakeTestConfig(max_context)), num_blocks_(num_blocks), block_size_(block_size),
+      : config_(MakeTestConfig(max_context)),
+        num_blocks_(num_blocks),
+        block_size_(block_size),
         kv_(static_cast<size_t>(num_blocks * block_size), -1) {
     // A (zero) allocator for every layer, so the adak policy validates.
     routing_.allocator.assign(kLayers, std::vector<float>(static_cast<size_t>(kExperts * 8), 0.0f));
@@ -138,7 +140,7 @@ class FakeExecutor final : public StepExecutor {
       }
     }
     if (batch.empty()) return absl::InvalidArgumentError("empty batch");
-    std::set<int32_t> used;
+    std::set<int64_t> written;  // KV slots this batch writes: never twice (shared prefix blocks are read-only)
     int64_t total = 0;
     for (const engine::SequenceInput& s : batch) {
       if (s.tokens.empty()) return absl::InvalidArgumentError("empty sequence");
@@ -149,7 +151,11 @@ class FakeExecutor final : public StepExecutor {
       }
       for (int32_t b : s.block_table) {
         if (b < 0 || b >= num_blocks_) return absl::InvalidArgumentError("block outside the cache");
-        if (!used.insert(b).second) return absl::InvalidArgumentError("a block is shared inside one batch");
+      }
+      for (int64_t pos = s.start_position; pos < end; ++pos) {
+        if (!written.insert(Slot(s.block_table, pos)).second) {
+          return absl::InvalidArgumentError("two sequences of one batch write the same KV slot");
+        }
       }
       total += static_cast<int64_t>(s.tokens.size());
     }
@@ -175,12 +181,14 @@ class FakeExecutor final : public StepExecutor {
       }
       result->logits_offset.push_back(result->logits_offset.back() + rows);
       int32_t k = static_cast<int32_t>(kNativeK);
-      if (s.routing.policy == engine::RoutingPolicy::kTopK && s.routing.top_k > 0) k = static_cast<int32_t>(s.routing.top_k);
+      if (s.routing.policy == engine::RoutingPolicy::kTopK && s.routing.top_k > 0)
+        k = static_cast<int32_t>(s.routing.top_k);
       if (s.routing.policy == engine::RoutingPolicy::kAdaK) k = adak_k_;
       for (int64_t l = 0; l < kLayers; ++l) {
         for (int64_t i = 0; i < n; ++i) {
           result->routed_k[static_cast<size_t>(l)].push_back(k);
-          for (int64_t e = 0; e < kExperts; ++e) result->routed_ids[static_cast<size_t>(l)].push_back(e < k ? static_cast<int32_t>(e) : -1);
+          for (int64_t e = 0; e < kExperts; ++e)
+            result->routed_ids[static_cast<size_t>(l)].push_back(e < k ? static_cast<int32_t>(e) : -1);
         }
       }
     }

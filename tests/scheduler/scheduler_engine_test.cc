@@ -79,8 +79,8 @@ class SchedulerEngineTest : public ::testing::Test {
   }
 
   // Runs every case concurrently through a scheduler over a KV cache of `num_blocks` blocks of 16.
-  void RunConcurrently(const std::vector<Case>& cases, int64_t num_blocks, int64_t max_context,
-                       int64_t* preemptions) {
+  void RunConcurrently(const std::vector<Case>& cases, int64_t num_blocks, int64_t max_context, int64_t* preemptions,
+                       int rounds = 1, int64_t* cache_hits = nullptr) {
     engine::CpuBackend backend(2);
     auto cache = engine::KvCache::Create(&backend, model_->config, num_blocks, 16);
     ASSERT_THAT(cache, IsOk());
@@ -94,33 +94,37 @@ class SchedulerEngineTest : public ::testing::Test {
     RecordingObserver observer;
     auto scheduler = Scheduler::Create(executor.get(), model_->tokenizer.get(), options, nullptr, &observer);
     ASSERT_THAT(scheduler, IsOk());
-    std::vector<std::shared_ptr<RecordingSink>> sinks;
-    for (const Case& c : cases) {
-      GenerationRequest r;
-      r.prompt_ids = c.prompt;
-      r.max_tokens = c.max_tokens;
-      r.routing = c.routing;
-      auto sink = std::make_shared<RecordingSink>();
-      ASSERT_THAT((*scheduler)->Submit(r, sink), IsOk());
-      sinks.push_back(sink);
-    }
     (*scheduler)->Start();
-    for (size_t i = 0; i < cases.size(); ++i) {
-      ASSERT_TRUE(sinks[i]->Wait(absl::Seconds(120)));
-      const FinalOutput final = sinks[i]->final();
-      ASSERT_THAT(final.status, IsOk());
-      std::vector<int32_t> ids = sinks[i]->ids();
-      if (final.stop_token.has_value()) ids.pop_back();  // Generate does not report the eos token
-      EXPECT_THAT(ids, ElementsAreArray(cases[i].expected))
-          << "request " << i << " (" << cases[i].prompt.size() << " prompt tokens, "
-          << engine::RoutingPolicyName(cases[i].routing.policy) << ")";
-      EXPECT_EQ(sinks[i]->text(), cases[i].expected_text) << "request " << i;
+    for (int round = 0; round < rounds; ++round) {
+      std::vector<std::shared_ptr<RecordingSink>> sinks;
+      for (const Case& c : cases) {
+        GenerationRequest r;
+        r.prompt_ids = c.prompt;
+        r.max_tokens = c.max_tokens;
+        r.routing = c.routing;
+        auto sink = std::make_shared<RecordingSink>();
+        ASSERT_THAT((*scheduler)->Submit(r, sink), IsOk());
+        sinks.push_back(sink);
+      }
+      for (size_t i = 0; i < cases.size(); ++i) {
+        ASSERT_TRUE(sinks[i]->Wait(absl::Seconds(120)));
+        const FinalOutput final = sinks[i]->final();
+        ASSERT_THAT(final.status, IsOk());
+        std::vector<int32_t> ids = sinks[i]->ids();
+        if (final.stop_token.has_value()) ids.pop_back();  // Generate does not report the eos token
+        EXPECT_THAT(ids, ElementsAreArray(cases[i].expected))
+            << "request " << i << " (" << cases[i].prompt.size() << " prompt tokens, "
+            << engine::RoutingPolicyName(cases[i].routing.policy) << ")";
+        EXPECT_EQ(sinks[i]->text(), cases[i].expected_text) << "request " << i << " round " << round;
+      }
+      ASSERT_TRUE((*scheduler)->WaitIdle(absl::Seconds(10)));
     }
-    ASSERT_TRUE((*scheduler)->WaitIdle(absl::Seconds(10)));
+    if (cache_hits != nullptr) *cache_hits = (*scheduler)->stats().prefix_cache_hit_tokens;
     EXPECT_EQ((*scheduler)->stats().kv_blocks_used, 0);
     *preemptions = (*scheduler)->stats().preemptions;
     bool mixed = false;
-    for (const StepStats& s : observer.steps()) mixed |= s.num_sequences > 1 && s.prefill_tokens > 0 && s.decode_tokens > 0;
+    for (const StepStats& s : observer.steps())
+      mixed |= s.num_sequences > 1 && s.prefill_tokens > 0 && s.decode_tokens > 0;
     EXPECT_TRUE(mixed) << "no step mixed prefill chunks with decodes";
   }
 
@@ -184,6 +188,15 @@ TEST_F(SchedulerEngineTest, LogprobsAreBatchInvariant) {
       EXPECT_EQ(alone[0][t].top[1].logprob, together[i][t].top[1].logprob) << "request " << i << " token " << t;
     }
   }
+}
+
+// The second round is served mostly from the prefix cache (KV written by other requests, in other batch
+// shapes) and still matches engine::Generate alone.
+TEST_F(SchedulerEngineTest, PrefixCacheKeepsOutputs) {
+  const std::vector<Case> cases = MakeCases(8, 16);
+  int64_t preemptions = 0, hits = 0;
+  RunConcurrently(cases, /*num_blocks=*/256, /*max_context=*/512, &preemptions, /*rounds=*/2, &hits);
+  EXPECT_GE(hits, 64);
 }
 
 TEST_F(SchedulerEngineTest, PreemptionUnderATinyKvCacheKeepsOutputs) {

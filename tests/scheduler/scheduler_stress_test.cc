@@ -91,8 +91,9 @@ TEST(SchedulerStress, RandomWorkloadUnderKvPressure) {
       EXPECT_LE(step.batch_tokens, 24);
       EXPECT_LE(step.kv_cache_usage, 1.0);
     }
-    std::printf("seed %u: %zu steps, %lld preemptions, %d of %d completed\n", seed, observer.steps().size(),
-                static_cast<long long>(stats.preemptions), completed, kThreads * kPerThread);
+    std::printf("seed %u: %zu steps, %lld preemptions, %lld prefix-cache hit tokens, %d of %d completed\n", seed,
+                observer.steps().size(), static_cast<long long>(stats.preemptions),
+                static_cast<long long>(stats.prefix_cache_hit_tokens), completed, kThreads * kPerThread);
   }
 }
 

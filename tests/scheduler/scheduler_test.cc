@@ -89,7 +89,7 @@ TEST(Scheduler, RequestsJoinAndLeaveEveryStep) {
   h.executor.Gate();
   h.scheduler->Start();
   auto a = h.Submit(Greedy(Prompt(3, 1), 6));
-  h.executor.Allow(3);  // a: prefill + 2 decodes
+  h.executor.Allow(3);             // a: prefill + 2 decodes
   h.executor.WaitBlockedAfter(3);  // a's 4th step is planned
   auto b = h.Submit(Greedy(Prompt(3, 2), 2));
   h.executor.Ungate();
@@ -208,7 +208,7 @@ TEST(Scheduler, CancelFreesBlocksWithinOneStep) {
   EXPECT_EQ(sink->final().reason, FinishReason::kCancelled);
   ASSERT_TRUE(h.scheduler->WaitIdle(absl::Seconds(5)));
   EXPECT_EQ(h.scheduler->stats().kv_blocks_used, 0);
-  h.scheduler->Cancel(id);  // finished: ignored
+  h.scheduler->Cancel(id);     // finished: ignored
   h.scheduler->Cancel(12345);  // unknown: ignored
   h.executor.Ungate();
 }
@@ -429,7 +429,9 @@ TEST(Scheduler, EngineErrorFailsTheStepWithInternalAndGoesOn) {
 
 TEST(Scheduler, InvalidRequestsNameTheField) {
   Harness h;
-  auto submit = [&](GenerationRequest r) { return h.scheduler->Submit(std::move(r), std::make_shared<RecordingSink>()); };
+  auto submit = [&](GenerationRequest r) {
+    return h.scheduler->Submit(std::move(r), std::make_shared<RecordingSink>());
+  };
   EXPECT_THAT(submit(Greedy({}, 5)), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt")));
   EXPECT_THAT(submit(Greedy({1, 99}, 5)), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("[0, 32)")));
   EXPECT_THAT(submit(Greedy({1}, 0)), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_tokens")));
@@ -466,6 +468,68 @@ TEST(Scheduler, CreateRefusesBadOptions) {
   options.limits.max_context = 65;
   EXPECT_THAT(Scheduler::Create(&executor, tokenizer.get(), options, &clock, nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_context")));
+}
+
+TEST(Scheduler, PrefixCacheReusesFullPromptBlocks) {
+  Harness h;  // blocks of 4
+  h.scheduler->Start();
+  const std::vector<int32_t> first = Prompt(22, 3);
+  std::vector<int32_t> second(first.begin(), first.begin() + 18);  // blocks 0..3 equal, block 4 differs
+  for (int32_t t : {30, 31, 30, 31, 30, 31}) second.push_back(t);
+  auto a = h.Submit(Greedy(first, 6));
+  ASSERT_TRUE(a->Wait());
+  EXPECT_EQ(a->final().usage.cached_prompt_tokens, 0);
+  ASSERT_TRUE(h.scheduler->WaitIdle(absl::Seconds(5)));
+  const size_t steps_before = h.executor.batch_tokens().size();
+
+  auto b = h.Submit(Greedy(second, 6));
+  ASSERT_TRUE(b->Wait());
+  ASSERT_TRUE(h.scheduler->WaitIdle(absl::Seconds(5)));
+  EXPECT_THAT(b->ids(), ElementsAreArray(ReferenceGreedy(second, 6)));
+  const Usage usage = b->final().usage;
+  EXPECT_EQ(usage.cached_prompt_tokens, 16);
+  // Usage is as if every token had run: 24 prompt + 5 generated tokens.
+  EXPECT_EQ(usage.expert_activations, 29 * kLayers * kNativeK);
+  // Only the 8 uncached prompt tokens ran in b's prefill.
+  EXPECT_EQ(h.executor.batch_tokens()[steps_before], 8);
+  EXPECT_EQ(h.scheduler->stats().prefix_cache_hit_tokens, 16);
+  EXPECT_EQ(h.scheduler->stats().kv_blocks_used, 0);
+  EXPECT_GT(h.scheduler->stats().kv_blocks_cached, 0);
+
+  // The whole first prompt again: every full block but the one holding the last token is reused.
+  auto again = h.Submit(Greedy(first, 6));
+  ASSERT_TRUE(again->Wait());
+  EXPECT_THAT(again->ids(), ElementsAreArray(a->ids()));
+  EXPECT_EQ(again->final().usage.cached_prompt_tokens, 20);
+  EXPECT_EQ(again->final().usage.expert_activations, a->final().usage.expert_activations);
+
+  // Another routing policy changes the cache contents: no reuse.
+  GenerationRequest adak = Greedy(first, 2);
+  adak.routing.policy = engine::RoutingPolicy::kAdaK;
+  auto other = h.Submit(adak);
+  ASSERT_TRUE(other->Wait());
+  EXPECT_EQ(other->final().usage.cached_prompt_tokens, 0);
+  // Prompt logprobs need every prompt row: no reuse, and the values are right.
+  GenerationRequest scoring = Greedy(first, 0);
+  scoring.prompt_logprobs = true;
+  auto scored = h.Submit(scoring);
+  ASSERT_TRUE(scored->Wait());
+  EXPECT_EQ(scored->final().usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(scored->final().prompt_logprobs.size(), 21u);
+}
+
+TEST(Scheduler, PrefixCachingCanBeTurnedOff) {
+  SchedulerOptions options;
+  options.enable_prefix_caching = false;
+  Harness h(options);
+  h.scheduler->Start();
+  auto a = h.Submit(Greedy(Prompt(22, 3), 3));
+  ASSERT_TRUE(a->Wait());
+  auto b = h.Submit(Greedy(Prompt(22, 3), 3));
+  ASSERT_TRUE(b->Wait());
+  EXPECT_EQ(b->final().usage.cached_prompt_tokens, 0);
+  EXPECT_EQ(h.scheduler->stats().prefix_cache_hit_tokens, 0);
+  EXPECT_EQ(h.scheduler->stats().kv_blocks_cached, 0);
 }
 
 TEST(Scheduler, SampledRequestsWithSeedsAreReproducible) {
