@@ -38,6 +38,10 @@ absl::Status ValidateOptions(const ServerAppOptions& o) {
   RETURN_IF_ERROR(range("max-running-requests", o.max_running_requests, 1, 1 << 16));
   RETURN_IF_ERROR(range("max-waiting-requests", o.max_waiting_requests, 0, 1 << 20));
   RETURN_IF_ERROR(range("prefill-chunk", o.prefill_chunk, 1, 1 << 20));
+  if (!(o.max_batch_expert_activations >= 0.0 && o.max_batch_expert_activations <= 1e12)) {
+    return absl::InvalidArgumentError(StrCatStd("--max-batch-expert-activations must be in [0, 1e12], got ",
+                                                o.max_batch_expert_activations));
+  }
   RETURN_IF_ERROR(range("kv-cache-mib", o.kv_cache_mib, 0, int64_t{1} << 30));
   RETURN_IF_ERROR(range("block-size", o.block_size, 1, 4096));
   if (o.drain_timeout < absl::ZeroDuration()) {
@@ -148,6 +152,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   sched.max_running_requests = options.max_running_requests;
   sched.max_waiting_requests = options.max_waiting_requests;
   sched.prefill_chunk = std::min(options.prefill_chunk, options.max_batch_tokens);
+  sched.max_batch_expert_activations = options.max_batch_expert_activations;
   ASSIGN_OR_RETURN(impl->scheduler,
                    scheduler::Scheduler::Create(impl->executor.get(), impl->model->tokenizer.get(), sched,
                                                 scheduler::RealClock::Get(), impl->metrics.get()));

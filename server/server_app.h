@@ -47,6 +47,9 @@ struct ServerAppOptions {
   int64_t max_running_requests = 64;
   int64_t max_waiting_requests = 256;
   int64_t prefill_chunk = 256;
+  // Expert-compute budget per step in expected routed-expert activations (scheduler/expert_budget.h);
+  // 0 = max_batch_tokens x native K x MoE layers.
+  double max_batch_expert_activations = 0.0;
   // KV cache budget in MiB; 0 = enough for max_running_requests full-context sequences, capped at 4 GiB
   // but never below one full-context sequence. The block count is budget / KvCache::BytesPerBlock.
   int64_t kv_cache_mib = 0;

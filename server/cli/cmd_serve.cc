@@ -42,6 +42,7 @@ absl::StatusOr<server::ServerAppOptions> OptionsFromFlags(const Flags& flags) {
   ASSIGN_OR_RETURN(o.max_running_requests, flags.Int("max-running-requests", 64, 1, 1 << 16));
   ASSIGN_OR_RETURN(o.max_waiting_requests, flags.Int("max-waiting-requests", 256, 0, 1 << 20));
   ASSIGN_OR_RETURN(o.prefill_chunk, flags.Int("prefill-chunk", 256, 1, 1 << 20));
+  ASSIGN_OR_RETURN(o.max_batch_expert_activations, flags.Double("max-batch-expert-activations", 0.0, 0.0, 1e12));
   ASSIGN_OR_RETURN(o.kv_cache_mib, flags.Int("kv-cache-mib", 0, 0, int64_t{1} << 30));
   ASSIGN_OR_RETURN(double drain, flags.Double("drain-timeout", 30.0, 0.0, 86400.0));
   o.drain_timeout = absl::Seconds(drain);
@@ -94,7 +95,7 @@ int RunServe(int argc, char** argv) {
                             {{"model"}, {"allocator"}, {"null-experts"}, {"default-routing"}, {"default-top-p"},
                              {"host"}, {"grpc-port"}, {"http-port"}, {"http-threads"}, {"threads"},
                              {"max-batch-tokens"}, {"max-running-requests"}, {"max-waiting-requests"},
-                             {"prefill-chunk"}, {"kv-cache-mib"}, {"drain-timeout"}});
+                             {"prefill-chunk"}, {"max-batch-expert-activations"}, {"kv-cache-mib"}, {"drain-timeout"}});
   if (!flags.ok()) return ReportError("serve", flags.status());
   absl::Status s = Serve(*flags, signals);
   if (!s.ok()) return ReportError("serve", s);

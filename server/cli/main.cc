@@ -29,7 +29,8 @@ constexpr Command kCommands[] = {
     {"serve", adak::cli::RunServe,
      "--model DIR [--allocator FILE] [--null-experts FILE] [--default-routing topk|adak|null|topp] "
      "[--default-top-p P] [--grpc-port 50051] [--http-port 8080] [--host 127.0.0.1] [--max-batch-tokens N] "
-     "[--max-running-requests N] [--max-waiting-requests N] [--kv-cache-mib N] [--drain-timeout S] [--threads N]"},
+     "[--max-running-requests N] [--max-waiting-requests N] [--prefill-chunk N] [--max-batch-expert-activations A] "
+     "[--kv-cache-mib N] [--drain-timeout S] [--http-threads N] [--threads N]"},
     {"inspect", adak::cli::RunInspect, "--model DIR"},
     {"tokenize", adak::cli::RunTokenize, "--model DIR (--text S | --file F) [--out FILE] [--add-special-tokens]"},
     {"make-model", adak::cli::RunMakeModel, "--arch ARCH --out DIR [--seed S] [--set key=value ...]"},
