@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -149,6 +150,41 @@ TEST_F(HttpGatewayTest, StreamSendsServerSentEventsEndingWithDone) {
   EXPECT_EQ(final_chunk["usage"]["completion_tokens"], 12);
   // Greedy: the stream says exactly what the plain call says.
   EXPECT_EQ(text, Parse(plain)["choices"][0]["text"]);
+}
+
+TEST_F(HttpGatewayTest, ConcurrentStreamsGetTheTextTheyGetAlone) {
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Tom and Sue went", "A big red ball"};
+  std::vector<std::string> alone;
+  for (const std::string& prompt : prompts) {
+    const HttpResponse response = Post(Greedy(prompt, 16));
+    ASSERT_EQ(response.status, 200) << response.body;
+    alone.push_back(Parse(response)["choices"][0]["text"]);
+  }
+  constexpr int kClients = 16;
+  std::vector<std::string> texts(kClients);
+  std::vector<std::string> errors(kClients);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      Json request = Greedy(prompts[c % prompts.size()], 16);
+      request["stream"] = true;
+      absl::StatusOr<HttpResponse> response = HttpRequest(port_, "POST", "/v1/completions", request.dump());
+      if (!response.ok() || response->status != 200) {
+        errors[c] = response.ok() ? response->body : response.status().ToString();
+        return;
+      }
+      const std::vector<std::string> events = SseData(response->body);
+      if (events.empty() || events.back() != "[DONE]") errors[c] = "no [DONE]: " + response->body;
+      for (size_t i = 0; i + 1 < events.size(); ++i) {
+        texts[c] += Json::parse(events[i])["choices"][0]["text"].get<std::string>();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int c = 0; c < kClients; ++c) {
+    EXPECT_EQ(errors[c], "") << "client " << c;
+    EXPECT_EQ(texts[c], alone[c % prompts.size()]) << "client " << c;
+  }
 }
 
 TEST_F(HttpGatewayTest, StopStringEndsTheCompletionInBothModes) {
