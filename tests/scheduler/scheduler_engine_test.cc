@@ -199,6 +199,61 @@ TEST_F(SchedulerEngineTest, PrefixCacheKeepsOutputs) {
   EXPECT_GE(hits, 64);
 }
 
+// The expert budget measured on the real engine: under the same budget (16 native tokens per step), Ada-K
+// routing clamped to k = 1 (max_k = 1) packs about twice the prompt tokens per step once the moving
+// average has seen its routing, and needs fewer steps for the same prompts.
+TEST_F(SchedulerEngineTest, ExpertBudgetPacksMoreAdaKTokens) {
+  auto ids = model_->tokenizer->Encode(kStory);
+  ASSERT_THAT(ids, IsOk());
+  auto run = [&](const engine::RoutingParams& routing, int64_t* steps, int64_t* mean_k_x1000) {
+    engine::CpuBackend backend(2);
+    auto cache = engine::KvCache::Create(&backend, model_->config, 64, 16);
+    ASSERT_THAT(cache, IsOk());
+    auto runner = engine::ModelRunner::Create(model_->config, model_->weights, routing_, &backend, cache->get());
+    ASSERT_THAT(runner, IsOk());
+    std::unique_ptr<StepExecutor> executor = MakeRunnerExecutor(runner->get());
+    SchedulerOptions options;
+    options.max_batch_tokens = 64;
+    options.prefill_chunk = 64;
+    options.max_batch_expert_activations = 16.0 * 2 * 4;  // 16 tokens x K = 2 x 4 MoE layers
+    options.enable_prefix_caching = false;
+    RecordingObserver observer;
+    auto scheduler = Scheduler::Create(executor.get(), model_->tokenizer.get(), options, nullptr, &observer);
+    ASSERT_THAT(scheduler, IsOk());
+    (*scheduler)->Start();
+    std::vector<std::shared_ptr<RecordingSink>> sinks;
+    for (int i = 0; i < 4; ++i) {
+      GenerationRequest r;
+      r.prompt_ids.assign(ids->begin() + i, ids->end());
+      r.max_tokens = 1;
+      r.routing = routing;
+      r.return_routing_stats = true;
+      sinks.push_back(std::make_shared<RecordingSink>());
+      ASSERT_THAT((*scheduler)->Submit(r, sinks.back()), IsOk());
+    }
+    for (auto& sink : sinks) ASSERT_TRUE(sink->Wait(absl::Seconds(60)));
+    ASSERT_TRUE((*scheduler)->WaitIdle(absl::Seconds(10)));
+    int64_t most = 0;
+    for (const StepStats& s : observer.steps()) most = std::max(most, s.batch_tokens);
+    *steps = static_cast<int64_t>(observer.steps().size());
+    *mean_k_x1000 = static_cast<int64_t>(1000 * sinks[0]->final().usage.mean_k_per_layer[0]);
+    std::printf("%s: %lld steps, at most %lld tokens per step, mean k (layer 0) %.3f\n",
+                std::string(engine::RoutingPolicyName(routing.policy)).c_str(), static_cast<long long>(*steps),
+                static_cast<long long>(most), *mean_k_x1000 / 1000.0);
+    EXPECT_LE(most, 64);
+  };
+  engine::RoutingParams topk;
+  engine::RoutingParams adak;
+  adak.policy = engine::RoutingPolicy::kAdaK;
+  adak.max_k = 1;
+  int64_t topk_steps = 0, adak_steps = 0, topk_k = 0, adak_k = 0;
+  run(topk, &topk_steps, &topk_k);
+  run(adak, &adak_steps, &adak_k);
+  EXPECT_EQ(topk_k, 2000);
+  EXPECT_EQ(adak_k, 1000);
+  EXPECT_LT(adak_steps * 4, topk_steps * 3) << "k = 1 should need clearly fewer steps under the expert budget";
+}
+
 TEST_F(SchedulerEngineTest, PreemptionUnderATinyKvCacheKeepsOutputs) {
   const std::vector<Case> cases = MakeCases(6, 32);
   int64_t preemptions = 0;

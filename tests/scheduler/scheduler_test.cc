@@ -65,6 +65,10 @@ TEST(Scheduler, GreedyMatchesReferenceWithUsage) {
   EXPECT_THAT(final.usage.mean_k_per_layer, ElementsAreArray({2.0, 2.0}));
   ASSERT_TRUE(h.scheduler->WaitIdle(absl::Seconds(5)));
   EXPECT_EQ(h.scheduler->stats().kv_blocks_used, 0);
+  // Idle: the thread sleeps, no step runs.
+  const int64_t steps = h.scheduler->stats().steps;
+  absl::SleepFor(absl::Milliseconds(30));
+  EXPECT_EQ(h.scheduler->stats().steps, steps);
   EXPECT_EQ(h.observer.first_tokens(), 1);
   EXPECT_EQ(h.observer.inter_tokens(), 11);
   ASSERT_EQ(h.observer.finished().size(), 1u);
