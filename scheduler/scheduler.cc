@@ -94,7 +94,7 @@ class Scheduler::Impl {
       if (!started_) orphans.swap(inbox_);
     }
     if (thread_.joinable()) thread_.join();
-    for (auto& seq : orphans) Finish(*seq, absl::UnavailableError("server shutting down"), FinishReason::kError);
+    for (auto& seq : orphans) Finish(*seq, absl::UnavailableError("server shutting down"), FinishReason::kCancelled);
   }
 
   SchedulerStats stats() const {
@@ -152,8 +152,8 @@ class Scheduler::Impl {
       Publish(!planned);
     }
     // Shutdown: end everything still here.
-    for (auto& seq : running_) Finish(*seq, absl::UnavailableError("server shutting down"), FinishReason::kError);
-    for (auto& seq : waiting_) Finish(*seq, absl::UnavailableError("server shutting down"), FinishReason::kError);
+    for (auto& seq : running_) Finish(*seq, absl::UnavailableError("server shutting down"), FinishReason::kCancelled);
+    for (auto& seq : waiting_) Finish(*seq, absl::UnavailableError("server shutting down"), FinishReason::kCancelled);
     running_.clear();
     waiting_.clear();
     Publish(false);
@@ -318,6 +318,7 @@ class Scheduler::Impl {
     std::sort(running_.begin(), running_.end(),
               [](const std::unique_ptr<Sequence>& a, const std::unique_ptr<Sequence>& b) { return a->id < b->id; });
     preemptions_ += preempted;
+    unreported_preemptions_ += preempted;  // to the observer with the next step that runs
 
     if (scheduled_.empty()) {
       ++steps_;
@@ -388,7 +389,8 @@ class Scheduler::Impl {
       step.running = static_cast<int64_t>(running_.size());
       step.waiting = static_cast<int64_t>(waiting_.size());
       step.kv_cache_usage = blocks_.usage();
-      step.preempted = preempted;
+      step.preempted = unreported_preemptions_;
+      unreported_preemptions_ = 0;
       observer_->OnStep(step);
     }
     return true;
@@ -583,6 +585,7 @@ class Scheduler::Impl {
   int64_t preemptions_ = 0;
   int64_t steps_ = 0;
   int64_t prefix_hit_tokens_ = 0;
+  int64_t unreported_preemptions_ = 0;
   // Per-step scratch.
   std::vector<PlanSequence> plan_running_, plan_waiting_;
   std::vector<Scheduled> scheduled_;

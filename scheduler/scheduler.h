@@ -82,7 +82,8 @@ class Scheduler {
   void BeginDrain();
   // Blocks until nothing is waiting or running, or the timeout passes; true when idle.
   bool WaitIdle(absl::Duration timeout);
-  // Ends every remaining request with Unavailable ("server shutting down"), joins the thread. Idempotent.
+  // Ends every remaining request with Unavailable ("server shutting down", reason kCancelled), joins the
+  // thread. Idempotent.
   void Shutdown();
 
   [[nodiscard]] SchedulerStats stats() const;

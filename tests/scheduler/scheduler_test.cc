@@ -266,6 +266,7 @@ TEST(Scheduler, ShutdownEndsRemainingWithUnavailable) {
   // It may have finished its 50 tokens before the shutdown reached it; otherwise Unavailable.
   if (!status.ok()) {
     EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shutting down")));
+    EXPECT_EQ(running->final().reason, FinishReason::kCancelled);
   }
   EXPECT_THAT(h.scheduler->Submit(Greedy(Prompt(5, 2), 3), std::make_shared<RecordingSink>()),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shut down")));
@@ -278,6 +279,7 @@ TEST(Scheduler, ShutdownBeforeStartEndsQueued) {
   h.scheduler->Shutdown();
   ASSERT_TRUE(queued->finished());
   EXPECT_THAT(queued->final().status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("shutting down")));
+  EXPECT_EQ(queued->final().reason, FinishReason::kCancelled);
 }
 
 TEST(Scheduler, StopStringAcrossTokensIsHeldBackAndCut) {
