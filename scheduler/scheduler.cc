@@ -1,6 +1,7 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <optional>
 #include <string>
@@ -52,7 +53,10 @@ class Scheduler::Impl {
 
   absl::StatusOr<uint64_t> Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
     RETURN_IF_ERROR(ValidateRequest(request, options_.limits, config_, executor_->routing_weights()));
-    const absl::Time now = clock_->Now();
+    // Built outside the lock (sampler seeding, detokenizer); a refused request's id is never used again.
+    const uint64_t id = next_id_.fetch_add(1, std::memory_order_relaxed);
+    auto seq = std::make_unique<Sequence>(id, std::move(request), std::move(sink), *tokenizer_, config_,
+                                          tokenizer_->eos_token_ids(), clock_->Now());
     absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("the scheduler is shut down");
     if (draining_) return absl::UnavailableError("the server is draining and accepts no new requests");
@@ -61,15 +65,13 @@ class Scheduler::Impl {
           StrCatStd("the waiting queue is full (max_waiting_requests = ", options_.max_waiting_requests,
                     " requests already waiting); retry later"));
     }
-    const uint64_t id = next_id_++;
-    inbox_.push_back(std::make_unique<Sequence>(id, std::move(request), std::move(sink), *tokenizer_, config_,
-                                                tokenizer_->eos_token_ids(), now));
+    inbox_.push_back(std::move(seq));
     return id;
   }
 
   void Cancel(uint64_t id) {
     absl::MutexLock lock(&mu_);
-    if (id == 0 || id >= next_id_ || stopping_) return;
+    if (id == 0 || id >= next_id_.load(std::memory_order_relaxed) || stopping_) return;
     cancels_.push_back(id);
   }
 
@@ -567,7 +569,7 @@ class Scheduler::Impl {
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Sequence>> inbox_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> cancels_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::atomic<uint64_t> next_id_{1};
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
