@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The expert-compute budget, measured: with the same --max-batch-expert-activations, how many tokens a
+# step packs (adak_batch_tokens_sum / _count from /metrics) and how fast prompts are processed, for native
+# top-K and for Ada-K requests. Prefill-heavy load (long prompts, few generated tokens) so the budget binds.
+#
+#   bash bench/expert_budget_bench.sh [--model DIR] [--allocator FILE] [--budget A] [--concurrency C]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="${BIN:-$ROOT/build/bin}"
+MODEL="$ROOT/../shared/models/stories-mixtral"
+ALLOCATOR=""
+BUDGET=256
+CONCURRENCY=16
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) MODEL="$2"; shift 2 ;;
+    --allocator) ALLOCATOR="$2"; shift 2 ;;
+    --budget) BUDGET="$2"; shift 2 ;;
+    --concurrency) CONCURRENCY="$2"; shift 2 ;;
+    *) echo "unknown flag $1"; exit 2 ;;
+  esac
+done
+if [ -z "$ALLOCATOR" ]; then
+  ALLOCATOR="$(ls "$ROOT"/docs/results/allocator-lambda-*.safetensors 2>/dev/null | head -1 || true)"
+fi
+[ -n "$ALLOCATOR" ] || ALLOCATOR="$MODEL/reference/allocator-random.safetensors"
+echo "# $(date -u +%FT%TZ) model=$(basename "$MODEL") allocator=$ALLOCATOR budget=$BUDGET expert activations/step" \
+     "max_batch_tokens=2048 concurrency=$CONCURRENCY cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\""
+for policy in topk adak; do
+  LOG="$(mktemp)"
+  "$BIN/adak" serve --model "$MODEL" --allocator "$ALLOCATOR" --grpc-port 0 --http-port 0 \
+      --max-batch-tokens 2048 --prefill-chunk 2048 --max-batch-expert-activations "$BUDGET" \
+      --max-running-requests 64 --max-waiting-requests 1024 2>"$LOG" &
+  SERVER=$!
+  for _ in $(seq 1 600); do grep -q "ready" "$LOG" && break; sleep 0.1; done
+  GRPC="$(grep -o 'grpc=[0-9.]*:[0-9]*' "$LOG" | head -1 | cut -d= -f2)"
+  HTTP="$(grep -o 'http=[0-9.]*:[0-9]*' "$LOG" | head -1 | cut -d= -f2)"
+  RESULT="$("$BIN/adak-loadgen" --target "$GRPC" --prompts "$ROOT/../shared/data/stories/valid.txt" \
+      --concurrency "$CONCURRENCY" --requests $((CONCURRENCY * 4)) --warmup 0 --max-tokens 4 --prompt-words 200 \
+      --routing "$policy" --json)"
+  METRICS="$(curl -s "http://$HTTP/metrics")"
+  kill $SERVER; wait $SERVER 2>/dev/null || true
+  rm -f "$LOG"
+  SUM="$(echo "$METRICS" | awk '/^adak_batch_tokens_sum/ {print $2}')"
+  COUNT="$(echo "$METRICS" | awk '/^adak_batch_tokens_count/ {print $2}')"
+  echo "$RESULT" | python3 -c "
+import json, sys
+r = json.loads(sys.stdin.read())
+tokens = float('$SUM'); steps = float('$COUNT')
+print(f'{r[\"routing\"]:5s} steps={steps:.0f} batch_tokens_mean={tokens/steps:.1f} '
+      f'prompt_tokens={r[\"prompt_tokens\"]} wall={r[\"seconds\"]:.2f}s prompt+gen tok/s={(r[\"prompt_tokens\"]+r[\"completion_tokens\"])/r[\"seconds\"]:.0f} '
+      f'TTFT p50 {r[\"ttft_ms_p50\"]:.0f} ms mean_k={r[\"mean_k\"]:.3f} errors={r[\"errors\"]}')"
+done
