@@ -526,6 +526,8 @@ OrderedJson CompletionBuilder::UsageObject(const scheduler::Usage& usage) const 
   out["prompt_tokens"] = usage.prompt_tokens;
   out["completion_tokens"] = usage.completion_tokens;
   out["total_tokens"] = usage.prompt_tokens + usage.completion_tokens;
+  // OpenAI's (and vLLM's) report of the prompt tokens served from the prefix cache.
+  out["prompt_tokens_details"] = OrderedJson{{"cached_tokens", usage.cached_prompt_tokens}};
   OrderedJson adak = OrderedJson::object();
   adak["expert_activations"] = usage.expert_activations;
   adak["expert_flops"] = usage.expert_flops;

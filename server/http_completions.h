@@ -74,7 +74,8 @@ class CompletionBuilder {
   // Not streaming: the whole response object. REQUIRES: final.status is OK.
   [[nodiscard]] std::string Response(const scheduler::FinalOutput& final) const;
 
-  // The usage object: prompt/completion/total tokens and the "adak" extension (expert_activations,
+  // The usage object: prompt/completion/total tokens, prompt_tokens_details.cached_tokens (prefix cache
+  // hits), and the "adak" extension (expert_activations,
   // expert_flops, expert_flops_saved, mean_k, and mean_k_per_layer with return_routing_stats).
   [[nodiscard]] std::string UsageJson(const scheduler::Usage& usage) const;
 

@@ -120,6 +120,20 @@ TEST_F(HttpGatewayTest, CompletionReturnsTextAndUsage) {
   EXPECT_DOUBLE_EQ(usage["adak"]["mean_k"].get<double>(), 2.0);
   EXPECT_DOUBLE_EQ(usage["adak"]["expert_flops_saved"].get<double>(), 0.0);
   EXPECT_FALSE(usage["adak"].contains("mean_k_per_layer"));
+  EXPECT_GE(usage["prompt_tokens_details"]["cached_tokens"].get<int>(), 0);
+}
+
+TEST_F(HttpGatewayTest, RepeatedLongPromptReportsCachedTokens) {
+  // 40 prompt tokens span full KV blocks (16 tokens each); the second call finds them in the prefix cache.
+  std::vector<int32_t> ids = {4095};
+  for (int i = 0; i < 40; ++i) ids.push_back(300 + i);
+  const Json request = {{"prompt", ids}, {"max_tokens", 2}, {"temperature", 0}, {"ignore_eos", true}};
+  const HttpResponse first = Post(request);
+  const HttpResponse second = Post(request);
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_GT(Parse(second)["usage"]["prompt_tokens_details"]["cached_tokens"].get<int>(), 0) << second.body;
+  EXPECT_EQ(Parse(first)["choices"][0]["text"], Parse(second)["choices"][0]["text"]);
 }
 
 TEST_F(HttpGatewayTest, StreamSendsServerSentEventsEndingWithDone) {
