@@ -159,6 +159,14 @@ AdvantageMoments NormalizeAdvantages(std::span<double> advantages, AdvantageNorm
   return m;
 }
 
+void DiscountWithinSegments(std::span<double> values, int64_t segment, double gamma) {
+  if (gamma == 0.0 || segment < 1) return;
+  const size_t n = static_cast<size_t>(segment);
+  for (size_t start = 0; start + n <= values.size(); start += n) {
+    for (size_t i = n - 1; i-- > 0;) values[start + i] += gamma * values[start + i + 1];
+  }
+}
+
 std::string_view LrScheduleName(LrSchedule schedule) {
   return schedule == LrSchedule::kCosine ? "cosine" : "constant";
 }

@@ -84,6 +84,13 @@ struct AdvantageMoments {
 // by max(stddev, 1e-8), so a constant batch becomes all zeros. An empty span is left alone (moments 0).
 AdvantageMoments NormalizeAdvantages(std::span<double> advantages, AdvantageNorm norm);
 
+// Credits a token with the discounted advantages of the tokens after it in its window, whose predictions
+// its routing also changes (through the KV cache of later layers): within each consecutive segment of
+// `segment` values, values[t] += gamma * values[t + 1] computed back to front (a discounted return).
+// gamma = 0 leaves the values alone (the paper: a token's own next-token log-likelihood only).
+// REQUIRES: segment >= 1 and divides values.size(); 0 <= gamma <= 1.
+void DiscountWithinSegments(std::span<double> values, int64_t segment, double gamma);
+
 // Learning-rate schedule over the PPO steps. kConstant: base_lr throughout (the paper). kCosine: step s
 // of n (1-based) uses base_lr * 0.5 * (1 + cos(pi * (s - 1) / n)): base_lr at the first step, decaying
 // towards 0 at the last.

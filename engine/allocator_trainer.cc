@@ -50,6 +50,9 @@ absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& o, const
                          o.clip, ")"));
   }
   if (o.ppo_epochs < 1 || o.ppo_epochs > 100) return bad(StrCatStd("--ppo-epochs must be in [1, 100], got ", o.ppo_epochs));
+  if (!(o.reward_gamma >= 0.0 && o.reward_gamma <= 1.0)) {
+    return bad(StrCatStd("--reward-gamma must be in [0, 1], got ", o.reward_gamma));
+  }
   if (o.lambda_warmup < 0) return bad(StrCatStd("--lambda-warmup must be >= 0, got ", o.lambda_warmup));
   if (o.warm_start_p && !(*o.warm_start_p > 0.0 && *o.warm_start_p <= 1.0)) {
     return bad(StrCatStd("--warm-start-p must be 'auto' or in (0, 1], got ", *o.warm_start_p));
@@ -263,6 +266,7 @@ absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
       reward += logp_roll[i] / static_cast<double>(n);
     }
     stats.reward += reward;
+    DiscountWithinSegments(*out, len - 1, options_.reward_gamma);
     stats.advantage_std += NormalizeAdvantages(*out, options_.advantage_norm).stddev;
   };
   if (options_.rollout == RolloutMode::kJoint) {
@@ -388,6 +392,7 @@ absl::Status AllocatorTrainer::Save(const std::filesystem::path& path,
       {"lr_schedule", std::string(LrScheduleName(options_.lr_schedule))},
       {"lambda_warmup", StrCatStd(options_.lambda_warmup)},
       {"rollout", std::string(RolloutModeName(options_.rollout))},
+      {"reward_gamma", StrCatStd(options_.reward_gamma)},
   };
   for (const auto& [key, value] : settings) meta.insert_or_assign(key, value);
   return WriteSafetensors(path, tensors, meta);

@@ -69,6 +69,9 @@ struct TrainAllocatorOptions {
   LrSchedule lr_schedule = LrSchedule::kConstant;  // over `steps` PPO steps
   int64_t lambda_warmup = 0;                       // PPO steps of linear lambda warm-up; 0 = none
   RolloutMode rollout = RolloutMode::kJoint;
+  // Discount of the later tokens' advantages credited to a token (DiscountWithinSegments over each
+  // window, before normalisation); 0 = the paper's per-token advantage.
+  double reward_gamma = 0.0;
 };
 
 // InvalidArgument naming the option and its range.
@@ -81,8 +84,9 @@ struct TrainStepStats {
   double reward = 0.0;              // mean log p(next | sampled routing) (per-layer: mean over rollouts)
   double baseline_reward = 0.0;     // mean log p(next | native top-K) (per-layer: | every layer's argmax)
   double advantage = 0.0;           // mean advantage (before any normalisation)
-  double advantage_std = 0.0;       // its standard deviation over the batch's tokens (per-layer rollouts:
-                                    // the mean over the rollouts)
+  double advantage_std = 0.0;       // standard deviation over the batch's tokens of the advantages fed
+                                    // to PPO, before normalisation (after --reward-gamma; per-layer
+                                    // rollouts: the mean over the rollouts)
   double lr = 0.0;                  // learning rate and lambda this step used (after the schedules)
   double lambda = 0.0;
   double loss = 0.0;                // PPO loss (surrogate + lambda * E[k]) of the last epoch, mean over layers

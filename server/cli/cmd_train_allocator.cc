@@ -11,6 +11,8 @@
 //   --lambda-warmup N                         lambda rises linearly over the first N PPO steps (default 0)
 //   --rollout joint|per-layer                 per-layer: one rollout per MoE layer, the other layers at their
 //                                             argmax, advantages against every layer's argmax (default joint)
+//   --reward-gamma G                          also credit a token with the later tokens' advantages in its
+//                                             window, discounted by G (default 0: its own only)
 #include <unistd.h>
 
 #include <chrono>
@@ -58,6 +60,7 @@ absl::Status Train(const Flags& flags) {
   ASSIGN_OR_RETURN(o.lr_schedule, engine::ParseLrSchedule(flags.String("lr-schedule", "constant")));
   ASSIGN_OR_RETURN(o.lambda_warmup, flags.Int("lambda-warmup", 0, 0, 10'000'000));
   ASSIGN_OR_RETURN(o.rollout, engine::ParseRolloutMode(flags.String("rollout", "joint")));
+  ASSIGN_OR_RETURN(o.reward_gamma, flags.Double("reward-gamma", 0.0, 0.0, 1.0));
   const std::string warm = flags.String("warm-start-p", "auto");
   if (warm == "none") {
     o.warm_start = false;
@@ -149,7 +152,7 @@ int RunTrainAllocator(int argc, char** argv) {
                             {{"model"}, {"data"}, {"out"}, {"lambda"}, {"steps"}, {"batch"}, {"seq-len"}, {"lr"},
                              {"ppo-epochs"}, {"clip"}, {"warm-start-p"}, {"warm-start-steps"}, {"seed"}, {"log"},
                              {"resume", false}, {"threads"}, {"advantage-norm"}, {"lr-schedule"},
-                             {"lambda-warmup"}, {"rollout"}});
+                             {"lambda-warmup"}, {"rollout"}, {"reward-gamma"}});
   if (!flags.ok()) return ReportError("train-allocator", flags.status());
   absl::Status s = Train(*flags);
   return s.ok() ? 0 : ReportError("train-allocator", s);

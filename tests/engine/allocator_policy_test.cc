@@ -287,5 +287,20 @@ TEST(AllocatorPolicy, LambdaWarmupIsLinear) {
   EXPECT_EQ(ScheduledLambda(0.02, 9, 4), 0.02);
 }
 
+TEST(AllocatorPolicy, DiscountWithinSegmentsStaysInsideEachWindow) {
+  std::vector<double> v = {1.0, 2.0, 3.0, 4.0, 5.0, 6.0};
+  DiscountWithinSegments(v, 3, 0.0);
+  EXPECT_EQ(v, (std::vector<double>{1.0, 2.0, 3.0, 4.0, 5.0, 6.0})) << "gamma 0: the paper's advantages";
+  DiscountWithinSegments(v, 3, 0.5);
+  // Back to front per window of 3: 3, 2 + 0.5 * 3, 1 + 0.5 * 3.5 | 6, 5 + 0.5 * 6, 4 + 0.5 * 8.
+  const std::vector<double> want = {2.75, 3.5, 3.0, 8.0, 8.0, 6.0};
+  for (size_t i = 0; i < v.size(); ++i) EXPECT_DOUBLE_EQ(v[i], want[i]) << i;
+  std::vector<double> w = {1.0, 1.0, 1.0};
+  DiscountWithinSegments(w, 1, 1.0);
+  EXPECT_EQ(w, (std::vector<double>{1.0, 1.0, 1.0})) << "windows of one token have no later tokens";
+  DiscountWithinSegments(w, 3, 1.0);
+  EXPECT_EQ(w, (std::vector<double>{3.0, 2.0, 1.0}));
+}
+
 }  // namespace
 }  // namespace adak::engine

@@ -154,6 +154,10 @@ TEST_F(AllocatorTrainerTest, RefusesBadOptions) {
   EXPECT_THAT(AllocatorTrainer::Create(*model_, data_, o).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--clip in (0, 1)")));
   o = options_;
+  o.reward_gamma = 1.5;
+  EXPECT_THAT(AllocatorTrainer::Create(*model_, data_, o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--reward-gamma must be in [0, 1], got 1.5")));
+  o = options_;
   o.lambda_warmup = -1;
   EXPECT_THAT(AllocatorTrainer::Create(*model_, data_, o).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--lambda-warmup must be >= 0, got -1")));
@@ -170,6 +174,7 @@ TEST_F(AllocatorTrainerTest, SchedulesAndAdvantageNormalisation) {
   options_.lr_schedule = LrSchedule::kCosine;
   options_.lambda_warmup = 2;
   options_.advantage_norm = AdvantageNorm::kStandardize;
+  options_.reward_gamma = 0.5;
   auto trainer = AllocatorTrainer::Create(*model_, data_, options_);
   ASSERT_THAT(trainer.status(), IsOk());
   for (int64_t s = 1; s <= options_.steps; ++s) {
@@ -191,6 +196,7 @@ TEST_F(AllocatorTrainerTest, SchedulesAndAdvantageNormalisation) {
   EXPECT_EQ(loaded.allocator_metadata.at("advantage_norm"), "standardize");
   EXPECT_EQ(loaded.allocator_metadata.at("lr_schedule"), "cosine");
   EXPECT_EQ(loaded.allocator_metadata.at("lambda_warmup"), "2");
+  EXPECT_EQ(loaded.allocator_metadata.at("reward_gamma"), "0.5");
 }
 
 TEST_F(AllocatorTrainerTest, GreedyKOfAZeroAllocatorIsOne) {
