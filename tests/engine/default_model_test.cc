@@ -1,0 +1,131 @@
+// The project's default model, models/stories-moe-small (trained by tools/train_demo_model.py), against the
+// PyTorch fp32 reference the training script wrote next to it (reference.json): the prompt's token ids, the
+// last position's top-10 ids and logits, and its routing in every layer. Also: its Ada-K allocator loads for
+// it and drives an Ada-K forward, and the committed files stay within the 16 MiB budget.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/routing_weights.h"
+#include "engine/session.h"
+#include "nlohmann/json.hpp"
+#include "tests/test_util.h"
+
+namespace adak::engine {
+namespace {
+
+using ::adak::testing::IsOk;
+
+// Both sides compute in fp32 from the same BF16 weights; only the summation order differs.
+constexpr double kRelTol = 1e-3;
+
+bool Close(double got, double want) { return std::fabs(got - want) <= kRelTol * std::max(1.0, std::fabs(want)); }
+
+std::filesystem::path ModelDir() { return ::adak::testing::SourceDir() / "models/stories-moe-small"; }
+
+class DefaultModelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto model = LoadModel(ModelDir());
+    ASSERT_THAT(model.status(), IsOk());
+    model_ = *std::move(model);
+    std::ifstream in(ModelDir() / "reference.json");
+    ASSERT_TRUE(in) << "missing " << (ModelDir() / "reference.json");
+    reference_ = nlohmann::json::parse(in);
+  }
+
+  std::unique_ptr<Model> model_;
+  nlohmann::json reference_;
+};
+
+TEST_F(DefaultModelTest, IsASmallMixtral) {
+  const ModelConfig& c = model_->config;
+  EXPECT_EQ(c.arch, Architecture::kMixtral);
+  EXPECT_EQ(c.num_experts, 8);
+  EXPECT_EQ(c.num_experts_per_tok, 2);
+  EXPECT_TRUE(c.norm_topk_prob);
+  EXPECT_EQ(c.vocab_size, 4096);
+  EXPECT_EQ(model_->tokenizer->eos_token_ids(), std::vector<int32_t>{4095});
+}
+
+TEST_F(DefaultModelTest, LastPositionMatchesPyTorchReference) {
+  auto ids = model_->tokenizer->Encode(reference_["prompt"].get<std::string>());
+  ASSERT_THAT(ids.status(), IsOk());
+  ASSERT_EQ(*ids, reference_["input_ids"].get<std::vector<int32_t>>());
+
+  auto session = Session::Create(*model_, SessionOptions{});
+  ASSERT_THAT(session.status(), IsOk());
+  AppendOptions options;
+  options.record_routing = true;
+  AppendResult out;
+  ASSERT_THAT((*session)->Append(*ids, options, &out), IsOk());
+  const int64_t vocab = model_->config.vocab_size;
+  ASSERT_EQ(out.logits.size(), static_cast<size_t>(vocab));
+  const float* row = out.logits.data();
+  for (int64_t v = 0; v < vocab; ++v) ASSERT_FALSE(std::isnan(row[v])) << "id " << v;
+
+  std::vector<int32_t> order(static_cast<size_t>(vocab));
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + 10, order.end(),
+                    [&](int32_t a, int32_t b) { return row[a] != row[b] ? row[a] > row[b] : a < b; });
+  const auto& top10 = reference_["last_position_top10"];
+  ASSERT_EQ(top10.size(), 10u);
+  for (size_t i = 0; i < 10; ++i) {
+    const int32_t want_id = top10[i][0].get<int32_t>();
+    EXPECT_EQ(order[i], want_id) << "rank " << i;
+    EXPECT_PRED2(Close, row[want_id], top10[i][1].get<double>()) << "rank " << i << " id " << want_id;
+  }
+
+  // Routing of the last position, experts in router rank order (fp32 on both sides: exact).
+  const size_t e = static_cast<size_t>(model_->config.num_experts);
+  const size_t last = ids->size() - 1;
+  const auto& want_routes = reference_["last_position_experts_per_layer"];
+  ASSERT_EQ(out.routed_ids.size(), want_routes.size());
+  for (size_t l = 0; l < want_routes.size(); ++l) {
+    const auto want = want_routes[l].get<std::vector<int32_t>>();
+    ASSERT_EQ(out.routed_k[l][last], static_cast<int32_t>(want.size())) << "layer " << l;
+    for (size_t j = 0; j < want.size(); ++j) {
+      EXPECT_EQ(out.routed_ids[l][last * e + j], want[j]) << "layer " << l << " slot " << j;
+    }
+  }
+}
+
+TEST_F(DefaultModelTest, AllocatorLoadsAndRoutesAdaptively) {
+  RoutingWeights weights;
+  ASSERT_THAT(LoadAllocator(ModelDir() / "allocator.safetensors", model_->config, &weights), IsOk());
+  ASSERT_TRUE(weights.has_allocator());
+  const size_t per_layer = static_cast<size_t>(model_->config.num_experts * model_->config.hidden_size);
+  for (int64_t l = 0; l < model_->config.num_layers; ++l) {
+    EXPECT_EQ(weights.allocator[static_cast<size_t>(l)].size(), per_layer) << "layer " << l;
+  }
+  auto session = Session::Create(*model_, SessionOptions{}, std::move(weights));
+  ASSERT_THAT(session.status(), IsOk());
+  const auto ids = reference_["input_ids"].get<std::vector<int32_t>>();
+  AppendOptions options;
+  options.routing.policy = RoutingPolicy::kAdaK;
+  AppendResult out;
+  ASSERT_THAT((*session)->Append(ids, options, &out), IsOk());
+  ASSERT_EQ(out.routed_k.size(), static_cast<size_t>(model_->config.num_layers));
+  for (const auto& layer : out.routed_k) {
+    ASSERT_EQ(layer.size(), ids.size());
+    for (int32_t k : layer) {
+      EXPECT_GE(k, 1);
+      EXPECT_LE(k, model_->config.num_experts);
+    }
+  }
+}
+
+// ISSUE 5: model and allocator together at most 16 MiB.
+TEST(DefaultModelFiles, FitTheSizeBudget) {
+  const auto dir = ModelDir();
+  const auto bytes = std::filesystem::file_size(dir / "model.safetensors") +
+                     std::filesystem::file_size(dir / "allocator.safetensors");
+  EXPECT_LE(bytes, 16u << 20);
+}
+
+}  // namespace
+}  // namespace adak::engine
