@@ -1,19 +1,18 @@
 #!/usr/bin/env bash
-# From a clean clone to the engine running on the default model: installs dependencies, builds `adak`,
-# writes the default model on first run (a small random Mixtral-architecture MoE made by
-# `adak make-model`, until the project's trained default model lands), and generates from it.
-# Arguments are passed to `adak generate` (e.g. --prompt "..." --max-tokens 64).
+# From a clean clone to a running server: installs dependencies, builds `adak`, and serves the project's
+# own default model (models/stories-moe-small, a small MoE trained by tools/train_demo_model.py, with its
+# Ada-K allocator) over gRPC on 127.0.0.1:50051 and OpenAI-compatible HTTP on 127.0.0.1:8080 until
+# Ctrl-C / SIGTERM (which drains). Extra arguments go to `adak serve` (e.g. --host 0.0.0.0 --http-port 9000);
+# ADAK_MODEL=DIR serves another model directory (its allocator.safetensors, if present, is loaded too).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/install-deps.sh
 TARGETS=adak bash scripts/build.sh
 ADAK="${BUILD_DIR:-build}/bin/adak"
-MODEL="${ADAK_MODEL:-models/default-random}"
-if [ ! -f "$MODEL/config.json" ]; then
-  "$ADAK" make-model --arch mixtral --out "$MODEL" --seed 1
+MODEL="${ADAK_MODEL:-models/stories-moe-small}"
+ARGS=(--model "$MODEL")
+if [ -f "$MODEL/allocator.safetensors" ]; then
+  ARGS+=(--allocator "$MODEL/allocator.safetensors" --default-routing adak)
 fi
-if [ $# -eq 0 ]; then
-  set -- --prompt "Once upon a time" --max-tokens 32
-fi
-exec "$ADAK" generate --model "$MODEL" "$@"
+exec "$ADAK" serve "${ARGS[@]}" "$@"

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """A generic command-line gRPC client for adak-serve (grpcurl-like, from Debian packages only).
 
-Compiles the repo's proto/ with protoc and grpc_python_plugin (Debian: protobuf-compiler,
-protobuf-compiler-grpc) into a temporary directory, then calls one method with a JSON request and prints
+Compiles the repo's proto/ with protoc (Debian: protobuf-compiler) into a temporary directory, then calls
+one method with a JSON request (through grpc's generic channel API) and prints
 each response message as one line of JSON (one line per stream message for GenerateStream).
 
     /usr/bin/python3 tools/grpc_call.py [--target 127.0.0.1:50051] SERVICE/METHOD 'JSON'
@@ -14,6 +14,7 @@ Needs python3-grpcio and python3-protobuf (Debian). Exit status: 0 on OK, 1 with
 """
 import argparse
 import importlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -25,13 +26,8 @@ PROTOS = {"adak.v1": "adak/v1/generation.proto", "grpc.health.v1": "grpc/health/
 
 
 def compile_protos(out_dir):
-    plugin = "/usr/bin/grpc_python_plugin"
-    cmd = ["protoc", "-I", PROTO_ROOT, f"--python_out={out_dir}", f"--grpc_python_out={out_dir}",
-           f"--plugin=protoc-gen-grpc_python={plugin}"] + list(PROTOS.values())
+    cmd = ["protoc", "-I", PROTO_ROOT, f"--python_out={out_dir}"] + list(PROTOS.values())
     subprocess.run(cmd, check=True)
-    for package in {p.split("/")[0] for p in PROTOS.values()}:
-        for dirpath, _, _ in os.walk(os.path.join(out_dir, package)):
-            open(os.path.join(dirpath, "__init__.py"), "a").close()
 
 
 def main():
@@ -51,16 +47,21 @@ def main():
         sys.exit(f"grpc_call: unknown method {args.method!r} (services: adak.v1.Generation, grpc.health.v1.Health)")
     with tempfile.TemporaryDirectory() as out_dir:
         compile_protos(out_dir)
-        sys.path.insert(0, out_dir)
-        module = PROTOS[package][:-len(".proto")].replace("/", ".")
-        pb2 = importlib.import_module(module + "_pb2")
-        pb2_grpc = importlib.import_module(module + "_pb2_grpc")
+        # Loaded by file path under a private name: grpc/health/v1 would collide with the grpc package.
+        path = os.path.join(out_dir, PROTOS[package][:-len(".proto")] + "_pb2.py")
+        spec = importlib.util.spec_from_file_location("_adak_call_pb2", path)
+        pb2 = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(pb2)
     descriptor = pb2.DESCRIPTOR.services_by_name[service.rsplit(".", 1)[1]].methods_by_name.get(method)
     if descriptor is None:
         sys.exit(f"grpc_call: {service} has no method {method!r}")
-    request = json_format.Parse(args.request, getattr(pb2, descriptor.input_type.name)())
-    stub = getattr(pb2_grpc, service.rsplit(".", 1)[1] + "Stub")(grpc.insecure_channel(args.target))
-    call = getattr(stub, method)
+    request_type = getattr(pb2, descriptor.input_type.name)
+    response_type = getattr(pb2, descriptor.output_type.name)
+    request = json_format.Parse(args.request, request_type())
+    channel = grpc.insecure_channel(args.target)
+    factory = channel.unary_stream if descriptor.server_streaming else channel.unary_unary
+    call = factory(f"/{service}/{method}", request_serializer=request_type.SerializeToString,
+                   response_deserializer=response_type.FromString)
     try:
         responses = call(request, timeout=args.timeout)
         if not descriptor.server_streaming:

@@ -25,7 +25,8 @@ constexpr Command kCommands[] = {
     {"train-allocator", adak::cli::RunTrainAllocator,
      "--model DIR --data FILE --out FILE [--lambda 3e-3] [--steps N] [--batch B] [--seq-len L] [--lr 1e-3] "
      "[--ppo-epochs 2] [--clip 0.2] [--warm-start-p auto|P] [--warm-start-steps N] [--seed S] [--log FILE] "
-     "[--resume] [--threads N]"},
+     "[--resume] [--threads N] [--advantage-norm none|center|standardize] [--lr-schedule constant|cosine] "
+     "[--lambda-warmup N] [--rollout joint|per-layer] [--reward-gamma G]"},
     {"serve", adak::cli::RunServe,
      "--model DIR [--allocator FILE] [--null-experts FILE] [--default-routing topk|adak|null|topp] "
      "[--default-top-p P] [--grpc-port 50051] [--http-port 8080] [--host 127.0.0.1] [--max-batch-tokens N] "
