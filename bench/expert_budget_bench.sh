@@ -43,11 +43,12 @@ for policy in topk adak; do
   rm -f "$LOG"
   SUM="$(echo "$METRICS" | awk '/^adak_batch_tokens_sum/ {print $2}')"
   COUNT="$(echo "$METRICS" | awk '/^adak_batch_tokens_count/ {print $2}')"
-  echo "$RESULT" | python3 -c "
-import json, sys
+  echo "$RESULT" | SUM="$SUM" COUNT="$COUNT" python3 -c '
+import json, os, sys
 r = json.loads(sys.stdin.read())
-tokens = float('$SUM'); steps = float('$COUNT')
-print(f'{r[\"routing\"]:5s} steps={steps:.0f} batch_tokens_mean={tokens/steps:.1f} '
-      f'prompt_tokens={r[\"prompt_tokens\"]} wall={r[\"seconds\"]:.2f}s prompt+gen tok/s={(r[\"prompt_tokens\"]+r[\"completion_tokens\"])/r[\"seconds\"]:.0f} '
-      f'TTFT p50 {r[\"ttft_ms_p50\"]:.0f} ms mean_k={r[\"mean_k\"]:.3f} errors={r[\"errors\"]}')"
+steps = float(os.environ["COUNT"]); tokens = float(os.environ["SUM"])
+rate = (r["prompt_tokens"] + r["completion_tokens"]) / r["seconds"]
+print("{:5s} steps={:.0f} batch_tokens_mean={:.1f} prompt_tokens={} wall={:.2f}s prompt+gen tok/s={:.0f} "
+      "TTFT p50 {:.0f} ms mean_k={:.3f} errors={}".format(r["routing"], steps, tokens / steps, r["prompt_tokens"],
+      r["seconds"], rate, r["ttft_ms_p50"], r["mean_k"], r["errors"]))'
 done

@@ -2,7 +2,8 @@
 //
 // `--concurrency C` client threads each send streaming requests back to back until `--requests N` are
 // done (after `--warmup W` unmeasured ones). Prompts are the first `--prompt-words` words of successive
-// paragraphs of `--prompts FILE` (one story per paragraph), so each request differs. Reports generated
+// stories of `--prompts FILE` (separated by blank lines or `<|endoftext|>` lines), so each request differs
+// (prompts repeat only when the file has fewer stories than requests). Reports generated
 // tokens/s over the measured wall time, time to first token and inter-token latency percentiles (the gap
 // between consecutive streamed messages, per token), and the mean k the server reported in usage.
 //
@@ -62,7 +63,7 @@ std::vector<std::string> ReadPrompts(const std::string& path, int64_t words, int
     paragraph.clear();
   };
   while (static_cast<int64_t>(prompts.size()) < count && std::getline(in, line)) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos || line.find("<|endoftext|>") != std::string::npos) {
       flush();
     } else {
       paragraph += line + " ";
