@@ -417,6 +417,15 @@ std::string CompletionBuilder::PieceAfter(int32_t prev, int32_t id) const {
   return tokenizer_.Decode(alone);
 }
 
+std::vector<std::pair<std::string, float>> CompletionBuilder::GeneratedTop(size_t i) const {
+  const TokenEntry& token = tokens_[i];
+  const int32_t prev = i > 0 ? tokens_[i - 1].id : (prompt_ids_.empty() ? -1 : prompt_ids_.back());
+  std::vector<std::pair<std::string, float>> top;
+  top.emplace_back(PieceAfter(prev, token.id), token.logprob);
+  for (const scheduler::TopLogprob& alt : token.top) top.emplace_back(PieceAfter(prev, alt.id), alt.logprob);
+  return top;
+}
+
 void CompletionBuilder::AddTokens(const std::vector<scheduler::TokenOutput>& tokens) {
   for (const scheduler::TokenOutput& token : tokens) {
     text_ += token.text;
@@ -438,6 +447,13 @@ struct LogprobsJson {
   OrderedJson token_logprobs = OrderedJson::array();
   OrderedJson top_logprobs = OrderedJson::array();
   OrderedJson text_offset = OrderedJson::array();
+
+  void Add(const std::string& token, OrderedJson logprob, OrderedJson top, size_t offset) {
+    tokens.push_back(token);
+    token_logprobs.push_back(std::move(logprob));
+    top_logprobs.push_back(std::move(top));
+    text_offset.push_back(offset);
+  }
 
   OrderedJson Take() {
     OrderedJson out = OrderedJson::object();
@@ -487,15 +503,7 @@ std::string CompletionBuilder::StreamChunk() {
     LogprobsJson lp;
     for (; streamed_tokens_ < tokens_.size(); ++streamed_tokens_) {
       const TokenEntry& token = tokens_[streamed_tokens_];
-      const int32_t prev = streamed_tokens_ > 0 ? tokens_[streamed_tokens_ - 1].id
-                                                : (prompt_ids_.empty() ? -1 : prompt_ids_.back());
-      std::vector<std::pair<std::string, float>> top;
-      top.emplace_back(PieceAfter(prev, token.id), token.logprob);
-      for (const scheduler::TopLogprob& alt : token.top) top.emplace_back(PieceAfter(prev, alt.id), alt.logprob);
-      lp.tokens.push_back(token.piece);
-      lp.token_logprobs.push_back(token.logprob);
-      lp.top_logprobs.push_back(TopDict(top));
-      lp.text_offset.push_back(streamed_offset_);
+      lp.Add(token.piece, token.logprob, TopDict(GeneratedTop(streamed_tokens_)), streamed_offset_);
       streamed_offset_ += token.piece.size();
     }
     choice["logprobs"] = lp.Take();
@@ -595,14 +603,7 @@ std::string CompletionBuilder::Response(const scheduler::FinalOutput& final) con
     }
     for (size_t i = 0; i < tokens_.size(); ++i) {
       const TokenEntry& token = tokens_[i];
-      const int32_t prev = i > 0 ? tokens_[i - 1].id : (prompt_ids_.empty() ? -1 : prompt_ids_.back());
-      std::vector<std::pair<std::string, float>> top;
-      top.emplace_back(PieceAfter(prev, token.id), token.logprob);
-      for (const scheduler::TopLogprob& alt : token.top) top.emplace_back(PieceAfter(prev, alt.id), alt.logprob);
-      lp.tokens.push_back(token.piece);
-      lp.token_logprobs.push_back(token.logprob);
-      lp.top_logprobs.push_back(TopDict(top));
-      lp.text_offset.push_back(offset);
+      lp.Add(token.piece, token.logprob, TopDict(GeneratedTop(i)), offset);
       offset += token.piece.size();
     }
     choice["logprobs"] = lp.Take();

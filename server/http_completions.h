@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -90,6 +91,9 @@ class CompletionBuilder {
   [[nodiscard]] nlohmann::ordered_json UsageObject(const scheduler::Usage& usage) const;
   // The text of `id` after `prev` (-1: at the start), for top-logprob keys.
   [[nodiscard]] std::string PieceAfter(int32_t prev, int32_t id) const;
+  // Generated token i's top-logprob entries: the token itself, then its alternatives (text after the
+  // previous token).
+  [[nodiscard]] std::vector<std::pair<std::string, float>> GeneratedTop(size_t i) const;
 
   const ServiceContext& context_;
   const engine::Tokenizer& tokenizer_;
