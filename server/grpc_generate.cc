@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/server_context.h"
+#include "server/call_cancellation.h"
 #include "server/grpc_admission.h"
 #include "server/grpc_convert.h"
 #include "server/request_builder.h"
@@ -74,24 +75,10 @@ class UnaryState final : public scheduler::RequestSink {
   }
 
   // Records the scheduler id; cancels the request when the call was cancelled meanwhile.
-  void SetId(uint64_t id) {
-    bool cancelled = false;
-    {
-      absl::MutexLock lock(&mu_);
-      id_ = id;
-      cancelled = cancelled_;
-    }
-    if (cancelled) context_->scheduler->Cancel(id);
-  }
+  void SetId(uint64_t id) { cancellation_.SetIds({id}); }
 
   void Cancel() {
-    std::optional<uint64_t> id;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-      id = id_;
-    }
-    if (id.has_value()) context_->scheduler->Cancel(*id);
+    cancellation_.Cancel();
     FinishOnce(CancelledByClient());
   }
 
@@ -112,8 +99,7 @@ class UnaryState final : public scheduler::RequestSink {
   absl::Mutex mu_;
   std::string text_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<uint64_t> id_ ABSL_GUARDED_BY(mu_);
+  CallCancellation cancellation_{CancelIn(context_->scheduler)};
 };
 
 class UnaryReactor final : public grpc::ServerUnaryReactor {
@@ -155,38 +141,20 @@ class StreamState final : public scheduler::RequestSink {
     Pump();
   }
 
-  void SetId(uint64_t id) {
-    bool cancelled = false;
-    {
-      absl::MutexLock lock(&mu_);
-      id_ = id;
-      cancelled = cancelled_;
-    }
-    if (cancelled) context_->scheduler->Cancel(id);
-  }
+  // Records the scheduler id; cancels the request when the call was cancelled meanwhile.
+  void SetId(uint64_t id) { cancellation_.SetIds({id}); }
 
   void Cancel() {
-    std::optional<uint64_t> id;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-      id = id_;
-    }
-    if (id.has_value()) context_->scheduler->Cancel(*id);
+    cancellation_.Cancel();
     Pump();
   }
 
   void WriteDone(bool ok) {
-    std::optional<uint64_t> id;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
-      if (!ok) {  // the stream is broken (client gone): stop generating for it
-        cancelled_ = true;
-        id = id_;
-      }
     }
-    if (id.has_value()) context_->scheduler->Cancel(*id);
+    if (!ok) cancellation_.Cancel();  // the stream is broken (client gone): stop generating for it
     Pump();
   }
 
@@ -223,7 +191,7 @@ class StreamState final : public scheduler::RequestSink {
       absl::MutexLock lock(&mu_);
       if (writing_ || finish_started_) return;
       const bool final_ok = final_.has_value() && final_->status.ok();
-      if (cancelled_) {
+      if (cancellation_.cancelled()) {
         finish_started_ = true;
         action = Action::kFinish;
         status = CancelledByClient();
@@ -262,8 +230,7 @@ class StreamState final : public scheduler::RequestSink {
   std::optional<scheduler::FinalOutput> final_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  std::optional<uint64_t> id_ ABSL_GUARDED_BY(mu_);
+  CallCancellation cancellation_{CancelIn(context_->scheduler)};  // its lock nests inside mu_ (in Pump)
   GenerateStreamResponse message_;  // the write in flight; lives until OnDone (the state outlives the reactor)
 };
 

@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/strings.h"
 #include "grpcpp/server_context.h"
+#include "server/call_cancellation.h"
 #include "server/grpc_admission.h"
 #include "server/grpc_convert.h"
 #include "server/request_builder.h"
@@ -142,26 +143,11 @@ class ScoreState final : public std::enable_shared_from_this<ScoreState> {
       }
       submitted.push_back(*id);
     }
-    bool cancelled = false;
-    {
-      absl::MutexLock lock(&mu_);
-      ids_ = submitted;
-      cancelled = cancelled_;
-    }
-    // Outside the lock: the scheduler may hold its own lock while it calls our sinks.
-    if (cancelled) {
-      for (uint64_t id : submitted) context_->scheduler->Cancel(id);
-    }
+    cancellation_.SetIds(std::move(submitted));
   }
 
   void Cancel() {
-    std::vector<uint64_t> ids;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-      ids = ids_;
-    }
-    for (uint64_t id : ids) context_->scheduler->Cancel(id);
+    cancellation_.Cancel();
     FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled"));
   }
 
@@ -229,9 +215,8 @@ class ScoreState final : public std::enable_shared_from_this<ScoreState> {
   std::vector<Part> parts_ ABSL_GUARDED_BY(mu_);
   std::vector<std::optional<scheduler::FinalOutput>> results_ ABSL_GUARDED_BY(mu_);
   size_t remaining_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<uint64_t> ids_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  CallCancellation cancellation_{CancelIn(context_->scheduler)};
 };
 
 class ScoreReactor final : public grpc::ServerUnaryReactor {
