@@ -152,9 +152,11 @@ TEST(Scheduler, KvExhaustionPreemptsNewestAndOutputIsUnchanged) {
   SchedulerOptions options;
   options.limits.max_context = 40;
   Harness h(options, /*num_blocks=*/18, /*block_size=*/4, /*max_context=*/64);
-  h.scheduler->Start();
+  // All three are queued before the loop starts: submitted into a running scheduler, the first could finish
+  // before the last arrives on a loaded machine, and nothing would need preempting.
   std::vector<std::shared_ptr<RecordingSink>> sinks;
   for (int32_t i = 0; i < 3; ++i) sinks.push_back(h.Submit(Greedy(Prompt(8, 10 + i), 24)));
+  h.scheduler->Start();
   for (int32_t i = 0; i < 3; ++i) {
     ASSERT_TRUE(sinks[static_cast<size_t>(i)]->Wait());
     EXPECT_THAT(sinks[static_cast<size_t>(i)]->final().status, IsOk());
