@@ -150,11 +150,13 @@ class StreamState final : public scheduler::RequestSink {
   }
 
   void WriteDone(bool ok) {
+    // A broken stream (client gone) stops generating. Marked before writing_ clears, so no Pump in between
+    // starts another write on it.
+    if (!ok) cancellation_.Cancel();
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
     }
-    if (!ok) cancellation_.Cancel();  // the stream is broken (client gone): stop generating for it
     Pump();
   }
 
