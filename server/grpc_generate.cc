@@ -12,6 +12,7 @@
 #include "server/call_cancellation.h"
 #include "server/grpc_admission.h"
 #include "server/grpc_convert.h"
+#include "server/grpc_unary_reactor.h"
 #include "server/request_builder.h"
 #include "server/status_mapping.h"
 
@@ -100,16 +101,6 @@ class UnaryState final : public scheduler::RequestSink {
   std::string text_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   CallCancellation cancellation_{CancelIn(context_->scheduler)};
-};
-
-class UnaryReactor final : public grpc::ServerUnaryReactor {
- public:
-  void set_state(std::shared_ptr<UnaryState> state) { state_ = std::move(state); }
-  void OnCancel() override { state_->Cancel(); }
-  void OnDone() override { delete this; }
-
- private:
-  std::shared_ptr<UnaryState> state_;
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -251,7 +242,7 @@ class StreamReactor final : public grpc::ServerWriteReactor<GenerateStreamRespon
 
 grpc::ServerUnaryReactor* StartGenerate(grpc::CallbackServerContext* call, const GenerateRequest* request,
                                         GenerateResponse* response, ServiceContext* context) {
-  auto* reactor = new UnaryReactor();
+  auto* reactor = new UnaryCallReactor<UnaryState>();
   auto state = std::make_shared<UnaryState>(context, reactor, response, request->has_logprobs());
   reactor->set_state(state);
   absl::StatusOr<scheduler::GenerationRequest> built = BuildFromCall(call, *request, *context);

@@ -12,6 +12,7 @@
 #include "server/call_cancellation.h"
 #include "server/grpc_admission.h"
 #include "server/grpc_convert.h"
+#include "server/grpc_unary_reactor.h"
 #include "server/request_builder.h"
 #include "server/status_mapping.h"
 
@@ -219,21 +220,11 @@ class ScoreState final : public std::enable_shared_from_this<ScoreState> {
   CallCancellation cancellation_{CancelIn(context_->scheduler)};
 };
 
-class ScoreReactor final : public grpc::ServerUnaryReactor {
- public:
-  void set_state(std::shared_ptr<ScoreState> state) { state_ = std::move(state); }
-  void OnCancel() override { state_->Cancel(); }
-  void OnDone() override { delete this; }
-
- private:
-  std::shared_ptr<ScoreState> state_;
-};
-
 }  // namespace
 
 grpc::ServerUnaryReactor* StartScore(grpc::CallbackServerContext* call, const ScoreRequest* request,
                                      ScoreResponse* response, ServiceContext* context) {
-  auto* reactor = new ScoreReactor();
+  auto* reactor = new UnaryCallReactor<ScoreState>();
   auto state = std::make_shared<ScoreState>(context, reactor, response);
   reactor->set_state(state);
   if (absl::Status serving = CheckServing(*context); !serving.ok()) {
