@@ -78,21 +78,36 @@ class SchedulerEngineTest : public ::testing::Test {
     return cases;
   }
 
+  // The real engine under a scheduler: a 2-thread CPU backend, a KV cache of `num_blocks` blocks of 16
+  // tokens, the model runner and its step executor.
+  struct EngineStack {
+    engine::CpuBackend backend{2};
+    std::unique_ptr<engine::KvCache> cache;
+    std::unique_ptr<engine::ModelRunner> runner;
+    std::unique_ptr<StepExecutor> executor;
+  };
+  void BuildEngine(int64_t num_blocks, EngineStack* stack) {
+    auto cache = engine::KvCache::Create(&stack->backend, model_->config, num_blocks, 16);
+    ASSERT_THAT(cache, IsOk());
+    stack->cache = std::move(cache).value();
+    auto runner =
+        engine::ModelRunner::Create(model_->config, model_->weights, routing_, &stack->backend, stack->cache.get());
+    ASSERT_THAT(runner, IsOk());
+    stack->runner = std::move(runner).value();
+    stack->executor = MakeRunnerExecutor(stack->runner.get());
+  }
+
   // Runs every case concurrently through a scheduler over a KV cache of `num_blocks` blocks of 16.
   void RunConcurrently(const std::vector<Case>& cases, int64_t num_blocks, int64_t max_context, int64_t* preemptions,
                        int rounds = 1, int64_t* cache_hits = nullptr) {
-    engine::CpuBackend backend(2);
-    auto cache = engine::KvCache::Create(&backend, model_->config, num_blocks, 16);
-    ASSERT_THAT(cache, IsOk());
-    auto runner = engine::ModelRunner::Create(model_->config, model_->weights, routing_, &backend, cache->get());
-    ASSERT_THAT(runner, IsOk());
-    std::unique_ptr<StepExecutor> executor = MakeRunnerExecutor(runner->get());
+    EngineStack stack;
+    ASSERT_NO_FATAL_FAILURE(BuildEngine(num_blocks, &stack));
     SchedulerOptions options;
     options.max_batch_tokens = 64;
     options.prefill_chunk = 24;
     options.limits.max_context = max_context;
     RecordingObserver observer;
-    auto scheduler = Scheduler::Create(executor.get(), model_->tokenizer.get(), options, nullptr, &observer);
+    auto scheduler = Scheduler::Create(stack.executor.get(), model_->tokenizer.get(), options, nullptr, &observer);
     ASSERT_THAT(scheduler, IsOk());
     for (int round = 0; round < rounds; ++round) {
       std::vector<std::shared_ptr<RecordingSink>> sinks;
@@ -146,16 +161,12 @@ TEST_F(SchedulerEngineTest, ConcurrentGreedyMatchesGenerateAlone) {
 TEST_F(SchedulerEngineTest, LogprobsAreBatchInvariant) {
   const std::vector<Case> cases = MakeCases(32, 16);
   auto run = [&](const std::vector<size_t>& which, std::vector<std::vector<TokenOutput>>* outputs) {
-    engine::CpuBackend backend(2);
-    auto cache = engine::KvCache::Create(&backend, model_->config, 512, 16);
-    ASSERT_THAT(cache, IsOk());
-    auto runner = engine::ModelRunner::Create(model_->config, model_->weights, routing_, &backend, cache->get());
-    ASSERT_THAT(runner, IsOk());
-    std::unique_ptr<StepExecutor> executor = MakeRunnerExecutor(runner->get());
+    EngineStack stack;
+    ASSERT_NO_FATAL_FAILURE(BuildEngine(512, &stack));
     SchedulerOptions options;
     options.max_batch_tokens = 128;
     options.prefill_chunk = 32;
-    auto scheduler = Scheduler::Create(executor.get(), model_->tokenizer.get(), options, nullptr, nullptr);
+    auto scheduler = Scheduler::Create(stack.executor.get(), model_->tokenizer.get(), options, nullptr, nullptr);
     ASSERT_THAT(scheduler, IsOk());
     (*scheduler)->Start();
     std::vector<std::shared_ptr<RecordingSink>> sinks;
@@ -208,19 +219,15 @@ TEST_F(SchedulerEngineTest, ExpertBudgetPacksMoreAdaKTokens) {
   auto ids = model_->tokenizer->Encode(kStory);
   ASSERT_THAT(ids, IsOk());
   auto run = [&](const engine::RoutingParams& routing, int64_t* steps, int64_t* mean_k_x1000) {
-    engine::CpuBackend backend(2);
-    auto cache = engine::KvCache::Create(&backend, model_->config, 64, 16);
-    ASSERT_THAT(cache, IsOk());
-    auto runner = engine::ModelRunner::Create(model_->config, model_->weights, routing_, &backend, cache->get());
-    ASSERT_THAT(runner, IsOk());
-    std::unique_ptr<StepExecutor> executor = MakeRunnerExecutor(runner->get());
+    EngineStack stack;
+    ASSERT_NO_FATAL_FAILURE(BuildEngine(64, &stack));
     SchedulerOptions options;
     options.max_batch_tokens = 64;
     options.prefill_chunk = 64;
     options.max_batch_expert_activations = 16.0 * 2 * 4;  // 16 tokens x K = 2 x 4 MoE layers
     options.enable_prefix_caching = false;
     RecordingObserver observer;
-    auto scheduler = Scheduler::Create(executor.get(), model_->tokenizer.get(), options, nullptr, &observer);
+    auto scheduler = Scheduler::Create(stack.executor.get(), model_->tokenizer.get(), options, nullptr, &observer);
     ASSERT_THAT(scheduler, IsOk());
     (*scheduler)->Start();
     std::vector<std::shared_ptr<RecordingSink>> sinks;
