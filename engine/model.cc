@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& di
   auto weights = BindModelWeights(model->config, std::shared_ptr<const WeightStore>(std::move(*store)));
   if (!weights.ok()) return Annotate(weights.status(), dir);
   model->weights = *std::move(weights);
-  auto tokenizer = Tokenizer::FromModelDir(dir);
+  auto tokenizer = tokenizer::Tokenizer::FromModelDir(dir);
   if (!tokenizer.ok()) return Annotate(tokenizer.status(), dir);
   model->tokenizer = *std::move(tokenizer);
   if (model->tokenizer->vocab_size() > model->config.vocab_size) {

@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
-#include "engine/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace adak::engine {
 
@@ -20,7 +20,7 @@ struct Model {
   std::filesystem::path dir;
   ModelConfig config;
   ModelWeights weights;
-  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
 };
 
 struct ParameterCounts {

@@ -7,7 +7,7 @@
 // directory: `model.safetensors`, or the shards listed by `model.safetensors.index.json` (each shard's
 // tensors must be the ones the index assigns to it). Both are immutable after Open and safe to share
 // across threads. WriteSafetensors writes a file from memory; SafetensorsWriter streams one of any size
-// (e.g. a multi-GB random checkpoint from engine/make_model.h) and is used by one thread at a time.
+// (e.g. a multi-GB random checkpoint from testing/make_model.h) and is used by one thread at a time.
 #ifndef ADAK_ENGINE_SAFETENSORS_H_
 #define ADAK_ENGINE_SAFETENSORS_H_
 

@@ -112,7 +112,7 @@ absl::StatusOr<GenerateResult> Generate(Session& session, std::span<const int32_
   result.prompt_ids.assign(prompt_ids.begin(), prompt_ids.end());
   std::vector<int32_t> context(prompt_ids.begin(), prompt_ids.end());
   Sampler sampler(options.sampling);
-  IncrementalDetokenizer detok(*model.tokenizer, prompt_ids, /*skip_special_tokens=*/false);
+  tokenizer::IncrementalDetokenizer detok(*model.tokenizer, prompt_ids, /*skip_special_tokens=*/false);
   AppendOptions append;
   append.routing = options.routing;
   AppendResult step;

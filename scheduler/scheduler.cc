@@ -24,7 +24,7 @@ namespace adak::scheduler {
 
 class Scheduler::Impl {
  public:
-  Impl(StepExecutor* executor, const engine::Tokenizer* tokenizer, const SchedulerOptions& options, const Clock* clock,
+  Impl(StepExecutor* executor, const tokenizer::Tokenizer* tokenizer, const SchedulerOptions& options, const Clock* clock,
        SchedulerObserver* observer)
       : executor_(executor),
         tokenizer_(tokenizer),
@@ -559,7 +559,7 @@ class Scheduler::Impl {
   }
 
   StepExecutor* const executor_;
-  const engine::Tokenizer* const tokenizer_;
+  const tokenizer::Tokenizer* const tokenizer_;
   const SchedulerOptions options_;
   const Clock* const clock_;
   SchedulerObserver* const observer_;
@@ -642,7 +642,7 @@ absl::Status CheckOptions(const StepExecutor& executor, SchedulerOptions* option
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(StepExecutor* executor, const engine::Tokenizer* tokenizer,
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(StepExecutor* executor, const tokenizer::Tokenizer* tokenizer,
                                                              const SchedulerOptions& options, const Clock* clock,
                                                              SchedulerObserver* observer) {
   if (executor == nullptr || tokenizer == nullptr) {

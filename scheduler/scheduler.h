@@ -18,7 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "engine/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "scheduler/clock.h"
 #include "scheduler/executor.h"
 #include "scheduler/observer.h"
@@ -60,7 +60,7 @@ class Scheduler {
   // REQUIRES: executor, tokenizer, clock and observer (may be null) outlive the scheduler.
   // Errors: InvalidArgument for non-positive limits or a KV cache too small to hold one max_context sequence.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Scheduler>> Create(StepExecutor* executor,
-                                                                         const engine::Tokenizer* tokenizer,
+                                                                         const tokenizer::Tokenizer* tokenizer,
                                                                          const SchedulerOptions& options,
                                                                          const Clock* clock,
                                                                          SchedulerObserver* observer);

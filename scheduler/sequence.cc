@@ -21,7 +21,7 @@ uint64_t RoutingSalt(const engine::RoutingParams& r) {
 }  // namespace
 
 Sequence::Sequence(uint64_t id_in, GenerationRequest request_in, std::shared_ptr<RequestSink> sink_in,
-                   const engine::Tokenizer& tokenizer, const engine::ModelConfig& config,
+                   const tokenizer::Tokenizer& tokenizer, const engine::ModelConfig& config,
                    std::span<const int32_t> eos_ids, absl::Time submitted_in)
     : id(id_in),
       request(std::move(request_in)),

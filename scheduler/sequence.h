@@ -18,7 +18,7 @@
 #include "absl/time/time.h"
 #include "engine/flops.h"
 #include "engine/sampler.h"
-#include "engine/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "scheduler/request.h"
 #include "scheduler/stop_checker.h"
 
@@ -29,7 +29,7 @@ enum class SequenceState { kWaiting, kRunning };
 struct Sequence {
   // REQUIRES: `tokenizer` and `config` outlive the sequence; `eos_ids` are the model's.
   Sequence(uint64_t id, GenerationRequest request, std::shared_ptr<RequestSink> sink,
-           const engine::Tokenizer& tokenizer, const engine::ModelConfig& config, std::span<const int32_t> eos_ids,
+           const tokenizer::Tokenizer& tokenizer, const engine::ModelConfig& config, std::span<const int32_t> eos_ids,
            absl::Time submitted);
 
   [[nodiscard]] int64_t length() const { return static_cast<int64_t>(tokens.size()); }
@@ -57,7 +57,7 @@ struct Sequence {
   int64_t cached_tokens = 0;  // prompt tokens served from the prefix cache
 
   engine::Sampler sampler;
-  engine::IncrementalDetokenizer detokenizer;
+  tokenizer::IncrementalDetokenizer detokenizer;
   StopChecker stop;
   engine::FlopCounter flops;
   FinalOutput final;  // prompt logprobs accumulate here

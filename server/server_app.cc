@@ -11,8 +11,8 @@
 #include "engine/model_runner.h"
 #include "engine/routing_weights.h"
 #include "scheduler/executor.h"
-#include "server/grpc_server.h"
-#include "server/http_gateway.h"
+#include "server/grpc/server.h"
+#include "server/http/gateway.h"
 
 namespace adak::server {
 namespace {

@@ -1,6 +1,6 @@
 // The whole serving process in one object: the model and its routing files, the CPU backend, the paged KV
 // cache, the model runner, the continuous-batching scheduler, the Prometheus metrics, the gRPC server and
-// the HTTP gateway, wired through one ServiceContext. `adak serve` (server/cli/cmd_serve.cc) is a thin
+// the HTTP gateway, wired through one ServiceContext. `adak serve` (cli/cmd_serve.cc) is a thin
 // shell around it, and in-process tests build one directly (ports 0 = ephemeral).
 //
 // Lifecycle: Create (loads and validates everything; nothing listens yet) -> Start (scheduler thread,

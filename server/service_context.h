@@ -1,5 +1,5 @@
 // What the gRPC service and the HTTP gateway share: the model, the scheduler, metrics, the serving state
-// and the server-wide routing default. Owned by `adak serve` (server/cli/cmd_serve.cc) and outliving both
+// and the server-wide routing default. Owned by `adak serve` (cli/cmd_serve.cc) and outliving both
 // front ends; every member is safe to use from their threads.
 #ifndef ADAK_SERVER_SERVICE_CONTEXT_H_
 #define ADAK_SERVER_SERVICE_CONTEXT_H_

@@ -8,7 +8,7 @@
 #include <random>
 
 #include "engine/cpu_backend.h"
-#include "engine/make_model.h"
+#include "testing/make_model.h"
 #include "engine/model.h"
 #include "kernels/cpu/norm.h"
 #include "tests/test_util.h"
@@ -23,12 +23,12 @@ using ::testing::HasSubstr;
 class ModelRunnerTest : public ::testing::TestWithParam<Architecture> {
  protected:
   void SetUp() override {
-    MakeModelParams params;
+    testing::MakeModelParams params;
     params.arch = GetParam();
     params.seed = 11;
     params.overrides = {{"num_hidden_layers", "3"}, {"hidden_size", "64"}, {"max_position_embeddings", "64"}};
     const auto dir = tmp_.path() / "model";
-    ASSERT_THAT(MakeModel(params, dir), IsOk());
+    ASSERT_THAT(testing::MakeModel(params, dir), IsOk());
     auto model = LoadModel(dir);
     ASSERT_THAT(model.status(), IsOk());
     model_ = *std::move(model);

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/make_model.h"
+#include "testing/make_model.h"
 #include "engine/model_config.h"
 #include "engine/safetensors.h"
 #include "gmock/gmock.h"
@@ -102,9 +102,9 @@ TEST(BindModelWeightsTest, BindsStoriesMixtral) {
 
 TEST(BindModelWeightsTest, MisShapedExpertNamesTensorFileAndShapes) {
   TempDir dir;
-  MakeModelParams params;
+  testing::MakeModelParams params;
   params.arch = Architecture::kMixtral;
-  ASSERT_THAT(MakeModel(params, dir.path() / "good"), IsOk());
+  ASSERT_THAT(testing::MakeModel(params, dir.path() / "good"), IsOk());
   const std::string bad_name = "model.layers.1.block_sparse_moe.experts.3.w2.weight";  // [256, 512]
   RewriteCheckpoint(dir.path() / "good", dir.path() / "bad", "", bad_name, {512, 256});
   const Checkpoint c = Load(dir.path() / "bad");
@@ -117,9 +117,9 @@ TEST(BindModelWeightsTest, MisShapedExpertNamesTensorFileAndShapes) {
 
 TEST(BindModelWeightsTest, MissingTensorIsNotFound) {
   TempDir dir;
-  MakeModelParams params;
+  testing::MakeModelParams params;
   params.arch = Architecture::kQwen2Moe;
-  ASSERT_THAT(MakeModel(params, dir.path() / "good"), IsOk());
+  ASSERT_THAT(testing::MakeModel(params, dir.path() / "good"), IsOk());
   const std::string missing = "model.layers.2.mlp.shared_expert_gate.weight";
   RewriteCheckpoint(dir.path() / "good", dir.path() / "bad", missing);
   const Checkpoint c = Load(dir.path() / "bad");
@@ -131,7 +131,7 @@ TEST(BindModelWeightsTest, MissingTensorIsNotFound) {
 
 TEST(BindModelWeightsTest, UntiedModelNeedsLmHead) {
   TempDir dir;
-  ASSERT_THAT(MakeModel(MakeModelParams{}, dir.path() / "good"), IsOk());
+  ASSERT_THAT(testing::MakeModel(testing::MakeModelParams{}, dir.path() / "good"), IsOk());
   RewriteCheckpoint(dir.path() / "good", dir.path() / "bad", "lm_head.weight");
   const Checkpoint c = Load(dir.path() / "bad");
   ASSERT_NE(c.store, nullptr);
@@ -146,10 +146,10 @@ TEST(BindModelWeightsTest, UntiedModelNeedsLmHead) {
 
 TEST(BindModelWeightsTest, BindsQwen2MoeBiasesSharedExpertAndGate) {
   TempDir dir;
-  MakeModelParams params;
+  testing::MakeModelParams params;
   params.arch = Architecture::kQwen2Moe;
   params.overrides = {{"mlp_only_layers", "[0]"}};
-  ASSERT_THAT(MakeModel(params, dir.path()), IsOk());
+  ASSERT_THAT(testing::MakeModel(params, dir.path()), IsOk());
   const Checkpoint c = Load(dir.path());
   auto w = BindModelWeights(c.config, c.store);
   ASSERT_THAT(w, IsOk());
@@ -175,9 +175,9 @@ TEST(BindModelWeightsTest, BindsQwen2MoeBiasesSharedExpertAndGate) {
 
 TEST(BindModelWeightsTest, BindsDeepseekDenseLeadingLayerAndSharedExperts) {
   TempDir dir;
-  MakeModelParams params;
+  testing::MakeModelParams params;
   params.arch = Architecture::kDeepseek;
-  ASSERT_THAT(MakeModel(params, dir.path()), IsOk());
+  ASSERT_THAT(testing::MakeModel(params, dir.path()), IsOk());
   const Checkpoint c = Load(dir.path());
   auto w = BindModelWeights(c.config, c.store);
   ASSERT_THAT(w, IsOk());
@@ -193,10 +193,10 @@ TEST(BindModelWeightsTest, BindsDeepseekDenseLeadingLayerAndSharedExperts) {
 
 TEST(BindModelWeightsTest, BindsOlmoeFullQkNorm) {
   TempDir dir;
-  MakeModelParams params;
+  testing::MakeModelParams params;
   params.arch = Architecture::kOlmoe;
   params.overrides = {{"num_key_value_heads", "2"}};
-  ASSERT_THAT(MakeModel(params, dir.path()), IsOk());
+  ASSERT_THAT(testing::MakeModel(params, dir.path()), IsOk());
   const Checkpoint c = Load(dir.path());
   auto w = BindModelWeights(c.config, c.store);
   ASSERT_THAT(w, IsOk());
@@ -209,10 +209,10 @@ TEST(BindModelWeightsTest, BindsOlmoeFullQkNorm) {
 
 TEST(BindModelWeightsTest, BindsQwen3PerHeadQkNorm) {
   TempDir dir;
-  MakeModelParams params;
+  testing::MakeModelParams params;
   params.arch = Architecture::kQwen3Moe;
   params.overrides = {{"head_dim", "32"}};
-  ASSERT_THAT(MakeModel(params, dir.path()), IsOk());
+  ASSERT_THAT(testing::MakeModel(params, dir.path()), IsOk());
   const Checkpoint c = Load(dir.path());
   auto w = BindModelWeights(c.config, c.store);
   ASSERT_THAT(w, IsOk());
@@ -225,7 +225,7 @@ TEST(BindModelWeightsTest, BindsQwen3PerHeadQkNorm) {
 
 TEST(BindModelWeightsTest, ConfigMismatchIsReportedOnTheFirstTensor) {
   TempDir dir;
-  ASSERT_THAT(MakeModel(MakeModelParams{}, dir.path()), IsOk());
+  ASSERT_THAT(testing::MakeModel(testing::MakeModelParams{}, dir.path()), IsOk());
   Checkpoint c = Load(dir.path());
   c.config.vocab_size = 1000;
   EXPECT_THAT(BindModelWeights(c.config, c.store),

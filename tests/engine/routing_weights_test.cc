@@ -5,7 +5,7 @@
 #include <cstring>
 #include <random>
 
-#include "engine/make_model.h"
+#include "testing/make_model.h"
 #include "engine/model.h"
 #include "engine/routing.h"
 #include "engine/safetensors.h"
@@ -54,11 +54,11 @@ void WriteFile(const std::filesystem::path& path, const std::vector<FileTensor>&
 class RoutingWeightsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    MakeModelParams params;
+    testing::MakeModelParams params;
     params.arch = Architecture::kDeepseek;  // layer 0 dense, layers 1..2 MoE, 8 experts top-2, raw weights
     params.seed = 3;
     params.overrides = {{"num_hidden_layers", "3"}, {"hidden_size", "64"}};
-    ASSERT_THAT(MakeModel(params, tmp_.path() / "model"), IsOk());
+    ASSERT_THAT(testing::MakeModel(params, tmp_.path() / "model"), IsOk());
     auto model = LoadModel(tmp_.path() / "model");
     ASSERT_THAT(model.status(), IsOk());
     model_ = *std::move(model);

@@ -22,7 +22,7 @@
 #include "absl/time/time.h"
 #include "engine/model_config.h"
 #include "engine/routing_weights.h"
-#include "engine/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
 #include "scheduler/clock.h"
 #include "scheduler/executor.h"
@@ -42,14 +42,14 @@ inline std::string TokenText(int32_t id) {
   return id < 26 ? std::string(1, static_cast<char>('a' + id)) : std::string(kExtra[id - 26]);
 }
 
-inline std::unique_ptr<engine::Tokenizer> MakeTestTokenizer() {
+inline std::unique_ptr<tokenizer::Tokenizer> MakeTestTokenizer() {
   std::string vocab;
   for (int32_t id = 0; id < kVocab; ++id) {
     std::string t = TokenText(id);
     if (t == "\n") t = "\\n";
     absl::StrAppend(&vocab, id ? ", " : "", "\"", t, "\": ", id);
   }
-  auto tokenizer = engine::Tokenizer::FromJson(absl::StrCat(R"({"model": {"type": "BPE", "vocab": {)", vocab,
+  auto tokenizer = tokenizer::Tokenizer::FromJson(absl::StrCat(R"({"model": {"type": "BPE", "vocab": {)", vocab,
                                                             R"(}, "merges": []}, "decoder": {"type": "Fuse"}})"));
   EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
   return tokenizer.ok() ? std::move(tokenizer).value() : nullptr;

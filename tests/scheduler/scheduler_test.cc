@@ -37,7 +37,7 @@ struct Harness {
   }
 
   FakeExecutor executor;
-  std::unique_ptr<engine::Tokenizer> tokenizer;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   FakeClock clock;
   RecordingObserver observer;
   std::unique_ptr<Scheduler> scheduler;

@@ -1,0 +1,170 @@
+// `adak eval`: `adak perplexity`'s richer sibling. Over the first N tokens of a text file (windows of L
+// tokens, each on a fresh context, the first token of a window only context; training/evaluation.h) it
+// reports perplexity, nats/token, mean k overall, per layer and per token class (word, number,
+// punctuation, space/other), expert FLOPs and the savings against native top-K. With --sweep-topk it also
+// evaluates, on the same tokens, fixed top-1..top-K and top-p at p = 0.3, 0.5, 0.7, and prints the
+// frontier table (the requested routing first). --json prints one JSON object instead of the report; its
+// "sweep" array holds the baseline rows only (the requested routing is the top-level object).
+//
+// --max-tokens defaults to 4096 as for `adak perplexity`; 0 means the whole file. --context defaults to
+// min(256, the model's max context).
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "base/strings.h"
+#include "training/evaluation.h"
+#include "nlohmann/json.hpp"
+#include "cli/commands.h"
+
+namespace adak::cli {
+namespace {
+
+double Round6(double x) { return std::round(x * 1e6) / 1e6; }
+
+// The fields every row of the frontier shares (top-level object and "sweep" entries).
+nlohmann::json RowJson(const training::EvalResult& r, const engine::ModelConfig& config) {
+  nlohmann::json row;
+  row["routing"] = std::string(engine::RoutingPolicyName(r.routing.policy));
+  row["label"] = training::RoutingLabel(r.routing, config);
+  if (r.routing.policy == engine::RoutingPolicy::kTopK) {
+    row["top_k"] = r.routing.top_k == 0 ? config.num_experts_per_tok : r.routing.top_k;
+  }
+  if (r.routing.policy == engine::RoutingPolicy::kTopP) row["top_p"] = Round6(r.routing.top_p);
+  row["perplexity"] = r.perplexity();
+  row["nats_per_token"] = r.nats_per_token();
+  row["tokens"] = r.scored;
+  row["mean_k"] = r.flops.mean_k();
+  nlohmann::json per_layer = nlohmann::json::array();
+  for (int64_t l = 0; l < config.num_layers; ++l) per_layer.push_back(r.flops.mean_k(l));
+  row["mean_k_per_layer"] = std::move(per_layer);
+  row["expert_activations"] = r.flops.expert_activations();
+  row["expert_flops"] = r.flops.expert_flops();
+  row["expert_flops_native"] = r.flops.native_expert_flops();
+  row["expert_flops_saved"] = r.flops.expert_flops_saved();
+  row["savings_ratio"] = r.flops.savings_ratio();
+  row["seconds"] = r.seconds;
+  return row;
+}
+
+void PrintJson(const training::EvalResult& main, const std::vector<training::EvalResult>& sweep,
+               const engine::ModelConfig& config, const std::string& model_dir, const std::string& data) {
+  nlohmann::json doc = RowJson(main, config);
+  doc["model"] = model_dir;
+  doc["data"] = data;
+  doc["context"] = main.context;
+  doc["windows"] = main.windows;
+  doc["tokens_run"] = main.tokens_run;
+  nlohmann::json classes = nlohmann::json::object();
+  for (training::TokenClass c : training::kAllTokenClasses) {
+    const training::TokenClassStats& s = main.token_class(c);
+    classes[std::string(training::TokenClassName(c))] = {{"tokens", s.tokens}, {"mean_k", s.mean_k()}};
+  }
+  doc["token_classes"] = std::move(classes);
+  if (!sweep.empty()) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const training::EvalResult& r : sweep) rows.push_back(RowJson(r, config));
+    doc["sweep"] = std::move(rows);
+  }
+  std::printf("%s\n", doc.dump().c_str());
+}
+
+void PrintReport(const training::EvalResult& main, const std::vector<training::EvalResult>& sweep,
+                 const engine::ModelConfig& config, const std::string& model_dir, const std::string& data) {
+  std::printf("model=%s data=%s\n", model_dir.c_str(), data.c_str());
+  std::printf("%s", absl::StrFormat("tokens_run=%d scored=%d windows=%d context=%d\n", main.tokens_run,
+                                    main.scored, main.windows, main.context)
+                        .c_str());
+  std::printf("%s", absl::StrFormat("routing=%s nats_per_token=%.6f perplexity=%.4f tok_s=%.1f\n",
+                                    training::RoutingLabel(main.routing, config), main.nats_per_token(),
+                                    main.perplexity(),
+                                    main.seconds > 0 ? static_cast<double>(main.tokens_run) / main.seconds : 0.0)
+                        .c_str());
+  std::printf("%s\nmean_k_per_layer=%s\n", RoutingSummary(main.flops).c_str(),
+              MeanKPerLayer(main.flops, config.num_layers).c_str());
+  std::printf("\n%-12s %8s %7s %7s\n", "token class", "tokens", "share", "mean_k");
+  for (training::TokenClass c : training::kAllTokenClasses) {
+    const training::TokenClassStats& s = main.token_class(c);
+    const double share = main.scored == 0 ? 0.0 : 100.0 * static_cast<double>(s.tokens) / static_cast<double>(main.scored);
+    std::printf("%s", absl::StrFormat("%-12s %8d %6.2f%% %7.3f\n", training::TokenClassName(c), s.tokens, share,
+                                      s.mean_k())
+                          .c_str());
+  }
+  if (sweep.empty()) return;
+  std::printf("%s", absl::StrFormat("\nfrontier (the same %d scored tokens; savings against native top-%d):\n",
+                                    main.scored, config.num_experts_per_tok)
+                        .c_str());
+  std::printf("%-24s %11s %11s %7s %18s %9s\n", "routing", "perplexity", "nats/token", "mean_k", "expert_flops",
+              "savings");
+  auto row = [&](const training::EvalResult& r, bool requested) {
+    const std::string label = requested ? absl::StrCat(training::RoutingLabel(r.routing, config), " (requested)")
+                                        : training::RoutingLabel(r.routing, config);
+    std::printf("%s", absl::StrFormat("%-24s %11.4f %11.6f %7.4f %18d %8.2f%%\n", label, r.perplexity(),
+                                      r.nats_per_token(), r.flops.mean_k(), r.flops.expert_flops(),
+                                      100.0 * r.flops.savings_ratio())
+                          .c_str());
+  };
+  row(main, true);
+  for (const training::EvalResult& r : sweep) row(r, false);
+}
+
+absl::Status Eval(const Flags& flags) {
+  if (!flags.Has("data")) return absl::InvalidArgumentError("missing required flag --data");
+  const std::string path = flags.String("data", "");
+  ASSIGN_OR_RETURN(int64_t max_tokens, flags.Int("max-tokens", 4096, 0, INT64_MAX));
+  if (max_tokens == 1) {
+    return absl::InvalidArgumentError("--max-tokens must be 0 (the whole file) or at least 2, got 1");
+  }
+  std::string text;
+  RETURN_IF_ERROR(ReadDataFile(path, &text));
+  ASSIGN_OR_RETURN(LoadedSession s, OpenSession(flags));
+  ASSIGN_OR_RETURN(int64_t context, flags.Int("context", std::min<int64_t>(256, s.session->max_context()), 2,
+                                              s.session->max_context()));
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids, s.model->tokenizer->Encode(text, /*add_special_tokens=*/false));
+  if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
+  if (ids.size() < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--data ", path, " has ", static_cast<int64_t>(ids.size()), " tokens; eval needs at least 2"));
+  }
+
+  const engine::ModelConfig& config = s.model->config;
+  training::EvalParams params;
+  params.context = context;
+  params.routing = s.routing;
+  ASSIGN_OR_RETURN(training::EvalResult main, training::Evaluate(*s.session, ids, params));
+  std::vector<training::EvalResult> sweep;
+  if (flags.Has("sweep-topk")) {
+    for (const engine::RoutingParams& routing : training::FrontierRoutings(config)) {
+      params.routing = routing;
+      ASSIGN_OR_RETURN(training::EvalResult r, training::Evaluate(*s.session, ids, params));
+      sweep.push_back(std::move(r));
+    }
+  }
+  const std::string model_dir = flags.String("model", "");
+  if (flags.Has("json")) {
+    PrintJson(main, sweep, config, model_dir, path);
+  } else {
+    PrintReport(main, sweep, config, model_dir, path);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunEval(int argc, char** argv) {
+  auto flags = Flags::Parse(argc, argv, 2,
+                            ModelFlagSpecs({{"data"}, {"max-tokens"}, {"context"}, {"json", false}, {"sweep-topk", false}}));
+  if (!flags.ok()) return ReportError("eval", flags.status());
+  const absl::Status s = Eval(*flags);
+  return s.ok() ? 0 : ReportError("eval", s);
+}
+
+}  // namespace adak::cli

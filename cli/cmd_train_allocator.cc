@@ -1,0 +1,161 @@
+// `adak train-allocator`: PPO training of Ada-K allocators on a frozen model (training/allocator_trainer.h).
+//
+// Progress goes to stderr (one rewritten line: step, reward, advantage, mean k per layer, tok/s, ETA), every
+// step to a JSON-lines log (--log, default OUT.log.jsonl), a resumable checkpoint to OUT.ckpt every 25 steps
+// and at the end (--resume continues from it), and the allocator file to --out.
+//
+// The defaults are the paper's recipe. Options beyond it (training/allocator_policy.h; measured in
+// docs/results.md):
+//   --advantage-norm none|center|standardize  per-batch transform of the advantages (default none)
+//   --lr-schedule constant|cosine             cosine decays --lr to 0 over --steps (default constant)
+//   --lambda-warmup N                         lambda rises linearly over the first N PPO steps (default 0)
+//   --rollout joint|per-layer                 per-layer: one rollout per MoE layer, the other layers at their
+//                                             argmax, advantages against every layer's argmax (default joint)
+//   --reward-gamma G                          also credit a token with the later tokens' advantages in its
+//                                             window, discounted by G (default 0: its own only)
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "base/strings.h"
+#include "training/allocator_trainer.h"
+#include "nlohmann/json.hpp"
+#include "cli/commands.h"
+
+namespace adak::cli {
+namespace {
+
+constexpr int64_t kCheckpointEvery = 25;
+
+std::string Duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  return s >= 3600 ? absl::StrFormat("%dh%02dm", s / 3600, s / 60 % 60) : absl::StrFormat("%dm%02ds", s / 60, s % 60);
+}
+
+absl::Status Train(const Flags& flags) {
+  ASSIGN_OR_RETURN(std::string dir, flags.Required("model"));
+  ASSIGN_OR_RETURN(std::string data_path, flags.Required("data"));
+  ASSIGN_OR_RETURN(std::string out, flags.Required("out"));
+  training::TrainAllocatorOptions o;
+  ASSIGN_OR_RETURN(o.lambda, flags.Double("lambda", 3e-3, 0.0, 100.0));
+  ASSIGN_OR_RETURN(o.steps, flags.Int("steps", 200, 0, 10'000'000));
+  ASSIGN_OR_RETURN(o.batch, flags.Int("batch", 8, 1, 4096));
+  ASSIGN_OR_RETURN(o.seq_len, flags.Int("seq-len", 128, 2, 1 << 20));
+  ASSIGN_OR_RETURN(o.lr, flags.Double("lr", 1e-3, 1e-9, 10.0));
+  ASSIGN_OR_RETURN(o.ppo_epochs, flags.Int("ppo-epochs", 2, 1, 100));
+  ASSIGN_OR_RETURN(o.clip, flags.Double("clip", 0.2, 1e-6, 0.999));
+  ASSIGN_OR_RETURN(o.warm_start_steps, flags.Int("warm-start-steps", 30, 0, 1'000'000));
+  ASSIGN_OR_RETURN(int64_t seed, flags.Int("seed", 0, 0, INT64_MAX));
+  o.seed = static_cast<uint64_t>(seed);
+  ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0, 0, 1024));
+  o.num_threads = static_cast<int>(threads);
+  ASSIGN_OR_RETURN(o.advantage_norm, training::ParseAdvantageNorm(flags.String("advantage-norm", "none")));
+  ASSIGN_OR_RETURN(o.lr_schedule, training::ParseLrSchedule(flags.String("lr-schedule", "constant")));
+  ASSIGN_OR_RETURN(o.lambda_warmup, flags.Int("lambda-warmup", 0, 0, 10'000'000));
+  ASSIGN_OR_RETURN(o.rollout, training::ParseRolloutMode(flags.String("rollout", "joint")));
+  ASSIGN_OR_RETURN(o.reward_gamma, flags.Double("reward-gamma", 0.0, 0.0, 1.0));
+  const std::string warm = flags.String("warm-start-p", "auto");
+  if (warm == "none") {
+    o.warm_start = false;
+  } else if (warm != "auto") {
+    double p = 0.0;
+    if (!absl::SimpleAtod(warm, &p) || !(p > 0.0 && p <= 1.0)) {
+      return absl::InvalidArgumentError(StrCatStd("--warm-start-p must be auto, none or a number in (0, 1], got '",
+                                                  warm, "'"));
+    }
+    o.warm_start_p = p;
+  }
+  const std::string log_path = flags.String("log", out + ".log.jsonl");
+  const std::string ckpt_path = out + ".ckpt";
+
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model, engine::LoadModel(dir));
+  std::string text;
+  RETURN_IF_ERROR(ReadDataFile(data_path, &text));
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids, model->tokenizer->Encode(text, /*add_special_tokens=*/false));
+  const int64_t data_tokens = static_cast<int64_t>(ids.size());
+  ASSIGN_OR_RETURN(auto trainer, training::AllocatorTrainer::Create(*model, std::move(ids), o));
+
+  const bool resume = flags.Has("resume") && std::filesystem::exists(ckpt_path);
+  std::ofstream log(log_path, resume ? std::ios::app : std::ios::trunc);
+  if (!log) return absl::InternalError(StrCatStd("cannot write --log ", log_path));
+  const auto t_start = std::chrono::steady_clock::now();
+  if (resume) {
+    RETURN_IF_ERROR(trainer->Resume(ckpt_path));
+    std::fprintf(stderr, "resumed from %s at step %lld\n", ckpt_path.c_str(),
+                 static_cast<long long>(trainer->steps_done()));
+  } else if (o.warm_start && o.warm_start_steps > 0) {
+    ASSIGN_OR_RETURN(training::WarmStartStats w, trainer->WarmStart());
+    std::fprintf(stderr, "warm start: p=%.4f mean label %.3f, cross-entropy %.4f -> %.4f over %lld steps\n", w.p,
+                 w.mean_label, w.first_loss, w.last_loss, static_cast<long long>(w.steps));
+    log << nlohmann::json{{"warm_start", {{"p", w.p}, {"mean_label", w.mean_label}, {"first_loss", w.first_loss},
+                                          {"last_loss", w.last_loss}, {"steps", w.steps}}}}
+               .dump()
+        << "\n";
+  }
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  int64_t tokens_total = 0, steps_here = 0;
+  double train_seconds = 0.0;
+  while (trainer->steps_done() < o.steps) {
+    ASSIGN_OR_RETURN(training::TrainStepStats s, trainer->Step());
+    // Baseline + rollout forwards (per-layer: one rollout per MoE layer).
+    const int64_t forwards = o.rollout == training::RolloutMode::kJoint ? 2 : 1 + model->config.num_moe_layers();
+    tokens_total += forwards * o.batch * o.seq_len;
+    train_seconds += s.seconds;
+    std::string ks, gks;
+    for (size_t l = 0; l < s.mean_k.size(); ++l) {
+      if (!model->config.moe_layers[l]) continue;
+      ks += absl::StrFormat("%s%.2f", ks.empty() ? "" : " ", s.mean_k[l]);
+      gks += absl::StrFormat("%s%.2f", gks.empty() ? "" : " ", s.greedy_k[l]);
+    }
+    const double tok_s = static_cast<double>(tokens_total) / std::max(1e-9, train_seconds);
+    ++steps_here;
+    const double eta = static_cast<double>(o.steps - s.step) * train_seconds / static_cast<double>(steps_here);
+    std::fprintf(stderr,
+                 "%s[step %lld/%lld] reward %.4f adv %+.4f E[k] %.3f mean k [%s] argmax k [%s] %.0f tok/s ETA %s%s",
+                 tty ? "\r" : "", static_cast<long long>(s.step), static_cast<long long>(o.steps), s.reward,
+                 s.advantage, s.expected_k, ks.c_str(), gks.c_str(), tok_s, Duration(eta).c_str(),
+                 tty ? "   " : "\n");
+    log << nlohmann::json{{"step", s.step},          {"reward", s.reward},
+                          {"baseline_reward", s.baseline_reward}, {"advantage", s.advantage},
+                          {"loss", s.loss},          {"expected_k", s.expected_k},
+                          {"clipped_fraction", s.clipped_fraction}, {"mean_k", s.mean_k},
+                          {"greedy_k", s.greedy_k},  {"advantage_std", s.advantage_std},
+                          {"lr", s.lr},              {"lambda", s.lambda},
+                          {"tokens", s.tokens},      {"seconds", s.seconds}}
+               .dump()
+        << "\n";
+    log.flush();
+    if (s.step % kCheckpointEvery == 0 || s.step == o.steps) RETURN_IF_ERROR(trainer->SaveCheckpoint(ckpt_path));
+  }
+  if (tty) std::fputc('\n', stderr);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  RETURN_IF_ERROR(trainer->Save(out, {{"model", std::filesystem::path(dir).filename().string()},
+                                      {"data", std::filesystem::path(data_path).filename().string()},
+                                      {"data_tokens", StrCatStd(data_tokens)},
+                                      {"train_seconds", absl::StrFormat("%.1f", wall)}}));
+  std::printf("wrote %s (%lld steps, %lld forward tokens, %.1f s)\n", out.c_str(),
+              static_cast<long long>(trainer->steps_done()), static_cast<long long>(tokens_total), wall);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int RunTrainAllocator(int argc, char** argv) {
+  auto flags = Flags::Parse(argc, argv, 2,
+                            {{"model"}, {"data"}, {"out"}, {"lambda"}, {"steps"}, {"batch"}, {"seq-len"}, {"lr"},
+                             {"ppo-epochs"}, {"clip"}, {"warm-start-p"}, {"warm-start-steps"}, {"seed"}, {"log"},
+                             {"resume", false}, {"threads"}, {"advantage-norm"}, {"lr-schedule"},
+                             {"lambda-warmup"}, {"rollout"}, {"reward-gamma"}});
+  if (!flags.ok()) return ReportError("train-allocator", flags.status());
+  absl::Status s = Train(*flags);
+  return s.ok() ? 0 : ReportError("train-allocator", s);
+}
+
+}  // namespace adak::cli

@@ -1,0 +1,94 @@
+#include "server/grpc/server.h"
+
+#include <string>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "base/strings.h"
+#include "grpc/grpc.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "server/grpc/service.h"
+
+namespace adak::server {
+namespace {
+
+// The readiness service name of grpc.health.v1.
+constexpr char kReadinessService[] = "adak.v1.Generation";
+
+std::string HostPort(const std::string& host, int port) {
+  const bool ipv6 = host.find(':') != std::string::npos && host.front() != '[';
+  return ipv6 ? StrCatStd("[", host, "]:", port) : StrCatStd(host, ":", port);
+}
+
+}  // namespace
+
+class GrpcServer::Impl {
+ public:
+  explicit Impl(ServiceContext* context) : service_(context) {}
+
+  GenerationService service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Mutex mu_;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOptions& options,
+                                                              ServiceContext* context) {
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(StrCatStd("grpc port must be in [0, 65535], got ", options.port));
+  }
+  if (options.max_message_bytes < 1 || options.max_message_bytes > (int64_t{1} << 31) - 1) {
+    return absl::InvalidArgumentError(
+        StrCatStd("grpc max_message_bytes must be in [1, 2^31), got ", options.max_message_bytes));
+  }
+  auto impl = std::make_unique<Impl>(context);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string address = HostPort(options.host, options.port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port_);
+  builder.RegisterService(&impl->service_);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
+  // gRPC turns SO_REUSEPORT on by default, which would let a second server bind a port in use.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  impl->server_ = builder.BuildAndStart();
+  if (impl->server_ == nullptr || impl->port_ == 0) {
+    return absl::UnavailableError(StrCatStd("grpc: cannot listen on ", address));
+  }
+  // Liveness ("") is SERVING from here on; readiness waits for SetReady(true).
+  impl->server_->GetHealthCheckService()->SetServingStatus(kReadinessService, false);
+  return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
+}
+
+GrpcServer::GrpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+GrpcServer::~GrpcServer() { Shutdown(absl::Now()); }
+
+int GrpcServer::port() const { return impl_->port_; }
+
+void GrpcServer::SetReady(bool ready) {
+  absl::MutexLock lock(&impl_->mu_);
+  if (impl_->shut_down_) return;
+  impl_->server_->GetHealthCheckService()->SetServingStatus(kReadinessService, ready);
+}
+
+void GrpcServer::Shutdown(absl::Time deadline) {
+  {
+    absl::MutexLock lock(&impl_->mu_);
+    if (impl_->shut_down_) return;
+    impl_->shut_down_ = true;
+    impl_->server_->GetHealthCheckService()->SetServingStatus(kReadinessService, false);
+  }
+  // Stops accepting calls, lets the running ones finish until `deadline`, then cancels them and waits
+  // for their reactors to be done.
+  impl_->server_->Shutdown(absl::ToChronoTime(deadline));
+  impl_->server_->Wait();
+}
+
+}  // namespace adak::server

@@ -1,0 +1,102 @@
+#include "server/grpc/service.h"
+
+#include <string>
+#include <utility>
+
+#include "base/strings.h"
+#include "engine/model.h"
+#include "server/grpc/admission.h"
+#include "server/grpc/generate.h"
+#include "server/grpc/score.h"
+#include "server/request_builder.h"
+#include "server/status_mapping.h"
+
+namespace adak::server {
+namespace {
+
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* call, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+adak::v1::ModelInfo MakeModelInfo(const ServiceContext& context) {
+  const engine::ModelConfig& config = context.model->config;
+  adak::v1::ModelInfo info;
+  info.set_name(context.model_name);
+  info.set_architecture(std::string(engine::ArchitectureName(config.arch)));
+  info.set_num_layers(static_cast<int32_t>(config.num_layers));
+  info.set_num_moe_layers(static_cast<int32_t>(config.num_moe_layers()));
+  info.set_num_experts(static_cast<int32_t>(config.num_experts));
+  info.set_num_experts_per_tok(static_cast<int32_t>(config.num_experts_per_tok));
+  info.set_hidden_size(static_cast<int32_t>(config.hidden_size));
+  info.set_vocab_size(static_cast<int32_t>(config.vocab_size));
+  info.set_max_context(static_cast<int32_t>(LimitsFor(context).max_context));
+  info.add_routing_policies(std::string(engine::RoutingPolicyName(engine::RoutingPolicy::kTopK)));
+  if (context.routing_weights->has_allocator()) {
+    info.add_routing_policies(std::string(engine::RoutingPolicyName(engine::RoutingPolicy::kAdaK)));
+  }
+  if (context.routing_weights->has_null_experts()) {
+    info.add_routing_policies(std::string(engine::RoutingPolicyName(engine::RoutingPolicy::kNull)));
+  }
+  info.add_routing_policies(std::string(engine::RoutingPolicyName(engine::RoutingPolicy::kTopP)));
+  info.set_default_routing(std::string(engine::RoutingPolicyName(context.default_routing.policy)));
+  for (int32_t id : context.model->tokenizer->eos_token_ids()) info.add_eos_token_ids(id);
+  info.set_total_parameters(engine::CountParameters(config).total);
+  return info;
+}
+
+absl::StatusOr<adak::v1::TokenizeResponse> TokenizeText(const ServiceContext& context, const std::string& text) {
+  const tokenizer::Tokenizer& tokenizer = *context.model->tokenizer;
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(text);
+  if (!ids.ok()) return absl::InvalidArgumentError(StrCatStd("text: ", ToStd(ids.status().message())));
+  adak::v1::TokenizeResponse response;
+  for (int32_t id : *ids) {
+    response.add_token_ids(id);
+    response.add_tokens(tokenizer.IdToToken(id));
+  }
+  return response;
+}
+
+grpc::ServerUnaryReactor* GenerationService::Generate(grpc::CallbackServerContext* call,
+                                                      const adak::v1::GenerateRequest* request,
+                                                      adak::v1::GenerateResponse* response) {
+  return StartGenerate(call, request, response, context_);
+}
+
+grpc::ServerWriteReactor<adak::v1::GenerateStreamResponse>* GenerationService::GenerateStream(
+    grpc::CallbackServerContext* call, const adak::v1::GenerateRequest* request) {
+  return StartGenerateStream(call, request, context_);
+}
+
+grpc::ServerUnaryReactor* GenerationService::Score(grpc::CallbackServerContext* call,
+                                                   const adak::v1::ScoreRequest* request,
+                                                   adak::v1::ScoreResponse* response) {
+  return StartScore(call, request, response, context_);
+}
+
+grpc::ServerUnaryReactor* GenerationService::Tokenize(grpc::CallbackServerContext* call,
+                                                      const adak::v1::TokenizeRequest* request,
+                                                      adak::v1::TokenizeResponse* response) {
+  if (absl::Status serving = CheckServing(*context_); !serving.ok()) {
+    return FinishNow(call, Reject(*context_, std::move(serving)));
+  }
+  absl::StatusOr<adak::v1::TokenizeResponse> result = TokenizeText(*context_, request->text());
+  if (!result.ok()) return FinishNow(call, Reject(*context_, result.status()));
+  *response = *std::move(result);
+  return FinishNow(call, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GenerationService::GetModelInfo(grpc::CallbackServerContext* call,
+                                                          const adak::v1::GetModelInfoRequest* /*request*/,
+                                                          adak::v1::ModelInfo* response) {
+  if (absl::Status serving = CheckServing(*context_); !serving.ok()) {
+    return FinishNow(call, Reject(*context_, std::move(serving)));
+  }
+  *response = MakeModelInfo(*context_);
+  return FinishNow(call, absl::OkStatus());
+}
+
+}  // namespace adak::server

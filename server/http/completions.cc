@@ -1,0 +1,621 @@
+#include "server/http/completions.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "base/strings.h"
+#include "nlohmann/json.hpp"
+#include "server/status_mapping.h"
+
+namespace adak::server {
+namespace {
+
+using Json = nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;
+
+std::string Describe(const Json& value) {
+  std::string text = value.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (text.size() > 60) text = text.substr(0, 57) + "...";
+  return text;
+}
+
+// Each getter leaves `out` untouched when the key is absent or null.
+absl::Status GetInt(const Json& object, const char* key, std::string_view field, std::optional<int64_t>* out) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return absl::OkStatus();
+  if (it->is_number_unsigned()) {
+    const uint64_t value = it->get<uint64_t>();
+    if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return absl::InvalidArgumentError(StrCatStd(field, " is out of range, got ", Describe(*it)));
+    }
+    *out = static_cast<int64_t>(value);
+    return absl::OkStatus();
+  }
+  if (it->is_number_integer()) {
+    *out = it->get<int64_t>();
+    return absl::OkStatus();
+  }
+  if (it->is_number_float()) {
+    const double value = it->get<double>();
+    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 9.0e15) {
+      *out = static_cast<int64_t>(value);
+      return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError(StrCatStd(field, " must be an integer, got ", Describe(*it)));
+}
+
+absl::Status GetNumber(const Json& object, const char* key, std::string_view field, std::optional<double>* out) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_number()) {
+    return absl::InvalidArgumentError(StrCatStd(field, " must be a number, got ", Describe(*it)));
+  }
+  *out = it->get<double>();
+  return absl::OkStatus();
+}
+
+absl::Status GetBool(const Json& object, const char* key, std::string_view field, bool* out) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_boolean()) {
+    return absl::InvalidArgumentError(StrCatStd(field, " must be true or false, got ", Describe(*it)));
+  }
+  *out = it->get<bool>();
+  return absl::OkStatus();
+}
+
+absl::Status GetTokenIds(const Json& array, std::string_view field, std::vector<int32_t>* out) {
+  out->clear();
+  out->reserve(array.size());
+  for (size_t i = 0; i < array.size(); ++i) {
+    const Json& value = array[i];
+    if (!value.is_number_integer()) {
+      return absl::InvalidArgumentError(
+          StrCatStd(field, ": token ids must be integers, got ", Describe(value), " at index ", i));
+    }
+    const int64_t id = value.is_number_unsigned() && value.get<uint64_t>() > uint64_t{1} << 62
+                           ? std::numeric_limits<int64_t>::max()
+                           : value.get<int64_t>();
+    if (id < std::numeric_limits<int32_t>::min() || id > std::numeric_limits<int32_t>::max()) {
+      return absl::InvalidArgumentError(
+          StrCatStd(field, ": token id ", Describe(value), " at index ", i, " is out of range"));
+    }
+    out->push_back(static_cast<int32_t>(id));
+  }
+  return absl::OkStatus();
+}
+
+bool IsTokenIdArray(const Json& value) {
+  if (!value.is_array() || value.empty()) return false;
+  for (const Json& element : value) {
+    if (!element.is_number_integer()) return false;
+  }
+  return true;
+}
+
+absl::Status ParsePrompt(const Json& body, ApiRequest* api) {
+  auto it = body.find("prompt");
+  if (it == body.end() || it->is_null()) {
+    return absl::InvalidArgumentError("prompt is required (a string or an array of token ids)");
+  }
+  const Json* prompt = &*it;
+  if (prompt->is_array() && !prompt->empty() && !IsTokenIdArray(*prompt)) {
+    // A batch of prompts: lm-evaluation-harness sends a batch of one.
+    if (prompt->size() > 1) {
+      return absl::InvalidArgumentError(StrCatStd("prompt: one prompt per request, got ", prompt->size(),
+                                                  " (send them as separate requests)"));
+    }
+    prompt = &(*prompt)[0];
+    if (!prompt->is_string() && !IsTokenIdArray(*prompt)) {
+      return absl::InvalidArgumentError(StrCatStd(
+          "prompt must be a string or a non-empty array of token ids, got ", Describe(*prompt), " in the array"));
+    }
+  }
+  if (prompt->is_string()) {
+    api->text = prompt->get<std::string>();
+    return absl::OkStatus();
+  }
+  if (prompt->is_array()) {
+    if (prompt->empty()) return absl::InvalidArgumentError("prompt: empty array (give at least one token id)");
+    std::vector<int32_t> ids;
+    absl::Status status = GetTokenIds(*prompt, "prompt", &ids);
+    if (!status.ok()) return status;
+    api->token_ids = std::move(ids);
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      StrCatStd("prompt must be a string or an array of token ids, got ", Describe(*prompt)));
+}
+
+absl::Status ParseStop(const Json& body, std::vector<std::string>* stop) {
+  auto it = body.find("stop");
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (it->is_string()) {
+    stop->push_back(it->get<std::string>());
+    return absl::OkStatus();
+  }
+  if (it->is_array()) {
+    for (const Json& value : *it) {
+      if (!value.is_string()) {
+        return absl::InvalidArgumentError(
+            StrCatStd("stop must be a string or an array of strings, got ", Describe(value), " in the array"));
+      }
+      stop->push_back(value.get<std::string>());
+    }
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(StrCatStd("stop must be a string or an array of strings, got ", Describe(*it)));
+}
+
+absl::Status ParseAdak(const Json& body, ApiRequest* api) {
+  auto it = body.find("adak");
+  if (it == body.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_object()) {
+    return absl::InvalidArgumentError(StrCatStd("adak must be an object, got ", Describe(*it)));
+  }
+  const Json& adak = *it;
+  for (auto field = adak.begin(); field != adak.end(); ++field) {
+    if (field.key() != "routing" && field.key() != "return_routing_stats" && field.key() != "timeout_seconds") {
+      return absl::InvalidArgumentError(StrCatStd("adak.", field.key(),
+                                                  " is not a known field (known: routing, return_routing_stats, "
+                                                  "timeout_seconds)"));
+    }
+  }
+  absl::Status status = GetBool(adak, "return_routing_stats", "adak.return_routing_stats", &api->return_routing_stats);
+  if (!status.ok()) return status;
+  std::optional<double> timeout;
+  status = GetNumber(adak, "timeout_seconds", "adak.timeout_seconds", &timeout);
+  if (!status.ok()) return status;
+  if (timeout.has_value()) {
+    if (!(*timeout > 0.0 && *timeout <= 86400.0)) {
+      return absl::InvalidArgumentError(
+          StrCatStd("adak.timeout_seconds must be in (0, 86400], got ", *timeout));
+    }
+    api->deadline = absl::Now() + absl::Seconds(*timeout);
+  }
+  auto routing_it = adak.find("routing");
+  if (routing_it == adak.end() || routing_it->is_null()) return absl::OkStatus();
+  if (!routing_it->is_object()) {
+    return absl::InvalidArgumentError(StrCatStd("adak.routing must be an object, got ", Describe(*routing_it)));
+  }
+  const Json& routing = *routing_it;
+  for (auto field = routing.begin(); field != routing.end(); ++field) {
+    const std::string& key = field.key();
+    if (key != "policy" && key != "top_k" && key != "top_p" && key != "min_k" && key != "max_k") {
+      return absl::InvalidArgumentError(StrCatStd("adak.routing.", key,
+                                                  " is not a known field (known: policy, top_k, top_p, min_k, "
+                                                  "max_k)"));
+    }
+  }
+  auto policy = routing.find("policy");
+  if (policy != routing.end() && !policy->is_null()) {
+    if (!policy->is_string()) {
+      return absl::InvalidArgumentError(
+          StrCatStd("adak.routing.policy must be a string (topk, adak, null, topp), got ", Describe(*policy)));
+    }
+    api->routing.policy = policy->get<std::string>();
+  }
+  status = GetInt(routing, "top_k", "adak.routing.top_k", &api->routing.top_k);
+  if (!status.ok()) return status;
+  status = GetNumber(routing, "top_p", "adak.routing.top_p", &api->routing.top_p);
+  if (!status.ok()) return status;
+  status = GetInt(routing, "min_k", "adak.routing.min_k", &api->routing.min_k);
+  if (!status.ok()) return status;
+  return GetInt(routing, "max_k", "adak.routing.max_k", &api->routing.max_k);
+}
+
+absl::Status RequireZero(const Json& body, const char* key) {
+  std::optional<double> value;
+  absl::Status status = GetNumber(body, key, key, &value);
+  if (!status.ok()) return status;
+  if (value.has_value() && *value != 0.0) {
+    return absl::InvalidArgumentError(StrCatStd(key, " is not supported (only 0), got ", *value));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireOne(const Json& body, const char* key, std::string_view what) {
+  std::optional<int64_t> value;
+  absl::Status status = GetInt(body, key, key, &value);
+  if (!status.ok()) return status;
+  if (value.has_value() && *value != 1) {
+    return absl::InvalidArgumentError(StrCatStd(key, " must be 1 (", what, "), got ", *value));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseBody(const Json& body, const ServiceContext& context, CompletionCall* call) {
+  ApiRequest& api = call->api;
+  auto model = body.find("model");
+  if (model != body.end() && !model->is_null()) {
+    if (!model->is_string()) {
+      return absl::InvalidArgumentError(StrCatStd("model must be a string, got ", Describe(*model)));
+    }
+    const std::string name = model->get<std::string>();
+    if (!name.empty() && name != context.model_name) {
+      return absl::NotFoundError(StrCatStd("model: '", name, "' is not served here (this server serves '",
+                                           context.model_name, "')"));
+    }
+  }
+  absl::Status status = ParsePrompt(body, &api);
+  if (!status.ok()) return status;
+  auto suffix = body.find("suffix");
+  if (suffix != body.end() && !suffix->is_null() && !(suffix->is_string() && suffix->get<std::string>().empty())) {
+    return absl::InvalidArgumentError("suffix is not supported");
+  }
+  auto logit_bias = body.find("logit_bias");
+  if (logit_bias != body.end() && !logit_bias->is_null() && !(logit_bias->is_object() && logit_bias->empty())) {
+    return absl::InvalidArgumentError("logit_bias is not supported (only an empty object)");
+  }
+  for (const char* key : {"presence_penalty", "frequency_penalty"}) {
+    status = RequireZero(body, key);
+    if (!status.ok()) return status;
+  }
+  status = RequireOne(body, "n", "one choice per request");
+  if (!status.ok()) return status;
+  status = RequireOne(body, "best_of", "one candidate per request");
+  if (!status.ok()) return status;
+
+  status = GetInt(body, "max_tokens", "max_tokens", &api.max_tokens);
+  if (!status.ok()) return status;
+  status = GetNumber(body, "temperature", "temperature", &api.temperature);
+  if (!status.ok()) return status;
+  status = GetNumber(body, "top_p", "top_p", &api.top_p);
+  if (!status.ok()) return status;
+  status = GetInt(body, "top_k", "top_k", &api.top_k);
+  if (!status.ok()) return status;
+  if (api.top_k.has_value() && *api.top_k == -1) api.top_k = 0;  // vLLM's "off"
+  status = GetNumber(body, "min_p", "min_p", &api.min_p);
+  if (!status.ok()) return status;
+  status = GetNumber(body, "repetition_penalty", "repetition_penalty", &api.repetition_penalty);
+  if (!status.ok()) return status;
+  std::optional<int64_t> seed;
+  status = GetInt(body, "seed", "seed", &seed);
+  if (!status.ok()) return status;
+  if (seed.has_value()) {
+    if (*seed < 0) return absl::InvalidArgumentError(StrCatStd("seed must be >= 0, got ", *seed));
+    api.seed = static_cast<uint64_t>(*seed);
+  }
+  status = ParseStop(body, &api.stop);
+  if (!status.ok()) return status;
+  auto stop_ids = body.find("stop_token_ids");
+  if (stop_ids != body.end() && !stop_ids->is_null()) {
+    if (!stop_ids->is_array()) {
+      return absl::InvalidArgumentError(
+          StrCatStd("stop_token_ids must be an array of token ids, got ", Describe(*stop_ids)));
+    }
+    status = GetTokenIds(*stop_ids, "stop_token_ids", &api.stop_token_ids);
+    if (!status.ok()) return status;
+  }
+  status = GetBool(body, "ignore_eos", "ignore_eos", &api.ignore_eos);
+  if (!status.ok()) return status;
+  status = GetBool(body, "stream", "stream", &call->stream);
+  if (!status.ok()) return status;
+  auto stream_options = body.find("stream_options");
+  if (stream_options != body.end() && !stream_options->is_null() && !stream_options->is_object()) {
+    return absl::InvalidArgumentError(
+        StrCatStd("stream_options must be an object, got ", Describe(*stream_options)));
+  }
+  status = GetBool(body, "echo", "echo", &call->echo);
+  if (!status.ok()) return status;
+  auto logprobs = body.find("logprobs");
+  if (logprobs != body.end() && logprobs->is_boolean()) {
+    return absl::InvalidArgumentError(
+        StrCatStd("logprobs must be an integer in [0, 20] (the number of top alternatives), got ",
+                  Describe(*logprobs)));
+  }
+  status = GetInt(body, "logprobs", "logprobs", &api.logprobs);
+  if (!status.ok()) return status;
+  call->logprobs = api.logprobs.has_value();
+  status = ParseAdak(body, &api);
+  if (!status.ok()) return status;
+
+  if (call->echo && call->logprobs) {
+    if (call->stream) {
+      return absl::InvalidArgumentError(
+          "logprobs: echo with logprobs (prompt scoring) is not available with stream: true; use stream: false");
+    }
+    api.prompt_logprobs = true;
+  }
+  if (call->echo && api.max_tokens.has_value() && *api.max_tokens == 0) {
+    // Echo of the prompt alone: the scheduler scores the prompt and generates nothing.
+    api.prompt_logprobs = true;
+  }
+  if (api.prompt_logprobs) {
+    api.allow_zero_max_tokens = true;
+    if (!api.max_tokens.has_value()) api.max_tokens = 16;  // OpenAI's default, not Score's 0
+  }
+  return absl::OkStatus();
+}
+
+OrderedJson TopDict(const std::vector<std::pair<std::string, float>>& entries) {
+  OrderedJson dict = OrderedJson::object();
+  for (const auto& [key, logprob] : entries) {
+    if (!dict.contains(key)) dict[key] = logprob;
+  }
+  return dict;
+}
+
+bool IsField(std::string_view token) {
+  static const char* const kFields[] = {
+      "model",        "prompt",     "max_tokens", "temperature",    "top_p",      "top_k",
+      "min_p",        "repetition_penalty",        "seed",          "n",          "best_of",
+      "stream",       "stream_options",            "stop",          "stop_token_ids",
+      "logprobs",     "echo",       "presence_penalty",            "frequency_penalty",
+      "logit_bias",   "suffix",     "ignore_eos"};
+  for (const char* field : kFields) {
+    if (token == field) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<CompletionCall> ParseCompletionRequest(std::string_view body, const ServiceContext& context) {
+  Json json = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) {
+    return absl::InvalidArgumentError("the request body is not valid JSON");
+  }
+  if (!json.is_object()) {
+    return absl::InvalidArgumentError(StrCatStd("the request body must be a JSON object, got ", Describe(json)));
+  }
+  CompletionCall call;
+  absl::Status status = ParseBody(json, context, &call);
+  if (!status.ok()) return status;
+  return call;
+}
+
+std::string ErrorParam(const absl::Status& status) {
+  const std::string_view message = ToStd(status.message());
+  if (message.starts_with("prompt + max_tokens")) return "max_tokens";
+  size_t end = 0;
+  while (end < message.size() &&
+         (std::isalnum(static_cast<unsigned char>(message[end])) || message[end] == '_' || message[end] == '.')) {
+    ++end;
+  }
+  std::string token(message.substr(0, end));
+  while (!token.empty() && token.back() == '.') token.pop_back();
+  if (token == "routing" || token.starts_with("routing.")) return "adak." + token;
+  if (token == "adak" || token.starts_with("adak.")) return token;
+  if (IsField(token)) return token;
+  return "";
+}
+
+CompletionBuilder::CompletionBuilder(const ServiceContext& context, const CompletionCall& call,
+                                     std::vector<int32_t> prompt_ids, std::string prompt_text, std::string id,
+                                     int64_t created)
+    : context_(context),
+      tokenizer_(*context.model->tokenizer),
+      call_(call),
+      prompt_ids_(std::move(prompt_ids)),
+      prompt_text_(std::move(prompt_text)),
+      id_(std::move(id)),
+      created_(created),
+      detokenizer_(*context.model->tokenizer, prompt_ids_) {
+  if (call_.echo) streamed_offset_ = prompt_text_.size();
+}
+
+std::string CompletionBuilder::PieceAfter(int32_t prev, int32_t id) const {
+  if (prev < 0) {
+    const int32_t ids[1] = {id};
+    return tokenizer_.Decode(ids);
+  }
+  const int32_t before[1] = {prev};
+  const int32_t both[2] = {prev, id};
+  const std::string head = tokenizer_.Decode(before);
+  std::string text = tokenizer_.Decode(both);
+  if (text.size() >= head.size() && text.compare(0, head.size(), head) == 0) return text.substr(head.size());
+  const int32_t alone[1] = {id};
+  return tokenizer_.Decode(alone);
+}
+
+std::vector<std::pair<std::string, float>> CompletionBuilder::GeneratedTop(size_t i) const {
+  const TokenEntry& token = tokens_[i];
+  const int32_t prev = i > 0 ? tokens_[i - 1].id : (prompt_ids_.empty() ? -1 : prompt_ids_.back());
+  std::vector<std::pair<std::string, float>> top;
+  top.emplace_back(PieceAfter(prev, token.id), token.logprob);
+  for (const scheduler::TopLogprob& alt : token.top) top.emplace_back(PieceAfter(prev, alt.id), alt.logprob);
+  return top;
+}
+
+void CompletionBuilder::AddTokens(const std::vector<scheduler::TokenOutput>& tokens) {
+  for (const scheduler::TokenOutput& token : tokens) {
+    text_ += token.text;
+    if (!call_.logprobs) continue;
+    TokenEntry entry;
+    entry.id = token.id;
+    entry.piece = detokenizer_.Push(token.id);
+    entry.logprob = token.logprob;
+    entry.top = token.top;
+    tokens_.push_back(std::move(entry));
+  }
+}
+
+namespace {
+
+// The logprobs object of OpenAI's legacy completions: tokens, token_logprobs, top_logprobs, text_offset.
+struct LogprobsJson {
+  OrderedJson tokens = OrderedJson::array();
+  OrderedJson token_logprobs = OrderedJson::array();
+  OrderedJson top_logprobs = OrderedJson::array();
+  OrderedJson text_offset = OrderedJson::array();
+
+  void Add(const std::string& token, OrderedJson logprob, OrderedJson top, size_t offset) {
+    tokens.push_back(token);
+    token_logprobs.push_back(std::move(logprob));
+    top_logprobs.push_back(std::move(top));
+    text_offset.push_back(offset);
+  }
+
+  OrderedJson Take() {
+    OrderedJson out = OrderedJson::object();
+    out["tokens"] = std::move(tokens);
+    out["token_logprobs"] = std::move(token_logprobs);
+    out["top_logprobs"] = std::move(top_logprobs);
+    out["text_offset"] = std::move(text_offset);
+    return out;
+  }
+};
+
+OrderedJson ChunkEnvelope(const std::string& id, int64_t created, const std::string& model) {
+  OrderedJson chunk = OrderedJson::object();
+  chunk["id"] = id;
+  chunk["object"] = "text_completion";
+  chunk["created"] = created;
+  chunk["model"] = model;
+  return chunk;
+}
+
+// Invalid UTF-8 (a token string cut inside a character) becomes U+FFFD instead of throwing.
+std::string Dump(const OrderedJson& value) { return value.dump(-1, ' ', false, OrderedJson::error_handler_t::replace); }
+
+// vLLM's stop_reason: the stop string or stop_token_ids entry that ended the completion; null for EOS,
+// length and everything else.
+OrderedJson StopReason(const scheduler::FinalOutput& final, const std::vector<int32_t>& stop_token_ids) {
+  if (!final.matched_stop.empty()) return final.matched_stop;
+  if (final.stop_token.has_value() &&
+      std::find(stop_token_ids.begin(), stop_token_ids.end(), *final.stop_token) != stop_token_ids.end()) {
+    return *final.stop_token;
+  }
+  return nullptr;
+}
+
+std::string SseEvent(const OrderedJson& data) { return StrCatStd("data: ", Dump(data), "\n\n"); }
+
+}  // namespace
+
+std::string CompletionBuilder::StreamChunk() {
+  const bool has_tokens = streamed_tokens_ < tokens_.size();
+  if (streamed_text_ == text_.size() && !has_tokens) return "";
+  OrderedJson choice = OrderedJson::object();
+  choice["index"] = 0;
+  choice["text"] = text_.substr(streamed_text_);
+  streamed_text_ = text_.size();
+  if (call_.logprobs) {
+    LogprobsJson lp;
+    for (; streamed_tokens_ < tokens_.size(); ++streamed_tokens_) {
+      const TokenEntry& token = tokens_[streamed_tokens_];
+      lp.Add(token.piece, token.logprob, TopDict(GeneratedTop(streamed_tokens_)), streamed_offset_);
+      streamed_offset_ += token.piece.size();
+    }
+    choice["logprobs"] = lp.Take();
+  } else {
+    choice["logprobs"] = nullptr;
+  }
+  choice["finish_reason"] = nullptr;
+  OrderedJson chunk = ChunkEnvelope(id_, created_, context_.model_name);
+  chunk["choices"] = OrderedJson::array({std::move(choice)});
+  return SseEvent(chunk);
+}
+
+std::string CompletionBuilder::EchoChunk() const {
+  OrderedJson choice = OrderedJson::object();
+  choice["index"] = 0;
+  choice["text"] = prompt_text_;
+  choice["logprobs"] = nullptr;
+  choice["finish_reason"] = nullptr;
+  OrderedJson chunk = ChunkEnvelope(id_, created_, context_.model_name);
+  chunk["choices"] = OrderedJson::array({std::move(choice)});
+  return SseEvent(chunk);
+}
+
+std::string CompletionBuilder::UsageJson(const scheduler::Usage& usage) const { return Dump(UsageObject(usage)); }
+
+OrderedJson CompletionBuilder::UsageObject(const scheduler::Usage& usage) const {
+  OrderedJson out = OrderedJson::object();
+  out["prompt_tokens"] = usage.prompt_tokens;
+  out["completion_tokens"] = usage.completion_tokens;
+  out["total_tokens"] = usage.prompt_tokens + usage.completion_tokens;
+  // OpenAI's (and vLLM's) report of the prompt tokens served from the prefix cache.
+  out["prompt_tokens_details"] = OrderedJson{{"cached_tokens", usage.cached_prompt_tokens}};
+  OrderedJson adak = OrderedJson::object();
+  adak["expert_activations"] = usage.expert_activations;
+  adak["expert_flops"] = usage.expert_flops;
+  adak["expert_flops_saved"] = usage.expert_flops_saved;
+  const double native = usage.expert_flops + usage.expert_flops_saved;
+  adak["mean_k"] = native > 0.0 ? static_cast<double>(context_.model->config.num_experts_per_tok) *
+                                      usage.expert_flops / native
+                                : 0.0;
+  if (call_.api.return_routing_stats) adak["mean_k_per_layer"] = usage.mean_k_per_layer;
+  out["adak"] = std::move(adak);
+  return out;
+}
+
+std::string CompletionBuilder::FinalChunks(const scheduler::FinalOutput& final) const {
+  if (!final.status.ok()) {
+    return StrCatStd("data: ", OpenAiErrorBody(final.status), "\n\ndata: [DONE]\n\n");
+  }
+  OrderedJson choice = OrderedJson::object();
+  choice["index"] = 0;
+  choice["text"] = "";
+  choice["logprobs"] = nullptr;
+  choice["finish_reason"] = scheduler::FinishReasonName(final.reason);
+  choice["stop_reason"] = StopReason(final, call_.api.stop_token_ids);
+  OrderedJson chunk = ChunkEnvelope(id_, created_, context_.model_name);
+  chunk["choices"] = OrderedJson::array({std::move(choice)});
+  chunk["usage"] = UsageObject(final.usage);
+  return StrCatStd(SseEvent(chunk), "data: [DONE]\n\n");
+}
+
+std::string CompletionBuilder::Response(const scheduler::FinalOutput& final) const {
+  OrderedJson choice = OrderedJson::object();
+  choice["index"] = 0;
+  choice["text"] = call_.echo ? prompt_text_ + text_ : text_;
+  if (call_.logprobs) {
+    LogprobsJson lp;
+    size_t offset = 0;
+    if (call_.echo) {
+      // The prompt's tokens: the first has no logprob (nothing precedes it), the others come from the
+      // scheduler's prompt_logprobs.
+      // Special tokens (BOS) read as "", so the pieces add up to the prompt text; offsets stay inside it.
+      tokenizer::IncrementalDetokenizer prompt_detokenizer(tokenizer_, {}, /*skip_special_tokens=*/true);
+      for (size_t i = 0; i < prompt_ids_.size(); ++i) {
+        const int32_t id = prompt_ids_[i];
+        const std::string piece = prompt_detokenizer.Push(id);
+        lp.tokens.push_back(piece);
+        lp.text_offset.push_back(std::min(offset, prompt_text_.size()));
+        offset += piece.size();
+        if (i == 0 || i - 1 >= final.prompt_logprobs.size()) {
+          lp.token_logprobs.push_back(nullptr);
+          lp.top_logprobs.push_back(nullptr);
+          continue;
+        }
+        const float logprob = final.prompt_logprobs[i - 1];
+        lp.token_logprobs.push_back(logprob);
+        std::vector<std::pair<std::string, float>> top;
+        top.emplace_back(PieceAfter(prompt_ids_[i - 1], id), logprob);
+        if (i - 1 < final.prompt_top_logprobs.size()) {
+          for (const scheduler::TopLogprob& alt : final.prompt_top_logprobs[i - 1]) {
+            top.emplace_back(PieceAfter(prompt_ids_[i - 1], alt.id), alt.logprob);
+          }
+        }
+        lp.top_logprobs.push_back(TopDict(top));
+      }
+      offset = prompt_text_.size();
+    }
+    for (size_t i = 0; i < tokens_.size(); ++i) {
+      const TokenEntry& token = tokens_[i];
+      lp.Add(token.piece, token.logprob, TopDict(GeneratedTop(i)), offset);
+      offset += token.piece.size();
+    }
+    choice["logprobs"] = lp.Take();
+  } else {
+    choice["logprobs"] = nullptr;
+  }
+  choice["finish_reason"] = scheduler::FinishReasonName(final.reason);
+  choice["stop_reason"] = StopReason(final, call_.api.stop_token_ids);
+  OrderedJson response = ChunkEnvelope(id_, created_, context_.model_name);
+  response["choices"] = OrderedJson::array({std::move(choice)});
+  response["usage"] = UsageObject(final.usage);
+  return Dump(response);
+}
+
+}  // namespace adak::server

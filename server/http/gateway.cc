@@ -1,0 +1,166 @@
+#include "server/http/gateway.h"
+
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "base/strings.h"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/strand.hpp"
+#include "boost/beast/core/error.hpp"
+#include "server/http/session.h"
+
+namespace adak::server {
+namespace {
+
+namespace beast = boost::beast;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// How long Shutdown lets running completions write their last bytes after cancelling them.
+constexpr absl::Duration kShutdownGrace = absl::Seconds(2);
+
+std::string RandomPrefix() {
+  std::random_device device;
+  return absl::StrCat(absl::Hex(device(), absl::kZeroPad8));
+}
+
+}  // namespace
+
+class HttpGateway::Impl {
+ public:
+  ~Impl() { Shutdown(); }
+
+  absl::Status Start(const HttpGatewayOptions& options, ServiceContext* context) {
+    shared_ = std::make_shared<HttpGatewayShared>();
+    shared_->context = context;
+    shared_->options = options;
+    shared_->id_prefix = RandomPrefix();
+    shared_->created = absl::ToUnixSeconds(absl::Now());
+    io_ = std::make_shared<net::io_context>(options.threads);
+
+    beast::error_code ec;
+    tcp::resolver resolver(*io_);
+    auto endpoints = resolver.resolve(options.host, std::to_string(options.port),
+                                      tcp::resolver::numeric_service | tcp::resolver::passive, ec);
+    if (ec || endpoints.empty()) {
+      return absl::InvalidArgumentError(
+          StrCatStd("http host '", options.host, "' does not resolve: ", ec ? ec.message() : "no address"));
+    }
+    const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+    const std::string where = StrCatStd(options.host, ":", options.port);
+    acceptor_ = std::make_unique<tcp::acceptor>(net::make_strand(*io_));
+    if (acceptor_->open(endpoint.protocol(), ec); ec) {
+      return absl::UnavailableError(StrCatStd("http: cannot open a socket for ", where, ": ", ec.message()));
+    }
+    if (acceptor_->set_option(net::socket_base::reuse_address(true), ec); ec) {
+      return absl::UnavailableError(StrCatStd("http: cannot set SO_REUSEADDR on ", where, ": ", ec.message()));
+    }
+    if (acceptor_->bind(endpoint, ec); ec) {
+      return absl::UnavailableError(StrCatStd("http: cannot bind ", where, ": ", ec.message()));
+    }
+    if (acceptor_->listen(net::socket_base::max_listen_connections, ec); ec) {
+      return absl::UnavailableError(StrCatStd("http: cannot listen on ", where, ": ", ec.message()));
+    }
+    port_ = acceptor_->local_endpoint().port();
+    Accept();
+    threads_.reserve(static_cast<size_t>(options.threads));
+    for (int i = 0; i < options.threads; ++i) {
+      threads_.emplace_back([io = io_] { io->run(); });
+    }
+    return absl::OkStatus();
+  }
+
+  int port() const { return port_; }
+
+  void Shutdown() {
+    if (shared_ == nullptr || acceptor_ == nullptr) return;
+    std::vector<uint64_t> in_flight;
+    {
+      absl::MutexLock lock(&shared_->mu);
+      if (shared_->stopping) return;
+      shared_->stopping = true;
+      in_flight.assign(shared_->in_flight.begin(), shared_->in_flight.end());
+    }
+    if (!threads_.empty()) {
+      net::post(acceptor_->get_executor(), [this] {
+        beast::error_code ec;
+        acceptor_->close(ec);
+      });
+    }
+    // Running completions end (Cancelled) and get a moment to send their last bytes.
+    if (shared_->context->scheduler != nullptr) {
+      for (uint64_t id : in_flight) shared_->context->scheduler->Cancel(id);
+    }
+    {
+      absl::MutexLock lock(&shared_->mu);
+      auto idle = [shared = shared_.get()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared->mu) {
+        return shared->active_responses == 0;
+      };
+      shared_->mu.AwaitWithTimeout(absl::Condition(&idle), kShutdownGrace);
+    }
+    io_->stop();
+    for (std::thread& thread : threads_) thread.join();
+    threads_.clear();
+    beast::error_code ec;
+    acceptor_->close(ec);
+  }
+
+ private:
+  void Accept() {
+    acceptor_->async_accept(net::make_strand(*io_), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
+      if (!ec) {
+        beast::error_code nodelay_ec;
+        socket.set_option(tcp::no_delay(true), nodelay_ec);
+        StartHttpSession(std::move(socket), std::weak_ptr<net::io_context>(io_), shared_);
+      }
+      Accept();
+    });
+  }
+
+  std::shared_ptr<HttpGatewayShared> shared_;
+  std::shared_ptr<net::io_context> io_;     // shared with the sinks the scheduler may still hold
+  std::unique_ptr<tcp::acceptor> acceptor_;  // destroyed before io_ is released
+  std::vector<std::thread> threads_;
+  int port_ = 0;
+};
+
+absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpGatewayOptions& options,
+                                                                ServiceContext* context) {
+  if (context == nullptr || context->model == nullptr || context->routing_weights == nullptr) {
+    return absl::InvalidArgumentError("http gateway: the service context needs a model and routing weights");
+  }
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(StrCatStd("http port must be in [0, 65535], got ", options.port));
+  }
+  if (options.threads < 1 || options.threads > 256) {
+    return absl::InvalidArgumentError(StrCatStd("http threads must be in [1, 256], got ", options.threads));
+  }
+  if (options.max_body_bytes < 1024) {
+    return absl::InvalidArgumentError(
+        StrCatStd("http max_body_bytes must be >= 1024, got ", options.max_body_bytes));
+  }
+  auto impl = std::make_unique<Impl>();
+  absl::Status status = impl->Start(options, context);
+  if (!status.ok()) return status;
+  return std::unique_ptr<HttpGateway>(new HttpGateway(std::move(impl)));
+}
+
+HttpGateway::HttpGateway(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpGateway::~HttpGateway() { Shutdown(); }
+
+int HttpGateway::port() const { return impl_->port(); }
+
+void HttpGateway::Shutdown() { impl_->Shutdown(); }
+
+}  // namespace adak::server

@@ -1,0 +1,554 @@
+#include "server/http/session.h"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/strings.h"
+#include "boost/asio/dispatch.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "nlohmann/json.hpp"
+#include "server/http/completions.h"
+#include "server/metrics.h"
+#include "server/request_builder.h"
+#include "server/status_mapping.h"
+
+namespace adak::server {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// How long a connection may take to send a request (and how long an idle keep-alive connection lives).
+constexpr auto kRequestTimeout = std::chrono::seconds(120);
+constexpr size_t kHeaderLimit = 64 * 1024;
+// Bytes a client may send while its completion runs (pipelined requests) before it is treated as abusive.
+constexpr size_t kMaxPipelinedBytes = 1 << 20;
+
+std::string_view ToView(beast::string_view text) { return {text.data(), text.size()}; }
+
+std::string JsonBody(const nlohmann::ordered_json& value) {
+  return value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string StatusJson(const char* status) { return JsonBody(nlohmann::ordered_json{{"status", status}}); }
+
+class Session;
+
+// The scheduler's sink for one completion: every event is posted to the connection's strand, so the
+// scheduler thread never waits on the network. The session may be gone by then (the event is dropped).
+// The sink keeps the io_context alive: the scheduler may hold it after the gateway shut down.
+class HttpSink final : public scheduler::RequestSink {
+ public:
+  HttpSink(std::shared_ptr<net::io_context> io, net::any_io_executor executor, std::weak_ptr<Session> session)
+      : io_(std::move(io)), executor_(std::move(executor)), session_(std::move(session)) {}
+  void OnTokens(std::vector<scheduler::TokenOutput> tokens) override;
+  void OnFinish(scheduler::FinalOutput final) override;
+
+ private:
+  std::shared_ptr<net::io_context> io_;  // declared first: outlives executor_
+  net::any_io_executor executor_;
+  std::weak_ptr<Session> session_;
+};
+
+// One client connection: reads requests (keep-alive, pipelining), answers them, and runs at most one
+// completion at a time. Every member function runs on the connection's strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, std::weak_ptr<net::io_context> io, std::shared_ptr<HttpGatewayShared> shared)
+      : executor_(socket.get_executor()), stream_(std::move(socket)), io_(std::move(io)), shared_(std::move(shared)) {}
+  ~Session() {
+    if (!scheduler_active_) return;
+    // The connection closed before the request finished (it was cancelled): forget its id.
+    absl::MutexLock lock(&shared_->mu);
+    shared_->in_flight.erase(request_id_);
+  }
+
+  void Start() {
+    net::dispatch(executor_, [self = shared_from_this()] { self->ReadRequest(); });
+  }
+
+  void OnTokens(std::vector<scheduler::TokenOutput> tokens);
+  void OnFinish(scheduler::FinalOutput final);
+
+ private:
+  ServiceContext& context() const { return *shared_->context; }
+
+  void ReadRequest();
+  void OnHeader(beast::error_code ec);
+  void ReadBody();
+  void OnBody(beast::error_code ec);
+  void OnReadError(beast::error_code ec);
+  void Handle();
+  void HandleCompletion(const std::string& body);
+  void HandleMetrics();
+  void HandleModels(std::string_view path);
+
+  void Reply(http::status status, std::string body, std::string_view content_type = "application/json",
+             std::string_view allow = "");
+  void ReplyError(const absl::Status& status, const std::string& param = "");
+  void ReplyStatus(int code, const absl::Status& status, const std::string& param = "");
+  void AfterResponse();
+
+  void Watch();
+  void OnWatch(beast::error_code ec, size_t bytes);
+  void PeerGone();
+  void Close();
+
+  void StartStream();
+  void Enqueue(std::string data, bool raw = false);
+  void WriteNext();
+  void OnStreamWrite(beast::error_code ec);
+
+  void EndCompletion();
+  void Reject(const absl::Status& status, const std::string& param = "");
+
+  net::any_io_executor executor_;
+  beast::tcp_stream stream_;
+  std::weak_ptr<net::io_context> io_;
+  std::shared_ptr<HttpGatewayShared> shared_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<http::response<http::string_body>> response_;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  bool closed_ = false;
+
+  // The completion in progress, if any.
+  bool completion_active_ = false;  // submitted, response not fully written
+  bool scheduler_active_ = false;   // submitted, OnFinish not yet received
+  uint64_t request_id_ = 0;
+  bool streaming_ = false;
+  bool chunked_ = false;
+  bool headers_sent_ = false;
+  bool stream_done_ = false;
+  std::optional<CompletionBuilder> builder_;
+  bool echo_chunk_ = false;
+
+  // Reading while a completion runs, to notice a client that goes away.
+  bool watching_ = false;
+  bool resume_after_watch_ = false;
+
+  // Streaming writes, one in flight.
+  std::deque<std::string> pending_;
+  bool writing_ = false;
+};
+
+void HttpSink::OnTokens(std::vector<scheduler::TokenOutput> tokens) {
+  net::post(executor_, [session = session_, tokens = std::move(tokens)]() mutable {
+    if (std::shared_ptr<Session> s = session.lock()) s->OnTokens(std::move(tokens));
+  });
+}
+
+void HttpSink::OnFinish(scheduler::FinalOutput final) {
+  net::post(executor_, [session = session_, final = std::move(final)]() mutable {
+    if (std::shared_ptr<Session> s = session.lock()) s->OnFinish(std::move(final));
+  });
+}
+
+void Session::ReadRequest() {
+  if (closed_) return;
+  parser_.emplace();
+  parser_->header_limit(kHeaderLimit);
+  parser_->body_limit(static_cast<uint64_t>(shared_->options.max_body_bytes));
+  stream_.expires_after(kRequestTimeout);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+}
+
+void Session::OnReadError(beast::error_code ec) {
+  if (ec == http::error::body_limit) {
+    keep_alive_ = false;  // the rest of the body is never read
+    if (context().metrics != nullptr) context().metrics->RecordRejected(absl::StatusCode::kInvalidArgument);
+    ReplyStatus(413, absl::InvalidArgumentError(StrCatStd("the request body exceeds the limit of ",
+                                                          shared_->options.max_body_bytes, " bytes")));
+    return;
+  }
+  if (ec == http::error::header_limit) {
+    keep_alive_ = false;
+    ReplyStatus(431, absl::InvalidArgumentError(StrCatStd("the request header exceeds ", kHeaderLimit, " bytes")));
+    return;
+  }
+  if (ec.category() == http::make_error_code(http::error::bad_method).category() && ec != http::error::end_of_stream &&
+      ec != http::error::partial_message) {
+    keep_alive_ = false;
+    ReplyStatus(400, absl::InvalidArgumentError(StrCatStd("malformed HTTP request: ", ec.message())));
+    return;
+  }
+  Close();  // end of stream, timeout, reset
+}
+
+void Session::OnHeader(beast::error_code ec) {
+  if (closed_) return;
+  if (ec) {
+    OnReadError(ec);
+    return;
+  }
+  const auto& request = parser_->get();
+  keep_alive_ = request.keep_alive();
+  version_ = request.version();
+  auto expect = request.find(http::field::expect);
+  if (expect != request.end() && beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
+    // curl sends Expect: 100-continue for bodies over 1 KiB and waits for this before sending them.
+    auto interim = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+    net::async_write(stream_, net::buffer(*interim),
+                     [self = shared_from_this(), interim](beast::error_code write_ec, size_t) {
+                       if (write_ec) {
+                         self->Close();
+                         return;
+                       }
+                       self->ReadBody();
+                     });
+    return;
+  }
+  ReadBody();
+}
+
+void Session::ReadBody() {
+  if (closed_) return;
+  if (parser_->is_done()) {
+    Handle();
+    return;
+  }
+  http::async_read(stream_, buffer_, *parser_,
+                   [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+}
+
+void Session::OnBody(beast::error_code ec) {
+  if (closed_) return;
+  if (ec) {
+    OnReadError(ec);
+    return;
+  }
+  Handle();
+}
+
+void Session::Handle() {
+  const auto& request = parser_->get();
+  keep_alive_ = request.keep_alive();
+  std::string_view path = ToView(request.target());
+  if (size_t query = path.find('?'); query != std::string_view::npos) path = path.substr(0, query);
+  const http::verb method = request.method();
+  const auto method_not_allowed = [&](std::string_view allowed) {
+    Reply(http::status::method_not_allowed,
+          OpenAiErrorBody(absl::InvalidArgumentError(StrCatStd("method ", ToView(request.method_string()),
+                                                               " is not allowed on ", path, " (use ", allowed,
+                                                               ")"))),
+          "application/json", allowed);
+  };
+  try {
+    if (path == "/v1/completions") {
+      if (method != http::verb::post) return method_not_allowed("POST");
+      return HandleCompletion(request.body());
+    }
+    const bool get = method == http::verb::get;
+    if (path == "/healthz") {
+      if (!get) return method_not_allowed("GET");
+      return Reply(http::status::ok, StatusJson("ok"));
+    }
+    if (path == "/readyz") {
+      if (!get) return method_not_allowed("GET");
+      const ServingState* state = context().state;
+      const ServingPhase phase = state != nullptr ? state->phase() : ServingPhase::kServing;
+      if (phase == ServingPhase::kServing) return Reply(http::status::ok, StatusJson("ready"));
+      return Reply(http::status::service_unavailable,
+                   StatusJson(phase == ServingPhase::kDraining ? "draining" : "not_ready"));
+    }
+    if (path == "/metrics") {
+      if (!get) return method_not_allowed("GET");
+      return HandleMetrics();
+    }
+    if (path == "/v1/models" || path.starts_with("/v1/models/")) {
+      if (!get) return method_not_allowed("GET");
+      return HandleModels(path);
+    }
+    ReplyError(absl::NotFoundError(StrCatStd("no route for ", ToView(request.method_string()), " ", path,
+                                             " (endpoints: POST /v1/completions, GET /v1/models, /healthz, "
+                                             "/readyz, /metrics)")));
+  } catch (const std::exception& e) {
+    // Nothing below should throw; a request must never take the gateway down.
+    keep_alive_ = false;
+    ReplyError(absl::InternalError(StrCatStd("internal error: ", e.what())));
+  }
+}
+
+void Session::HandleMetrics() {
+  Metrics* metrics = context().metrics;
+  if (metrics == nullptr) {
+    return ReplyError(absl::UnavailableError("metrics are not enabled on this server"));
+  }
+  if (context().scheduler != nullptr) {
+    const scheduler::SchedulerStats stats = context().scheduler->stats();
+    metrics->SetSchedulerGauges(stats.running, stats.waiting,
+                                stats.kv_blocks_total > 0 ? static_cast<double>(stats.kv_blocks_used) /
+                                                                static_cast<double>(stats.kv_blocks_total)
+                                                          : 0.0);
+  }
+  Reply(http::status::ok, metrics->Serialize(), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void Session::HandleModels(std::string_view path) {
+  const ServiceContext& ctx = context();
+  nlohmann::ordered_json model = {{"id", ctx.model_name},
+                                  {"object", "model"},
+                                  {"created", shared_->created},
+                                  {"owned_by", "adak"},
+                                  {"root", ctx.model->dir.string()},
+                                  {"max_model_len", LimitsFor(ctx).max_context}};
+  if (path == "/v1/models" || path == "/v1/models/") {
+    return Reply(http::status::ok,
+                 JsonBody(nlohmann::ordered_json{{"object", "list"}, {"data", nlohmann::ordered_json::array({model})}}));
+  }
+  const std::string_view name = path.substr(std::string_view("/v1/models/").size());
+  if (name != ctx.model_name) {
+    return ReplyError(absl::NotFoundError(StrCatStd("model '", name, "' is not served here (this server serves '",
+                                                    ctx.model_name, "')")),
+                      "model");
+  }
+  Reply(http::status::ok, JsonBody(model));
+}
+
+void Session::Reject(const absl::Status& status, const std::string& param) {
+  if (context().metrics != nullptr) context().metrics->RecordRejected(status.code());
+  ReplyError(status, param);
+}
+
+void Session::HandleCompletion(const std::string& body) {
+  ServiceContext& ctx = context();
+  if (ctx.state != nullptr && !ctx.state->ready()) {
+    return Reject(absl::UnavailableError(ctx.state->phase() == ServingPhase::kDraining
+                                             ? "the server is draining and accepts no new requests"
+                                             : "the server is not ready yet"));
+  }
+  if (ctx.scheduler == nullptr) return Reject(absl::UnavailableError("no scheduler is running"));
+  absl::StatusOr<CompletionCall> call = ParseCompletionRequest(body, ctx);
+  if (!call.ok()) return Reject(call.status(), ErrorParam(call.status()));
+  absl::StatusOr<scheduler::GenerationRequest> request = BuildRequest(call->api, ctx);
+  if (!request.ok()) return Reject(request.status(), ErrorParam(request.status()));
+
+  std::shared_ptr<net::io_context> io = io_.lock();
+  if (io == nullptr) return Reject(absl::UnavailableError("the server is shutting down"));
+  std::vector<int32_t> prompt_ids = request->prompt_ids;
+  // What echo returns: the prompt as sent, or the ids decoded (special tokens read as "", as vLLM does).
+  std::string prompt_text = call->api.text.has_value() ? *call->api.text
+                                                       : ctx.model->tokenizer->Decode(prompt_ids, true);
+  auto sink = std::make_shared<HttpSink>(std::move(io), executor_, weak_from_this());
+  absl::StatusOr<uint64_t> id = ctx.scheduler->Submit(*std::move(request), std::move(sink));
+  if (!id.ok()) return Reject(id.status(), ErrorParam(id.status()));
+
+  request_id_ = *id;
+  completion_active_ = true;
+  scheduler_active_ = true;
+  streaming_ = call->stream;
+  chunked_ = version_ >= 11;
+  headers_sent_ = false;
+  stream_done_ = false;
+  echo_chunk_ = call->echo;
+  builder_.emplace(ctx, *call, std::move(prompt_ids), std::move(prompt_text),
+                   StrCatStd("cmpl-", shared_->id_prefix, absl::Hex(shared_->next_id.fetch_add(1), absl::kZeroPad8)),
+                   absl::ToUnixSeconds(absl::Now()));
+  bool stopping = false;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    shared_->in_flight.insert(request_id_);
+    ++shared_->active_responses;
+    stopping = shared_->stopping;
+  }
+  if (stopping) ctx.scheduler->Cancel(request_id_);
+  stream_.expires_never();
+  Watch();
+}
+
+void Session::OnTokens(std::vector<scheduler::TokenOutput> tokens) {
+  if (closed_ || !scheduler_active_) return;
+  builder_->AddTokens(tokens);
+  if (!streaming_) return;
+  if (!headers_sent_) StartStream();
+  Enqueue(builder_->StreamChunk());
+}
+
+void Session::OnFinish(scheduler::FinalOutput final) {
+  if (!scheduler_active_) return;
+  scheduler_active_ = false;
+  {
+    absl::MutexLock lock(&shared_->mu);
+    shared_->in_flight.erase(request_id_);
+  }
+  if (closed_) return;
+  if (!streaming_) {
+    if (!final.status.ok()) return ReplyError(final.status);
+    return Reply(http::status::ok, builder_->Response(final));
+  }
+  if (!headers_sent_) {
+    if (!final.status.ok()) return ReplyError(final.status);  // nothing streamed yet: a plain error
+    StartStream();
+  }
+  if (final.status.ok()) Enqueue(builder_->StreamChunk());  // text released only at the end
+  Enqueue(builder_->FinalChunks(final));
+  if (chunked_) Enqueue("0\r\n\r\n", /*raw=*/true);
+  stream_done_ = true;
+  if (!writing_ && pending_.empty()) AfterResponse();
+}
+
+void Session::StartStream() {
+  headers_sent_ = true;
+  if (!chunked_) keep_alive_ = false;  // HTTP/1.0: the end of the stream is the end of the connection
+  Enqueue(StrCatStd("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+                    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nServer: adak\r\n",
+                    chunked_ ? "Transfer-Encoding: chunked\r\n" : "",
+                    keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n", "\r\n"),
+          /*raw=*/true);
+  if (echo_chunk_) Enqueue(builder_->EchoChunk());
+}
+
+void Session::Enqueue(std::string data, bool raw) {
+  if (data.empty() || closed_) return;
+  if (chunked_ && !raw) data = absl::StrCat(absl::Hex(data.size()), "\r\n", data, "\r\n");
+  pending_.push_back(std::move(data));
+  if (!writing_) WriteNext();
+}
+
+void Session::WriteNext() {
+  writing_ = true;
+  net::async_write(stream_, net::buffer(pending_.front()),
+                   [self = shared_from_this()](beast::error_code ec, size_t) { self->OnStreamWrite(ec); });
+}
+
+void Session::OnStreamWrite(beast::error_code ec) {
+  writing_ = false;
+  if (!pending_.empty()) pending_.pop_front();
+  if (closed_) return;
+  if (ec) {
+    PeerGone();
+    return;
+  }
+  if (!pending_.empty()) {
+    WriteNext();
+  } else if (stream_done_) {
+    AfterResponse();
+  }
+}
+
+void Session::Watch() {
+  watching_ = true;
+  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+    self->OnWatch(ec, bytes);
+  });
+}
+
+void Session::OnWatch(beast::error_code ec, size_t bytes) {
+  watching_ = false;
+  if (closed_) return;
+  if (!ec) {
+    buffer_.commit(bytes);  // a pipelined request: parsed once this completion is answered
+    if (completion_active_) {
+      if (buffer_.size() > kMaxPipelinedBytes) {
+        PeerGone();
+        return;
+      }
+      Watch();
+    } else if (resume_after_watch_) {
+      resume_after_watch_ = false;
+      ReadRequest();
+    }
+    return;
+  }
+  if (ec == net::error::operation_aborted) {
+    if (resume_after_watch_) {
+      resume_after_watch_ = false;
+      ReadRequest();
+    }
+    return;
+  }
+  PeerGone();  // end of stream or reset: the client went away
+}
+
+void Session::PeerGone() {
+  if (scheduler_active_ && context().scheduler != nullptr) context().scheduler->Cancel(request_id_);
+  Close();
+}
+
+void Session::EndCompletion() {
+  if (!completion_active_) return;
+  completion_active_ = false;
+  builder_.reset();
+  absl::MutexLock lock(&shared_->mu);
+  --shared_->active_responses;
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = true;
+  EndCompletion();
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.close();
+}
+
+void Session::Reply(http::status status, std::string body, std::string_view content_type, std::string_view allow) {
+  if (closed_) return;
+  auto response = std::make_shared<http::response<http::string_body>>(status, version_ >= 11 ? 11 : 10);
+  response->set(http::field::server, "adak");
+  response->set(http::field::content_type, std::string(content_type));
+  if (!allow.empty()) response->set(http::field::allow, std::string(allow));
+  response->keep_alive(keep_alive_);
+  response->body() = std::move(body);
+  response->prepare_payload();
+  response_ = response;
+  stream_.expires_after(kRequestTimeout);
+  http::async_write(stream_, *response, [self = shared_from_this(), response](beast::error_code ec, size_t) {
+    self->response_.reset();
+    if (ec) {
+      self->PeerGone();
+      return;
+    }
+    self->AfterResponse();
+  });
+}
+
+void Session::ReplyStatus(int code, const absl::Status& status, const std::string& param) {
+  Reply(static_cast<http::status>(code), OpenAiErrorBody(status, param));
+}
+
+void Session::ReplyError(const absl::Status& status, const std::string& param) {
+  ReplyStatus(HttpStatusCode(status), status, param);
+}
+
+void Session::AfterResponse() {
+  EndCompletion();
+  if (closed_) return;
+  if (!keep_alive_) {
+    Close();
+    return;
+  }
+  if (watching_) {
+    // The watch read ends with operation_aborted (or with data) and then reads the next request.
+    resume_after_watch_ = true;
+    beast::error_code ec;
+    stream_.socket().cancel(ec);
+    return;
+  }
+  ReadRequest();
+}
+
+}  // namespace
+
+void StartHttpSession(tcp::socket socket, std::weak_ptr<net::io_context> io,
+                      std::shared_ptr<HttpGatewayShared> shared) {
+  std::make_shared<Session>(std::move(socket), std::move(io), std::move(shared))->Start();
+}
+
+}  // namespace adak::server

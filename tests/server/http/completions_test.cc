@@ -1,0 +1,257 @@
+// The OpenAI /v1/completions JSON mapping without a running server: request parsing (every field, the
+// refusals and the params they name) and the response objects and SSE chunks built from scheduler output.
+#include "server/http/completions.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "engine/model.h"
+#include "engine/routing_weights.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/test_util.h"
+
+namespace adak::server {
+namespace {
+
+using ::adak::testing::StatusIs;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+class HttpCompletionsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto shared = ::adak::testing::SharedDir();
+    if (!shared) return;
+    absl::StatusOr<std::unique_ptr<engine::Model>> model = engine::LoadModel(*shared / "models" / "stories-mixtral");
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = model->release();
+    weights_ = new engine::RoutingWeights();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete weights_;
+  }
+  void SetUp() override {
+    ADAK_REQUIRE_SHARED(shared);
+    context_.model = model_;
+    context_.routing_weights = weights_;
+    context_.model_name = "stories-mixtral";
+  }
+
+  absl::StatusOr<CompletionCall> Parse(const Json& body) { return ParseCompletionRequest(body.dump(), context_); }
+
+  static engine::Model* model_;
+  static engine::RoutingWeights* weights_;
+  ServiceContext context_;
+};
+
+engine::Model* HttpCompletionsTest::model_ = nullptr;
+engine::RoutingWeights* HttpCompletionsTest::weights_ = nullptr;
+
+TEST_F(HttpCompletionsTest, ParsesOpenAiFieldsAndExtensions) {
+  absl::StatusOr<CompletionCall> call =
+      Parse(Json{{"model", "stories-mixtral"}, {"prompt", "Hello"}, {"max_tokens", 7}, {"temperature", 0.5},
+                 {"top_p", 0.9}, {"top_k", -1}, {"min_p", 0.1}, {"repetition_penalty", 1.1}, {"seed", 42},
+                 {"stop", "\n"}, {"stop_token_ids", {5, 6}}, {"ignore_eos", true}, {"stream", true},
+                 {"logprobs", 2}, {"n", 1}, {"presence_penalty", 0}, {"user", "me"}, {"unknown_field", 1},
+                 {"adak", {{"routing", {{"policy", "topk"}, {"top_k", 3}}}, {"return_routing_stats", true}}}});
+  ASSERT_TRUE(call.ok()) << call.status();
+  const ApiRequest& api = call->api;
+  EXPECT_EQ(api.text, "Hello");
+  EXPECT_EQ(api.max_tokens, 7);
+  EXPECT_EQ(api.temperature, 0.5);
+  EXPECT_EQ(api.top_p, 0.9);
+  EXPECT_EQ(api.top_k, 0);  // vLLM's -1 = off
+  EXPECT_EQ(api.seed, 42u);
+  EXPECT_THAT(api.stop, ::testing::ElementsAre("\n"));
+  EXPECT_THAT(api.stop_token_ids, ::testing::ElementsAre(5, 6));
+  EXPECT_TRUE(api.ignore_eos);
+  EXPECT_EQ(api.logprobs, 2);
+  EXPECT_TRUE(call->stream);
+  EXPECT_TRUE(call->logprobs);
+  EXPECT_FALSE(call->echo);
+  EXPECT_FALSE(api.prompt_logprobs);
+  EXPECT_EQ(api.routing.policy, "topk");
+  EXPECT_EQ(api.routing.top_k, 3);
+  EXPECT_TRUE(api.return_routing_stats);
+}
+
+TEST_F(HttpCompletionsTest, PromptForms) {
+  absl::StatusOr<CompletionCall> ids = Parse(Json{{"prompt", {1, 2, 3}}});
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_THAT(*ids->api.token_ids, ::testing::ElementsAre(1, 2, 3));
+  absl::StatusOr<CompletionCall> one_text = Parse(Json{{"prompt", Json::array({"Hi"})}});
+  ASSERT_TRUE(one_text.ok()) << one_text.status();
+  EXPECT_EQ(one_text->api.text, "Hi");
+  absl::StatusOr<CompletionCall> one_ids = Parse(Json{{"prompt", Json::array({Json::array({7, 8})})}});
+  ASSERT_TRUE(one_ids.ok()) << one_ids.status();
+  EXPECT_THAT(*one_ids->api.token_ids, ::testing::ElementsAre(7, 8));
+  EXPECT_THAT(Parse(Json{{"prompt", {"a", "b"}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one prompt per request, got 2")));
+  EXPECT_THAT(Parse(Json{{"prompt", Json::array({Json::array({1}), Json::array({2})})}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one prompt per request")));
+  EXPECT_THAT(Parse(Json{{"prompt", Json::array()}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt")));
+  EXPECT_THAT(Parse(Json{{"prompt", 5}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt")));
+  EXPECT_THAT(Parse(Json{{"prompt", {1, 5000000000LL}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("out of range")));
+  EXPECT_THAT(Parse(Json{{"max_tokens", 1}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt is required")));
+}
+
+TEST_F(HttpCompletionsTest, EchoWithLogprobsScoresThePrompt) {
+  absl::StatusOr<CompletionCall> scoring = Parse(Json{{"prompt", "Hi"}, {"echo", true}, {"logprobs", 0}});
+  ASSERT_TRUE(scoring.ok()) << scoring.status();
+  EXPECT_TRUE(scoring->api.prompt_logprobs);
+  EXPECT_TRUE(scoring->api.allow_zero_max_tokens);
+  EXPECT_EQ(scoring->api.max_tokens, 16);  // OpenAI's default even when scoring
+  absl::StatusOr<CompletionCall> echo_only = Parse(Json{{"prompt", "Hi"}, {"echo", true}, {"max_tokens", 0}});
+  ASSERT_TRUE(echo_only.ok()) << echo_only.status();
+  EXPECT_TRUE(echo_only->api.prompt_logprobs);
+  EXPECT_FALSE(echo_only->logprobs);
+  absl::StatusOr<CompletionCall> plain = Parse(Json{{"prompt", "Hi"}, {"max_tokens", 0}});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->api.allow_zero_max_tokens);  // BuildRequest refuses max_tokens 0 then
+  EXPECT_THAT(Parse(Json{{"prompt", "Hi"}, {"echo", true}, {"logprobs", 1}, {"stream", true}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stream")));
+}
+
+TEST_F(HttpCompletionsTest, RefusalsNameTheirParam) {
+  struct Case {
+    Json body;
+    absl::StatusCode code;
+    std::string param;
+  };
+  const std::vector<Case> cases = {
+      {Json{{"prompt", "a"}, {"n", 2}}, absl::StatusCode::kInvalidArgument, "n"},
+      {Json{{"prompt", "a"}, {"best_of", 3}}, absl::StatusCode::kInvalidArgument, "best_of"},
+      {Json{{"prompt", "a"}, {"frequency_penalty", 1}}, absl::StatusCode::kInvalidArgument, "frequency_penalty"},
+      {Json{{"prompt", "a"}, {"logit_bias", {{"5", 1}}}}, absl::StatusCode::kInvalidArgument, "logit_bias"},
+      {Json{{"prompt", "a"}, {"suffix", "x"}}, absl::StatusCode::kInvalidArgument, "suffix"},
+      {Json{{"prompt", "a"}, {"max_tokens", 1.5}}, absl::StatusCode::kInvalidArgument, "max_tokens"},
+      {Json{{"prompt", "a"}, {"temperature", "hot"}}, absl::StatusCode::kInvalidArgument, "temperature"},
+      {Json{{"prompt", "a"}, {"seed", -1}}, absl::StatusCode::kInvalidArgument, "seed"},
+      {Json{{"prompt", "a"}, {"logprobs", true}}, absl::StatusCode::kInvalidArgument, "logprobs"},
+      {Json{{"prompt", "a"}, {"stream", "yes"}}, absl::StatusCode::kInvalidArgument, "stream"},
+      {Json{{"prompt", "a"}, {"stop", 3}}, absl::StatusCode::kInvalidArgument, "stop"},
+      {Json{{"prompt", "a"}, {"stop_token_ids", "x"}}, absl::StatusCode::kInvalidArgument, "stop_token_ids"},
+      {Json{{"prompt", "a"}, {"adak", 1}}, absl::StatusCode::kInvalidArgument, "adak"},
+      {Json{{"prompt", "a"}, {"adak", {{"routing", {{"policy", 3}}}}}}, absl::StatusCode::kInvalidArgument,
+       "adak.routing.policy"},
+      {Json{{"prompt", "a"}, {"adak", {{"routing", {{"min_k", "one"}}}}}}, absl::StatusCode::kInvalidArgument,
+       "adak.routing.min_k"},
+      {Json{{"prompt", "a"}, {"adak", {{"routing", {{"k", 1}}}}}}, absl::StatusCode::kInvalidArgument,
+       "adak.routing.k"},
+      {Json{{"prompt", "a"}, {"adak", {{"timeout_seconds", -1}}}}, absl::StatusCode::kInvalidArgument,
+       "adak.timeout_seconds"},
+      {Json{{"prompt", "a"}, {"model", "llama"}}, absl::StatusCode::kNotFound, "model"},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<CompletionCall> call = Parse(c.body);
+    EXPECT_THAT(call, StatusIs(c.code, ::testing::_)) << c.body.dump();
+    EXPECT_EQ(ErrorParam(call.status()), c.param) << c.body.dump() << " -> " << call.status();
+  }
+  EXPECT_THAT(ParseCompletionRequest("[1, 2]", context_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON object")));
+  EXPECT_THAT(ParseCompletionRequest("{\"prompt\": ", context_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not valid JSON")));
+}
+
+TEST(ErrorParam, MapsScheduledValidationMessagesToRequestFields) {
+  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("max_tokens must be in [1, 512], got 0")), "max_tokens");
+  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("prompt + max_tokens = 3 + 512 = 515 exceeds")), "max_tokens");
+  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("prompt token id 9999 at index 1 is outside [0, 4096)")), "prompt");
+  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("prompt: empty (set text or token_ids)")), "prompt");
+  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("top_k must be >= 0 (0 = off), got -3")), "top_k");
+  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("routing.policy: unknown 'x'")), "adak.routing.policy");
+  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("routing: null experts need --null-experts")), "adak.routing");
+  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("stop: at most 16 strings, got 17")), "stop");
+  EXPECT_EQ(ErrorParam(absl::ResourceExhaustedError("waiting queue is full (max_waiting_requests = 4)")), "");
+  EXPECT_EQ(ErrorParam(absl::UnavailableError("the server is draining")), "");
+}
+
+TEST_F(HttpCompletionsTest, ResponseWithEchoAndLogprobs) {
+  absl::StatusOr<CompletionCall> call = Parse(Json{{"prompt", "Hi"}, {"echo", true}, {"logprobs", 1}, {"max_tokens", 2}});
+  ASSERT_TRUE(call.ok());
+  // <|endoftext|> (special), then the text's two tokens.
+  absl::StatusOr<std::vector<int32_t>> text_ids = model_->tokenizer->Encode("Hi there");
+  ASSERT_TRUE(text_ids.ok());
+  ASSERT_EQ(text_ids->size(), 2u);
+  std::vector<int32_t> prompt = {4095};
+  prompt.insert(prompt.end(), text_ids->begin(), text_ids->end());
+  CompletionBuilder builder(context_, *call, prompt, "Hi there", "cmpl-test", 1700000000);
+  scheduler::TokenOutput a{.id = 302, .text = "x", .logprob = -0.5f, .top = {{302, -0.5f}}};
+  scheduler::TokenOutput b{.id = 303, .text = "y", .logprob = -2.0f, .top = {{17, -0.1f}}};
+  builder.AddTokens({a, b});
+  scheduler::FinalOutput final;
+  final.reason = scheduler::FinishReason::kLength;
+  final.usage = {.prompt_tokens = 3, .completion_tokens = 2, .expert_activations = 30, .expert_flops = 300.0,
+                 .expert_flops_saved = 100.0, .mean_k_per_layer = {}};
+  final.prompt_logprobs = {-1.0f, -3.0f};
+  final.prompt_top_logprobs = {{{300, -1.0f}}, {{9, -0.2f}}};
+  const Json response = Json::parse(builder.Response(final));
+  EXPECT_EQ(response["id"], "cmpl-test");
+  EXPECT_EQ(response["created"], 1700000000);
+  const Json& choice = response["choices"][0];
+  EXPECT_EQ(choice["text"], "Hi therexy");
+  EXPECT_EQ(choice["finish_reason"], "length");
+  const Json& lp = choice["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 5u);
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  EXPECT_FLOAT_EQ(lp["token_logprobs"][1].get<float>(), -1.0f);
+  EXPECT_FLOAT_EQ(lp["token_logprobs"][2].get<float>(), -3.0f);
+  EXPECT_FLOAT_EQ(lp["token_logprobs"][3].get<float>(), -0.5f);
+  EXPECT_FLOAT_EQ(lp["token_logprobs"][4].get<float>(), -2.0f);
+  // top_logprobs holds the chosen token and the alternatives: the better alternative shows up.
+  EXPECT_EQ(lp["top_logprobs"][2].size(), 2u);
+  EXPECT_EQ(lp["top_logprobs"][4].size(), 2u);
+  // The prompt's pieces add up to its text (the special token reads as ""); completion offsets follow.
+  EXPECT_EQ(lp["tokens"][0], "");
+  EXPECT_EQ(lp["tokens"][1].get<std::string>() + lp["tokens"][2].get<std::string>(), "Hi there");
+  EXPECT_EQ(lp["text_offset"][3], 8);
+  for (size_t i = 1; i < 5; ++i) EXPECT_GE(lp["text_offset"][i].get<int>(), lp["text_offset"][i - 1].get<int>());
+  const Json& usage = response["usage"];
+  EXPECT_EQ(usage["total_tokens"], 5);
+  EXPECT_EQ(usage["adak"]["expert_activations"], 30);
+  EXPECT_DOUBLE_EQ(usage["adak"]["mean_k"].get<double>(), 2.0 * 300.0 / 400.0);
+}
+
+TEST_F(HttpCompletionsTest, StreamChunksAndDone) {
+  absl::StatusOr<CompletionCall> call = Parse(Json{{"prompt", "Hi"}, {"stream", true}, {"echo", true}});
+  ASSERT_TRUE(call.ok());
+  CompletionBuilder builder(context_, *call, {4095, 300}, "Hi", "cmpl-s", 1);
+  EXPECT_EQ(builder.StreamChunk(), "");  // nothing yet
+  const std::string echo = builder.EchoChunk();
+  ASSERT_THAT(echo, ::testing::StartsWith("data: {"));
+  EXPECT_EQ(Json::parse(echo.substr(6))["choices"][0]["text"], "Hi");
+  builder.AddTokens({scheduler::TokenOutput{.id = 5, .text = "", .logprob = 0.0f, .top = {}}});
+  EXPECT_EQ(builder.StreamChunk(), "");  // held-back text, no logprobs: nothing to send
+  builder.AddTokens({scheduler::TokenOutput{.id = 6, .text = "ab", .logprob = 0.0f, .top = {}}});
+  const std::string chunk = builder.StreamChunk();
+  ASSERT_THAT(chunk, ::testing::EndsWith("\n\n"));
+  const Json json = Json::parse(chunk.substr(6));
+  EXPECT_EQ(json["object"], "text_completion");
+  EXPECT_EQ(json["choices"][0]["text"], "ab");
+  EXPECT_TRUE(json["choices"][0]["finish_reason"].is_null());
+  scheduler::FinalOutput final;
+  final.reason = scheduler::FinishReason::kStop;
+  final.matched_stop = "\n";
+  const std::string last = builder.FinalChunks(final);
+  EXPECT_THAT(last, ::testing::EndsWith("\n\ndata: [DONE]\n\n"));
+  const Json final_json = Json::parse(last.substr(6, last.find("\n\n") - 6));
+  EXPECT_EQ(final_json["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(final_json["choices"][0]["stop_reason"], "\n");
+  EXPECT_TRUE(final_json.contains("usage"));
+  scheduler::FinalOutput failed;
+  failed.status = absl::DeadlineExceededError("deadline passed");
+  const std::string error = builder.FinalChunks(failed);
+  EXPECT_THAT(error, HasSubstr("\"error\""));
+  EXPECT_THAT(error, HasSubstr("deadline passed"));
+  EXPECT_THAT(error, ::testing::EndsWith("data: [DONE]\n\n"));
+}
+
+}  // namespace
+}  // namespace adak::server

@@ -1,0 +1,154 @@
+// Training Ada-K allocators with PPO on a frozen model (../shared/ARCHITECTURE.md, "Training the allocators").
+//
+// Each Step draws `batch` windows of `seq_len` tokens from the training ids and runs two forwards over the
+// same tokens: a rollout where every MoE layer samples each token's k from softmax(W_alloc x) (recording
+// the states x and the actions), and a baseline with the model's native top-K. The reward of a token is
+// log p(next token); its advantage is the rollout's minus the baseline's (no critic), shared by the token's
+// decisions in every layer (RolloutMode::kJoint; kPerLayer is the lower-variance variant below). Then `ppo_epochs` full-batch PPO-clip updates per layer with the expected-k
+// penalty lambda * E[k], AdamW. Deviations from the paper's recipe, each off by default: advantage
+// normalisation per batch, a cosine learning-rate schedule and a linear lambda warm-up (allocator_policy.h).
+// WarmStart (P-Warm) first fits the allocators by cross-entropy to the top-p
+// pseudo label n(p), p chosen so the mean label equals the native K ("auto") or given. Only the allocators
+// change. Not thread-safe; one trainer drives its own backend and KV cache.
+#ifndef ADAK_TRAINING_ALLOCATOR_TRAINER_H_
+#define ADAK_TRAINING_ALLOCATOR_TRAINER_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "training/allocator_policy.h"
+#include "engine/backend.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "engine/model_runner.h"
+#include "engine/routing_weights.h"
+
+namespace adak::training {
+
+// How a step's rollouts are drawn and what their advantages are measured against.
+//   kJoint (the paper): one rollout where every MoE layer samples its k; advantage = log p(next | sampled)
+//     - log p(next | native top-K), shared by the token's decisions in all layers. Two forwards per step.
+//   kPerLayer: one rollout per MoE layer l where only layer l samples and every other layer takes its
+//     allocator's argmax (what inference runs); advantage = log p(next | rollout l) - log p(next | every
+//     layer's argmax). A layer's decisions are then no longer credited with the other layers' random draws
+//     (lower variance), and the states they see are the argmax policy's. L + 1 forwards per step (L MoE
+//     layers). With an all-zero allocator (no warm start) the argmax is k = 1 but the scaled "argmax"
+//     layers still sample uniformly, until training breaks the ties.
+enum class RolloutMode { kJoint, kPerLayer };
+// "joint", "per-layer".
+[[nodiscard]] std::string_view RolloutModeName(RolloutMode mode);
+// InvalidArgument listing the accepted names.
+[[nodiscard]] absl::StatusOr<RolloutMode> ParseRolloutMode(std::string_view name);
+
+struct TrainAllocatorOptions {
+  double lambda = 3e-3;
+  int64_t steps = 200;
+  int64_t batch = 8;
+  int64_t seq_len = 128;
+  double lr = 1e-3;
+  double weight_decay = 0.1;
+  int64_t ppo_epochs = 2;
+  double clip = 0.2;
+  bool warm_start = true;
+  std::optional<double> warm_start_p;  // nullopt: auto (mean label == native K)
+  int64_t warm_start_steps = 30;
+  double warm_start_lr = 1e-2;
+  uint64_t seed = 0;
+  int num_threads = 0;
+  // Beyond the recipe (the defaults are the paper's): see allocator_policy.h.
+  AdvantageNorm advantage_norm = AdvantageNorm::kNone;
+  LrSchedule lr_schedule = LrSchedule::kConstant;  // over `steps` PPO steps
+  int64_t lambda_warmup = 0;                       // PPO steps of linear lambda warm-up; 0 = none
+  RolloutMode rollout = RolloutMode::kJoint;
+  // Discount of the later tokens' advantages credited to a token (DiscountWithinSegments over each
+  // window, before normalisation); 0 = the paper's per-token advantage.
+  double reward_gamma = 0.0;
+};
+
+// InvalidArgument naming the option and its range.
+[[nodiscard]] absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& options,
+                                                         const engine::ModelConfig& config, int64_t data_tokens);
+
+struct TrainStepStats {
+  int64_t step = 0;                 // 1-based PPO step
+  int64_t tokens = 0;               // scored tokens this step
+  double reward = 0.0;              // mean log p(next | sampled routing) (per-layer: mean over rollouts)
+  double baseline_reward = 0.0;     // mean log p(next | native top-K) (per-layer: | every layer's argmax)
+  double advantage = 0.0;           // mean advantage (before any normalisation)
+  double advantage_std = 0.0;       // standard deviation over the batch's tokens of the advantages fed
+                                    // to PPO, before normalisation (after --reward-gamma; per-layer
+                                    // rollouts: the mean over the rollouts)
+  double lr = 0.0;                  // learning rate and lambda this step used (after the schedules)
+  double lambda = 0.0;
+  double loss = 0.0;                // PPO loss (surrogate + lambda * E[k]) of the last epoch, mean over layers
+  double expected_k = 0.0;          // mean over MoE layers of E_pi[k]
+  double clipped_fraction = 0.0;
+  std::vector<double> mean_k;       // [L] sampled mean k per layer (0 for dense layers)
+  std::vector<double> greedy_k;     // [L] mean argmax k (what inference runs) on the same states, before
+                                    // the update (0 for dense layers)
+  double seconds = 0.0;
+};
+
+struct WarmStartStats {
+  double p = 0.0;                   // the top-p threshold of the labels
+  double mean_label = 0.0;          // mean n(p) over the warm-start tokens and layers
+  double first_loss = 0.0, last_loss = 0.0;
+  int64_t steps = 0;
+};
+
+class AllocatorTrainer {
+ public:
+  // `data` are token ids of the training text. Errors: ValidateTrainAllocatorOptions; allocation.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<AllocatorTrainer>> Create(const engine::Model& model,
+                                                                                std::vector<int32_t> data,
+                                                                                const TrainAllocatorOptions& options);
+
+  [[nodiscard]] absl::StatusOr<WarmStartStats> WarmStart();
+  [[nodiscard]] absl::StatusOr<TrainStepStats> Step();
+
+  // The allocators ([E * H] fp32 per MoE layer, empty for dense layers).
+  [[nodiscard]] const engine::RoutingWeights& allocators() const { return weights_; }
+  [[nodiscard]] int64_t steps_done() const { return step_; }
+
+  // Writes the allocator file (format=adak-allocator, version=1, the training settings as metadata).
+  [[nodiscard]] absl::Status Save(const std::filesystem::path& path,
+                                  const std::map<std::string, std::string>& extra_metadata) const;
+  // Checkpoint with the optimizer state and step counter; Resume restores it. Errors: file errors;
+  // InvalidArgument when the checkpoint does not match the model.
+  [[nodiscard]] absl::Status SaveCheckpoint(const std::filesystem::path& path) const;
+  [[nodiscard]] absl::Status Resume(const std::filesystem::path& path);
+
+ private:
+  AllocatorTrainer(const engine::Model& model, std::vector<int32_t> data, const TrainAllocatorOptions& options);
+  // Random windows for one step: [batch][seq_len] ids.
+  std::vector<std::vector<int32_t>> SampleWindows();
+  // One forward over the windows; per window, log p(next) of tokens 0..L-2 into `logp` [batch * (L-1)].
+  [[nodiscard]] absl::Status Forward(const std::vector<std::vector<int32_t>>& windows, const engine::RoutingParams& routing,
+                                     const engine::ForwardOptions& options, engine::ForwardResult* result, std::vector<double>* logp);
+  [[nodiscard]] absl::Status PushAllocators();
+
+  const engine::Model& model_;
+  std::vector<int32_t> data_;
+  TrainAllocatorOptions options_;
+  engine::RoutingWeights weights_;
+  std::unique_ptr<engine::Backend> backend_;
+  std::unique_ptr<engine::KvCache> cache_;
+  std::unique_ptr<engine::ModelRunner> runner_;
+  std::vector<std::unique_ptr<AdamW>> optimizers_;  // per layer (null for dense layers)
+  std::mt19937_64 rng_;
+  int64_t step_ = 0;
+  double warm_start_p_ = 0.0;
+};
+
+}  // namespace adak::training
+
+#endif  // ADAK_TRAINING_ALLOCATOR_TRAINER_H_
