@@ -18,10 +18,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/dtype.h"
+#include "base/random.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "engine/safetensors.h"
 #include "nlohmann/json.hpp"
+#include "tokenizer/byte_level.h"
 
 namespace adak::testing {
 namespace {
@@ -247,18 +249,11 @@ std::vector<PlannedTensor> PlanTensors(const engine::ModelConfig& c) {
 
 // ------------------------------------------------------------------------------------------ random numbers
 
-uint64_t SplitMix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // xoshiro256++ (Blackman & Vigna): fast, all 64 output bits usable.
 class Xoshiro {
  public:
   explicit Xoshiro(uint64_t seed) {
-    for (uint64_t& w : s_) w = SplitMix64(seed);
+    for (uint64_t& w : s_) w = SplitMix64Next(seed);
   }
   uint64_t Next() {
     const uint64_t result = Rotl(s_[0] + s_[3], 23) + s_[0];
@@ -449,11 +444,11 @@ absl::Status WriteShard(const std::filesystem::path& path, std::span<const Plann
     const PlannedTensor& t = tensors[k];
     const uint64_t numel = t.spec.nbytes() / elem;
     uint64_t tensor_seed = base_seed ^ (0xD1B54A32D192ED03ull * (global_index[k] + 1));
-    tensor_seed = SplitMix64(tensor_seed);
+    tensor_seed = SplitMix64Next(tensor_seed);
     for (uint64_t chunk_begin = 0; chunk_begin < numel; chunk_begin += kChunkElems) {
       const uint64_t chunk_len = std::min(kChunkElems, numel - chunk_begin);
       uint64_t chunk_seed = tensor_seed + chunk_begin / kChunkElems;
-      Xoshiro rng(SplitMix64(chunk_seed));
+      Xoshiro rng(SplitMix64Next(chunk_seed));
       uint64_t lanes = 0;
       int num_lanes = 0;
       for (uint64_t left = chunk_len; left > 0;) {
@@ -478,46 +473,12 @@ absl::Status WriteShard(const std::filesystem::path& path, std::span<const Plann
 constexpr std::array<const char*, 8> kMerges = {"Ġ t", "h e", "Ġ a", "i n", "Ġt he", "e r", "o n", "Ġ s"};
 static_assert(256 + kMerges.size() + 1 == kMakeModelTokenizerSize);
 
-std::string CodepointToUtf8(uint32_t cp) {
-  std::string s;
-  if (cp < 0x80) {
-    s += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    s += static_cast<char>(0xC0 | (cp >> 6));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    s += static_cast<char>(0xE0 | (cp >> 12));
-    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    s += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-  return s;
-}
-
-// GPT-2 bytes_to_unicode, in vocabulary order: printable bytes first, then the rest mapped to U+0100...
-std::vector<std::string> ByteTokens() {
-  std::vector<int> bs;
-  for (int b = '!'; b <= '~'; ++b) bs.push_back(b);
-  for (int b = 0xA1; b <= 0xAC; ++b) bs.push_back(b);
-  for (int b = 0xAE; b <= 0xFF; ++b) bs.push_back(b);
-  std::vector<uint32_t> cs(bs.begin(), bs.end());
-  uint32_t n = 0;
-  for (int b = 0; b < 256; ++b) {
-    if (std::find(bs.begin(), bs.end(), b) == bs.end()) {
-      bs.push_back(b);
-      cs.push_back(256 + n++);
-    }
-  }
-  std::vector<std::string> tokens;
-  for (uint32_t c : cs) tokens.push_back(CodepointToUtf8(c));
-  return tokens;
-}
-
 constexpr const char* kEndOfText = "<|endoftext|>";
 
 std::string TokenizerJson() {
   OrderedJson vocab = OrderedJson::object();
   int64_t id = 0;
-  for (const std::string& t : ByteTokens()) vocab[t] = id++;
+  for (const std::string& t : tokenizer::ByteLevelVocabulary()) vocab[t] = id++;
   OrderedJson merges = OrderedJson::array();
   for (const char* m : kMerges) {
     std::string merged(m);

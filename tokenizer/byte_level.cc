@@ -30,6 +30,16 @@ const ByteLevelTables& Tables() {
 
 }  // namespace
 
+std::vector<std::string> ByteLevelVocabulary() {
+  const ByteLevelTables& t = Tables();
+  std::vector<std::string> vocabulary;
+  vocabulary.reserve(256);
+  for (const int b : t.char_to_byte) {
+    if (b >= 0) vocabulary.push_back(t.byte_to_utf8[b]);
+  }
+  return vocabulary;
+}
+
 void ByteLevelEncode(std::string_view bytes, std::string* out) {
   const auto& table = Tables().byte_to_utf8;
   for (const char c : bytes) {

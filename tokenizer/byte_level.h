@@ -8,8 +8,14 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace adak::tokenizer {
+
+// The 256 mapped characters (UTF-8) in GPT-2's vocabulary order, i.e. by code point: the printable bytes
+// (mapped to themselves) first, then the other 68 (U+0100..U+0143). A byte-level BPE vocabulary's first
+// 256 entries.
+[[nodiscard]] std::vector<std::string> ByteLevelVocabulary();
 
 // Appends the mapped characters (UTF-8) of every byte of `bytes` to `out`.
 void ByteLevelEncode(std::string_view bytes, std::string* out);
