@@ -11,6 +11,7 @@
 #include "engine/model_runner.h"
 #include "engine/routing_weights.h"
 #include "scheduler/executor.h"
+#include "server/engine_health.h"
 #include "server/grpc/server.h"
 #include "server/http/gateway.h"
 
@@ -113,8 +114,11 @@ class ServerApp::Impl {
   std::unique_ptr<engine::ModelRunner> runner;
   std::unique_ptr<scheduler::StepExecutor> executor;
   std::unique_ptr<Metrics> metrics;
-  std::unique_ptr<scheduler::Scheduler> scheduler;
   ServingState state;
+  // The scheduler's observer: the metrics, behind the engine-health check that turns `state` unready on
+  // a device failure.
+  std::unique_ptr<EngineHealthObserver> observer;
+  std::unique_ptr<scheduler::Scheduler> scheduler;
   ServiceContext context;
   // Front ends last, so they are destroyed first.
   std::unique_ptr<GrpcServer> grpc;
@@ -146,6 +150,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
                                                              impl->backend.get(), impl->cache.get()));
   impl->executor = scheduler::MakeRunnerExecutor(impl->runner.get());
   impl->metrics = std::make_unique<Metrics>(config, options.metrics);
+  impl->observer = std::make_unique<EngineHealthObserver>(&impl->state, impl->metrics.get());
 
   scheduler::SchedulerOptions sched;
   sched.max_batch_tokens = options.max_batch_tokens;
@@ -155,7 +160,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   sched.max_batch_expert_activations = options.max_batch_expert_activations;
   ASSIGN_OR_RETURN(impl->scheduler,
                    scheduler::Scheduler::Create(impl->executor.get(), impl->model->tokenizer.get(), sched,
-                                                scheduler::RealClock::Get(), impl->metrics.get()));
+                                                scheduler::RealClock::Get(), impl->observer.get()));
 
   impl->context.model = impl->model.get();
   impl->context.routing_weights = &impl->routing_weights;
@@ -202,8 +207,7 @@ absl::Status ServerApp::Start() {
     }
     s.http = *std::move(gateway);
   }
-  s.state.SetPhase(ServingPhase::kServing);
-  if (s.grpc != nullptr) s.grpc->SetReady(true);
+  s.state.SetPhase(ServingPhase::kServing);  // the gRPC health service follows (GrpcServer listens)
   return absl::OkStatus();
 }
 
@@ -221,7 +225,6 @@ std::string ServerApp::ReadyLine() const {
 bool ServerApp::Drain(absl::Duration timeout) {
   Impl& s = *impl_;
   s.state.SetPhase(ServingPhase::kDraining);
-  if (s.grpc != nullptr) s.grpc->SetReady(false);
   s.scheduler->BeginDrain();
   const bool idle = s.scheduler->WaitIdle(timeout);
   Shutdown();
@@ -234,7 +237,6 @@ void ServerApp::Shutdown() {
   if (s.shut_down) return;
   s.shut_down = true;
   s.state.SetPhase(ServingPhase::kDraining);
-  if (s.grpc != nullptr) s.grpc->SetReady(false);
   // First the scheduler: whatever still runs ends with Unavailable, so every call can finish; then the
   // front ends, which give those calls a moment to send their last messages.
   s.scheduler->Shutdown();

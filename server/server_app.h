@@ -4,7 +4,9 @@
 // shell around it, and in-process tests build one directly (ports 0 = ephemeral).
 //
 // Lifecycle: Create (loads and validates everything; nothing listens yet) -> Start (scheduler thread,
-// gRPC and HTTP listening, phase SERVING) -> Drain (readiness NOT_SERVING on grpc.health.v1 and /readyz,
+// gRPC and HTTP listening, phase SERVING) -> [a device failure of an engine step: the failing requests end
+// INTERNAL / 500, readiness turns NOT_SERVING for good and new calls are UNAVAILABLE; liveness stays on]
+// -> Drain (readiness NOT_SERVING on grpc.health.v1 and /readyz,
 // new calls UNAVAILABLE, running and queued requests go on for up to the timeout) -> Shutdown (requests
 // still running end with UNAVAILABLE, front ends stop, threads joined). The destructor calls Shutdown.
 //

@@ -1,18 +1,42 @@
 #include "server/status_mapping.h"
 
 #include "absl/strings/ascii.h"
+#include "base/error_field.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace adak::server {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  std::string message(status.message());
+  const std::string field = ErrorField(status);
+  if (field.empty()) return grpc::Status(code, std::move(message));
+  google::rpc::BadRequest bad_request;
+  google::rpc::BadRequest::FieldViolation* violation = bad_request.add_field_violations();
+  violation->set_field(field);
+  violation->set_description(message);
+  google::rpc::Status details;
+  details.set_code(static_cast<int32_t>(status.code()));
+  details.set_message(message);
+  details.add_details()->PackFrom(bad_request);
+  return grpc::Status(code, std::move(message), details.SerializeAsString());
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  absl::Status out(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  google::rpc::Status details;
+  if (status.error_details().empty() || !details.ParseFromString(status.error_details())) return out;
+  for (const google::protobuf::Any& any : details.details()) {
+    google::rpc::BadRequest bad_request;
+    if (any.UnpackTo(&bad_request) && bad_request.field_violations_size() > 0) {
+      return WithErrorField(std::move(out), bad_request.field_violations(0).field());
+    }
+  }
+  return out;
 }
 
 int HttpStatusCode(const absl::Status& status) {
@@ -42,18 +66,31 @@ const char* OpenAiErrorType(const absl::Status& status) {
   }
 }
 
+std::string HttpFieldName(std::string_view field) {
+  if (field == "routing" || field.starts_with("routing.") || field == "return_routing_stats") {
+    return "adak." + std::string(field);
+  }
+  return std::string(field);
+}
+
+std::string ErrorParam(const absl::Status& status) {
+  const std::string field = ErrorField(status);
+  return field.empty() ? field : HttpFieldName(field);
+}
+
 std::string StatusCodeLabel(absl::StatusCode code) {
   std::string name = absl::StatusCodeToString(code);  // e.g. "INVALID_ARGUMENT"
   absl::AsciiStrToLower(&name);
   return name;
 }
 
-std::string OpenAiErrorBody(const absl::Status& status, const std::string& param) {
+std::string OpenAiErrorBody(const absl::Status& status) {
+  const std::string param = ErrorParam(status);
   nlohmann::json error = {{"message", std::string(status.message())},
                           {"type", OpenAiErrorType(status)},
                           {"param", param.empty() ? nlohmann::json(nullptr) : nlohmann::json(param)},
                           {"code", StatusCodeLabel(status.code())}};
-  return nlohmann::json{{"error", error}}.dump();
+  return nlohmann::json{{"error", error}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace adak::server

@@ -12,7 +12,7 @@
 #include "engine/model_config.h"
 #include "tokenizer/tokenizer.h"
 #include "scheduler/request.h"
-#include "server/request_builder.h"
+#include "server/admission.h"
 
 namespace adak::server {
 

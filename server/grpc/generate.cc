@@ -9,11 +9,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/server_context.h"
+#include "server/admission.h"
 #include "server/grpc/call_cancellation.h"
-#include "server/grpc/admission.h"
 #include "server/grpc/convert.h"
 #include "server/grpc/unary_reactor.h"
-#include "server/request_builder.h"
 #include "server/status_mapping.h"
 
 namespace adak::server {
@@ -28,17 +27,11 @@ const grpc::Status& CancelledByClient() {
   return *status;
 }
 
-// Serving check, proto -> ApiRequest (with the call's deadline) -> validated GenerationRequest; every
-// refusal is counted.
-absl::StatusOr<scheduler::GenerationRequest> BuildFromCall(grpc::CallbackServerContext* call,
-                                                           const GenerateRequest& proto,
-                                                           const ServiceContext& context) {
-  if (absl::Status serving = CheckServing(context); !serving.ok()) return Reject(context, std::move(serving));
+// The call's request as the shared admission path takes it: the proto's fields and the call's deadline.
+ApiRequest ApiRequestFromCall(grpc::CallbackServerContext* call, const GenerateRequest& proto) {
   ApiRequest api = ApiRequestFromProto(proto);
   api.deadline = DeadlineFromGrpc(call->deadline());
-  absl::StatusOr<scheduler::GenerationRequest> request = BuildRequest(api, context);
-  if (!request.ok()) return Reject(context, request.status());
-  return request;
+  return api;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -245,17 +238,12 @@ grpc::ServerUnaryReactor* StartGenerate(grpc::CallbackServerContext* call, const
   auto* reactor = new UnaryCallReactor<UnaryState>();
   auto state = std::make_shared<UnaryState>(context, reactor, response, request->has_logprobs());
   reactor->set_state(state);
-  absl::StatusOr<scheduler::GenerationRequest> built = BuildFromCall(call, *request, *context);
-  if (!built.ok()) {
-    state->FinishOnce(ToGrpcStatus(built.status()));
+  absl::StatusOr<Admitted> admitted = Admit(*context, ApiRequestFromCall(call, *request), state);
+  if (!admitted.ok()) {
+    state->FinishOnce(ToGrpcStatus(admitted.status()));
     return reactor;
   }
-  absl::StatusOr<uint64_t> id = Admit(*context, *std::move(built), state);
-  if (!id.ok()) {
-    state->FinishOnce(ToGrpcStatus(id.status()));
-    return reactor;
-  }
-  state->SetId(*id);
+  state->SetId(admitted->id);
   return reactor;
 }
 
@@ -265,17 +253,12 @@ grpc::ServerWriteReactor<GenerateStreamResponse>* StartGenerateStream(grpc::Call
   auto* reactor = new StreamReactor();
   auto state = std::make_shared<StreamState>(context, reactor, request->has_logprobs());
   reactor->set_state(state);
-  absl::StatusOr<scheduler::GenerationRequest> built = BuildFromCall(call, *request, *context);
-  if (!built.ok()) {
-    state->FinishEarly(built.status());
+  absl::StatusOr<Admitted> admitted = Admit(*context, ApiRequestFromCall(call, *request), state);
+  if (!admitted.ok()) {
+    state->FinishEarly(admitted.status());
     return reactor;
   }
-  absl::StatusOr<uint64_t> id = Admit(*context, *std::move(built), state);
-  if (!id.ok()) {
-    state->FinishEarly(id.status());
-    return reactor;
-  }
-  state->SetId(*id);
+  state->SetId(admitted->id);
   return reactor;
 }
 

@@ -1,8 +1,9 @@
 // adak.v1.Generation/Generate (unary) and /GenerateStream (server streaming) as callback reactors.
 //
-// A call converts its proto to an ApiRequest, builds and validates it (request_builder.h), and submits it
-// to the scheduler with a sink: the per-call state below, shared (shared_ptr) between the reactor and
-// the scheduler, so the scheduler thread may report into it after the call is gone. The sink only
+// A call converts its proto to an ApiRequest and admits it through the shared path (server/admission.h:
+// serving check, validation, Scheduler::Submit) with a sink: the per-call state below, shared
+// (shared_ptr) between the reactor and the scheduler, so the scheduler thread may report into it after
+// the call is gone. The sink only
 // queues under a mutex and, for streams, starts the next write when none is in flight; every further
 // write starts from OnWriteDone. Each reactor calls Finish exactly once (also when cancelled: OnCancel
 // cancels the scheduler request and finishes with CANCELLED) and is deleted only in OnDone. The call's

@@ -7,13 +7,13 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "base/error_field.h"
 #include "base/strings.h"
 #include "grpcpp/server_context.h"
+#include "server/admission.h"
 #include "server/grpc/call_cancellation.h"
-#include "server/grpc/admission.h"
 #include "server/grpc/convert.h"
 #include "server/grpc/unary_reactor.h"
-#include "server/request_builder.h"
 #include "server/status_mapping.h"
 
 namespace adak::server {
@@ -27,22 +27,23 @@ struct Part {
   int64_t context_tokens = 0;         // tokens before them
 };
 
-// The prompt and the continuations as token ids. InvalidArgument naming the field.
+// The prompt and the continuations as token ids. InvalidArgument naming the field and carrying it
+// (prompt, continuations, continuation_token_ids).
 absl::StatusOr<std::vector<Part>> TokenizeParts(const ScoreRequest& request, const ServiceContext& context,
                                                 std::vector<int32_t>* prompt) {
   const tokenizer::Tokenizer& tokenizer = *context.model->tokenizer;
   const bool has_text = !request.prompt().empty();
   const bool has_ids = request.prompt_token_ids_size() > 0;
   if (has_text && has_ids) {
-    return absl::InvalidArgumentError("prompt: set exactly one of prompt and prompt_token_ids, not both");
+    return InvalidFieldError("prompt", "prompt: set exactly one of prompt and prompt_token_ids, not both");
   }
   if (!has_text && !has_ids) {
-    return absl::InvalidArgumentError("prompt: empty (set prompt or prompt_token_ids to at least one token)");
+    return InvalidFieldError("prompt", "prompt: empty (set prompt or prompt_token_ids to at least one token)");
   }
   if (has_text) {
     absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(request.prompt());
-    if (!ids.ok()) return absl::InvalidArgumentError(StrCatStd("prompt: ", ToStd(ids.status().message())));
-    if (ids->empty()) return absl::InvalidArgumentError("prompt: the text encodes to no tokens");
+    if (!ids.ok()) return InvalidFieldError("prompt", StrCatStd("prompt: ", ToStd(ids.status().message())));
+    if (ids->empty()) return InvalidFieldError("prompt", "prompt: the text encodes to no tokens");
     *prompt = *std::move(ids);
   } else {
     prompt->assign(request.prompt_token_ids().begin(), request.prompt_token_ids().end());
@@ -51,13 +52,13 @@ absl::StatusOr<std::vector<Part>> TokenizeParts(const ScoreRequest& request, con
   const int64_t texts = request.continuations_size();
   const int64_t id_lists = request.continuation_token_ids_size();
   if (texts > 0 && id_lists > 0) {
-    return absl::InvalidArgumentError(
-        "continuations: set exactly one of continuations and continuation_token_ids, not both");
+    return InvalidFieldError("continuations",
+                             "continuations: set exactly one of continuations and continuation_token_ids, not both");
   }
   const int64_t count = texts + id_lists;
   if (count < 1 || count > kMaxScoreContinuations) {
-    return absl::InvalidArgumentError(StrCatStd("continuations: between 1 and ", kMaxScoreContinuations,
-                                                " continuations per call, got ", count));
+    return InvalidFieldError("continuations", StrCatStd("continuations: between 1 and ", kMaxScoreContinuations,
+                                                        " continuations per call, got ", count));
   }
   std::vector<Part> parts(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
@@ -67,7 +68,8 @@ absl::StatusOr<std::vector<Part>> TokenizeParts(const ScoreRequest& request, con
       absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(request.continuations(static_cast<int>(i)),
                                                                   /*add_special_tokens=*/false);
       if (!ids.ok()) {
-        return absl::InvalidArgumentError(StrCatStd("continuations[", i, "]: ", ToStd(ids.status().message())));
+        return InvalidFieldError("continuations",
+                                 StrCatStd("continuations[", i, "]: ", ToStd(ids.status().message())));
       }
       part.continuation = *std::move(ids);
     } else {
@@ -75,8 +77,8 @@ absl::StatusOr<std::vector<Part>> TokenizeParts(const ScoreRequest& request, con
       part.continuation.assign(ids.ids().begin(), ids.ids().end());
     }
     if (part.continuation.empty()) {
-      return absl::InvalidArgumentError(StrCatStd(texts > 0 ? "continuations[" : "continuation_token_ids[", i,
-                                                  "]: empty (at least one token to score)"));
+      const char* field = texts > 0 ? "continuations" : "continuation_token_ids";
+      return InvalidFieldError(field, StrCatStd(field, "[", i, "]: empty (at least one token to score)"));
     }
   }
   return parts;
@@ -136,7 +138,7 @@ class ScoreState final : public std::enable_shared_from_this<ScoreState> {
     std::vector<uint64_t> submitted;
     for (size_t i = 0; i < requests.size(); ++i) {
       absl::StatusOr<uint64_t> id =
-          Admit(*context_, std::move(requests[i]), std::make_shared<PartSink>(shared_from_this(), i));
+          Submit(*context_, std::move(requests[i]), std::make_shared<PartSink>(shared_from_this(), i));
       if (!id.ok()) {
         for (uint64_t done : submitted) context_->scheduler->Cancel(done);
         FinishOnce(ToGrpcStatus(id.status()));

@@ -28,9 +28,10 @@ std::string HostPort(const std::string& host, int port) {
 
 class GrpcServer::Impl {
  public:
-  explicit Impl(ServiceContext* context) : service_(context) {}
+  explicit Impl(ServiceContext* context) : service_(context), state_(context->state) {}
 
   GenerationService service_;
+  ServingState* const state_;  // may be null
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Mutex mu_;
@@ -61,9 +62,14 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   if (impl->server_ == nullptr || impl->port_ == 0) {
     return absl::UnavailableError(StrCatStd("grpc: cannot listen on ", address));
   }
-  // Liveness ("") is SERVING from here on; readiness waits for SetReady(true).
+  // Liveness ("") is SERVING from here on; readiness follows the serving state (NOT_SERVING until it turns
+  // SERVING, and again while draining or once the engine failed), or SetReady without one.
   impl->server_->GetHealthCheckService()->SetServingStatus(kReadinessService, false);
-  return std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
+  auto server = std::unique_ptr<GrpcServer>(new GrpcServer(std::move(impl)));
+  if (server->impl_->state_ != nullptr) {
+    server->impl_->state_->SetReadinessListener([self = server.get()](bool ready) { self->SetReady(ready); });
+  }
+  return server;
 }
 
 GrpcServer::GrpcServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -79,6 +85,9 @@ void GrpcServer::SetReady(bool ready) {
 }
 
 void GrpcServer::Shutdown(absl::Time deadline) {
+  // First, outside mu_ (the listener runs under the state's lock and then takes mu_): no more readiness
+  // updates from the state once this returns.
+  if (impl_->state_ != nullptr) impl_->state_->SetReadinessListener(nullptr);
   {
     absl::MutexLock lock(&impl_->mu_);
     if (impl_->shut_down_) return;

@@ -1,6 +1,6 @@
 // The gRPC front end: the adak.v1.Generation service (callback API, reactor contract of
 // ../shared/STYLE.md), grpc.health.v1 (service "" = liveness, "adak.v1.Generation" = readiness) and
-// server reflection, on one port. Requests go through server/request_builder.h to the scheduler; tokens
+// server reflection, on one port. Requests go through server/admission.h to the scheduler; tokens
 // come back through a per-call queue drained from OnWriteDone.
 #ifndef ADAK_SERVER_GRPC_SERVER_H_
 #define ADAK_SERVER_GRPC_SERVER_H_
@@ -22,14 +22,16 @@ struct GrpcServerOptions {
 
 class GrpcServer {
  public:
-  // Builds and starts the server. REQUIRES: `context` outlives it. Errors: Unavailable when the port
-  // cannot be bound (names host:port).
+  // Builds and starts the server. With a serving state in `context`, the server is that state's readiness
+  // listener (ServingState::SetReadinessListener) until Shutdown. REQUIRES: `context` outlives it. Errors:
+  // Unavailable when the port cannot be bound (names host:port).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
                                                                          ServiceContext* context);
   ~GrpcServer();  // Shutdown(now)
 
   [[nodiscard]] int port() const;
-  // Readiness as grpc.health.v1 reports it for "adak.v1.Generation" (liveness "" stays SERVING).
+  // Readiness as grpc.health.v1 reports it for "adak.v1.Generation" (liveness "" stays SERVING). Set from
+  // the serving state when the context has one.
   void SetReady(bool ready);
   // Stops the server; calls still running at `deadline` are cancelled. Idempotent.
   void Shutdown(absl::Time deadline);

@@ -3,12 +3,12 @@
 #include <string>
 #include <utility>
 
+#include "base/error_field.h"
 #include "base/strings.h"
 #include "engine/model.h"
-#include "server/grpc/admission.h"
+#include "server/admission.h"
 #include "server/grpc/generate.h"
 #include "server/grpc/score.h"
-#include "server/request_builder.h"
 #include "server/status_mapping.h"
 
 namespace adak::server {
@@ -51,7 +51,7 @@ adak::v1::ModelInfo MakeModelInfo(const ServiceContext& context) {
 absl::StatusOr<adak::v1::TokenizeResponse> TokenizeText(const ServiceContext& context, const std::string& text) {
   const tokenizer::Tokenizer& tokenizer = *context.model->tokenizer;
   absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(text);
-  if (!ids.ok()) return absl::InvalidArgumentError(StrCatStd("text: ", ToStd(ids.status().message())));
+  if (!ids.ok()) return InvalidFieldError("text", StrCatStd("text: ", ToStd(ids.status().message())));
   adak::v1::TokenizeResponse response;
   for (int32_t id : *ids) {
     response.add_token_ids(id);

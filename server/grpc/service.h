@@ -1,6 +1,7 @@
 // The adak.v1.Generation callback service: Generate/GenerateStream (server/grpc/generate.h), Score
 // (server/grpc/score.h), and the two small unary methods Tokenize and GetModelInfo, answered inline.
-// Every method refuses with UNAVAILABLE unless the server is SERVING. Thread-safe: gRPC calls the
+// Every method refuses with UNAVAILABLE unless the server is SERVING with a healthy engine
+// (CheckServing, server/admission.h). Thread-safe: gRPC calls the
 // methods from its callback threads; the service only reads the context.
 #ifndef ADAK_SERVER_GRPC_SERVICE_H_
 #define ADAK_SERVER_GRPC_SERVICE_H_

@@ -1,7 +1,6 @@
 #include "server/http/completions.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -10,9 +9,10 @@
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "base/error_field.h"
+#include "base/status_macros.h"
 #include "base/strings.h"
 #include "nlohmann/json.hpp"
-#include "server/status_mapping.h"
 
 namespace adak::server {
 namespace {
@@ -26,49 +26,56 @@ std::string Describe(const Json& value) {
   return text;
 }
 
-// Each getter leaves `out` untouched when the key is absent or null.
-absl::Status GetInt(const Json& object, const char* key, std::string_view field, std::optional<int64_t>* out) {
+// The value of `key` in `object`, or null when it is absent or null.
+const Json* Find(const Json& object, const char* key) {
   auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return absl::OkStatus();
-  if (it->is_number_unsigned()) {
-    const uint64_t value = it->get<uint64_t>();
-    if (value > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return absl::InvalidArgumentError(StrCatStd(field, " is out of range, got ", Describe(*it)));
+  return it == object.end() || it->is_null() ? nullptr : &*it;
+}
+
+// Each getter leaves `out` untouched when the key is absent or null. `field` is the key as the API spells
+// it from the top of the body (e.g. "adak.routing.top_k"); refusals name it and carry it.
+absl::Status GetInt(const Json& object, const char* key, std::string_view field, std::optional<int64_t>* out) {
+  const Json* value = Find(object, key);
+  if (value == nullptr) return absl::OkStatus();
+  if (value->is_number_unsigned()) {
+    const uint64_t number = value->get<uint64_t>();
+    if (number > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return InvalidFieldError(field, StrCatStd(field, " is out of range, got ", Describe(*value)));
     }
-    *out = static_cast<int64_t>(value);
+    *out = static_cast<int64_t>(number);
     return absl::OkStatus();
   }
-  if (it->is_number_integer()) {
-    *out = it->get<int64_t>();
+  if (value->is_number_integer()) {
+    *out = value->get<int64_t>();
     return absl::OkStatus();
   }
-  if (it->is_number_float()) {
-    const double value = it->get<double>();
-    if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 9.0e15) {
-      *out = static_cast<int64_t>(value);
+  if (value->is_number_float()) {
+    const double number = value->get<double>();
+    if (std::isfinite(number) && number == std::floor(number) && std::fabs(number) < 9.0e15) {
+      *out = static_cast<int64_t>(number);
       return absl::OkStatus();
     }
   }
-  return absl::InvalidArgumentError(StrCatStd(field, " must be an integer, got ", Describe(*it)));
+  return InvalidFieldError(field, StrCatStd(field, " must be an integer, got ", Describe(*value)));
 }
 
 absl::Status GetNumber(const Json& object, const char* key, std::string_view field, std::optional<double>* out) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_number()) {
-    return absl::InvalidArgumentError(StrCatStd(field, " must be a number, got ", Describe(*it)));
+  const Json* value = Find(object, key);
+  if (value == nullptr) return absl::OkStatus();
+  if (!value->is_number()) {
+    return InvalidFieldError(field, StrCatStd(field, " must be a number, got ", Describe(*value)));
   }
-  *out = it->get<double>();
+  *out = value->get<double>();
   return absl::OkStatus();
 }
 
 absl::Status GetBool(const Json& object, const char* key, std::string_view field, bool* out) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_boolean()) {
-    return absl::InvalidArgumentError(StrCatStd(field, " must be true or false, got ", Describe(*it)));
+  const Json* value = Find(object, key);
+  if (value == nullptr) return absl::OkStatus();
+  if (!value->is_boolean()) {
+    return InvalidFieldError(field, StrCatStd(field, " must be true or false, got ", Describe(*value)));
   }
-  *out = it->get<bool>();
+  *out = value->get<bool>();
   return absl::OkStatus();
 }
 
@@ -78,15 +85,15 @@ absl::Status GetTokenIds(const Json& array, std::string_view field, std::vector<
   for (size_t i = 0; i < array.size(); ++i) {
     const Json& value = array[i];
     if (!value.is_number_integer()) {
-      return absl::InvalidArgumentError(
-          StrCatStd(field, ": token ids must be integers, got ", Describe(value), " at index ", i));
+      return InvalidFieldError(
+          field, StrCatStd(field, ": token ids must be integers, got ", Describe(value), " at index ", i));
     }
     const int64_t id = value.is_number_unsigned() && value.get<uint64_t>() > uint64_t{1} << 62
                            ? std::numeric_limits<int64_t>::max()
                            : value.get<int64_t>();
     if (id < std::numeric_limits<int32_t>::min() || id > std::numeric_limits<int32_t>::max()) {
-      return absl::InvalidArgumentError(
-          StrCatStd(field, ": token id ", Describe(value), " at index ", i, " is out of range"));
+      return InvalidFieldError(field,
+                               StrCatStd(field, ": token id ", Describe(value), " at index ", i, " is out of range"));
     }
     out->push_back(static_cast<int32_t>(id));
   }
@@ -101,22 +108,50 @@ bool IsTokenIdArray(const Json& value) {
   return true;
 }
 
-absl::Status ParsePrompt(const Json& body, ApiRequest* api) {
-  auto it = body.find("prompt");
-  if (it == body.end() || it->is_null()) {
-    return absl::InvalidArgumentError("prompt is required (a string or an array of token ids)");
+// Refuses every key of `object` outside `known` (a comma-separated list, as the message shows it).
+absl::Status CheckKnownKeys(const Json& object, std::string_view prefix, std::initializer_list<const char*> known,
+                            std::string_view known_list) {
+  for (auto field = object.begin(); field != object.end(); ++field) {
+    if (std::none_of(known.begin(), known.end(), [&](const char* key) { return field.key() == key; })) {
+      const std::string name = StrCatStd(prefix, field.key());
+      return InvalidFieldError(name, StrCatStd(name, " is not a known field (known: ", known_list, ")"));
+    }
   }
-  const Json* prompt = &*it;
+  return absl::OkStatus();
+}
+
+// Step 1, `model`: absent, empty or the served model's name.
+absl::Status CheckModel(const Json& body, const ServiceContext& context) {
+  const Json* model = Find(body, "model");
+  if (model == nullptr) return absl::OkStatus();
+  if (!model->is_string()) {
+    return InvalidFieldError("model", StrCatStd("model must be a string, got ", Describe(*model)));
+  }
+  const std::string name = model->get<std::string>();
+  if (!name.empty() && name != context.model_name) {
+    return WithErrorField(absl::NotFoundError(StrCatStd("model: '", name, "' is not served here (this server serves '",
+                                                        context.model_name, "')")),
+                          "model");
+  }
+  return absl::OkStatus();
+}
+
+// Step 2, `prompt`: a string or a token-id array, or a batch holding exactly one of those.
+absl::Status ParsePrompt(const Json& body, ApiRequest* api) {
+  const Json* prompt = Find(body, "prompt");
+  if (prompt == nullptr) {
+    return InvalidFieldError("prompt", "prompt is required (a string or an array of token ids)");
+  }
   if (prompt->is_array() && !prompt->empty() && !IsTokenIdArray(*prompt)) {
     // A batch of prompts: lm-evaluation-harness sends a batch of one.
     if (prompt->size() > 1) {
-      return absl::InvalidArgumentError(StrCatStd("prompt: one prompt per request, got ", prompt->size(),
-                                                  " (send them as separate requests)"));
+      return InvalidFieldError("prompt", StrCatStd("prompt: one prompt per request, got ", prompt->size(),
+                                                   " (send them as separate requests)"));
     }
     prompt = &(*prompt)[0];
     if (!prompt->is_string() && !IsTokenIdArray(*prompt)) {
-      return absl::InvalidArgumentError(StrCatStd(
-          "prompt must be a string or a non-empty array of token ids, got ", Describe(*prompt), " in the array"));
+      return InvalidFieldError("prompt", StrCatStd("prompt must be a string or a non-empty array of token ids, got ",
+                                                   Describe(*prompt), " in the array"));
     }
   }
   if (prompt->is_string()) {
@@ -124,204 +159,170 @@ absl::Status ParsePrompt(const Json& body, ApiRequest* api) {
     return absl::OkStatus();
   }
   if (prompt->is_array()) {
-    if (prompt->empty()) return absl::InvalidArgumentError("prompt: empty array (give at least one token id)");
+    if (prompt->empty()) return InvalidFieldError("prompt", "prompt: empty array (give at least one token id)");
     std::vector<int32_t> ids;
-    absl::Status status = GetTokenIds(*prompt, "prompt", &ids);
-    if (!status.ok()) return status;
+    RETURN_IF_ERROR(GetTokenIds(*prompt, "prompt", &ids));
     api->token_ids = std::move(ids);
     return absl::OkStatus();
   }
-  return absl::InvalidArgumentError(
-      StrCatStd("prompt must be a string or an array of token ids, got ", Describe(*prompt)));
-}
-
-absl::Status ParseStop(const Json& body, std::vector<std::string>* stop) {
-  auto it = body.find("stop");
-  if (it == body.end() || it->is_null()) return absl::OkStatus();
-  if (it->is_string()) {
-    stop->push_back(it->get<std::string>());
-    return absl::OkStatus();
-  }
-  if (it->is_array()) {
-    for (const Json& value : *it) {
-      if (!value.is_string()) {
-        return absl::InvalidArgumentError(
-            StrCatStd("stop must be a string or an array of strings, got ", Describe(value), " in the array"));
-      }
-      stop->push_back(value.get<std::string>());
-    }
-    return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError(StrCatStd("stop must be a string or an array of strings, got ", Describe(*it)));
-}
-
-absl::Status ParseAdak(const Json& body, ApiRequest* api) {
-  auto it = body.find("adak");
-  if (it == body.end() || it->is_null()) return absl::OkStatus();
-  if (!it->is_object()) {
-    return absl::InvalidArgumentError(StrCatStd("adak must be an object, got ", Describe(*it)));
-  }
-  const Json& adak = *it;
-  for (auto field = adak.begin(); field != adak.end(); ++field) {
-    if (field.key() != "routing" && field.key() != "return_routing_stats" && field.key() != "timeout_seconds") {
-      return absl::InvalidArgumentError(StrCatStd("adak.", field.key(),
-                                                  " is not a known field (known: routing, return_routing_stats, "
-                                                  "timeout_seconds)"));
-    }
-  }
-  absl::Status status = GetBool(adak, "return_routing_stats", "adak.return_routing_stats", &api->return_routing_stats);
-  if (!status.ok()) return status;
-  std::optional<double> timeout;
-  status = GetNumber(adak, "timeout_seconds", "adak.timeout_seconds", &timeout);
-  if (!status.ok()) return status;
-  if (timeout.has_value()) {
-    if (!(*timeout > 0.0 && *timeout <= 86400.0)) {
-      return absl::InvalidArgumentError(
-          StrCatStd("adak.timeout_seconds must be in (0, 86400], got ", *timeout));
-    }
-    api->deadline = absl::Now() + absl::Seconds(*timeout);
-  }
-  auto routing_it = adak.find("routing");
-  if (routing_it == adak.end() || routing_it->is_null()) return absl::OkStatus();
-  if (!routing_it->is_object()) {
-    return absl::InvalidArgumentError(StrCatStd("adak.routing must be an object, got ", Describe(*routing_it)));
-  }
-  const Json& routing = *routing_it;
-  for (auto field = routing.begin(); field != routing.end(); ++field) {
-    const std::string& key = field.key();
-    if (key != "policy" && key != "top_k" && key != "top_p" && key != "min_k" && key != "max_k") {
-      return absl::InvalidArgumentError(StrCatStd("adak.routing.", key,
-                                                  " is not a known field (known: policy, top_k, top_p, min_k, "
-                                                  "max_k)"));
-    }
-  }
-  auto policy = routing.find("policy");
-  if (policy != routing.end() && !policy->is_null()) {
-    if (!policy->is_string()) {
-      return absl::InvalidArgumentError(
-          StrCatStd("adak.routing.policy must be a string (topk, adak, null, topp), got ", Describe(*policy)));
-    }
-    api->routing.policy = policy->get<std::string>();
-  }
-  status = GetInt(routing, "top_k", "adak.routing.top_k", &api->routing.top_k);
-  if (!status.ok()) return status;
-  status = GetNumber(routing, "top_p", "adak.routing.top_p", &api->routing.top_p);
-  if (!status.ok()) return status;
-  status = GetInt(routing, "min_k", "adak.routing.min_k", &api->routing.min_k);
-  if (!status.ok()) return status;
-  return GetInt(routing, "max_k", "adak.routing.max_k", &api->routing.max_k);
+  return InvalidFieldError("prompt",
+                           StrCatStd("prompt must be a string or an array of token ids, got ", Describe(*prompt)));
 }
 
 absl::Status RequireZero(const Json& body, const char* key) {
   std::optional<double> value;
-  absl::Status status = GetNumber(body, key, key, &value);
-  if (!status.ok()) return status;
+  RETURN_IF_ERROR(GetNumber(body, key, key, &value));
   if (value.has_value() && *value != 0.0) {
-    return absl::InvalidArgumentError(StrCatStd(key, " is not supported (only 0), got ", *value));
+    return InvalidFieldError(key, StrCatStd(key, " is not supported (only 0), got ", *value));
   }
   return absl::OkStatus();
 }
 
 absl::Status RequireOne(const Json& body, const char* key, std::string_view what) {
   std::optional<int64_t> value;
-  absl::Status status = GetInt(body, key, key, &value);
-  if (!status.ok()) return status;
+  RETURN_IF_ERROR(GetInt(body, key, key, &value));
   if (value.has_value() && *value != 1) {
-    return absl::InvalidArgumentError(StrCatStd(key, " must be 1 (", what, "), got ", *value));
+    return InvalidFieldError(key, StrCatStd(key, " must be 1 (", what, "), got ", *value));
   }
   return absl::OkStatus();
 }
 
-absl::Status ParseBody(const Json& body, const ServiceContext& context, CompletionCall* call) {
-  ApiRequest& api = call->api;
-  auto model = body.find("model");
-  if (model != body.end() && !model->is_null()) {
-    if (!model->is_string()) {
-      return absl::InvalidArgumentError(StrCatStd("model must be a string, got ", Describe(*model)));
-    }
-    const std::string name = model->get<std::string>();
-    if (!name.empty() && name != context.model_name) {
-      return absl::NotFoundError(StrCatStd("model: '", name, "' is not served here (this server serves '",
-                                           context.model_name, "')"));
-    }
+// Step 3, OpenAI fields accepted only at their neutral value: suffix, logit_bias, presence_penalty,
+// frequency_penalty, n, best_of.
+absl::Status CheckUnsupported(const Json& body) {
+  const Json* suffix = Find(body, "suffix");
+  if (suffix != nullptr && !(suffix->is_string() && suffix->get<std::string>().empty())) {
+    return InvalidFieldError("suffix", "suffix is not supported");
   }
-  absl::Status status = ParsePrompt(body, &api);
-  if (!status.ok()) return status;
-  auto suffix = body.find("suffix");
-  if (suffix != body.end() && !suffix->is_null() && !(suffix->is_string() && suffix->get<std::string>().empty())) {
-    return absl::InvalidArgumentError("suffix is not supported");
+  const Json* logit_bias = Find(body, "logit_bias");
+  if (logit_bias != nullptr && !(logit_bias->is_object() && logit_bias->empty())) {
+    return InvalidFieldError("logit_bias", "logit_bias is not supported (only an empty object)");
   }
-  auto logit_bias = body.find("logit_bias");
-  if (logit_bias != body.end() && !logit_bias->is_null() && !(logit_bias->is_object() && logit_bias->empty())) {
-    return absl::InvalidArgumentError("logit_bias is not supported (only an empty object)");
-  }
-  for (const char* key : {"presence_penalty", "frequency_penalty"}) {
-    status = RequireZero(body, key);
-    if (!status.ok()) return status;
-  }
-  status = RequireOne(body, "n", "one choice per request");
-  if (!status.ok()) return status;
-  status = RequireOne(body, "best_of", "one candidate per request");
-  if (!status.ok()) return status;
+  RETURN_IF_ERROR(RequireZero(body, "presence_penalty"));
+  RETURN_IF_ERROR(RequireZero(body, "frequency_penalty"));
+  RETURN_IF_ERROR(RequireOne(body, "n", "one choice per request"));
+  return RequireOne(body, "best_of", "one candidate per request");
+}
 
-  status = GetInt(body, "max_tokens", "max_tokens", &api.max_tokens);
-  if (!status.ok()) return status;
-  status = GetNumber(body, "temperature", "temperature", &api.temperature);
-  if (!status.ok()) return status;
-  status = GetNumber(body, "top_p", "top_p", &api.top_p);
-  if (!status.ok()) return status;
-  status = GetInt(body, "top_k", "top_k", &api.top_k);
-  if (!status.ok()) return status;
-  if (api.top_k.has_value() && *api.top_k == -1) api.top_k = 0;  // vLLM's "off"
-  status = GetNumber(body, "min_p", "min_p", &api.min_p);
-  if (!status.ok()) return status;
-  status = GetNumber(body, "repetition_penalty", "repetition_penalty", &api.repetition_penalty);
-  if (!status.ok()) return status;
+// Step 4, length and sampling: max_tokens, temperature, top_p, top_k (-1 = off), min_p,
+// repetition_penalty, seed. Only the JSON types here; the ranges are admission's (server/admission.h).
+absl::Status ParseSampling(const Json& body, ApiRequest* api) {
+  RETURN_IF_ERROR(GetInt(body, "max_tokens", "max_tokens", &api->max_tokens));
+  RETURN_IF_ERROR(GetNumber(body, "temperature", "temperature", &api->temperature));
+  RETURN_IF_ERROR(GetNumber(body, "top_p", "top_p", &api->top_p));
+  RETURN_IF_ERROR(GetInt(body, "top_k", "top_k", &api->top_k));
+  if (api->top_k.has_value() && *api->top_k == -1) api->top_k = 0;  // vLLM's "off"
+  RETURN_IF_ERROR(GetNumber(body, "min_p", "min_p", &api->min_p));
+  RETURN_IF_ERROR(GetNumber(body, "repetition_penalty", "repetition_penalty", &api->repetition_penalty));
   std::optional<int64_t> seed;
-  status = GetInt(body, "seed", "seed", &seed);
-  if (!status.ok()) return status;
+  RETURN_IF_ERROR(GetInt(body, "seed", "seed", &seed));
   if (seed.has_value()) {
-    if (*seed < 0) return absl::InvalidArgumentError(StrCatStd("seed must be >= 0, got ", *seed));
-    api.seed = static_cast<uint64_t>(*seed);
+    if (*seed < 0) return InvalidFieldError("seed", StrCatStd("seed must be >= 0, got ", *seed));
+    api->seed = static_cast<uint64_t>(*seed);
   }
-  status = ParseStop(body, &api.stop);
-  if (!status.ok()) return status;
-  auto stop_ids = body.find("stop_token_ids");
-  if (stop_ids != body.end() && !stop_ids->is_null()) {
-    if (!stop_ids->is_array()) {
-      return absl::InvalidArgumentError(
-          StrCatStd("stop_token_ids must be an array of token ids, got ", Describe(*stop_ids)));
-    }
-    status = GetTokenIds(*stop_ids, "stop_token_ids", &api.stop_token_ids);
-    if (!status.ok()) return status;
-  }
-  status = GetBool(body, "ignore_eos", "ignore_eos", &api.ignore_eos);
-  if (!status.ok()) return status;
-  status = GetBool(body, "stream", "stream", &call->stream);
-  if (!status.ok()) return status;
-  auto stream_options = body.find("stream_options");
-  if (stream_options != body.end() && !stream_options->is_null() && !stream_options->is_object()) {
-    return absl::InvalidArgumentError(
-        StrCatStd("stream_options must be an object, got ", Describe(*stream_options)));
-  }
-  status = GetBool(body, "echo", "echo", &call->echo);
-  if (!status.ok()) return status;
-  auto logprobs = body.find("logprobs");
-  if (logprobs != body.end() && logprobs->is_boolean()) {
-    return absl::InvalidArgumentError(
-        StrCatStd("logprobs must be an integer in [0, 20] (the number of top alternatives), got ",
-                  Describe(*logprobs)));
-  }
-  status = GetInt(body, "logprobs", "logprobs", &api.logprobs);
-  if (!status.ok()) return status;
-  call->logprobs = api.logprobs.has_value();
-  status = ParseAdak(body, &api);
-  if (!status.ok()) return status;
+  return absl::OkStatus();
+}
 
+// Step 5, stop conditions: stop (a string or an array of strings), stop_token_ids, ignore_eos.
+absl::Status ParseStopping(const Json& body, ApiRequest* api) {
+  if (const Json* stop = Find(body, "stop"); stop != nullptr) {
+    if (stop->is_string()) {
+      api->stop.push_back(stop->get<std::string>());
+    } else if (stop->is_array()) {
+      for (const Json& value : *stop) {
+        if (!value.is_string()) {
+          return InvalidFieldError("stop", StrCatStd("stop must be a string or an array of strings, got ",
+                                                     Describe(value), " in the array"));
+        }
+        api->stop.push_back(value.get<std::string>());
+      }
+    } else {
+      return InvalidFieldError("stop",
+                               StrCatStd("stop must be a string or an array of strings, got ", Describe(*stop)));
+    }
+  }
+  if (const Json* stop_ids = Find(body, "stop_token_ids"); stop_ids != nullptr) {
+    if (!stop_ids->is_array()) {
+      return InvalidFieldError("stop_token_ids",
+                               StrCatStd("stop_token_ids must be an array of token ids, got ", Describe(*stop_ids)));
+    }
+    RETURN_IF_ERROR(GetTokenIds(*stop_ids, "stop_token_ids", &api->stop_token_ids));
+  }
+  return GetBool(body, "ignore_eos", "ignore_eos", &api->ignore_eos);
+}
+
+// Step 6, what the response carries: stream, stream_options (an object), echo, logprobs (an integer).
+absl::Status ParseOutput(const Json& body, CompletionCall* call) {
+  RETURN_IF_ERROR(GetBool(body, "stream", "stream", &call->stream));
+  const Json* stream_options = Find(body, "stream_options");
+  if (stream_options != nullptr && !stream_options->is_object()) {
+    return InvalidFieldError("stream_options",
+                             StrCatStd("stream_options must be an object, got ", Describe(*stream_options)));
+  }
+  RETURN_IF_ERROR(GetBool(body, "echo", "echo", &call->echo));
+  const Json* logprobs = Find(body, "logprobs");
+  if (logprobs != nullptr && logprobs->is_boolean()) {
+    return InvalidFieldError(
+        "logprobs", StrCatStd("logprobs must be an integer in [0, 20] (the number of top alternatives), got ",
+                              Describe(*logprobs)));
+  }
+  RETURN_IF_ERROR(GetInt(body, "logprobs", "logprobs", &call->api.logprobs));
+  call->logprobs = call->api.logprobs.has_value();
+  return absl::OkStatus();
+}
+
+// adak.routing: policy, top_k, top_p, min_k, max_k.
+absl::Status ParseRouting(const Json& adak, ApiRequest* api) {
+  const Json* routing = Find(adak, "routing");
+  if (routing == nullptr) return absl::OkStatus();
+  if (!routing->is_object()) {
+    return InvalidFieldError("adak.routing", StrCatStd("adak.routing must be an object, got ", Describe(*routing)));
+  }
+  RETURN_IF_ERROR(CheckKnownKeys(*routing, "adak.routing.", {"policy", "top_k", "top_p", "min_k", "max_k"},
+                                 "policy, top_k, top_p, min_k, max_k"));
+  if (const Json* policy = Find(*routing, "policy"); policy != nullptr) {
+    if (!policy->is_string()) {
+      return InvalidFieldError("adak.routing.policy",
+                               StrCatStd("adak.routing.policy must be a string (topk, adak, null, topp), got ",
+                                         Describe(*policy)));
+    }
+    api->routing.policy = policy->get<std::string>();
+  }
+  RETURN_IF_ERROR(GetInt(*routing, "top_k", "adak.routing.top_k", &api->routing.top_k));
+  RETURN_IF_ERROR(GetNumber(*routing, "top_p", "adak.routing.top_p", &api->routing.top_p));
+  RETURN_IF_ERROR(GetInt(*routing, "min_k", "adak.routing.min_k", &api->routing.min_k));
+  return GetInt(*routing, "max_k", "adak.routing.max_k", &api->routing.max_k);
+}
+
+// Step 7, our extension object "adak": routing, return_routing_stats, timeout_seconds.
+absl::Status ParseAdak(const Json& body, ApiRequest* api) {
+  const Json* adak = Find(body, "adak");
+  if (adak == nullptr) return absl::OkStatus();
+  if (!adak->is_object()) return InvalidFieldError("adak", StrCatStd("adak must be an object, got ", Describe(*adak)));
+  RETURN_IF_ERROR(CheckKnownKeys(*adak, "adak.", {"routing", "return_routing_stats", "timeout_seconds"},
+                                 "routing, return_routing_stats, timeout_seconds"));
+  RETURN_IF_ERROR(GetBool(*adak, "return_routing_stats", "adak.return_routing_stats", &api->return_routing_stats));
+  std::optional<double> timeout;
+  RETURN_IF_ERROR(GetNumber(*adak, "timeout_seconds", "adak.timeout_seconds", &timeout));
+  if (timeout.has_value()) {
+    if (!(*timeout > 0.0 && *timeout <= 86400.0)) {
+      return InvalidFieldError("adak.timeout_seconds",
+                               StrCatStd("adak.timeout_seconds must be in (0, 86400], got ", *timeout));
+    }
+    api->deadline = absl::Now() + absl::Seconds(*timeout);
+  }
+  return ParseRouting(*adak, api);
+}
+
+// Step 8, prompt scoring: echo + logprobs (not streamed) or echo with max_tokens 0 scores the prompt, and
+// then max_tokens 0 is allowed (OpenAI's default 16 otherwise, not Score's 0).
+absl::Status ApplyEcho(CompletionCall* call) {
+  ApiRequest& api = call->api;
   if (call->echo && call->logprobs) {
     if (call->stream) {
-      return absl::InvalidArgumentError(
-          "logprobs: echo with logprobs (prompt scoring) is not available with stream: true; use stream: false");
+      return InvalidFieldError(
+          "logprobs", "logprobs: echo with logprobs (prompt scoring) is not available with stream: true; use "
+                      "stream: false");
     }
     api.prompt_logprobs = true;
   }
@@ -331,9 +332,20 @@ absl::Status ParseBody(const Json& body, const ServiceContext& context, Completi
   }
   if (api.prompt_logprobs) {
     api.allow_zero_max_tokens = true;
-    if (!api.max_tokens.has_value()) api.max_tokens = 16;  // OpenAI's default, not Score's 0
+    if (!api.max_tokens.has_value()) api.max_tokens = 16;
   }
   return absl::OkStatus();
+}
+
+absl::Status ParseBody(const Json& body, const ServiceContext& context, CompletionCall* call) {
+  RETURN_IF_ERROR(CheckModel(body, context));
+  RETURN_IF_ERROR(ParsePrompt(body, &call->api));
+  RETURN_IF_ERROR(CheckUnsupported(body));
+  RETURN_IF_ERROR(ParseSampling(body, &call->api));
+  RETURN_IF_ERROR(ParseStopping(body, &call->api));
+  RETURN_IF_ERROR(ParseOutput(body, call));
+  RETURN_IF_ERROR(ParseAdak(body, &call->api));
+  return ApplyEcho(call);
 }
 
 OrderedJson TopDict(const std::vector<std::pair<std::string, float>>& entries) {
@@ -342,19 +354,6 @@ OrderedJson TopDict(const std::vector<std::pair<std::string, float>>& entries) {
     if (!dict.contains(key)) dict[key] = logprob;
   }
   return dict;
-}
-
-bool IsField(std::string_view token) {
-  static const char* const kFields[] = {
-      "model",        "prompt",     "max_tokens", "temperature",    "top_p",      "top_k",
-      "min_p",        "repetition_penalty",        "seed",          "n",          "best_of",
-      "stream",       "stream_options",            "stop",          "stop_token_ids",
-      "logprobs",     "echo",       "presence_penalty",            "frequency_penalty",
-      "logit_bias",   "suffix",     "ignore_eos"};
-  for (const char* field : kFields) {
-    if (token == field) return true;
-  }
-  return false;
 }
 
 }  // namespace
@@ -368,25 +367,8 @@ absl::StatusOr<CompletionCall> ParseCompletionRequest(std::string_view body, con
     return absl::InvalidArgumentError(StrCatStd("the request body must be a JSON object, got ", Describe(json)));
   }
   CompletionCall call;
-  absl::Status status = ParseBody(json, context, &call);
-  if (!status.ok()) return status;
+  RETURN_IF_ERROR(ParseBody(json, context, &call));
   return call;
-}
-
-std::string ErrorParam(const absl::Status& status) {
-  const std::string_view message = ToStd(status.message());
-  if (message.starts_with("prompt + max_tokens")) return "max_tokens";
-  size_t end = 0;
-  while (end < message.size() &&
-         (std::isalnum(static_cast<unsigned char>(message[end])) || message[end] == '_' || message[end] == '.')) {
-    ++end;
-  }
-  std::string token(message.substr(0, end));
-  while (!token.empty() && token.back() == '.') token.pop_back();
-  if (token == "routing" || token.starts_with("routing.")) return "adak." + token;
-  if (token == "adak" || token.starts_with("adak.")) return token;
-  if (IsField(token)) return token;
-  return "";
 }
 
 CompletionBuilder::CompletionBuilder(const ServiceContext& context, const CompletionCall& call,

@@ -30,8 +30,9 @@
 #include "tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "scheduler/request.h"
-#include "server/request_builder.h"
+#include "server/admission.h"
 #include "server/service_context.h"
+#include "server/status_mapping.h"
 
 namespace adak::server {
 
@@ -42,16 +43,14 @@ struct CompletionCall {
   bool logprobs = false;  // the response carries a logprobs object (logprobs was set, >= 0)
 };
 
-// Parses the body of POST /v1/completions. Errors: InvalidArgument naming the field as the API spells
-// it (see ErrorParam), e.g. "prompt: one prompt per request, got 3" or "n must be 1, got 2"; NotFound
-// naming `model` when it is set to a model this server does not serve.
+// Parses the body of POST /v1/completions into the front-end-neutral ApiRequest (server/admission.h
+// validates the values; this checks the JSON types and the OpenAI-only fields). Errors: InvalidArgument
+// naming the field as the JSON body spells it and carrying it (base/error_field.h; ErrorParam in
+// server/status_mapping.h reads it), e.g. "prompt: one prompt per request, got 3" (prompt) or "n must be
+// 1 (one choice per request), got 2" (n); NotFound carrying `model` when it names a model this server
+// does not serve; InvalidArgument without a field when the body is not a JSON object.
 [[nodiscard]] absl::StatusOr<CompletionCall> ParseCompletionRequest(std::string_view body,
                                                                     const ServiceContext& context);
-
-// The request field an error message names, as the OpenAI body's "param" spells it ("max_tokens",
-// "prompt", "adak.routing.policy", ...), or "" when it names none. Works on the messages of
-// ParseCompletionRequest, BuildRequest and Scheduler::Submit.
-[[nodiscard]] std::string ErrorParam(const absl::Status& status);
 
 // Builds the response of one completion. `prompt_ids` are the tokenized prompt, `prompt_text` the prompt
 // as echo returns it. REQUIRES: the context (and its tokenizer) outlives the builder.

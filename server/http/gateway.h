@@ -2,7 +2,7 @@
 // the gRPC service): POST /v1/completions (stream as server-sent events; echo + logprobs for
 // lm-evaluation-harness; an "adak" extension object for routing options), GET /v1/models, /healthz,
 // /readyz and /metrics. Errors are OpenAI-style JSON with the status of server/status_mapping.h (503
-// while draining). Requests go through server/request_builder.h like the gRPC ones.
+// while draining). Requests go through server/admission.h like the gRPC ones.
 #ifndef ADAK_SERVER_HTTP_GATEWAY_H_
 #define ADAK_SERVER_HTTP_GATEWAY_H_
 

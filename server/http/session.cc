@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/error_field.h"
 #include "base/strings.h"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/post.hpp"
@@ -19,9 +20,9 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "nlohmann/json.hpp"
+#include "server/admission.h"
 #include "server/http/completions.h"
 #include "server/metrics.h"
-#include "server/request_builder.h"
 #include "server/status_mapping.h"
 
 namespace adak::server {
@@ -99,8 +100,10 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Reply(http::status status, std::string body, std::string_view content_type = "application/json",
              std::string_view allow = "");
-  void ReplyError(const absl::Status& status, const std::string& param = "");
-  void ReplyStatus(int code, const absl::Status& status, const std::string& param = "");
+  // The error body of server/status_mapping.h (its `param` is the field the status carries), with the
+  // mapped HTTP status, or with `code` for the transport-level refusals the mapping does not know (413, 431).
+  void ReplyError(const absl::Status& status);
+  void ReplyStatus(int code, const absl::Status& status);
   void AfterResponse();
 
   void Watch();
@@ -114,7 +117,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnStreamWrite(beast::error_code ec);
 
   void EndCompletion();
-  void Reject(const absl::Status& status, const std::string& param = "");
+  void Reject(const absl::Status& status);
 
   net::any_io_executor executor_;
   beast::tcp_stream stream_;
@@ -185,7 +188,7 @@ void Session::OnReadError(beast::error_code ec) {
   if (ec.category() == http::make_error_code(http::error::bad_method).category() && ec != http::error::end_of_stream &&
       ec != http::error::partial_message) {
     keep_alive_ = false;
-    ReplyStatus(400, absl::InvalidArgumentError(StrCatStd("malformed HTTP request: ", ec.message())));
+    ReplyError(absl::InvalidArgumentError(StrCatStd("malformed HTTP request: ", ec.message())));
     return;
   }
   Close();  // end of stream, timeout, reset
@@ -262,10 +265,11 @@ void Session::Handle() {
     if (path == "/readyz") {
       if (!get) return method_not_allowed("GET");
       const ServingState* state = context().state;
-      const ServingPhase phase = state != nullptr ? state->phase() : ServingPhase::kServing;
-      if (phase == ServingPhase::kServing) return Reply(http::status::ok, StatusJson("ready"));
-      return Reply(http::status::service_unavailable,
-                   StatusJson(phase == ServingPhase::kDraining ? "draining" : "not_ready"));
+      if (state == nullptr || state->ready()) return Reply(http::status::ok, StatusJson("ready"));
+      const char* why = state->phase() == ServingPhase::kDraining ? "draining"
+                        : state->phase() == ServingPhase::kNotReady ? "not_ready"
+                                                                    : "engine_failed";
+      return Reply(http::status::service_unavailable, StatusJson(why));
     }
     if (path == "/metrics") {
       if (!get) return method_not_allowed("GET");
@@ -314,42 +318,35 @@ void Session::HandleModels(std::string_view path) {
   }
   const std::string_view name = path.substr(std::string_view("/v1/models/").size());
   if (name != ctx.model_name) {
-    return ReplyError(absl::NotFoundError(StrCatStd("model '", name, "' is not served here (this server serves '",
-                                                    ctx.model_name, "')")),
-                      "model");
+    return ReplyError(WithErrorField(absl::NotFoundError(StrCatStd("model '", name, "' is not served here (this "
+                                                                   "server serves '", ctx.model_name, "')")),
+                                     "model"));
   }
   Reply(http::status::ok, JsonBody(model));
 }
 
-void Session::Reject(const absl::Status& status, const std::string& param) {
-  if (context().metrics != nullptr) context().metrics->RecordRejected(status.code());
-  ReplyError(status, param);
-}
+// A completion refused before it reached the scheduler: counted (adak_request_errors_total{code}) and
+// answered.
+void Session::Reject(const absl::Status& status) { ReplyError(server::Reject(context(), status)); }
 
 void Session::HandleCompletion(const std::string& body) {
   ServiceContext& ctx = context();
-  if (ctx.state != nullptr && !ctx.state->ready()) {
-    return Reject(absl::UnavailableError(ctx.state->phase() == ServingPhase::kDraining
-                                             ? "the server is draining and accepts no new requests"
-                                             : "the server is not ready yet"));
-  }
-  if (ctx.scheduler == nullptr) return Reject(absl::UnavailableError("no scheduler is running"));
+  // Not serving wins over a malformed body; Admit checks again (the phase may change meanwhile).
+  if (absl::Status serving = CheckServing(ctx); !serving.ok()) return Reject(serving);
   absl::StatusOr<CompletionCall> call = ParseCompletionRequest(body, ctx);
-  if (!call.ok()) return Reject(call.status(), ErrorParam(call.status()));
-  absl::StatusOr<scheduler::GenerationRequest> request = BuildRequest(call->api, ctx);
-  if (!request.ok()) return Reject(request.status(), ErrorParam(request.status()));
-
+  if (!call.ok()) return Reject(call.status());
   std::shared_ptr<net::io_context> io = io_.lock();
   if (io == nullptr) return Reject(absl::UnavailableError("the server is shutting down"));
-  std::vector<int32_t> prompt_ids = request->prompt_ids;
+  auto sink = std::make_shared<HttpSink>(std::move(io), executor_, weak_from_this());
+  // The shared path (validation, Scheduler::Submit) counts its own refusals.
+  absl::StatusOr<Admitted> admitted = Admit(ctx, call->api, std::move(sink));
+  if (!admitted.ok()) return ReplyError(admitted.status());
+
+  std::vector<int32_t> prompt_ids = std::move(admitted->prompt_ids);
   // What echo returns: the prompt as sent, or the ids decoded (special tokens read as "", as vLLM does).
   std::string prompt_text = call->api.text.has_value() ? *call->api.text
                                                        : ctx.model->tokenizer->Decode(prompt_ids, true);
-  auto sink = std::make_shared<HttpSink>(std::move(io), executor_, weak_from_this());
-  absl::StatusOr<uint64_t> id = ctx.scheduler->Submit(*std::move(request), std::move(sink));
-  if (!id.ok()) return Reject(id.status(), ErrorParam(id.status()));
-
-  request_id_ = *id;
+  request_id_ = admitted->id;
   completion_active_ = true;
   scheduler_active_ = true;
   streaming_ = call->stream;
@@ -519,13 +516,11 @@ void Session::Reply(http::status status, std::string body, std::string_view cont
   });
 }
 
-void Session::ReplyStatus(int code, const absl::Status& status, const std::string& param) {
-  Reply(static_cast<http::status>(code), OpenAiErrorBody(status, param));
+void Session::ReplyStatus(int code, const absl::Status& status) {
+  Reply(static_cast<http::status>(code), OpenAiErrorBody(status));
 }
 
-void Session::ReplyError(const absl::Status& status, const std::string& param) {
-  ReplyStatus(HttpStatusCode(status), status, param);
-}
+void Session::ReplyError(const absl::Status& status) { ReplyStatus(HttpStatusCode(status), status); }
 
 void Session::AfterResponse() {
   EndCompletion();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "base/error_field.h"
 #include "engine/model.h"
 #include "engine/routing_weights.h"
 #include "gmock/gmock.h"
@@ -160,14 +161,22 @@ TEST_F(HttpCompletionsTest, RefusalsNameTheirParam) {
 }
 
 TEST(ErrorParam, MapsScheduledValidationMessagesToRequestFields) {
-  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("max_tokens must be in [1, 512], got 0")), "max_tokens");
-  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("prompt + max_tokens = 3 + 512 = 515 exceeds")), "max_tokens");
-  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("prompt token id 9999 at index 1 is outside [0, 4096)")), "prompt");
-  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("prompt: empty (set text or token_ids)")), "prompt");
-  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("top_k must be >= 0 (0 = off), got -3")), "top_k");
-  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("routing.policy: unknown 'x'")), "adak.routing.policy");
-  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("routing: null experts need --null-experts")), "adak.routing");
-  EXPECT_EQ(ErrorParam(absl::InvalidArgumentError("stop: at most 16 strings, got 17")), "stop");
+  // The param is the field the validation attached (base/error_field.h), in the JSON spelling.
+  const auto with = [](absl::Status status, const char* field) { return WithErrorField(std::move(status), field); };
+  EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("max_tokens must be in [1, 512], got 0"), "max_tokens")),
+            "max_tokens");
+  EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("prompt + max_tokens = 3 + 512 = 515 exceeds"), "max_tokens")),
+            "max_tokens");
+  EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("prompt token id 9999 at index 1 is outside [0, 4096)"),
+                            "prompt")),
+            "prompt");
+  EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("prompt: empty (set text or token_ids)"), "prompt")), "prompt");
+  EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("top_k must be >= 0 (0 = off), got -3"), "top_k")), "top_k");
+  EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("routing.policy: unknown 'x'"), "routing.policy")),
+            "adak.routing.policy");
+  EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("routing: null experts need --null-experts"), "routing")),
+            "adak.routing");
+  EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("stop: at most 16 strings, got 17"), "stop")), "stop");
   EXPECT_EQ(ErrorParam(absl::ResourceExhaustedError("waiting queue is full (max_waiting_requests = 4)")), "");
   EXPECT_EQ(ErrorParam(absl::UnavailableError("the server is draining")), "");
 }
