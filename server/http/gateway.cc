@@ -102,8 +102,8 @@ class HttpGateway::Impl {
     }
     {
       absl::MutexLock lock(&shared_->mu);
-      auto idle = [shared = shared_.get()]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared->mu) {
-        return shared->active_responses == 0;
+      auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
+        return shared_->active_responses == 0;
       };
       shared_->mu.AwaitWithTimeout(absl::Condition(&idle), kShutdownGrace);
     }
