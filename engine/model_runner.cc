@@ -141,66 +141,92 @@ absl::Status ModelRunner::EnsureWorkspace(int64_t tokens, int64_t logit_rows, in
   return absl::OkStatus();
 }
 
-absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const ForwardOptions& options,
-                                  ForwardResult* result) {
-  if (batch.empty()) return absl::InvalidArgumentError("forward: empty batch");
+// The batch's sizes, from ValidateBatch.
+struct ModelRunner::BatchShape {
+  int64_t num_seqs = 0;
+  int64_t num_tokens = 0;  // T
+  int64_t logit_rows = 0;  // R
+  int64_t max_blocks = 1;  // the longest block table
+  // Host int32 words: ids, positions, token_seq, slots [T each], logit rows [R], block tables [S, max_blocks].
+  [[nodiscard]] int64_t int_words() const { return 4 * num_tokens + logit_rows + num_seqs * max_blocks; }
+  [[nodiscard]] int64_t rows_offset() const { return 4 * num_tokens; }
+  [[nodiscard]] int64_t tables_offset() const { return 4 * num_tokens + logit_rows; }
+};
+
+// The batch laid out on the host as the device reads it (word layout: BatchShape::int_words).
+struct ModelRunner::HostBatch {
+  std::vector<int32_t> ints;
+  std::vector<kernels::TokenRoute> routes;  // [T]
+};
+
+absl::Status ModelRunner::ValidateSequence(const SequenceInput& in, size_t s) const {
+  if (in.tokens.empty()) return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " has no tokens"));
   const int64_t block_size = cache_->block_size();
-  // Validate and lay out the batch on the host.
-  int64_t num_tokens = 0, logit_rows = 0, max_blocks = 1;
+  const int64_t end = in.start_position + static_cast<int64_t>(in.tokens.size());
+  if (in.start_position < 0 || end > config_.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " reaches position ", end,
+                                                   ", beyond max_position_embeddings ",
+                                                   config_.max_position_embeddings));
+  }
+  if (static_cast<int64_t>(in.block_table.size()) < BlocksFor(end, block_size)) {
+    return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " block table has ",
+                                                   in.block_table.size(), " blocks, needs ",
+                                                   BlocksFor(end, block_size), " for ", end, " positions"));
+  }
+  for (int32_t b : in.block_table) {
+    if (b < 0 || b >= cache_->num_blocks()) {
+      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " names KV block ", b,
+                                                     ", outside [0, ", cache_->num_blocks(), ")"));
+    }
+  }
+  for (int32_t id : in.tokens) {
+    if (id < 0 || id >= config_.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("forward: token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
+    }
+  }
+  if (absl::Status st = ValidateRoutingParams(in.routing, config_, routing_); !st.ok()) {
+    return absl::InvalidArgumentError(StrCatStd("forward: sequence ", s, ": ", st.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelRunner::BatchShape> ModelRunner::ValidateBatch(std::span<const SequenceInput> batch) const {
+  if (batch.empty()) return absl::InvalidArgumentError("forward: empty batch");
+  BatchShape shape;
+  shape.num_seqs = static_cast<int64_t>(batch.size());
   for (size_t s = 0; s < batch.size(); ++s) {
     const SequenceInput& in = batch[s];
-    if (in.tokens.empty()) return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " has no tokens"));
-    const int64_t end = in.start_position + static_cast<int64_t>(in.tokens.size());
-    if (in.start_position < 0 || end > config_.max_position_embeddings) {
-      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " reaches position ", end,
-                                                     ", beyond max_position_embeddings ",
-                                                     config_.max_position_embeddings));
-    }
-    if (static_cast<int64_t>(in.block_table.size()) < BlocksFor(end, block_size)) {
-      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " block table has ",
-                                                     in.block_table.size(), " blocks, needs ",
-                                                     BlocksFor(end, block_size), " for ", end, " positions"));
-    }
-    for (int32_t b : in.block_table) {
-      if (b < 0 || b >= cache_->num_blocks()) {
-        return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " names KV block ", b,
-                                                       ", outside [0, ", cache_->num_blocks(), ")"));
-      }
-    }
-    for (int32_t id : in.tokens) {
-      if (id < 0 || id >= config_.vocab_size) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("forward: token id ", id, " is outside the vocabulary [0, ", config_.vocab_size, ")"));
-      }
-    }
-    if (absl::Status st = ValidateRoutingParams(in.routing, config_, routing_); !st.ok()) {
-      return absl::InvalidArgumentError(StrCatStd("forward: sequence ", s, ": ", st.message()));
-    }
-    num_tokens += static_cast<int64_t>(in.tokens.size());
-    logit_rows += in.all_logits ? static_cast<int64_t>(in.tokens.size()) : 1;
-    max_blocks = std::max<int64_t>(max_blocks, static_cast<int64_t>(in.block_table.size()));
+    RETURN_IF_ERROR(ValidateSequence(in, s));
+    shape.num_tokens += static_cast<int64_t>(in.tokens.size());
+    shape.logit_rows += in.all_logits ? static_cast<int64_t>(in.tokens.size()) : 1;
+    shape.max_blocks = std::max<int64_t>(shape.max_blocks, static_cast<int64_t>(in.block_table.size()));
   }
-  const int64_t num_seqs = static_cast<int64_t>(batch.size());
-  // Host int32 layout: ids, positions, token_seq, slots [T each], logit rows [R], block tables [S, max_blocks].
-  const int64_t int_words = 4 * num_tokens + logit_rows + num_seqs * max_blocks;
-  std::vector<int32_t> host(static_cast<size_t>(int_words), 0);
-  int32_t* ids = host.data();
+  return shape;
+}
+
+ModelRunner::HostBatch ModelRunner::LayOutBatch(std::span<const SequenceInput> batch, const BatchShape& shape,
+                                                ForwardResult* result) const {
+  const int64_t block_size = cache_->block_size(), num_tokens = shape.num_tokens;
+  HostBatch host;
+  host.ints.assign(static_cast<size_t>(shape.int_words()), 0);
+  host.routes.resize(static_cast<size_t>(num_tokens));
+  int32_t* ids = host.ints.data();
   int32_t* positions = ids + num_tokens;
   int32_t* token_seq = positions + num_tokens;
   int32_t* slots = token_seq + num_tokens;
-  int32_t* rows = slots + num_tokens;
-  int32_t* tables = rows + logit_rows;
-  std::vector<kernels::TokenRoute> routes(static_cast<size_t>(num_tokens));
+  int32_t* rows = ids + shape.rows_offset();
+  int32_t* tables = ids + shape.tables_offset();
   result->logits_offset.assign(1, 0);
   int64_t t = 0, r = 0;
-  for (int64_t s = 0; s < num_seqs; ++s) {
+  for (int64_t s = 0; s < shape.num_seqs; ++s) {
     const SequenceInput& in = batch[static_cast<size_t>(s)];
-    std::copy(in.block_table.begin(), in.block_table.end(), tables + s * max_blocks);
+    std::copy(in.block_table.begin(), in.block_table.end(), tables + s * shape.max_blocks);
     const int64_t n = static_cast<int64_t>(in.tokens.size());
     kernels::TokenRoute route = ToTokenRoute(in.routing, config_, routing_);
     for (int64_t i = 0; i < n; ++i) {  // sampled draws are keyed by position
       route.seed = in.routing.seed + static_cast<uint64_t>(in.start_position + i) * 0x9e3779b97f4a7c15ull;
-      routes[static_cast<size_t>(t + i)] = route;
+      host.routes[static_cast<size_t>(t + i)] = route;
     }
     for (int64_t i = 0; i < n; ++i, ++t) {
       const int64_t pos = in.start_position + i;
@@ -213,126 +239,168 @@ absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const Fo
     }
     result->logits_offset.push_back(r);
   }
+  return host;
+}
 
-  RETURN_IF_ERROR(EnsureWorkspace(num_tokens, logit_rows, int_words));
-  RETURN_IF_ERROR(backend_->Upload(host.data(), host.size() * sizeof(int32_t), ints_->data()));
-  RETURN_IF_ERROR(backend_->Upload(routes.data(), routes.size() * sizeof(kernels::TokenRoute), routes_->data()));
+absl::StatusOr<AttentionBatch> ModelRunner::UploadBatch(const HostBatch& host, const BatchShape& shape) {
+  RETURN_IF_ERROR(EnsureWorkspace(shape.num_tokens, shape.logit_rows, shape.int_words()));
+  RETURN_IF_ERROR(backend_->Upload(host.ints.data(), host.ints.size() * sizeof(int32_t), ints_->data()));
+  RETURN_IF_ERROR(backend_->Upload(host.routes.data(), host.routes.size() * sizeof(kernels::TokenRoute),
+                                   routes_->data()));
   const int32_t* d_ints = static_cast<const int32_t*>(ints_->data());
   AttentionBatch ab;
-  ab.num_tokens = num_tokens;
-  ab.positions = d_ints + num_tokens;
-  ab.token_seq = d_ints + 2 * num_tokens;
-  ab.slots = d_ints + 3 * num_tokens;
-  ab.block_tables = d_ints + 4 * num_tokens + logit_rows;
-  ab.max_blocks_per_seq = max_blocks;
+  ab.num_tokens = shape.num_tokens;
+  ab.positions = d_ints + shape.num_tokens;
+  ab.token_seq = d_ints + 2 * shape.num_tokens;
+  ab.slots = d_ints + 3 * shape.num_tokens;
+  ab.block_tables = d_ints + shape.tables_offset();
+  ab.max_blocks_per_seq = shape.max_blocks;
+  return ab;
+}
 
+void ModelRunner::ResetRoutingRecords(int64_t num_tokens, const ForwardOptions& options, ForwardResult* result) const {
+  const size_t num_layers = static_cast<size_t>(config_.num_layers);
+  const size_t record = options.record_routing ? num_layers : 0;
+  const size_t slots = static_cast<size_t>(num_tokens * config_.num_experts);
+  result->routed_k.assign(num_layers, std::vector<int32_t>(static_cast<size_t>(num_tokens), 0));
+  result->routed_ids.assign(record, std::vector<int32_t>(slots, -1));
+  result->routed_weights.assign(record, std::vector<float>(slots, 0.0f));
+  result->router_inputs.assign(options.record_router_inputs ? num_layers : 0, {});
+}
+
+void ModelRunner::ProjectQkv(const Layer& l, const AttentionBatch& ab) {
   const ModelConfig& c = config_;
-  const int64_t h = c.hidden_size;
-  const Tensor residual = F32(residual_, num_tokens, h);
-  const Tensor normed = F32(normed_, num_tokens, h);
+  const int64_t num_tokens = ab.num_tokens;
+  const Tensor normed = F32(normed_, num_tokens, c.hidden_size);
   const Tensor q = F32(q_, num_tokens, c.q_dim());
   const Tensor k = F32(k_, num_tokens, c.kv_dim());
   const Tensor v = F32(v_, num_tokens, c.kv_dim());
-  const Tensor attn = F32(attn_, num_tokens, c.q_dim());
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-
-  const size_t num_layers = static_cast<size_t>(c.num_layers);
-  const size_t record = options.record_routing ? num_layers : 0;
-  result->routed_k.assign(num_layers, std::vector<int32_t>(static_cast<size_t>(num_tokens), 0));
-  result->routed_ids.assign(record, std::vector<int32_t>(static_cast<size_t>(num_tokens * c.num_experts), -1));
-  result->routed_weights.assign(record, std::vector<float>(static_cast<size_t>(num_tokens * c.num_experts), 0.0f));
-  result->router_inputs.assign(options.record_router_inputs ? num_layers : 0, {});
-
-  backend_->Embedding(embed_tokens_, d_ints, residual);
-  for (size_t li = 0; li < layers_.size(); ++li) {
-    const Layer& l = layers_[li];
-    backend_->RmsNorm(residual, l.input_norm, c.rms_norm_eps, normed);
-    backend_->Linear(normed, l.q_proj, l.q_bias, q, false);
-    backend_->Linear(normed, l.k_proj, l.k_bias, k, false);
-    backend_->Linear(normed, l.v_proj, l.v_bias, v, false);
-    if (c.qk_norm == QkNorm::kFull) {
-      backend_->RmsNorm(q, l.q_norm, c.rms_norm_eps, q);
-      backend_->RmsNorm(k, l.k_norm, c.rms_norm_eps, k);
-    }
-    if (c.clip_qkv > 0.0f) {
-      backend_->Clamp(q, c.clip_qkv);
-      backend_->Clamp(k, c.clip_qkv);
-      backend_->Clamp(v, c.clip_qkv);
-    }
-    if (c.qk_norm == QkNorm::kPerHead) {
-      const Tensor qh{q.data, DType::kF32, num_tokens * c.num_attention_heads, c.head_dim, c.head_dim};
-      const Tensor kh{k.data, DType::kF32, num_tokens * c.num_key_value_heads, c.head_dim, c.head_dim};
-      backend_->RmsNorm(qh, l.q_norm, c.rms_norm_eps, qh);
-      backend_->RmsNorm(kh, l.k_norm, c.rms_norm_eps, kh);
-    }
-    backend_->Rope(q, c.num_attention_heads, c.head_dim, ab.positions, c.rope_theta);
-    backend_->Rope(k, c.num_key_value_heads, c.head_dim, ab.positions, c.rope_theta);
-
-    AttentionArgs a;
-    a.q = q;
-    a.k = k;
-    a.v = v;
-    a.heads = c.num_attention_heads;
-    a.kv_heads = c.num_key_value_heads;
-    a.head_dim = c.head_dim;
-    a.scale = scale;
-    a.k_cache = cache_->k(static_cast<int64_t>(li));
-    a.v_cache = cache_->v(static_cast<int64_t>(li));
-    a.num_blocks = cache_->num_blocks();
-    a.block_size = block_size;
-    a.batch = ab;
-    a.out = attn;
-    backend_->Attention(a);
-    backend_->Linear(attn, l.o_proj, Tensor{}, residual, /*accumulate=*/true);
-
-    backend_->RmsNorm(residual, l.post_attention_norm, c.rms_norm_eps, normed);
-    if (l.is_moe) {
-      MoeArgs m;
-      m.x = normed;
-      m.gate = l.gate;
-      m.num_experts = c.num_experts;
-      m.allocator_rows = l.allocator_rows;
-      m.null_rows = l.null_rows;
-      m.renormalize = c.norm_topk_prob;
-      m.layer = static_cast<int64_t>(li);
-      m.routes = static_cast<const kernels::TokenRoute*>(routes_->data());
-      m.experts = l.experts;
-      m.shared = l.shared;
-      m.shared_gate = l.shared_gate;
-      m.out = residual;
-      m.k_out = static_cast<int32_t*>(routed_k_->data());
-      if (options.record_routing) {
-        m.ids_out = static_cast<int32_t*>(routed_ids_->data());
-        m.weights_out = static_cast<float*>(routed_weights_->data());
-      }
-      if (options.record_router_inputs) {
-        auto& x = result->router_inputs[li];
-        x.resize(static_cast<size_t>(num_tokens * h));
-        RETURN_IF_ERROR(backend_->Download(normed.data, x.size() * sizeof(float), x.data()));
-      }
-      backend_->Moe(m);
-      auto& k_out = result->routed_k[li];
-      RETURN_IF_ERROR(backend_->Download(m.k_out, k_out.size() * sizeof(int32_t), k_out.data()));
-      if (options.record_routing) {
-        auto& ids_out = result->routed_ids[li];
-        auto& w_out = result->routed_weights[li];
-        RETURN_IF_ERROR(backend_->Download(m.ids_out, ids_out.size() * sizeof(int32_t), ids_out.data()));
-        RETURN_IF_ERROR(backend_->Download(m.weights_out, w_out.size() * sizeof(float), w_out.data()));
-      }
-    } else {
-      backend_->Mlp(normed, l.mlp, residual);
-    }
+  backend_->Linear(normed, l.q_proj, l.q_bias, q, false);
+  backend_->Linear(normed, l.k_proj, l.k_bias, k, false);
+  backend_->Linear(normed, l.v_proj, l.v_bias, v, false);
+  if (c.qk_norm == QkNorm::kFull) {
+    backend_->RmsNorm(q, l.q_norm, c.rms_norm_eps, q);
+    backend_->RmsNorm(k, l.k_norm, c.rms_norm_eps, k);
   }
+  if (c.clip_qkv > 0.0f) {
+    backend_->Clamp(q, c.clip_qkv);
+    backend_->Clamp(k, c.clip_qkv);
+    backend_->Clamp(v, c.clip_qkv);
+  }
+  if (c.qk_norm == QkNorm::kPerHead) {
+    const Tensor qh{q.data, DType::kF32, num_tokens * c.num_attention_heads, c.head_dim, c.head_dim};
+    const Tensor kh{k.data, DType::kF32, num_tokens * c.num_key_value_heads, c.head_dim, c.head_dim};
+    backend_->RmsNorm(qh, l.q_norm, c.rms_norm_eps, qh);
+    backend_->RmsNorm(kh, l.k_norm, c.rms_norm_eps, kh);
+  }
+  backend_->Rope(q, c.num_attention_heads, c.head_dim, ab.positions, c.rope_theta);
+  backend_->Rope(k, c.num_key_value_heads, c.head_dim, ab.positions, c.rope_theta);
+}
 
-  const Tensor final_rows = F32(final_, logit_rows, h);
-  const Tensor logits = F32(logits_, logit_rows, c.vocab_size);
-  backend_->GatherRows(residual, d_ints + 4 * num_tokens, final_rows);
+void ModelRunner::RunAttention(size_t li, const Layer& l, const AttentionBatch& ab) {
+  const ModelConfig& c = config_;
+  const int64_t num_tokens = ab.num_tokens;
+  backend_->RmsNorm(F32(residual_, num_tokens, c.hidden_size), l.input_norm, c.rms_norm_eps,
+                    F32(normed_, num_tokens, c.hidden_size));
+  ProjectQkv(l, ab);
+  AttentionArgs a;
+  a.q = F32(q_, num_tokens, c.q_dim());
+  a.k = F32(k_, num_tokens, c.kv_dim());
+  a.v = F32(v_, num_tokens, c.kv_dim());
+  a.heads = c.num_attention_heads;
+  a.kv_heads = c.num_key_value_heads;
+  a.head_dim = c.head_dim;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  a.k_cache = cache_->k(static_cast<int64_t>(li));
+  a.v_cache = cache_->v(static_cast<int64_t>(li));
+  a.num_blocks = cache_->num_blocks();
+  a.block_size = cache_->block_size();
+  a.batch = ab;
+  a.out = F32(attn_, num_tokens, c.q_dim());
+  backend_->Attention(a);
+  backend_->Linear(a.out, l.o_proj, Tensor{}, F32(residual_, num_tokens, c.hidden_size), /*accumulate=*/true);
+}
+
+absl::Status ModelRunner::RunMoe(size_t li, const Layer& l, int64_t num_tokens, const ForwardOptions& options,
+                                 ForwardResult* result) {
+  const ModelConfig& c = config_;
+  MoeArgs m;
+  m.x = F32(normed_, num_tokens, c.hidden_size);
+  m.gate = l.gate;
+  m.num_experts = c.num_experts;
+  m.allocator_rows = l.allocator_rows;
+  m.null_rows = l.null_rows;
+  m.renormalize = c.norm_topk_prob;
+  m.layer = static_cast<int64_t>(li);
+  m.routes = static_cast<const kernels::TokenRoute*>(routes_->data());
+  m.experts = l.experts;
+  m.shared = l.shared;
+  m.shared_gate = l.shared_gate;
+  m.out = F32(residual_, num_tokens, c.hidden_size);
+  m.k_out = static_cast<int32_t*>(routed_k_->data());
+  if (options.record_routing) {
+    m.ids_out = static_cast<int32_t*>(routed_ids_->data());
+    m.weights_out = static_cast<float*>(routed_weights_->data());
+  }
+  if (options.record_router_inputs) {
+    auto& x = result->router_inputs[li];
+    x.resize(static_cast<size_t>(num_tokens * c.hidden_size));
+    RETURN_IF_ERROR(backend_->Download(m.x.data, x.size() * sizeof(float), x.data()));
+  }
+  backend_->Moe(m);
+  return DownloadRouting(li, m, options, result);
+}
+
+absl::Status ModelRunner::DownloadRouting(size_t li, const MoeArgs& m, const ForwardOptions& options,
+                                          ForwardResult* result) {
+  auto& k_out = result->routed_k[li];
+  RETURN_IF_ERROR(backend_->Download(m.k_out, k_out.size() * sizeof(int32_t), k_out.data()));
+  if (options.record_routing) {
+    auto& ids_out = result->routed_ids[li];
+    auto& w_out = result->routed_weights[li];
+    RETURN_IF_ERROR(backend_->Download(m.ids_out, ids_out.size() * sizeof(int32_t), ids_out.data()));
+    RETURN_IF_ERROR(backend_->Download(m.weights_out, w_out.size() * sizeof(float), w_out.data()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModelRunner::RunLayer(size_t li, const AttentionBatch& ab, const ForwardOptions& options,
+                                   ForwardResult* result) {
+  const Layer& l = layers_[li];
+  const int64_t num_tokens = ab.num_tokens, h = config_.hidden_size;
+  RunAttention(li, l, ab);
+  const Tensor residual = F32(residual_, num_tokens, h);
+  const Tensor normed = F32(normed_, num_tokens, h);
+  backend_->RmsNorm(residual, l.post_attention_norm, config_.rms_norm_eps, normed);
+  if (l.is_moe) return RunMoe(li, l, num_tokens, options, result);
+  backend_->Mlp(normed, l.mlp, residual);
+  return absl::OkStatus();
+}
+
+absl::Status ModelRunner::ComputeLogits(const BatchShape& shape, ForwardResult* result) {
+  const ModelConfig& c = config_;
+  const Tensor final_rows = F32(final_, shape.logit_rows, c.hidden_size);
+  const Tensor logits = F32(logits_, shape.logit_rows, c.vocab_size);
+  const int32_t* d_rows = static_cast<const int32_t*>(ints_->data()) + shape.rows_offset();
+  backend_->GatherRows(F32(residual_, shape.num_tokens, c.hidden_size), d_rows, final_rows);
   backend_->RmsNorm(final_rows, final_norm_, c.rms_norm_eps, final_rows);
   backend_->Linear(final_rows, lm_head_, Tensor{}, logits, false);
   RETURN_IF_ERROR(backend_->Synchronize());
   result->vocab_size = c.vocab_size;
-  result->logits.resize(static_cast<size_t>(logit_rows * c.vocab_size));
+  result->logits.resize(static_cast<size_t>(shape.logit_rows * c.vocab_size));
   return backend_->Download(logits.data, result->logits.size() * sizeof(float), result->logits.data());
+}
+
+absl::Status ModelRunner::Forward(std::span<const SequenceInput> batch, const ForwardOptions& options,
+                                  ForwardResult* result) {
+  ASSIGN_OR_RETURN(const BatchShape shape, ValidateBatch(batch));
+  const HostBatch host = LayOutBatch(batch, shape, result);
+  ASSIGN_OR_RETURN(const AttentionBatch ab, UploadBatch(host, shape));
+  ResetRoutingRecords(shape.num_tokens, options, result);
+  const int32_t* d_ids = static_cast<const int32_t*>(ints_->data());
+  backend_->Embedding(embed_tokens_, d_ids, F32(residual_, shape.num_tokens, config_.hidden_size));
+  for (size_t li = 0; li < layers_.size(); ++li) RETURN_IF_ERROR(RunLayer(li, ab, options, result));
+  return ComputeLogits(shape, result);
 }
 
 }  // namespace adak::engine

@@ -99,6 +99,30 @@ class ModelRunner {
   [[nodiscard]] absl::Status PrepareGate(const LayerWeights& lw, size_t layer, Layer* l);
   [[nodiscard]] absl::Status EnsureWorkspace(int64_t tokens, int64_t logit_rows, int64_t int_words);
 
+  // The steps of Forward, in order (each layer: RunLayer = RunAttention, post-attention norm, RunMoe or Mlp).
+  struct BatchShape;
+  struct HostBatch;
+  [[nodiscard]] absl::Status ValidateSequence(const SequenceInput& in, size_t s) const;
+  [[nodiscard]] absl::StatusOr<BatchShape> ValidateBatch(std::span<const SequenceInput> batch) const;
+  // Token ids, positions, KV slots, logit rows, block tables and routes; fills result->logits_offset.
+  [[nodiscard]] HostBatch LayOutBatch(std::span<const SequenceInput> batch, const BatchShape& shape,
+                                      ForwardResult* result) const;
+  [[nodiscard]] absl::StatusOr<AttentionBatch> UploadBatch(const HostBatch& host, const BatchShape& shape);
+  void ResetRoutingRecords(int64_t num_tokens, const ForwardOptions& options, ForwardResult* result) const;
+  [[nodiscard]] absl::Status RunLayer(size_t li, const AttentionBatch& ab, const ForwardOptions& options,
+                                      ForwardResult* result);
+  // residual += o_proj(attention(input_norm(residual))), writing this layer's K/V into the cache.
+  void RunAttention(size_t li, const Layer& l, const AttentionBatch& ab);
+  // q, k, v from `normed_`: projections, the model's q/k norm and clipping, RoPE.
+  void ProjectQkv(const Layer& l, const AttentionBatch& ab);
+  // residual += Moe(normed_), recording what `options` asks for.
+  [[nodiscard]] absl::Status RunMoe(size_t li, const Layer& l, int64_t num_tokens, const ForwardOptions& options,
+                                    ForwardResult* result);
+  [[nodiscard]] absl::Status DownloadRouting(size_t li, const MoeArgs& m, const ForwardOptions& options,
+                                             ForwardResult* result);
+  // Final norm and LM head over the requested rows, downloaded into result->logits.
+  [[nodiscard]] absl::Status ComputeLogits(const BatchShape& shape, ForwardResult* result);
+
   ModelConfig config_;
   const RoutingWeights& routing_;
   Backend* backend_;

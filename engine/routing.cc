@@ -38,6 +38,10 @@ absl::Status ValidateRoutingParams(const RoutingParams& p, const ModelConfig& co
     return absl::InvalidArgumentError(
         StrCatStd("routing min_k (", p.min_k, ") must not exceed max_k (", p.max_k, ")"));
   }
+  if (p.sample && config.num_layers > kernels::kMaxSampleMaskLayers) {
+    return absl::InvalidArgumentError(StrCatStd("routing sample_layers covers at most ", kernels::kMaxSampleMaskLayers,
+                                                " layers, the model has ", config.num_layers));
+  }
   switch (p.policy) {
     case RoutingPolicy::kTopK:
       break;
@@ -69,6 +73,13 @@ kernels::TokenRoute ToTokenRoute(const RoutingParams& p, const ModelConfig& conf
   r.top_p = p.top_p;
   r.sample = p.sample ? 1 : 0;
   r.seed = p.seed;
+  for (int64_t w = 0; w < kernels::kSampleMaskWords; ++w) {
+    uint64_t word = 0;
+    for (int64_t b = 0; b < 64; ++b) {
+      word |= static_cast<uint64_t>(p.sample_layers[static_cast<size_t>(w * 64 + b)]) << b;
+    }
+    r.sample_layers[w] = word;
+  }
   switch (p.policy) {
     case RoutingPolicy::kTopK: r.policy = kernels::RoutePolicy::kTopK; break;
     case RoutingPolicy::kAdaK: r.policy = kernels::RoutePolicy::kAdaK; break;

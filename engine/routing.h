@@ -7,6 +7,7 @@
 #ifndef ADAK_ENGINE_ROUTING_H_
 #define ADAK_ENGINE_ROUTING_H_
 
+#include <bitset>
 #include <cstdint>
 #include <string_view>
 
@@ -30,6 +31,9 @@ enum class RoutingPolicy {
 // InvalidArgument listing the accepted names.
 [[nodiscard]] absl::StatusOr<RoutingPolicy> ParseRoutingPolicy(std::string_view name);
 
+// Which layers of a sampled rollout draw their k: bit l = layer l (layers < kernels::kMaxSampleMaskLayers).
+using SampleLayers = std::bitset<kernels::kMaxSampleMaskLayers>;
+
 struct RoutingParams {
   RoutingPolicy policy = RoutingPolicy::kTopK;
   int64_t top_k = 0;    // kTopK: experts per token, 0 = the model's native K
@@ -40,10 +44,14 @@ struct RoutingParams {
   // the token at position p in layer l is keyed by (seed, p, l), so a rollout is reproducible.
   bool sample = false;
   uint64_t seed = 0;
+  // With `sample`: the MoE layers that draw their k; the others take their allocator's argmax, as at
+  // inference (e.g. per-layer rollouts: only layer j). Every layer by default.
+  SampleLayers sample_layers = SampleLayers().set();
 };
 
 // Checks `params` against the model and the loaded routing weights. InvalidArgument naming the field
-// and its allowed range, or the missing file (adak without --allocator, null without --null-experts).
+// and its allowed range, or the missing file (adak without --allocator, null without --null-experts);
+// `sample` on a model of more than kernels::kMaxSampleMaskLayers layers.
 [[nodiscard]] absl::Status ValidateRoutingParams(const RoutingParams& params, const ModelConfig& config,
                                                  const RoutingWeights& weights);
 

@@ -66,6 +66,178 @@ struct Span {
   const std::string* name;
 };
 
+using TensorMap = std::map<std::string, TensorView, std::less<>>;
+using MetadataMap = std::map<std::string, std::string, std::less<>>;
+
+// InvalidArgument "<file>: <parts>".
+template <typename... Parts>
+absl::Status Invalid(const std::string& file, const Parts&... parts) {
+  return absl::InvalidArgumentError(StrCatStd(file, ": ", parts...));
+}
+
+// A regular file of at least the 8-byte header length, mapped read-only.
+struct MappedFile {
+  void* map = nullptr;
+  uint64_t size = 0;
+};
+
+absl::StatusOr<MappedFile> MapReadOnly(const std::string& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT) return absl::NotFoundError(StrCatStd("safetensors file not found: ", file));
+    return absl::ErrnoToStatus(err, StrCatStd("cannot open ", file));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Invalid(file, "not a regular file");
+  }
+  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  if (file_size < 8) {
+    ::close(fd);
+    return Invalid(file, "truncated: the file has ", file_size, " bytes, fewer than the 8-byte header length");
+  }
+  void* map = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  const int map_err = errno;
+  ::close(fd);
+  if (map == MAP_FAILED) return absl::ErrnoToStatus(map_err, StrCatStd("cannot mmap ", file));
+  return MappedFile{map, file_size};
+}
+
+// The header's JSON object; its byte length (the little-endian u64 that starts the file) into *header_size.
+absl::StatusOr<Json> ParseHeaderJson(const std::string& file, const std::byte* base, uint64_t file_size,
+                                     uint64_t* header_size) {
+  uint64_t size = 0;
+  for (int i = 7; i >= 0; --i) size = (size << 8) | static_cast<uint8_t>(base[i]);
+  if (size > file_size - 8) {
+    return Invalid(file, "header length ", size, " exceeds the ", file_size - 8,
+                   " bytes that follow it (truncated or not a safetensors file)");
+  }
+  if (size > kMaxHeaderSize) return Invalid(file, "header length ", size, " exceeds ", kMaxHeaderSize);
+  if (size < 2) return Invalid(file, "header length ", size, " is too small for a JSON object");
+  const char* header_begin = reinterpret_cast<const char*>(base + 8);
+  Json header;
+  try {
+    header = Json::parse(header_begin, header_begin + size);
+  } catch (const Json::exception& e) {
+    return Invalid(file, "bad header JSON: ", e.what());
+  }
+  if (!header.is_object()) return Invalid(file, "bad header JSON: the header is not a JSON object");
+  *header_size = size;
+  return header;
+}
+
+absl::Status ParseMetadata(const std::string& file, const Json& entry, MetadataMap* metadata) {
+  if (!entry.is_object()) return Invalid(file, "__metadata__ is not a JSON object");
+  for (auto m = entry.begin(); m != entry.end(); ++m) {
+    if (!m.value().is_string()) {
+      return Invalid(file, "__metadata__ value of '", m.key(), "' is not a string: ", m.value().dump());
+    }
+    (*metadata)[m.key()] = m.value().get<std::string>();
+  }
+  return absl::OkStatus();
+}
+
+// The dtype and shape of tensor entry `name` into `view`.
+absl::Status ParseDTypeAndShape(const std::string& file, const std::string& name, const Json& entry,
+                                TensorView* view) {
+  auto dtype_it = entry.find("dtype");
+  auto shape_it = entry.find("shape");
+  if (dtype_it == entry.end() || !dtype_it->is_string()) return Invalid(file, "tensor '", name, "': no string 'dtype'");
+  const std::string dtype_name = dtype_it->get<std::string>();
+  if (!ParseDType(dtype_name, &view->dtype)) {
+    return Invalid(file, "tensor '", name, "' has unsupported dtype '", dtype_name,
+                   "' (supported: BF16, F16, F32, I32, I64)");
+  }
+  if (shape_it == entry.end() || !shape_it->is_array()) return Invalid(file, "tensor '", name, "': no 'shape' list");
+  for (const Json& d : *shape_it) {
+    if (!IsUint(d) || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      return Invalid(file, "tensor '", name, "': shape ", shape_it->dump(), " is not a list of non-negative integers");
+    }
+    view->shape.push_back(d.get<int64_t>());
+  }
+  return absl::OkStatus();
+}
+
+// Tensor entry `name`: its view into `data` and its byte range [begin, end) of the data section
+// [0, data_size), consistent with its dtype and shape.
+absl::StatusOr<TensorView> ParseTensorEntry(const std::string& file, const std::string& name, const Json& entry,
+                                            const std::byte* data, uint64_t data_size, Span* span) {
+  if (!entry.is_object()) return Invalid(file, "tensor '", name, "': entry is not a JSON object");
+  TensorView view;
+  view.name = name;
+  RETURN_IF_ERROR(ParseDTypeAndShape(file, name, entry, &view));
+  auto offsets_it = entry.find("data_offsets");
+  if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
+      !IsUint((*offsets_it)[0]) || !IsUint((*offsets_it)[1])) {
+    return Invalid(file, "tensor '", name, "': 'data_offsets' must be two non-negative integers");
+  }
+  const uint64_t begin = (*offsets_it)[0].get<uint64_t>();
+  const uint64_t end = (*offsets_it)[1].get<uint64_t>();
+  uint64_t nbytes = 0;
+  if (!ByteSize(view.shape, view.dtype, &nbytes)) {
+    return Invalid(file, "tensor '", name, "': shape ", ShapeString(view.shape), " overflows");
+  }
+  if (begin > end) return Invalid(file, "tensor '", name, "': data_offsets [", begin, ", ", end, "] are reversed");
+  if (end - begin != nbytes) {
+    return Invalid(file, "tensor '", name, "': data_offsets [", begin, ", ", end, "] span ", end - begin,
+                   " bytes but shape ", ShapeString(view.shape), " of ", DTypeName(view.dtype), " needs ", nbytes);
+  }
+  if (end > data_size) {
+    return Invalid(file, "tensor '", name, "': data_offsets [", begin, ", ", end, "] lie beyond the ", data_size,
+                   "-byte data section (the file is truncated or corrupt)");
+  }
+  view.data = data + begin;
+  *span = {begin, end, nullptr};
+  return view;
+}
+
+// Every header entry: __metadata__ into `metadata`, tensors into `tensors` with their byte ranges in `spans`.
+absl::Status ParseEntries(const std::string& file, const Json& header, const std::byte* data, uint64_t data_size,
+                          TensorMap* tensors, MetadataMap* metadata, std::vector<Span>* spans) {
+  try {
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      const std::string& name = it.key();
+      if (name == "__metadata__") {
+        RETURN_IF_ERROR(ParseMetadata(file, it.value(), metadata));
+        continue;
+      }
+      Span span{};
+      ASSIGN_OR_RETURN(TensorView view, ParseTensorEntry(file, name, it.value(), data, data_size, &span));
+      auto [pos, inserted] = tensors->emplace(name, std::move(view));
+      span.name = &pos->first;
+      spans->push_back(span);
+    }
+  } catch (const Json::exception& e) {
+    return Invalid(file, "bad header: ", e.what());
+  }
+  return absl::OkStatus();
+}
+
+// The tensors must tile the data section exactly: no overlaps, no holes, no trailing bytes.
+absl::Status CheckDataTiling(const std::string& file, std::vector<Span> spans, uint64_t data_size) {
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
+  uint64_t covered = 0;
+  const Span* previous = nullptr;
+  for (const Span& s : spans) {
+    if (s.begin < covered) {
+      return Invalid(file, "tensors '", *previous->name, "' [", previous->begin, ", ", previous->end, ") and '",
+                     *s.name, "' [", s.begin, ", ", s.end, ") overlap");
+    }
+    if (s.begin > covered) {
+      return Invalid(file, "bytes [", covered, ", ", s.begin, ") of the data section belong to no tensor");
+    }
+    covered = s.end;
+    if (s.end > s.begin || previous == nullptr) previous = &s;
+  }
+  if (covered != data_size) {
+    return Invalid(file, "bytes [", covered, ", ", data_size, ") at the end of the data section belong to no tensor");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------- reading
@@ -76,135 +248,18 @@ SafetensorsFile::~SafetensorsFile() {
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::filesystem::path& path) {
   const std::string file = path.string();
-  auto invalid = [&file](auto&&... parts) { return absl::InvalidArgumentError(StrCatStd(file, ": ", parts...)); };
-
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT) return absl::NotFoundError(StrCatStd("safetensors file not found: ", file));
-    return absl::ErrnoToStatus(err, StrCatStd("cannot open ", file));
-  }
-  struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return invalid("not a regular file");
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size < 8) {
-    ::close(fd);
-    return invalid("truncated: the file has ", file_size, " bytes, fewer than the 8-byte header length");
-  }
-  void* map = ::mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int map_err = errno;
-  ::close(fd);
-  if (map == MAP_FAILED) return absl::ErrnoToStatus(map_err, StrCatStd("cannot mmap ", file));
-
-  std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
+  ASSIGN_OR_RETURN(const MappedFile mapped, MapReadOnly(file));
+  std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());  // unmaps on every error below
   f->path_ = path;
-  f->map_ = map;
-  f->map_size_ = file_size;
-  const auto* base = static_cast<const std::byte*>(map);
-
+  f->map_ = mapped.map;
+  f->map_size_ = mapped.size;
+  const auto* base = static_cast<const std::byte*>(mapped.map);
   uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | static_cast<uint8_t>(base[i]);
-  if (header_size > file_size - 8) {
-    return invalid("header length ", header_size, " exceeds the ", file_size - 8,
-                   " bytes that follow it (truncated or not a safetensors file)");
-  }
-  if (header_size > kMaxHeaderSize) return invalid("header length ", header_size, " exceeds ", kMaxHeaderSize);
-  if (header_size < 2) return invalid("header length ", header_size, " is too small for a JSON object");
-
-  const char* header_begin = reinterpret_cast<const char*>(base + 8);
-  Json header;
-  try {
-    header = Json::parse(header_begin, header_begin + header_size);
-  } catch (const Json::exception& e) {
-    return invalid("bad header JSON: ", e.what());
-  }
-  if (!header.is_object()) return invalid("bad header JSON: the header is not a JSON object");
-
-  const uint64_t data_size = file_size - 8 - header_size;
-  const std::byte* data = base + 8 + header_size;
+  ASSIGN_OR_RETURN(const Json header, ParseHeaderJson(file, base, mapped.size, &header_size));
+  const uint64_t data_size = mapped.size - 8 - header_size;
   std::vector<Span> spans;
-  try {
-    for (auto it = header.begin(); it != header.end(); ++it) {
-      const std::string& name = it.key();
-      const Json& entry = it.value();
-      if (name == "__metadata__") {
-        if (!entry.is_object()) return invalid("__metadata__ is not a JSON object");
-        for (auto m = entry.begin(); m != entry.end(); ++m) {
-          if (!m.value().is_string()) {
-            return invalid("__metadata__ value of '", m.key(), "' is not a string: ", m.value().dump());
-          }
-          f->metadata_[m.key()] = m.value().get<std::string>();
-        }
-        continue;
-      }
-      if (!entry.is_object()) return invalid("tensor '", name, "': entry is not a JSON object");
-      auto dtype_it = entry.find("dtype");
-      auto shape_it = entry.find("shape");
-      auto offsets_it = entry.find("data_offsets");
-      if (dtype_it == entry.end() || !dtype_it->is_string()) return invalid("tensor '", name, "': no string 'dtype'");
-      TensorView view;
-      view.name = name;
-      const std::string dtype_name = dtype_it->get<std::string>();
-      if (!ParseDType(dtype_name, &view.dtype)) {
-        return invalid("tensor '", name, "' has unsupported dtype '", dtype_name,
-                       "' (supported: BF16, F16, F32, I32, I64)");
-      }
-      if (shape_it == entry.end() || !shape_it->is_array()) return invalid("tensor '", name, "': no 'shape' list");
-      for (const Json& d : *shape_it) {
-        if (!IsUint(d) || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-          return invalid("tensor '", name, "': shape ", shape_it->dump(), " is not a list of non-negative integers");
-        }
-        view.shape.push_back(d.get<int64_t>());
-      }
-      if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
-          !IsUint((*offsets_it)[0]) || !IsUint((*offsets_it)[1])) {
-        return invalid("tensor '", name, "': 'data_offsets' must be two non-negative integers");
-      }
-      const uint64_t begin = (*offsets_it)[0].get<uint64_t>();
-      const uint64_t end = (*offsets_it)[1].get<uint64_t>();
-      uint64_t nbytes = 0;
-      if (!ByteSize(view.shape, view.dtype, &nbytes)) {
-        return invalid("tensor '", name, "': shape ", ShapeString(view.shape), " overflows");
-      }
-      if (begin > end) return invalid("tensor '", name, "': data_offsets [", begin, ", ", end, "] are reversed");
-      if (end - begin != nbytes) {
-        return invalid("tensor '", name, "': data_offsets [", begin, ", ", end, "] span ", end - begin,
-                       " bytes but shape ", ShapeString(view.shape), " of ", dtype_name, " needs ", nbytes);
-      }
-      if (end > data_size) {
-        return invalid("tensor '", name, "': data_offsets [", begin, ", ", end, "] lie beyond the ", data_size,
-                       "-byte data section (the file is truncated or corrupt)");
-      }
-      view.data = data + begin;
-      auto [pos, inserted] = f->tensors_.emplace(name, std::move(view));
-      spans.push_back({begin, end, &pos->first});
-    }
-  } catch (const Json::exception& e) {
-    return invalid("bad header: ", e.what());
-  }
-
-  // The tensors must tile the data section exactly: no overlaps, no holes, no trailing bytes.
-  std::sort(spans.begin(), spans.end(),
-            [](const Span& a, const Span& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
-  uint64_t covered = 0;
-  const Span* previous = nullptr;
-  for (const Span& s : spans) {
-    if (s.begin < covered) {
-      return invalid("tensors '", *previous->name, "' [", previous->begin, ", ", previous->end, ") and '", *s.name,
-                     "' [", s.begin, ", ", s.end, ") overlap");
-    }
-    if (s.begin > covered) {
-      return invalid("bytes [", covered, ", ", s.begin, ") of the data section belong to no tensor");
-    }
-    covered = s.end;
-    if (s.end > s.begin || previous == nullptr) previous = &s;
-  }
-  if (covered != data_size) {
-    return invalid("bytes [", covered, ", ", data_size, ") at the end of the data section belong to no tensor");
-  }
+  RETURN_IF_ERROR(ParseEntries(file, header, base + 8 + header_size, data_size, &f->tensors_, &f->metadata_, &spans));
+  RETURN_IF_ERROR(CheckDataTiling(file, std::move(spans), data_size));
   return f;
 }
 

@@ -235,28 +235,52 @@ class Scheduler::Impl {
     ApplyCancelsAndDeadlines(cancels);
     if (running_.empty() && waiting_.empty()) return true;
     const absl::Time start = clock_->Now();
+    const Plan plan = PlanBatch();
+    ApplyPlan(plan);
+    if (scheduled_.empty()) {
+      ++steps_;
+      return false;
+    }
+    if (!BuildBatch()) return false;
+    absl::Status status = executor_->Forward(batch_, &forward_);
+    ++steps_;
+    if (!status.ok()) {
+      FailStep(absl::InternalError(StrCatStd("engine step failed: ", ToStd(status.message()))));
+      return true;
+    }
+    budget_.Observe(forward_.routed_k, token_routing_);
+    // Per sequence: usage, prompt logprobs, sampling, detokenization, stop conditions, output.
+    StepStats step;
+    for (const Scheduled& s : scheduled_) ProcessOutput(s, batch_index(s), &step);
+    Sweep();
+    if (observer_ != nullptr) ReportStep(start, &step);
+    return true;
+  }
 
-    // Plan.
+  // What the planner sees of a sequence (a waiting one before its cached prefix is matched).
+  PlanSequence Describe(const Sequence& s) const {
+    PlanSequence p;
+    p.id = s.id;
+    p.computed = s.computed;
+    p.pending = s.pending();
+    p.blocks_held = static_cast<int64_t>(s.block_table.size());
+    p.activations_per_token = budget_.PerToken(s.request.routing);
+    return p;
+  }
+
+  // Plans this step over the running sequences and the waiting ones (those that could be admitted now
+  // see their cached prefix, kept in matches_).
+  Plan PlanBatch() {
     plan_running_.clear();
     plan_waiting_.clear();
-    auto describe = [this](const Sequence& s) {
-      PlanSequence p;
-      p.id = s.id;
-      p.computed = s.computed;
-      p.pending = s.pending();
-      p.blocks_held = static_cast<int64_t>(s.block_table.size());
-      p.activations_per_token = budget_.PerToken(s.request.routing);
-      return p;
-    };
-    for (const auto& s : running_) plan_running_.push_back(describe(*s));
-    // Waiting sequences that could be admitted now see their cached prefix.
+    for (const auto& s : running_) plan_running_.push_back(Describe(*s));
     const int64_t bs = blocks_.block_size();
     const size_t candidates = static_cast<size_t>(
         std::max<int64_t>(0, options_.max_running_requests - static_cast<int64_t>(running_.size())));
     matches_.resize(std::max(matches_.size(), waiting_.size()));
     for (size_t i = 0; i < waiting_.size(); ++i) {
       const Sequence& seq = *waiting_[i];
-      PlanSequence p = describe(seq);
+      PlanSequence p = Describe(seq);
       Match& m = matches_[i];
       m.blocks.clear();
       m.hashes.clear();
@@ -275,9 +299,12 @@ class Scheduler::Impl {
     input.running = plan_running_;
     input.waiting = plan_waiting_;
     input.free_blocks = blocks_.num_free();
-    const Plan plan = PlanStep(input, planner_limits_);
+    return PlanStep(input, planner_limits_);
+  }
 
-    // Apply: chunks (pointers first, queues change below), preemptions, admissions.
+  // Applies the plan: chunks into scheduled_ (pointers first, the queues change below), preemptions,
+  // admissions.
+  void ApplyPlan(const Plan& plan) {
     scheduled_.clear();
     size_t admitted = 0;
     for (const PlannedChunk& c : plan.chunks) {
@@ -289,21 +316,39 @@ class Scheduler::Impl {
       scheduled_.push_back(s);
       if (c.from_waiting) ++admitted;
     }
-    int64_t preempted = 0;
-    std::vector<std::unique_ptr<Sequence>> back_to_waiting;
-    for (size_t index : plan.preempted) {
+    std::vector<std::unique_ptr<Sequence>> back_to_waiting = Preempt(plan.preempted);
+    Admit(admitted);
+    for (auto& seq : back_to_waiting) {
+      auto pos = std::lower_bound(waiting_.begin(), waiting_.end(), seq->id,
+                                  [](const std::unique_ptr<Sequence>& s, uint64_t id) { return s->id < id; });
+      waiting_.insert(pos, std::move(seq));
+    }
+    std::sort(running_.begin(), running_.end(),
+              [](const std::unique_ptr<Sequence>& a, const std::unique_ptr<Sequence>& b) { return a->id < b->id; });
+  }
+
+  // Takes the running sequences at `indices` out of running_, their blocks freed, to wait again.
+  std::vector<std::unique_ptr<Sequence>> Preempt(const std::vector<size_t>& indices) {
+    std::vector<std::unique_ptr<Sequence>> preempted;
+    for (size_t index : indices) {
       Sequence& seq = *running_[index];
       blocks_.Release(&seq.block_table);
       seq.computed = 0;
       seq.block_hashes.clear();
       seq.state = SequenceState::kWaiting;
       ++seq.preemptions;
-      ++preempted;
-      back_to_waiting.push_back(std::move(running_[index]));
+      preempted.push_back(std::move(running_[index]));
     }
     std::erase_if(running_, [](const std::unique_ptr<Sequence>& s) { return s == nullptr; });
+    preemptions_ += static_cast<int64_t>(preempted.size());
+    unreported_preemptions_ += static_cast<int64_t>(preempted.size());  // to the observer with the next step that runs
+    return preempted;
+  }
+
+  // Moves the first `count` waiting sequences to running_, sharing their matched cached prefix.
+  void Admit(size_t count) {
     const absl::Time now = clock_->Now();
-    for (size_t i = 0; i < admitted; ++i) {
+    for (size_t i = 0; i < count; ++i) {
       std::unique_ptr<Sequence> seq = std::move(waiting_.front());
       waiting_.pop_front();
       // Shared before any allocation below, so nothing evicts the matched blocks.
@@ -312,22 +357,11 @@ class Scheduler::Impl {
       if (seq->first_scheduled == absl::InfinitePast()) seq->first_scheduled = now;
       running_.push_back(std::move(seq));
     }
-    for (auto& seq : back_to_waiting) {
-      auto pos = std::lower_bound(waiting_.begin(), waiting_.end(), seq->id,
-                                  [](const std::unique_ptr<Sequence>& s, uint64_t id) { return s->id < id; });
-      waiting_.insert(pos, std::move(seq));
-    }
-    std::sort(running_.begin(), running_.end(),
-              [](const std::unique_ptr<Sequence>& a, const std::unique_ptr<Sequence>& b) { return a->id < b->id; });
-    preemptions_ += preempted;
-    unreported_preemptions_ += preempted;  // to the observer with the next step that runs
+  }
 
-    if (scheduled_.empty()) {
-      ++steps_;
-      return false;
-    }
-
-    // Blocks and the batch.
+  // Allocates the scheduled chunks' blocks and lays out batch_ and the per-token routing. False when no
+  // chunk is left to run.
+  bool BuildBatch() {
     batch_.clear();
     token_routing_.clear();
     token_policy_.clear();
@@ -358,44 +392,26 @@ class Scheduler::Impl {
       scheduled_[kept++] = s;
     }
     scheduled_.resize(kept);
-    if (scheduled_.empty()) return false;
+    return !scheduled_.empty();
+  }
 
-    absl::Status status = executor_->Forward(batch_, &forward_);
-    ++steps_;
-    if (!status.ok()) {
-      FailStep(absl::InternalError(StrCatStd("engine step failed: ", ToStd(status.message()))));
-      return true;
-    }
-    budget_.Observe(forward_.routed_k, token_routing_);
-
-    // Per sequence: usage, prompt logprobs, sampling, detokenization, stop conditions, output.
-    StepStats step;
-    for (const Scheduled& s : scheduled_) ProcessOutput(s, batch_index(s), &step);
-    Sweep();
-
-    if (observer_ != nullptr) {
-      const int64_t activation_flops = engine::ExpertActivationFlops(config_);
-      int64_t activations = 0;
-      for (size_t l = 0; l < forward_.routed_k.size(); ++l) {
-        if (l >= config_.moe_layers.size() || !config_.moe_layers[l]) continue;
-        for (int32_t k : forward_.routed_k[l]) activations += k;
-      }
-      step.num_sequences = static_cast<int64_t>(scheduled_.size());
-      step.batch_tokens = step.prefill_tokens + step.decode_tokens;
-      step.duration = clock_->Now() - start;
-      step.forward = &forward_;
-      step.token_policy = token_policy_;
-      step.expert_flops = static_cast<double>(activations * activation_flops);
-      const int64_t native = step.batch_tokens * config_.num_moe_layers() * config_.num_experts_per_tok;
-      step.expert_flops_saved = static_cast<double>((native - activations) * activation_flops);
-      step.running = static_cast<int64_t>(running_.size());
-      step.waiting = static_cast<int64_t>(waiting_.size());
-      step.kv_cache_usage = blocks_.usage();
-      step.preempted = unreported_preemptions_;
-      unreported_preemptions_ = 0;
-      observer_->OnStep(step);
-    }
-    return true;
+  // Completes `step` (token counts come from ProcessOutput) and hands it to the observer.
+  void ReportStep(absl::Time start, StepStats* step) {
+    engine::FlopCounter flops(config_);
+    flops.Add(forward_.routed_k);
+    step->num_sequences = static_cast<int64_t>(scheduled_.size());
+    step->batch_tokens = step->prefill_tokens + step->decode_tokens;
+    step->duration = clock_->Now() - start;
+    step->forward = &forward_;
+    step->token_policy = token_policy_;
+    step->expert_flops = static_cast<double>(flops.expert_flops());
+    step->expert_flops_saved = static_cast<double>(flops.expert_flops_saved());
+    step->running = static_cast<int64_t>(running_.size());
+    step->waiting = static_cast<int64_t>(waiting_.size());
+    step->kv_cache_usage = blocks_.usage();
+    step->preempted = unreported_preemptions_;
+    unreported_preemptions_ = 0;
+    observer_->OnStep(*step);
   }
 
   size_t batch_index(const Scheduled& s) const { return static_cast<size_t>(&s - scheduled_.data()); }
@@ -407,15 +423,35 @@ class Scheduler::Impl {
     Sweep();
   }
 
+  // Takes the forward's output for one scheduled chunk (batch entry `b`): routed k, usage, the prefix
+  // cache, prompt logprobs; once the sequence is fully computed, its next token.
   void ProcessOutput(const Scheduled& s, size_t b, StepStats* step) {
     Sequence& seq = *s.seq;
-    if (s.decode) {
-      step->decode_tokens += s.tokens;
-    } else {
-      step->prefill_tokens += s.tokens;
-    }
-    // The routed k of the new positions, then usage and the prefix cache.
+    (s.decode ? step->decode_tokens : step->prefill_tokens) += s.tokens;
     const int64_t end = seq.computed + s.tokens;
+    RecordRoutedK(seq, s, end);
+    CountUsage(seq, end);
+    if (options_.enable_prefix_caching) PublishFullBlocks(seq, end);
+    if (s.all_logits) RecordPromptLogprobs(seq, b);
+    seq.computed = end;
+    if (seq.computed < seq.length()) return;  // more prompt (or recompute) to run
+
+    // Every token is computed: the last row gives the next token.
+    if (seq.emitted >= seq.request.max_tokens) {  // scoring only (max_tokens = 0)
+      Finish(seq, absl::OkStatus(), FinishReason::kLength);
+      return;
+    }
+    EmitNextToken(seq, LogitsRow(forward_.logits_offset[b + 1] - 1));
+  }
+
+  // Row `r` [V] of the forward's logits.
+  std::span<const float> LogitsRow(int64_t r) const {
+    const int64_t vocab = forward_.vocab_size;
+    return std::span<const float>(forward_.logits).subspan(static_cast<size_t>(r * vocab), static_cast<size_t>(vocab));
+  }
+
+  // Copies the routed k of the chunk's positions [seq.computed, end) into seq.position_k ([position, layer]).
+  void RecordRoutedK(Sequence& seq, const Scheduled& s, int64_t end) {
     const size_t layers = static_cast<size_t>(config_.num_layers);
     seq.position_k.resize(std::max(seq.position_k.size(), static_cast<size_t>(end) * layers));
     for (size_t l = 0; l < layers && l < forward_.routed_k.size(); ++l) {
@@ -425,43 +461,27 @@ class Scheduler::Impl {
             static_cast<uint16_t>(layer[static_cast<size_t>(s.token_offset + p - seq.computed)]);
       }
     }
-    CountUsage(seq, end);
-    if (options_.enable_prefix_caching) PublishFullBlocks(seq, end);
-    const int64_t vocab = forward_.vocab_size;
+  }
+
+  // The logprob of each next prompt token the chunk's rows predict, each position once (rows of batch entry
+  // `b`, starting at position seq.computed).
+  void RecordPromptLogprobs(Sequence& seq, size_t b) {
     const int64_t row_begin = forward_.logits_offset[b];
     const int64_t row_end = forward_.logits_offset[b + 1];
-    auto row = [&](int64_t r) {
-      return std::span<const float>(forward_.logits)
-          .subspan(static_cast<size_t>(r * vocab), static_cast<size_t>(vocab));
-    };
-    if (s.all_logits) {
-      for (int64_t r = row_begin; r < row_end; ++r) {
-        const int64_t p = seq.computed + (r - row_begin);
-        if (p != static_cast<int64_t>(seq.final.prompt_logprobs.size()) || p + 1 >= seq.prompt_len) continue;
-        logprobs_.Row(row(r));
-        seq.final.prompt_logprobs.push_back(logprobs_.Logprob(seq.tokens[static_cast<size_t>(p + 1)]));
-        if (seq.request.logprobs > 0) seq.final.prompt_top_logprobs.push_back(logprobs_.Top(seq.request.logprobs));
-      }
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const int64_t p = seq.computed + (r - row_begin);
+      if (p != static_cast<int64_t>(seq.final.prompt_logprobs.size()) || p + 1 >= seq.prompt_len) continue;
+      logprobs_.Row(LogitsRow(r));
+      seq.final.prompt_logprobs.push_back(logprobs_.Logprob(seq.tokens[static_cast<size_t>(p + 1)]));
+      if (seq.request.logprobs > 0) seq.final.prompt_top_logprobs.push_back(logprobs_.Top(seq.request.logprobs));
     }
-    seq.computed = end;
-    if (seq.computed < seq.length()) return;  // more prompt (or recompute) to run
+  }
 
-    // Every token is computed: the last row gives the next token.
-    if (seq.emitted >= seq.request.max_tokens) {  // scoring only (max_tokens = 0)
-      Finish(seq, absl::OkStatus(), FinishReason::kLength);
-      return;
-    }
-    const std::span<const float> logits = row(row_end - 1);
+  // Samples the next token from `logits` [V], streams it and finishes the sequence when a stop condition
+  // or max_tokens is met.
+  void EmitNextToken(Sequence& seq, std::span<const float> logits) {
     const int32_t id = seq.sampler.Sample(logits, seq.tokens);
-    const absl::Time now = clock_->Now();
-    if (observer_ != nullptr) {
-      if (seq.emitted == 0) {
-        observer_->OnFirstToken(now - seq.submitted);
-      } else {
-        observer_->OnInterToken(now - seq.last_token);
-      }
-    }
-    seq.last_token = now;
+    ReportTokenLatency(seq);
     ++seq.emitted;
     std::vector<TokenOutput> out(1);
     TokenOutput& token = out[0];
@@ -471,28 +491,47 @@ class Scheduler::Impl {
       token.logprob = logprobs_.Logprob(id);
       if (seq.request.logprobs > 0) token.top = logprobs_.Top(seq.request.logprobs);
     }
+    const std::optional<FinishReason> reason = AppendToken(seq, id, &token.text);
+    if (seq.sink != nullptr) seq.sink->OnTokens(std::move(out));
+    if (reason) Finish(seq, absl::OkStatus(), *reason);
+  }
+
+  // Time to the first token, or since the previous one, to the observer.
+  void ReportTokenLatency(Sequence& seq) {
+    const absl::Time now = clock_->Now();
+    if (observer_ != nullptr) {
+      if (seq.emitted == 0) {
+        observer_->OnFirstToken(now - seq.submitted);
+      } else {
+        observer_->OnInterToken(now - seq.last_token);
+      }
+    }
+    seq.last_token = now;
+  }
+
+  // Appends sampled token `id` to `seq` and its text to `text`; the finish reason when it ends the sequence.
+  std::optional<FinishReason> AppendToken(Sequence& seq, int32_t id, std::string* text) {
     std::optional<FinishReason> reason;
     if (seq.stop.IsStopToken(id)) {
       // The stop token is reported (id, logprob) but adds no text; held-back text is released.
-      token.text = ReleaseRest(seq, &reason);
+      *text = ReleaseRest(seq, &reason);
       if (!reason) {
         reason = FinishReason::kStop;
         seq.final.stop_token = id;
       }
-    } else {
-      seq.tokens.push_back(id);
-      StopResult r = seq.stop.Feed(seq.detokenizer.Push(id));
-      token.text = std::move(r.text);
-      if (r.stopped) {
-        reason = FinishReason::kStop;
-        seq.final.matched_stop = std::move(r.matched_stop);
-      } else if (seq.emitted >= seq.request.max_tokens) {
-        token.text += ReleaseRest(seq, &reason);
-        if (!reason) reason = FinishReason::kLength;
-      }
+      return reason;
     }
-    if (seq.sink != nullptr) seq.sink->OnTokens(std::move(out));
-    if (reason) Finish(seq, absl::OkStatus(), *reason);
+    seq.tokens.push_back(id);
+    StopResult r = seq.stop.Feed(seq.detokenizer.Push(id));
+    *text = std::move(r.text);
+    if (r.stopped) {
+      reason = FinishReason::kStop;
+      seq.final.matched_stop = std::move(r.matched_stop);
+    } else if (seq.emitted >= seq.request.max_tokens) {
+      *text += ReleaseRest(seq, &reason);
+      if (!reason) reason = FinishReason::kLength;
+    }
+    return reason;
   }
 
   // Adds the routed k of positions [seq.counted, end) to the request's usage (a recompute after preemption

@@ -16,9 +16,6 @@ namespace adak::training {
 namespace {
 
 constexpr int64_t kBlockSize = 16;
-// Per-layer rollouts: the other layers' allocators are pushed scaled by this, so sampling from
-// softmax(kGreedyScale * W x) takes their argmax (logit gaps above ~1e-4 leave the rest no probability).
-constexpr float kGreedyScale = 1e6f;
 
 // log softmax(row)[target], in double.
 double LogProb(const float* row, int64_t vocab, int32_t target) {
@@ -229,139 +226,177 @@ absl::StatusOr<WarmStartStats> AllocatorTrainer::WarmStart() {
   return stats;
 }
 
+// One MoE layer's decisions to learn from: the states [batch * len, H], the routed k [batch * len] and the
+// advantages of the scored tokens [batch * (len - 1)].
+struct AllocatorTrainer::LayerRollout {
+  std::vector<float> x;
+  std::vector<int32_t> k;
+  std::vector<double> advantage;
+};
+
 absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
   const auto t0 = std::chrono::steady_clock::now();
-  const engine::ModelConfig& c = model_.config;
-  const int64_t e = c.num_experts, h = c.hidden_size, len = options_.seq_len;
   const auto windows = SampleWindows();
   ++step_;
   TrainStepStats stats;
   stats.step = step_;
-  stats.mean_k.assign(static_cast<size_t>(c.num_layers), 0.0);
-  stats.greedy_k.assign(static_cast<size_t>(c.num_layers), 0.0);
-
-  // Per MoE layer, the decisions to learn from: the states [batch * len, H], the routed k [batch * len] and
-  // the advantages of the scored tokens [batch * (len - 1)].
-  struct LayerRollout {
-    std::vector<float> x;
-    std::vector<int32_t> k;
-    std::vector<double> advantage;
-  };
+  stats.mean_k.assign(static_cast<size_t>(model_.config.num_layers), 0.0);
+  stats.greedy_k.assign(static_cast<size_t>(model_.config.num_layers), 0.0);
   std::vector<LayerRollout> rollouts(weights_.allocator.size());
-  engine::ForwardResult base, roll;
-  std::vector<double> logp_base, logp_roll;
-  engine::ForwardOptions fopts;
-  fopts.record_router_inputs = true;
-  engine::RoutingParams rollout;
-  rollout.policy = engine::RoutingPolicy::kAdaK;
-  rollout.sample = true;
-  int64_t layers = 0;
-  // Advantages of one rollout against the baseline, normalised as asked; rewards into the stats.
-  auto advantages = [&](std::vector<double>* out) {
-    const size_t n = logp_base.size();
-    out->resize(n);
-    double reward = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-      (*out)[i] = logp_roll[i] - logp_base[i];
-      reward += logp_roll[i] / static_cast<double>(n);
-    }
-    stats.reward += reward;
-    DiscountWithinSegments(*out, len - 1, options_.reward_gamma);
-    stats.advantage_std += NormalizeAdvantages(*out, options_.advantage_norm).stddev;
-  };
+  std::vector<double> logp_base;
   if (options_.rollout == RolloutMode::kJoint) {
-    // The paper: every layer samples in one rollout; the baseline is native top-K.
-    RETURN_IF_ERROR(Forward(windows, engine::RoutingParams{}, {}, &base, &logp_base));
-    rollout.seed = options_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step_);
-    RETURN_IF_ERROR(Forward(windows, rollout, fopts, &roll, &logp_roll));
-    std::vector<double> advantage;
-    advantages(&advantage);
-    for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-      if (weights_.allocator[l].empty()) continue;
-      ++layers;
-      rollouts[l] = {roll.router_inputs[l], roll.routed_k[l], advantage};
-    }
+    RETURN_IF_ERROR(RunJointRollout(windows, &rollouts, &logp_base, &stats));
   } else {
-    // One rollout per MoE layer: that layer samples, the others take their argmax (their allocators scaled
-    // by kGreedyScale, which makes sampling their argmax), against the baseline of every layer's argmax.
-    engine::RoutingParams greedy;
-    greedy.policy = engine::RoutingPolicy::kAdaK;
-    RETURN_IF_ERROR(Forward(windows, greedy, {}, &base, &logp_base));
-    std::vector<float> scaled;
-    for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-      if (weights_.allocator[l].empty()) continue;
-      ++layers;
-      for (size_t j = 0; j < weights_.allocator.size(); ++j) {
-        if (weights_.allocator[j].empty()) continue;
-        scaled = weights_.allocator[j];
-        if (j != l) {
-          for (float& v : scaled) v *= kGreedyScale;
-        }
-        RETURN_IF_ERROR(runner_->SetAllocator(static_cast<int64_t>(j), scaled));
-      }
-      rollout.seed = (options_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step_)) ^
-                     (static_cast<uint64_t>(l) + 1) * 0xbf58476d1ce4e5b9ull;
-      RETURN_IF_ERROR(Forward(windows, rollout, fopts, &roll, &logp_roll));
-      rollouts[l].x = roll.router_inputs[l];
-      rollouts[l].k = roll.routed_k[l];
-      advantages(&rollouts[l].advantage);
-    }
+    RETURN_IF_ERROR(RunPerLayerRollouts(windows, &rollouts, &logp_base, &stats));
   }
-  const int64_t scored = static_cast<int64_t>(logp_base.size());
-  for (double v : logp_base) stats.baseline_reward += v / static_cast<double>(scored);
-  const double rollouts_run = options_.rollout == RolloutMode::kJoint ? 1.0 : static_cast<double>(layers);
-  stats.reward /= rollouts_run;
-  stats.advantage_std /= rollouts_run;
-  stats.advantage = stats.reward - stats.baseline_reward;
-  stats.tokens = scored;
+  SummariseRewards(logp_base, &stats);
 
   PpoParams ppo;
   ppo.clip = options_.clip;
   ppo.lambda = ScheduledLambda(options_.lambda, step_, options_.lambda_warmup);
   stats.lambda = ppo.lambda;
   stats.lr = ScheduledLr(options_.lr, options_.lr_schedule, step_, options_.steps);
-  std::vector<double> logp(static_cast<size_t>(e));
   for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-    if (weights_.allocator[l].empty()) continue;
-    const LayerRollout& r = rollouts[l];
-    // Samples: every token that has a next token; its state, sampled action and old log-prob.
-    std::vector<PolicySample> samples;
-    samples.reserve(static_cast<size_t>(scored));
-    int64_t sampled_sum = 0, greedy_sum = 0;  // of k over the samples (exact, then one division)
-    for (size_t b = 0; b < windows.size(); ++b) {
-      for (int64_t i = 0; i + 1 < len; ++i) {
-        const int64_t t = static_cast<int64_t>(b) * len + i;
-        PolicySample s;
-        s.x = std::span<const float>(r.x).subspan(static_cast<size_t>(t * h), static_cast<size_t>(h));
-        s.action = r.k[static_cast<size_t>(t)] - 1;
-        PolicyLogProbs(weights_.allocator[l], e, s.x, logp);
-        s.old_log_prob = logp[static_cast<size_t>(s.action)];
-        const auto greedy = std::max_element(logp.begin(), logp.end());  // first maximum: ties go to fewer experts
-        greedy_sum += greedy - logp.begin() + 1;
-        s.advantage = r.advantage[static_cast<size_t>(static_cast<int64_t>(b) * (len - 1) + i)];
-        sampled_sum += s.action + 1;
-        samples.push_back(s);
-      }
-    }
-    stats.mean_k[l] = static_cast<double>(sampled_sum) / static_cast<double>(scored);
-    stats.greedy_k[l] = static_cast<double>(greedy_sum) / static_cast<double>(scored);
-    PpoLoss loss;
-    optimizers_[l]->set_lr(stats.lr);
-    for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
-      std::vector<float> grad(weights_.allocator[l].size(), 0.0f);
-      loss = PpoLossAndGradient(weights_.allocator[l], e, samples, ppo, grad);
-      optimizers_[l]->Step(weights_.allocator[l], grad);
-    }
-    stats.loss += loss.total(ppo.lambda);
-    stats.expected_k += loss.expected_k;
-    stats.clipped_fraction += loss.clipped_fraction;
+    if (!weights_.allocator[l].empty()) UpdateAllocator(l, rollouts[l], windows.size(), ppo, &stats);
   }
-  stats.loss /= static_cast<double>(layers);
-  stats.expected_k /= static_cast<double>(layers);
-  stats.clipped_fraction /= static_cast<double>(layers);
+  const double layers = static_cast<double>(num_allocator_layers());
+  stats.loss /= layers;
+  stats.expected_k /= layers;
+  stats.clipped_fraction /= layers;
   RETURN_IF_ERROR(PushAllocators());
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return stats;
+}
+
+int64_t AllocatorTrainer::num_allocator_layers() const {
+  return std::count_if(weights_.allocator.begin(), weights_.allocator.end(),
+                       [](const std::vector<float>& a) { return !a.empty(); });
+}
+
+absl::Status AllocatorTrainer::RunJointRollout(const std::vector<std::vector<int32_t>>& windows,
+                                               std::vector<LayerRollout>* rollouts, std::vector<double>* logp_base,
+                                               TrainStepStats* stats) {
+  // The paper: every layer samples in one rollout; the baseline is native top-K.
+  engine::ForwardResult base, roll;
+  std::vector<double> logp_roll;
+  RETURN_IF_ERROR(Forward(windows, engine::RoutingParams{}, {}, &base, logp_base));
+  engine::RoutingParams rollout = SampledRouting();
+  rollout.seed = options_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step_);
+  RETURN_IF_ERROR(Forward(windows, rollout, RolloutForwardOptions(), &roll, &logp_roll));
+  std::vector<double> advantage;
+  AddAdvantages(*logp_base, logp_roll, &advantage, stats);
+  for (size_t l = 0; l < weights_.allocator.size(); ++l) {
+    if (!weights_.allocator[l].empty()) (*rollouts)[l] = {roll.router_inputs[l], roll.routed_k[l], advantage};
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AllocatorTrainer::RunPerLayerRollouts(const std::vector<std::vector<int32_t>>& windows,
+                                                   std::vector<LayerRollout>* rollouts,
+                                                   std::vector<double>* logp_base, TrainStepStats* stats) {
+  // One rollout per MoE layer: only that layer samples (its bit alone in the sampling mask), the others take
+  // their argmax, against the baseline of every layer's argmax.
+  engine::ForwardResult base, roll;
+  std::vector<double> logp_roll;
+  engine::RoutingParams greedy;
+  greedy.policy = engine::RoutingPolicy::kAdaK;
+  RETURN_IF_ERROR(Forward(windows, greedy, {}, &base, logp_base));
+  engine::RoutingParams rollout = SampledRouting();
+  for (size_t l = 0; l < weights_.allocator.size(); ++l) {
+    if (weights_.allocator[l].empty()) continue;
+    rollout.sample_layers.reset();
+    rollout.sample_layers.set(l);
+    rollout.seed = (options_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step_)) ^
+                   (static_cast<uint64_t>(l) + 1) * 0xbf58476d1ce4e5b9ull;
+    RETURN_IF_ERROR(Forward(windows, rollout, RolloutForwardOptions(), &roll, &logp_roll));
+    LayerRollout& r = (*rollouts)[l];
+    r.x = roll.router_inputs[l];
+    r.k = roll.routed_k[l];
+    AddAdvantages(*logp_base, logp_roll, &r.advantage, stats);
+  }
+  return absl::OkStatus();
+}
+
+engine::RoutingParams AllocatorTrainer::SampledRouting() {
+  engine::RoutingParams rollout;
+  rollout.policy = engine::RoutingPolicy::kAdaK;
+  rollout.sample = true;
+  return rollout;
+}
+
+engine::ForwardOptions AllocatorTrainer::RolloutForwardOptions() {
+  engine::ForwardOptions options;
+  options.record_router_inputs = true;
+  return options;
+}
+
+void AllocatorTrainer::AddAdvantages(const std::vector<double>& logp_base, const std::vector<double>& logp_roll,
+                                     std::vector<double>* out, TrainStepStats* stats) const {
+  const size_t n = logp_base.size();
+  out->resize(n);
+  double reward = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    (*out)[i] = logp_roll[i] - logp_base[i];
+    reward += logp_roll[i] / static_cast<double>(n);
+  }
+  stats->reward += reward;
+  DiscountWithinSegments(*out, options_.seq_len - 1, options_.reward_gamma);
+  stats->advantage_std += NormalizeAdvantages(*out, options_.advantage_norm).stddev;
+}
+
+void AllocatorTrainer::SummariseRewards(const std::vector<double>& logp_base, TrainStepStats* stats) const {
+  const int64_t scored = static_cast<int64_t>(logp_base.size());
+  for (double v : logp_base) stats->baseline_reward += v / static_cast<double>(scored);
+  const double rollouts_run =
+      options_.rollout == RolloutMode::kJoint ? 1.0 : static_cast<double>(num_allocator_layers());
+  stats->reward /= rollouts_run;
+  stats->advantage_std /= rollouts_run;
+  stats->advantage = stats->reward - stats->baseline_reward;
+  stats->tokens = scored;
+}
+
+std::vector<PolicySample> AllocatorTrainer::PolicySamples(size_t l, const LayerRollout& r, size_t num_windows,
+                                                          TrainStepStats* stats) const {
+  const int64_t e = model_.config.num_experts, h = model_.config.hidden_size, len = options_.seq_len;
+  const int64_t scored = stats->tokens;
+  std::vector<double> logp(static_cast<size_t>(e));
+  std::vector<PolicySample> samples;
+  samples.reserve(static_cast<size_t>(scored));
+  int64_t sampled_sum = 0, greedy_sum = 0;  // of k over the samples (exact, then one division)
+  for (size_t b = 0; b < num_windows; ++b) {
+    for (int64_t i = 0; i + 1 < len; ++i) {
+      const int64_t t = static_cast<int64_t>(b) * len + i;
+      PolicySample s;
+      s.x = std::span<const float>(r.x).subspan(static_cast<size_t>(t * h), static_cast<size_t>(h));
+      s.action = r.k[static_cast<size_t>(t)] - 1;
+      PolicyLogProbs(weights_.allocator[l], e, s.x, logp);
+      s.old_log_prob = logp[static_cast<size_t>(s.action)];
+      const auto greedy = std::max_element(logp.begin(), logp.end());  // first maximum: ties go to fewer experts
+      greedy_sum += greedy - logp.begin() + 1;
+      s.advantage = r.advantage[static_cast<size_t>(static_cast<int64_t>(b) * (len - 1) + i)];
+      sampled_sum += s.action + 1;
+      samples.push_back(s);
+    }
+  }
+  stats->mean_k[l] = static_cast<double>(sampled_sum) / static_cast<double>(scored);
+  stats->greedy_k[l] = static_cast<double>(greedy_sum) / static_cast<double>(scored);
+  return samples;
+}
+
+void AllocatorTrainer::UpdateAllocator(size_t l, const LayerRollout& r, size_t num_windows, const PpoParams& ppo,
+                                       TrainStepStats* stats) {
+  const std::vector<PolicySample> samples = PolicySamples(l, r, num_windows, stats);
+  const int64_t e = model_.config.num_experts;
+  PpoLoss loss;
+  optimizers_[l]->set_lr(stats->lr);
+  for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
+    std::vector<float> grad(weights_.allocator[l].size(), 0.0f);
+    loss = PpoLossAndGradient(weights_.allocator[l], e, samples, ppo, grad);
+    optimizers_[l]->Step(weights_.allocator[l], grad);
+  }
+  stats->loss += loss.total(ppo.lambda);
+  stats->expected_k += loss.expected_k;
+  stats->clipped_fraction += loss.clipped_fraction;
 }
 
 absl::Status AllocatorTrainer::Save(const std::filesystem::path& path,

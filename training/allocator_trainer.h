@@ -41,8 +41,8 @@ namespace adak::training {
 //     allocator's argmax (what inference runs); advantage = log p(next | rollout l) - log p(next | every
 //     layer's argmax). A layer's decisions are then no longer credited with the other layers' random draws
 //     (lower variance), and the states they see are the argmax policy's. L + 1 forwards per step (L MoE
-//     layers). With an all-zero allocator (no warm start) the argmax is k = 1 but the scaled "argmax"
-//     layers still sample uniformly, until training breaks the ties.
+//     layers). Rollout l samples through RoutingParams::sample_layers = {l}; the other layers take their
+//     exact argmax (with an all-zero allocator, no warm start: k = 1, as the baseline).
 enum class RolloutMode { kJoint, kPerLayer };
 // "joint", "per-layer".
 [[nodiscard]] std::string_view RolloutModeName(RolloutMode mode);
@@ -135,6 +135,32 @@ class AllocatorTrainer {
   [[nodiscard]] absl::Status Forward(const std::vector<std::vector<int32_t>>& windows, const engine::RoutingParams& routing,
                                      const engine::ForwardOptions& options, engine::ForwardResult* result, std::vector<double>* logp);
   [[nodiscard]] absl::Status PushAllocators();
+
+  // The steps of Step: the rollouts of the step's rollout mode (states, actions, advantages per MoE layer;
+  // the baseline's log p(next) into logp_base), the rewards, then one PPO update per allocator.
+  struct LayerRollout;
+  [[nodiscard]] absl::Status RunJointRollout(const std::vector<std::vector<int32_t>>& windows,
+                                             std::vector<LayerRollout>* rollouts, std::vector<double>* logp_base,
+                                             TrainStepStats* stats);
+  [[nodiscard]] absl::Status RunPerLayerRollouts(const std::vector<std::vector<int32_t>>& windows,
+                                                 std::vector<LayerRollout>* rollouts, std::vector<double>* logp_base,
+                                                 TrainStepStats* stats);
+  // Ada-K with sampled k in every layer.
+  [[nodiscard]] static engine::RoutingParams SampledRouting();
+  [[nodiscard]] static engine::ForwardOptions RolloutForwardOptions();
+  // A rollout's advantages against the baseline, discounted and normalised as the options ask; its mean
+  // reward and advantage spread added to `stats`.
+  void AddAdvantages(const std::vector<double>& logp_base, const std::vector<double>& logp_roll,
+                     std::vector<double>* out, TrainStepStats* stats) const;
+  // Baseline reward, mean reward and advantage over the rollouts run, scored tokens.
+  void SummariseRewards(const std::vector<double>& logp_base, TrainStepStats* stats) const;
+  // Layer l's PPO samples (every token that has a next token); its sampled and argmax mean k into `stats`.
+  [[nodiscard]] std::vector<PolicySample> PolicySamples(size_t l, const LayerRollout& r, size_t num_windows,
+                                                        TrainStepStats* stats) const;
+  // `ppo_epochs` PPO-clip updates of layer l's allocator; its loss, E[k] and clipped fraction added to `stats`.
+  void UpdateAllocator(size_t l, const LayerRollout& r, size_t num_windows, const PpoParams& ppo,
+                       TrainStepStats* stats);
+  [[nodiscard]] int64_t num_allocator_layers() const;
 
   const engine::Model& model_;
   std::vector<int32_t> data_;

@@ -93,8 +93,9 @@ void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
     case RoutePolicy::kAdaK:
       if (p.allocator_cols > 0) {
         const float* alloc = row + e;
-        const int64_t a = r.sample != 0 ? SampleSoftmax(alloc, p.allocator_cols, RouteUniform(r.seed, p.layer))
-                                        : std::max_element(alloc, alloc + p.allocator_cols) - alloc;  // ties: lower
+        const int64_t a = SamplesLayer(r, p.layer)
+                              ? SampleSoftmax(alloc, p.allocator_cols, RouteUniform(r.seed, p.layer))
+                              : std::max_element(alloc, alloc + p.allocator_cols) - alloc;  // ties: lower
         k = std::clamp<int64_t>(a + 1, r.min_k, r.max_k);
       } else {
         k = r.k;

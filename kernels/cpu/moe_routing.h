@@ -8,8 +8,9 @@
 //   kTopK:  k = the token's k; top-k of softmax over E; renormalised iff `renormalize` (the model's rule).
 //   kAdaK:  k = argmax(allocator logits) + 1 (ties: lower index), clamped to [min_k, max_k]; then as kTopK.
 //           A layer without an allocator (Ea = 0) uses the token's k, as kTopK. With `sample` (training
-//           rollouts) k - 1 is drawn from softmax(allocator logits) instead, by a counter-based generator
-//           keyed by (seed, layer): reproducible, independent across tokens and layers.
+//           rollouts), in the layers its `sample_layers` mask selects, k - 1 is drawn from
+//           softmax(allocator logits) instead, by a counter-based generator keyed by (seed, layer):
+//           reproducible, independent across tokens and layers; the other layers take the argmax.
 //   kNull:  softmax over all E + M logits, top-k' over E + M (k' = the token's k); only true experts are
 //           kept and renormalised over themselves; a token that picks only null experts gets k = 0.
 //   kTopP:  the smallest set whose sorted probabilities (softmax over E) sum to >= p; raw probabilities.
@@ -25,6 +26,10 @@ namespace adak::kernels {
 
 enum class RoutePolicy : int32_t { kTopK = 0, kAdaK = 1, kNull = 2, kTopP = 3 };
 
+// Layers a TokenRoute's sampling mask can name: layers [0, kMaxSampleMaskLayers).
+inline constexpr int64_t kMaxSampleMaskLayers = 128;
+inline constexpr int64_t kSampleMaskWords = kMaxSampleMaskLayers / 64;
+
 // One token's routing request (plain data, device-copyable).
 struct TokenRoute {
   RoutePolicy policy = RoutePolicy::kTopK;
@@ -32,9 +37,20 @@ struct TokenRoute {
   float top_p = 0.0f;   // kTopP threshold in (0, 1]
   int32_t min_k = 1;    // kAdaK clamp, 1 <= min_k <= max_k <= E
   int32_t max_k = 0;
-  int32_t sample = 0;   // kAdaK: 1 = draw k from the allocator's softmax (rollouts), 0 = argmax
+  int32_t sample = 0;   // kAdaK: 1 = draw k from the allocator's softmax (rollouts) in the layers
+                        // sample_layers selects, 0 = argmax in every layer
   uint64_t seed = 0;    // per-token key of the draw
+  // With `sample`: bit l % 64 of word l / 64 set = layer l draws its k, clear = layer l takes the argmax.
+  // Every layer by default.
+  uint64_t sample_layers[kSampleMaskWords] = {~uint64_t{0}, ~uint64_t{0}};
 };
+
+// True when `route` draws its k in `layer` (sample set and the layer's mask bit set; false for a layer at
+// or beyond kMaxSampleMaskLayers).
+[[nodiscard]] inline bool SamplesLayer(const TokenRoute& route, int64_t layer) {
+  if (route.sample == 0 || layer < 0 || layer >= kMaxSampleMaskLayers) return false;
+  return ((route.sample_layers[layer / 64] >> (layer % 64)) & 1u) != 0;
+}
 
 struct RouteParams {
   const float* logits = nullptr;     // [T, E + Ea + M], row stride `stride`

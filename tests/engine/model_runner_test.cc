@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "engine/cpu_backend.h"
 #include "testing/make_model.h"
@@ -231,6 +232,66 @@ TEST_P(ModelRunnerTest, SampledRolloutsAndAllocatorUpdates) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs")));
   EXPECT_THAT(runner_->SetAllocator(moe_layer, std::vector<float>(static_cast<size_t>(e * h), 0.0f)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no allocator")));
+}
+
+// A sampling mask that selects MoE layer j alone: layer j's k varies across seeds, every other layer takes
+// its allocator's argmax on the states it sees (checked on the host from the recorded router inputs).
+TEST_P(ModelRunnerTest, SampleMaskSamplesOnlyTheSelectedLayer) {
+  const ModelConfig& c = model_->config;
+  const int64_t h = c.hidden_size, e = c.num_experts;
+  RoutingWeights alloc;
+  alloc.allocator.assign(static_cast<size_t>(c.num_layers), {});
+  std::mt19937 rng(8);
+  std::normal_distribution<float> d(0.0f, 0.05f);  // flat enough that sampled k spreads
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    if (!c.moe_layers[static_cast<size_t>(l)]) continue;
+    auto& w = alloc.allocator[static_cast<size_t>(l)];
+    w.resize(static_cast<size_t>(e * h));
+    for (float& v : w) v = d(rng);
+  }
+  auto runner = ModelRunner::Create(c, model_->weights, alloc, backend_.get(), cache_.get());
+  ASSERT_THAT(runner.status(), IsOk());
+  const auto tokens = RandomTokens(24, 9);
+  const std::vector<int32_t> table = {0, 1, 2, 3, 4, 5};
+  ForwardOptions options;
+  options.record_router_inputs = true;
+  // The allocator's argmax k of every token of layer l from its recorded inputs (ties: fewer experts).
+  auto argmax_k = [&](const ForwardResult& r, size_t l) {
+    std::vector<int32_t> k;
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      std::vector<double> logit(static_cast<size_t>(e), 0.0);
+      for (int64_t a = 0; a < e; ++a) {
+        for (int64_t i = 0; i < h; ++i) {
+          logit[static_cast<size_t>(a)] += static_cast<double>(alloc.allocator[l][static_cast<size_t>(a * h + i)]) *
+                                           r.router_inputs[l][t * static_cast<size_t>(h) + static_cast<size_t>(i)];
+        }
+      }
+      k.push_back(static_cast<int32_t>(std::max_element(logit.begin(), logit.end()) - logit.begin()) + 1);
+    }
+    return k;
+  };
+  for (int64_t j = 0; j < c.num_layers; ++j) {
+    if (!c.moe_layers[static_cast<size_t>(j)]) continue;
+    std::set<std::vector<int32_t>> sampled_k;
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+      RoutingParams routing;
+      routing.policy = RoutingPolicy::kAdaK;
+      routing.sample = true;
+      routing.seed = seed;
+      routing.sample_layers.reset();
+      routing.sample_layers.set(static_cast<size_t>(j));
+      SequenceInput in = In(tokens, 0, table, false, routing);
+      ForwardResult r;
+      ASSERT_THAT((*runner)->Forward({&in, 1}, options, &r), IsOk());
+      for (size_t l = 0; l < static_cast<size_t>(c.num_layers); ++l) {
+        if (!c.moe_layers[l] || static_cast<int64_t>(l) == j) continue;
+        EXPECT_EQ(r.routed_k[l], argmax_k(r, l)) << "layer " << l << " with only layer " << j << " sampling, seed "
+                                                 << seed;
+      }
+      sampled_k.insert(r.routed_k[static_cast<size_t>(j)]);
+    }
+    EXPECT_GT(sampled_k.size(), 1u) << "layer " << j << " samples its k";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, ModelRunnerTest,

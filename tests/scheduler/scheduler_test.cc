@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/flops.h"
 #include "tests/scheduler/fake_engine.h"
 #include "tests/test_util.h"
 
@@ -559,6 +560,43 @@ TEST(Scheduler, SampledRequestsWithSeedsAreReproducible) {
     return ids;
   };
   EXPECT_EQ(run(7), run(7));
+}
+
+// The FLOPs a step reports and a request's usage are engine::FlopCounter's over the same routed k: a top-K
+// request at native K = 2 and an Ada-K request at k = 1 run together, 8 tokens each (5 prompt + 3 decodes).
+TEST(Scheduler, StepAndUsageFlopsAreFlopCounters) {
+  Harness h;
+  h.executor.set_adak_k(1);
+  h.scheduler->Start();
+  GenerationRequest adak = Greedy(Prompt(5, 2), 4);
+  adak.routing.policy = engine::RoutingPolicy::kAdaK;
+  auto a = h.Submit(adak);
+  auto b = h.Submit(Greedy(Prompt(5, 3), 4));
+  ASSERT_TRUE(a->Wait());
+  ASSERT_TRUE(b->Wait());
+  ASSERT_TRUE(h.scheduler->WaitIdle(absl::Seconds(5)));  // the last step's OnStep follows the last finish
+  const engine::ModelConfig& config = h.executor.config();
+  const auto routed = [](int32_t k) { return std::vector<std::vector<int32_t>>(kLayers, std::vector<int32_t>(8, k)); };
+  engine::FlopCounter adak_flops(config), topk_flops(config), both(config);
+  adak_flops.Add(routed(1));
+  topk_flops.Add(routed(static_cast<int32_t>(kNativeK)));
+  both.Add(routed(1));
+  both.Add(routed(static_cast<int32_t>(kNativeK)));
+  EXPECT_EQ(a->final().usage.expert_flops, static_cast<double>(adak_flops.expert_flops()));
+  EXPECT_EQ(a->final().usage.expert_flops_saved, static_cast<double>(adak_flops.expert_flops_saved()));
+  EXPECT_EQ(b->final().usage.expert_flops, static_cast<double>(topk_flops.expert_flops()));
+  EXPECT_EQ(b->final().usage.expert_flops_saved, 0.0);
+  double step_flops = 0.0, step_saved = 0.0;
+  int64_t step_tokens = 0;
+  for (const StepStats& step : h.observer.steps()) {
+    step_flops += step.expert_flops;
+    step_saved += step.expert_flops_saved;
+    step_tokens += step.batch_tokens;
+  }
+  EXPECT_EQ(step_tokens, 16);
+  EXPECT_EQ(step_flops, static_cast<double>(both.expert_flops()));
+  EXPECT_EQ(step_saved, static_cast<double>(both.expert_flops_saved()));
+  EXPECT_GT(step_saved, 0.0);
 }
 
 }  // namespace
