@@ -245,7 +245,8 @@ class Scheduler::Impl {
     absl::Status status = executor_->Forward(batch_, &forward_);
     ++steps_;
     if (!status.ok()) {
-      FailStep(absl::InternalError(StrCatStd("engine step failed: ", ToStd(status.message()))));
+      // The engine's code is kept: Internal (a device failure) turns the server's health off, others do not.
+      FailStep(absl::Status(status.code(), StrCatStd("engine step failed: ", ToStd(status.message()))));
       return true;
     }
     budget_.Observe(forward_.routed_k, token_routing_);

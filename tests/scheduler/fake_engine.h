@@ -136,7 +136,7 @@ class FakeExecutor final : public StepExecutor {
       ++forwards_;
       if (fail_next_) {
         fail_next_ = false;
-        return absl::InternalError("injected device failure");
+        return absl::Status(fail_code_, "injected device failure");
       }
     }
     if (batch.empty()) return absl::InvalidArgumentError("empty batch");
@@ -210,9 +210,11 @@ class FakeExecutor final : public StepExecutor {
     absl::MutexLock lock(&mu_);
     gated_ = false;
   }
-  void FailNext() {
+  // The next Forward fails with `code` (a device failure by default).
+  void FailNext(absl::StatusCode code = absl::StatusCode::kInternal) {
     absl::MutexLock lock(&mu_);
     fail_next_ = true;
+    fail_code_ = code;
   }
   void set_adak_k(int32_t k) { adak_k_ = k; }  // before Start
   [[nodiscard]] int64_t forwards() {
@@ -251,6 +253,7 @@ class FakeExecutor final : public StepExecutor {
   int64_t blocked_ = 0;
   int64_t permits_ = 0;
   bool fail_next_ = false;
+  absl::StatusCode fail_code_ = absl::StatusCode::kInternal;
   int64_t forwards_ = 0;
   std::vector<int64_t> batch_tokens_;
 };

@@ -420,6 +420,18 @@ TEST(Scheduler, ExpertBudgetPacksMoreAdaKTokensPerStep) {
   EXPECT_LT(adak_steps, topk_steps);
 }
 
+TEST(Scheduler, EngineErrorKeepsItsCode) {
+  Harness h;
+  h.scheduler->Start();
+  h.executor.FailNext(absl::StatusCode::kResourceExhausted);
+  auto failed = h.Submit(Greedy(Prompt(5, 1), 5));
+  ASSERT_TRUE(failed->Wait());
+  EXPECT_THAT(failed->final().status,
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("engine step failed: injected device failure")));
+  EXPECT_EQ(failed->final().reason, FinishReason::kError);
+  ASSERT_TRUE(h.scheduler->WaitIdle(absl::Seconds(5)));
+}
+
 TEST(Scheduler, EngineErrorFailsTheStepWithInternalAndGoesOn) {
   Harness h;
   h.scheduler->Start();
