@@ -5,6 +5,8 @@
 #include <numeric>
 #include <vector>
 
+#include "base/random.h"
+
 namespace adak::kernels {
 namespace {
 
@@ -23,13 +25,6 @@ void TopOrder(const float* probs, int64_t n, int64_t k, std::vector<int32_t>& or
   std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
     return probs[a] != probs[b] ? probs[a] > probs[b] : a < b;
   });
-}
-
-uint64_t SplitMix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
 }
 
 // Index drawn from softmax(logits[0..n)) with uniform u, in double.
