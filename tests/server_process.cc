@@ -69,27 +69,31 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(std::vector<
     return absl::InternalError(absl::StrCat("cannot start ", absl::StrJoin(argv, " "), ": ", strerror(rc)));
   }
 
-  const absl::Time give_up = absl::Now() + timeout;
-  while (true) {
-    const std::string log = p->Log();
-    if (log.find("adak serve: ready") != std::string::npos) {
-      p->grpc_port_ = ParsePort(log, "grpc");
-      p->http_port_ = ParsePort(log, "http");
-      return p;
-    }
-    int status = 0;
-    if (waitpid(p->pid_, &status, WNOHANG) == p->pid_) {
-      p->exit_code_ = ExitCode(status);
-      return absl::InternalError(absl::StrCat("adak serve exited with ", *p->exit_code_,
-                                              " before it was ready; its log:\n", p->Log()));
-    }
-    if (absl::Now() > give_up) {
-      p->Stop();
-      return absl::InternalError(absl::StrCat("adak serve was not ready within ", absl::FormatDuration(timeout),
-                                              "; its log:\n", p->Log()));
-    }
-    absl::SleepFor(absl::Milliseconds(20));
+  // Ready (the ready line is in the log) or gone (it exited before printing it).
+  std::string log;
+  const ::testing::AssertionResult settled = WaitFor(
+      "adak serve to print its ready line",
+      [&] {
+        log = p->Log();
+        if (log.find("adak serve: ready") != std::string::npos) return true;
+        int status = 0;
+        if (waitpid(p->pid_, &status, WNOHANG) != p->pid_) return false;
+        p->exit_code_ = ExitCode(status);
+        return true;
+      },
+      timeout, absl::Milliseconds(20));
+  if (!settled) {
+    p->Stop();
+    return absl::InternalError(absl::StrCat("adak serve was not ready within ", absl::FormatDuration(timeout),
+                                            "; its log:\n", p->Log()));
   }
+  if (p->exit_code_.has_value()) {
+    return absl::InternalError(absl::StrCat("adak serve exited with ", *p->exit_code_,
+                                            " before it was ready; its log:\n", p->Log()));
+  }
+  p->grpc_port_ = ParsePort(log, "grpc");
+  p->http_port_ = ParsePort(log, "http");
+  return p;
 }
 
 ServerProcess::~ServerProcess() { Stop(); }
@@ -103,19 +107,20 @@ void ServerProcess::Signal(int signal) const {
 absl::StatusOr<int> ServerProcess::WaitExit(absl::Duration timeout) {
   if (exit_code_.has_value()) return *exit_code_;
   if (pid_ <= 0) return absl::FailedPreconditionError("no process");
-  const absl::Time give_up = absl::Now() + timeout;
-  while (true) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      exit_code_ = ExitCode(status);
-      return *exit_code_;
-    }
-    if (absl::Now() > give_up) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("adak serve (pid ", pid_, ") still running after ", absl::FormatDuration(timeout)));
-    }
-    absl::SleepFor(absl::Milliseconds(10));
+  const ::testing::AssertionResult exited = WaitFor(
+      "adak serve to exit",
+      [&] {
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) != pid_) return false;
+        exit_code_ = ExitCode(status);
+        return true;
+      },
+      timeout, absl::Milliseconds(10));
+  if (!exited) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("adak serve (pid ", pid_, ") still running after ", absl::FormatDuration(timeout)));
   }
+  return *exit_code_;
 }
 
 void ServerProcess::Stop() {

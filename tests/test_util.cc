@@ -22,6 +22,10 @@ std::optional<std::filesystem::path> SharedDir() {
   return p;
 }
 
+std::filesystem::path DefaultModelDir() { return SourceDir() / "models" / "stories-moe-small"; }
+
+std::filesystem::path DefaultAllocator() { return DefaultModelDir() / "allocator.safetensors"; }
+
 std::filesystem::path BinDir() {
   const char* env = std::getenv("ADAK_BIN_DIR");
   return env != nullptr && *env != '\0' ? std::filesystem::path(env) : std::filesystem::path(ADAK_BIN_DIR_DEFAULT);

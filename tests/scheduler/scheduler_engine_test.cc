@@ -1,7 +1,7 @@
-// The scheduler over the real engine (stories-mixtral from ../shared): concurrent greedy requests with
-// different prompt lengths and mixed routing policies (top-K and Ada-K in one batch) produce exactly the
-// tokens engine::Generate produces for each alone on a Session, also when a tiny KV cache forces
-// preemption and recompute.
+// The scheduler over the real engine (the project's own models/stories-moe-small with its trained Ada-K
+// allocator; nothing outside the repository): concurrent greedy requests with different prompt lengths and
+// mixed routing policies (top-K and Ada-K in one batch) produce exactly the tokens engine::Generate
+// produces for each alone on a Session, also when a tiny KV cache forces preemption and recompute.
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -42,13 +42,10 @@ struct Case {
 class SchedulerEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ADAK_REQUIRE_SHARED(shared);
-    const std::filesystem::path dir = shared / "models/stories-mixtral";
-    auto model = engine::LoadModel(dir);
+    auto model = engine::LoadModel(::adak::testing::DefaultModelDir());
     ASSERT_THAT(model, IsOk());
     model_ = std::move(model).value();
-    ASSERT_THAT(engine::LoadAllocator(dir / "reference/allocator-random.safetensors", model_->config, &routing_),
-                IsOk());
+    ASSERT_THAT(engine::LoadAllocator(::adak::testing::DefaultAllocator(), model_->config, &routing_), IsOk());
   }
 
   // Prompts of different lengths, alternating top-K and Ada-K, with their solo references.

@@ -56,6 +56,8 @@ TEST(SchedulerStress, RandomWorkloadUnderKvPressure) {
           ASSERT_THAT(id, IsOk());
           s.id = *id;
           if (rng() % 5 == 0) {
+            // A random delay before the cancel is the behaviour under test, not synchronisation: it lands
+            // the cancel at random points of the request's life (queued, prefilling, decoding, finished).
             absl::SleepFor(absl::Microseconds(rng() % 300));
             (*scheduler)->Cancel(s.id);
             s.cancelled = true;

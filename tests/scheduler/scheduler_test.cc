@@ -66,7 +66,8 @@ TEST(Scheduler, GreedyMatchesReferenceWithUsage) {
   EXPECT_THAT(final.usage.mean_k_per_layer, ElementsAreArray({2.0, 2.0}));
   ASSERT_TRUE(h.scheduler->WaitIdle(absl::Seconds(5)));
   EXPECT_EQ(h.scheduler->stats().kv_blocks_used, 0);
-  // Idle: the thread sleeps, no step runs.
+  // Idle: the thread sleeps, no step runs. The sleep is the behaviour under test (nothing happens for a
+  // while), not synchronisation: there is no event to wait for.
   const int64_t steps = h.scheduler->stats().steps;
   absl::SleepFor(absl::Milliseconds(30));
   EXPECT_EQ(h.scheduler->stats().steps, steps);

@@ -118,15 +118,13 @@ class PrometheusProcess {
   ~PrometheusProcess() {
     if (pid_ <= 0) return;
     kill(pid_, SIGTERM);
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
     int status = 0;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (absl::Now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(20));
+    const bool exited = ::adak::testing::WaitFor(
+        "prometheus to exit on SIGTERM", [&] { return waitpid(pid_, &status, WNOHANG) != 0; }, absl::Seconds(10),
+        absl::Milliseconds(20));
+    if (!exited) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
     }
   }
   [[nodiscard]] bool started() const { return pid_ > 0; }
@@ -166,10 +164,9 @@ TEST(PrometheusScrape, FindsPerLayerExpertHistogramsAndFlopCounters) {
   if (!prometheus) {
     GTEST_SKIP() << "the prometheus binary is absent (apt-get install prometheus, or set PROMETHEUS_BIN); skipping";
   }
-  ADAK_REQUIRE_SHARED(shared);
   ServerAppOptions options;
-  options.model_dir = shared / "models" / "stories-mixtral";
-  options.allocator = shared / "models" / "stories-mixtral" / "reference" / "allocator-random.safetensors";
+  options.model_dir = ::adak::testing::DefaultModelDir();
+  options.allocator = ::adak::testing::DefaultAllocator();
   options.grpc_port = -1;
   options.http_port = 0;
   options.threads = 1;
@@ -194,23 +191,26 @@ TEST(PrometheusScrape, FindsPerLayerExpertHistogramsAndFlopCounters) {
   PrometheusProcess process(*prometheus, dir.path(), prometheus_port, http_port);
   ASSERT_TRUE(process.started()) << "cannot start " << *prometheus;
 
+  // Until Prometheus has scraped the server (or exited): every series there, with a value.
   Json buckets, layers, flops, saved;
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (absl::Now() < deadline) {
-    ASSERT_TRUE(process.running()) << "prometheus exited:\n" << process.Log();
-    buckets = Query(prometheus_port, "adak_layer_activated_experts_bucket");
-    layers = Query(prometheus_port, "sum by (layer) (adak_layer_activated_experts_count)");
-    flops = Query(prometheus_port, "adak_expert_flops_total");
-    saved = Query(prometheus_port, "adak_expert_flops_saved_total");
-    if (AnyPositive(buckets) && layers.size() == 4 && AnyPositive(layers) && AnyPositive(flops) &&
-        AnyPositive(saved)) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(250));
-  }
+  bool exited = false;
+  (void)::adak::testing::WaitFor(
+      "Prometheus to scrape the adak series",
+      [&] {
+        exited = !process.running();
+        if (exited) return true;
+        buckets = Query(prometheus_port, "adak_layer_activated_experts_bucket");
+        layers = Query(prometheus_port, "sum by (layer) (adak_layer_activated_experts_count)");
+        flops = Query(prometheus_port, "adak_expert_flops_total");
+        saved = Query(prometheus_port, "adak_expert_flops_saved_total");
+        return AnyPositive(buckets) && layers.size() == 4 && AnyPositive(layers) && AnyPositive(flops) &&
+               AnyPositive(saved);
+      },
+      absl::Seconds(30), absl::Milliseconds(250));
+  ASSERT_FALSE(exited) << "prometheus exited:\n" << process.Log();
   ASSERT_TRUE(AnyPositive(buckets)) << "no adak_layer_activated_experts_bucket series with a value > 0 within 30 s\n"
                                     << process.Log();
-  // One histogram per MoE layer (stories-mixtral has 4), every one of which saw the traffic.
+  // One histogram per MoE layer (stories-moe-small has 4), every one of which saw the traffic.
   ASSERT_EQ(layers.size(), 4u) << layers.dump();
   for (const Json& series : layers) {
     EXPECT_TRUE(series["metric"].contains("layer")) << series.dump();

@@ -1,7 +1,8 @@
-// The adak.v1.Generation gRPC service end to end, in process: a real ServerApp (stories-mixtral with its
-// random Ada-K allocator, gRPC on an ephemeral 127.0.0.1 port, HTTP off) called over the network through
-// the generated stubs. Covers every method, validation errors, deadlines, cancellation (KV blocks freed),
-// admission control, usage accounting against the fixture's reference outputs, and health checking.
+// The adak.v1.Generation gRPC service end to end, in process: a real ServerApp (the project's own
+// models/stories-moe-small with its trained Ada-K allocator, gRPC on an ephemeral 127.0.0.1 port, HTTP off)
+// called over the network through the generated stubs. Covers every method, validation errors, deadlines,
+// cancellation (KV blocks freed), admission control, usage accounting against the model's reference
+// outputs, and health checking. Needs nothing outside the repository.
 #include <atomic>
 #include <cmath>
 #include <fstream>
@@ -19,20 +20,21 @@
 namespace adak::server {
 namespace {
 
+using ::adak::testing::DefaultAllocator;
+using ::adak::testing::DefaultModelDir;
 using ::adak::testing::GenerationStub;
 using ::adak::testing::GreedyRequest;
 using ::adak::testing::HealthCheck;
 using ::adak::testing::RunStream;
 using ::adak::testing::StreamResult;
+using ::adak::testing::WaitFor;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::HasSubstr;
 
-std::filesystem::path ModelDir(const std::filesystem::path& shared) { return shared / "models" / "stories-mixtral"; }
-
-ServerAppOptions TestOptions(const std::filesystem::path& shared) {
+ServerAppOptions TestOptions() {
   ServerAppOptions o;
-  o.model_dir = ModelDir(shared);
-  o.allocator = ModelDir(shared) / "reference" / "allocator-random.safetensors";
+  o.model_dir = DefaultModelDir();
+  o.allocator = DefaultAllocator();
   o.grpc_port = 0;
   o.http_port = -1;
   o.threads = 1;
@@ -40,23 +42,46 @@ ServerAppOptions TestOptions(const std::filesystem::path& shared) {
   return o;
 }
 
-// Polls `done` every 5 ms for up to `timeout`.
-template <typename F>
-bool WaitFor(F done, absl::Duration timeout = absl::Seconds(5)) {
-  const absl::Time give_up = absl::Now() + timeout;
-  while (!done()) {
-    if (absl::Now() > give_up) return false;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return true;
-}
+// stories-moe-small's reference prompt (models/stories-moe-small/reference.json, "Once upon a time, there
+// was a little dog named"): its 11 token ids.
+const std::vector<int32_t> kReferencePromptIds = {504, 458, 258, 421, 11, 405, 288, 258, 388, 816, 666};
+
+// The 48 greedy tokens after kReferencePromptIds (ignore_eos), as `adak generate --max-tokens 48
+// --ignore-eos` prints them (ids: `adak tokenize` of that text) with native top-2 and with Ada-K (the
+// shipped allocator). The first is reference.json's fp32 PyTorch top-1, 1046 " Max".
+struct GreedyContinuation {
+  const char* policy;
+  std::vector<int32_t> ids;
+  const char* text;
+};
+const GreedyContinuation kGreedyTopK = {
+    "topk",
+    {1046, 13,  1046, 651, 270,  417, 340,  331,  896, 13,  645, 384,  11,  1046, 479,  270,
+     261,  767, 340,  331, 469,  11,  258,  388,  527, 666, 543, 13,   543, 288,  413,  481,
+     13,   198, 2793, 267, 1576, 1011, 672, 406,  384, 684, 13,  377,  1011, 672, 267,  351},
+    " Max. Max loved to play with his ball. One day, Max went to the park with his friend, a little boy named "
+    "Tim. Tim was very happy.\nMax and Sue played together all day long. They played together and had"};
+const GreedyContinuation kGreedyAdaK = {
+    "adak",
+    {1046, 13,  1046, 651, 270, 417, 340, 331, 896, 267, 810, 617, 261, 767,  13,  645,
+     384,  11,  1046, 461, 258, 467, 11,  2387, 816, 13,  348, 288, 413, 481,  267, 522,
+     270,  417, 340,  305, 13,  198, 2793, 335, 11,  344, 40,  745, 411, 581,  11,  314},
+    " Max. Max loved to play with his ball and run around the park. One day, Max saw a big, scary dog. He was "
+    "very happy and wanted to play with it.\nMax said, \"I don't know, I"};
+
+// Expert activations of kReferencePromptIds alone (11 tokens x 4 MoE layers): native top-2 runs 2 experts
+// everywhere; the shipped allocator picks 75 (`adak generate --max-tokens 1` and `adak logits --trace`).
+constexpr int64_t kPromptActivationsTopK = 88;
+constexpr int64_t kPromptActivationsAdaK = 75;
+
+// A request that runs while a test checks deadlines, cancellation, admission or draining: as long as the
+// 512-token context allows after "Once upon a time" (4 tokens), about a quarter of a second on one thread.
+constexpr int kLongTokens = 480;
 
 class GrpcServiceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::optional<std::filesystem::path> shared = ::adak::testing::SharedDir();
-    if (!shared) return;
-    absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(TestOptions(*shared));
+    absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(TestOptions());
     if (!app.ok()) {
       *error_ = app.status().ToString();
       return;
@@ -70,20 +95,11 @@ class GrpcServiceTest : public ::testing::Test {
   static void TearDownTestSuite() { app_->reset(); }
 
   void SetUp() override {
-    ADAK_REQUIRE_SHARED(shared);
-    shared_ = shared;
     ASSERT_NE(*app_, nullptr) << *error_;
     stub_ = GenerationStub(app()->grpc_port());
   }
 
   static ServerApp* app() { return app_->get(); }
-
-  // The reference file's prompt `index` (1-based): its input ids and greedy continuation ids.
-  nlohmann::json Reference(const std::string& file, int index) const {
-    std::ifstream in(ModelDir(shared_) / "reference" / file);
-    const nlohmann::json all = nlohmann::json::parse(in);
-    return all["prompts"][static_cast<size_t>(index - 1)];
-  }
 
   grpc::Status Generate(const adak::v1::GenerateRequest& request, adak::v1::GenerateResponse* response,
                         absl::Duration deadline = absl::Seconds(60)) {
@@ -94,7 +110,6 @@ class GrpcServiceTest : public ::testing::Test {
 
   static inline std::unique_ptr<ServerApp>* app_ = new std::unique_ptr<ServerApp>();
   static inline std::string* error_ = new std::string();
-  std::filesystem::path shared_;
   std::unique_ptr<adak::v1::Generation::Stub> stub_;
 };
 
@@ -102,32 +117,35 @@ TEST_F(GrpcServiceTest, GetModelInfoDescribesTheModelAndItsPolicies) {
   grpc::ClientContext context;
   adak::v1::ModelInfo info;
   ASSERT_TRUE(stub_->GetModelInfo(&context, {}, &info).ok());
-  EXPECT_EQ(info.name(), "stories-mixtral");
+  EXPECT_EQ(info.name(), "stories-moe-small");
   EXPECT_EQ(info.architecture(), "MixtralForCausalLM");
   EXPECT_EQ(info.num_layers(), 4);
   EXPECT_EQ(info.num_moe_layers(), 4);
   EXPECT_EQ(info.num_experts(), 8);
   EXPECT_EQ(info.num_experts_per_tok(), 2);
-  EXPECT_EQ(info.hidden_size(), 256);
+  EXPECT_EQ(info.hidden_size(), 192);
   EXPECT_EQ(info.vocab_size(), 4096);
   EXPECT_EQ(info.max_context(), 512);
   EXPECT_EQ(info.default_routing(), "topk");
   EXPECT_THAT(info.routing_policies(), ::testing::ElementsAre("topk", "adak", "topp"));
   EXPECT_THAT(info.eos_token_ids(), ::testing::ElementsAre(4095));
-  EXPECT_GT(info.total_parameters(), 15'000'000);
+  EXPECT_EQ(info.total_parameters(), 7'872'192);
 }
 
+// stories-moe-small's tokenizer.json is stories-mixtral's, byte for byte: the ids and tokens are those HF
+// tokenizers gives for stories-mixtral's reference/topk.json prompt 1.
 TEST_F(GrpcServiceTest, TokenizeMatchesTheReferenceIds) {
-  const nlohmann::json ref = Reference("topk.json", 1);
   grpc::ClientContext context;
   adak::v1::TokenizeRequest request;
-  request.set_text(ref["prompt"].get<std::string>());
+  request.set_text("Once upon a time, there was a little girl who loved fashion.");
   adak::v1::TokenizeResponse response;
   ASSERT_TRUE(stub_->Tokenize(&context, request, &response).ok());
   EXPECT_EQ(std::vector<int32_t>(response.token_ids().begin(), response.token_ids().end()),
-            ref["input_ids"].get<std::vector<int32_t>>());
+            std::vector<int32_t>({504, 458, 258, 421, 11, 405, 288, 258, 388, 509, 477, 651, 272, 1483, 494, 13}));
   EXPECT_EQ(std::vector<std::string>(response.tokens().begin(), response.tokens().end()),
-            ref["tokens"].get<std::vector<std::string>>());
+            std::vector<std::string>({"Once", "\u0120upon", "\u0120a", "\u0120time", ",", "\u0120there", "\u0120was",
+                                      "\u0120a", "\u0120little", "\u0120girl", "\u0120who", "\u0120loved", "\u0120f",
+                                      "ash", "ion", "."}));
 }
 
 // (Invalid UTF-8 never reaches the service: proto3 strings are refused by the parser.)
@@ -138,21 +156,26 @@ TEST_F(GrpcServiceTest, TokenizeEmptyTextIsNoTokens) {
   EXPECT_EQ(response.token_ids_size(), 0);
 }
 
-// Greedy output equals the independent reference (fp32 PyTorch) for both top-k and Ada-K routing.
+// Greedy output through the service equals the model's greedy continuation for both top-k and Ada-K
+// routing, and its first token is the independent reference's (fp32 PyTorch) top-1.
 TEST_F(GrpcServiceTest, GreedyGenerateMatchesTheReferenceContinuations) {
-  for (const auto& [file, policy] : {std::pair{"topk.json", "topk"}, std::pair{"adak.json", "adak"}}) {
-    const nlohmann::json ref = Reference(file, 1);
-    const std::vector<int32_t> want = ref["greedy"]["ids"].get<std::vector<int32_t>>();
-    adak::v1::GenerateRequest request = GreedyRequest("", static_cast<int>(want.size()), policy);
-    for (int32_t id : ref["input_ids"].get<std::vector<int32_t>>()) request.add_token_ids(id);
+  std::ifstream in(DefaultModelDir() / "reference.json");
+  const nlohmann::json ref = nlohmann::json::parse(in);
+  ASSERT_EQ(ref["input_ids"].get<std::vector<int32_t>>(), kReferencePromptIds);
+  EXPECT_EQ(kGreedyTopK.ids[0], ref["last_position_top10"][0][0].get<int32_t>());
+  for (const GreedyContinuation* want : {&kGreedyTopK, &kGreedyAdaK}) {
+    const std::string policy = want->policy;
+    ASSERT_EQ(want->ids.size(), 48u) << policy;
+    adak::v1::GenerateRequest request = GreedyRequest("", static_cast<int>(want->ids.size()), policy);
+    for (int32_t id : kReferencePromptIds) request.add_token_ids(id);
     adak::v1::GenerateResponse response;
     const grpc::Status status = Generate(request, &response);
     ASSERT_TRUE(status.ok()) << policy << ": " << status.error_message();
-    EXPECT_EQ(std::vector<int32_t>(response.token_ids().begin(), response.token_ids().end()), want) << policy;
-    EXPECT_EQ(response.text(), ref["greedy"]["text"].get<std::string>()) << policy;
+    EXPECT_EQ(std::vector<int32_t>(response.token_ids().begin(), response.token_ids().end()), want->ids) << policy;
+    EXPECT_EQ(response.text(), want->text) << policy;
     EXPECT_EQ(response.finish_reason(), "length");
-    EXPECT_EQ(response.usage().prompt_tokens(), 16);
-    EXPECT_EQ(response.usage().completion_tokens(), static_cast<int64_t>(want.size()));
+    EXPECT_EQ(response.usage().prompt_tokens(), 11);
+    EXPECT_EQ(response.usage().completion_tokens(), static_cast<int64_t>(want->ids.size()));
   }
 }
 
@@ -173,21 +196,17 @@ TEST_F(GrpcServiceTest, StreamAndUnaryAgree) {
 // The prompt's expert activations equal the reference's totals (max_tokens 1: only the prompt runs
 // through the model), and Ada-K clamped to k = 1 saves exactly half of native top-2's expert FLOPs.
 TEST_F(GrpcServiceTest, UsageCountsExpertActivationsAndFlopsSaved) {
-  const nlohmann::json ref = Reference("adak.json", 1);
-  std::ifstream in(ModelDir(shared_) / "reference" / "adak.json");
-  const nlohmann::json totals = nlohmann::json::parse(in)["expert_activation_totals"][0];
   for (const auto& [policy, want] :
-       {std::pair{"topk", totals["expert_activations_topk"].get<int64_t>()},
-        std::pair{"adak", totals["expert_activations_adak"].get<int64_t>()}}) {
+       {std::pair{"topk", kPromptActivationsTopK}, std::pair{"adak", kPromptActivationsAdaK}}) {
     adak::v1::GenerateRequest request = GreedyRequest("", 1, policy);
-    for (int32_t id : ref["input_ids"].get<std::vector<int32_t>>()) request.add_token_ids(id);
+    for (int32_t id : kReferencePromptIds) request.add_token_ids(id);
     request.set_return_routing_stats(true);
     adak::v1::GenerateResponse response;
     ASSERT_TRUE(Generate(request, &response).ok());
     EXPECT_EQ(response.usage().expert_activations(), want) << policy;
     EXPECT_GT(response.usage().expert_flops(), 0.0) << policy;
     EXPECT_EQ(response.usage().mean_k_per_layer_size(), 4) << policy;
-    EXPECT_NEAR(response.usage().mean_k(), static_cast<double>(want) / (16 * 4), 1e-9) << policy;
+    EXPECT_NEAR(response.usage().mean_k(), static_cast<double>(want) / (11 * 4), 1e-9) << policy;
   }
 
   adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 8, "adak");
@@ -295,30 +314,31 @@ TEST_F(GrpcServiceTest, MalformedRequestsAreInvalidArgumentNamingTheField) {
 }
 
 TEST_F(GrpcServiceTest, ShortDeadlineIsDeadlineExceededAndFreesTheSequence) {
-  const adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 480);
+  const adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", kLongTokens);
   const StreamResult stream = RunStream(stub_.get(), request, absl::Milliseconds(40));
   EXPECT_EQ(stream.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << stream.status.error_message();
   adak::v1::GenerateResponse response;
   EXPECT_EQ(Generate(request, &response, absl::Milliseconds(40)).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_TRUE(WaitFor([] {
+  EXPECT_TRUE(WaitFor("the timed-out requests to be dropped", [] {
     const scheduler::SchedulerStats stats = app()->scheduler()->stats();
     return stats.running == 0 && stats.waiting == 0;
-  })) << "the timed-out requests still run";
+  }));
 }
 
 TEST_F(GrpcServiceTest, CancelledStreamFreesItsKvBlocks) {
-  ASSERT_TRUE(WaitFor([] { return app()->scheduler()->stats().running == 0; }));
+  ASSERT_TRUE(WaitFor("the scheduler to be idle", [] { return app()->scheduler()->stats().running == 0; }));
   const int64_t baseline = app()->scheduler()->stats().kv_blocks_used;
   grpc::ClientContext context;
-  auto reader = stub_->GenerateStream(&context, GreedyRequest("Once upon a time", 480));
+  auto reader = stub_->GenerateStream(&context, GreedyRequest("Once upon a time", kLongTokens));
   adak::v1::GenerateStreamResponse message;
   ASSERT_TRUE(reader->Read(&message));  // it runs
-  EXPECT_TRUE(WaitFor([&] { return app()->scheduler()->stats().kv_blocks_used > baseline; }));
+  EXPECT_TRUE(WaitFor("the stream to hold KV blocks",
+                      [&] { return app()->scheduler()->stats().kv_blocks_used > baseline; }));
   context.TryCancel();
   while (reader->Read(&message)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_TRUE(WaitFor([&] {
+  EXPECT_TRUE(WaitFor("the cancelled stream's KV blocks to be freed", [&] {
     const scheduler::SchedulerStats stats = app()->scheduler()->stats();
     return stats.running == 0 && stats.kv_blocks_used == baseline;
   })) << "kv_blocks_used " << app()->scheduler()->stats().kv_blocks_used << ", baseline " << baseline;
@@ -327,7 +347,7 @@ TEST_F(GrpcServiceTest, CancelledStreamFreesItsKvBlocks) {
 // Cancellations racing with token delivery and completion (the sink outlives the call): cancelled
 // streams end CANCELLED, the others finish whole, and every KV block comes back.
 TEST_F(GrpcServiceTest, ConcurrentCancellationsRaceSafely) {
-  ASSERT_TRUE(WaitFor([] { return app()->scheduler()->stats().running == 0; }));
+  ASSERT_TRUE(WaitFor("the scheduler to be idle", [] { return app()->scheduler()->stats().running == 0; }));
   const int64_t baseline = app()->scheduler()->stats().kv_blocks_used;
   constexpr int kClients = 16;
   std::vector<grpc::Status> statuses(kClients);
@@ -359,10 +379,10 @@ TEST_F(GrpcServiceTest, ConcurrentCancellationsRaceSafely) {
           << i << ": " << statuses[i].error_message();
     }
   }
-  EXPECT_TRUE(WaitFor([&] {
+  EXPECT_TRUE(WaitFor("every request to end and its KV blocks to be freed", [&] {
     const scheduler::SchedulerStats stats = app()->scheduler()->stats();
     return stats.running == 0 && stats.waiting == 0 && stats.kv_blocks_used == baseline;
-  }));
+  })) << "kv_blocks_used " << app()->scheduler()->stats().kv_blocks_used << ", baseline " << baseline;
 }
 
 // Score agrees with Generate: the greedy continuation is is_greedy and its logprob is the sum of the
@@ -427,27 +447,26 @@ TEST_F(GrpcServiceTest, HealthReportsLivenessAndReadiness) {
 // --max-running-requests 1 --max-waiting-requests 1: a third request is RESOURCE_EXHAUSTED while the
 // running and the queued ones still finish.
 TEST(GrpcAdmissionTest, FullQueueIsResourceExhaustedWhileRunningRequestsFinish) {
-  ADAK_REQUIRE_SHARED(shared);
-  ServerAppOptions options = TestOptions(shared);
+  ServerAppOptions options = TestOptions();
   options.max_running_requests = 1;
   options.max_waiting_requests = 1;
   absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(options);
   ASSERT_TRUE(app.ok()) << app.status();
   ASSERT_TRUE((*app)->Start().ok());
   auto stub = GenerationStub((*app)->grpc_port());
-  const adak::v1::GenerateRequest long_request = GreedyRequest("Once upon a time", 300);
+  const adak::v1::GenerateRequest long_request = GreedyRequest("Once upon a time", kLongTokens);
   StreamResult first, second;
   std::thread t1([&] { first = RunStream(stub.get(), long_request); });
-  ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().running == 1; }));
+  ASSERT_TRUE(WaitFor("the long request to run", [&] { return (*app)->scheduler()->stats().running == 1; }));
   std::thread t2([&] { second = RunStream(stub.get(), GreedyRequest("One day", 8)); });
-  ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().waiting == 1; }));
+  ASSERT_TRUE(WaitFor("the second request to queue", [&] { return (*app)->scheduler()->stats().waiting == 1; }));
   const StreamResult third = RunStream(stub.get(), GreedyRequest("The cat", 8));
   EXPECT_EQ(third.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << third.status.error_message();
   EXPECT_THAT(third.status.error_message(), HasSubstr("1"));
   t1.join();
   t2.join();
   ASSERT_TRUE(first.status.ok()) << first.status.error_message();
-  EXPECT_EQ(first.last.usage().completion_tokens(), 300);
+  EXPECT_EQ(first.last.usage().completion_tokens(), kLongTokens);
   ASSERT_TRUE(second.status.ok()) << second.status.error_message();
   EXPECT_EQ(second.last.usage().completion_tokens(), 8);
   EXPECT_NE((*app)->metrics()->Serialize().find("resource_exhausted"), std::string::npos);
@@ -455,8 +474,7 @@ TEST(GrpcAdmissionTest, FullQueueIsResourceExhaustedWhileRunningRequestsFinish) 
 
 // Drain: readiness off, new calls UNAVAILABLE, the running stream finishes.
 TEST(GrpcDrainTest, DrainFinishesRunningStreamsAndRefusesNewCalls) {
-  ADAK_REQUIRE_SHARED(shared);
-  absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(TestOptions(shared));
+  absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(TestOptions());
   ASSERT_TRUE(app.ok()) << app.status();
   ASSERT_TRUE((*app)->Start().ok());
   const int port = (*app)->grpc_port();
@@ -464,13 +482,14 @@ TEST(GrpcDrainTest, DrainFinishesRunningStreamsAndRefusesNewCalls) {
   StreamResult running;
   std::atomic<bool> running_done{false};
   std::thread t([&] {
-    running = RunStream(stub.get(), GreedyRequest("Once upon a time", 300));
+    running = RunStream(stub.get(), GreedyRequest("Once upon a time", kLongTokens));
     running_done = true;
   });
-  ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().running == 1; }));
+  ASSERT_TRUE(WaitFor("the long request to run", [&] { return (*app)->scheduler()->stats().running == 1; }));
   bool drained = false;
   std::thread drain([&] { drained = (*app)->Drain(absl::Seconds(30)); });
-  ASSERT_TRUE(WaitFor([&] { return (*app)->context()->state->phase() == ServingPhase::kDraining; }));
+  ASSERT_TRUE(
+      WaitFor("the drain to begin", [&] { return (*app)->context()->state->phase() == ServingPhase::kDraining; }));
   HealthCheckResponse::ServingStatus serving = HealthCheckResponse::UNKNOWN;
   ASSERT_TRUE(HealthCheck(port, "adak.v1.Generation", &serving).ok());
   EXPECT_EQ(serving, HealthCheckResponse::NOT_SERVING);
@@ -482,23 +501,22 @@ TEST(GrpcDrainTest, DrainFinishesRunningStreamsAndRefusesNewCalls) {
   drain.join();
   EXPECT_TRUE(drained);
   ASSERT_TRUE(running.status.ok()) << running.status.error_message();
-  EXPECT_EQ(running.last.usage().completion_tokens(), 300);
+  EXPECT_EQ(running.last.usage().completion_tokens(), kLongTokens);
 }
 
 // A drain that times out cancels what still runs: the stream ends UNAVAILABLE, Drain returns false.
 TEST(GrpcDrainTest, DrainTimeoutCancelsTheRest) {
-  ADAK_REQUIRE_SHARED(shared);
-  absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(TestOptions(shared));
+  absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(TestOptions());
   ASSERT_TRUE(app.ok()) << app.status();
   ASSERT_TRUE((*app)->Start().ok());
   auto stub = GenerationStub((*app)->grpc_port());
   StreamResult running;
-  std::thread t([&] { running = RunStream(stub.get(), GreedyRequest("Once upon a time", 480)); });
-  ASSERT_TRUE(WaitFor([&] { return (*app)->scheduler()->stats().running == 1; }));
+  std::thread t([&] { running = RunStream(stub.get(), GreedyRequest("Once upon a time", kLongTokens)); });
+  ASSERT_TRUE(WaitFor("the long request to run", [&] { return (*app)->scheduler()->stats().running == 1; }));
   EXPECT_FALSE((*app)->Drain(absl::Milliseconds(1)));
   t.join();
   EXPECT_EQ(running.status.error_code(), grpc::StatusCode::UNAVAILABLE) << running.status.error_message();
-  EXPECT_LT(running.token_ids.size(), 480u);
+  EXPECT_LT(running.token_ids.size(), static_cast<size_t>(kLongTokens));
   (*app)->Shutdown();  // idempotent
 }
 

@@ -1,5 +1,6 @@
 // The OpenAI /v1/completions JSON mapping without a running server: request parsing (every field, the
-// refusals and the params they name) and the response objects and SSE chunks built from scheduler output.
+// refusals and the params they name) and the response objects and SSE chunks built from scheduler output,
+// for the project's own models/stories-moe-small (its tokenizer and limits).
 #include "server/http/completions.h"
 
 #include <memory>
@@ -25,9 +26,7 @@ using Json = nlohmann::json;
 class HttpCompletionsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto shared = ::adak::testing::SharedDir();
-    if (!shared) return;
-    absl::StatusOr<std::unique_ptr<engine::Model>> model = engine::LoadModel(*shared / "models" / "stories-mixtral");
+    absl::StatusOr<std::unique_ptr<engine::Model>> model = engine::LoadModel(::adak::testing::DefaultModelDir());
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = model->release();
     weights_ = new engine::RoutingWeights();
@@ -37,10 +36,10 @@ class HttpCompletionsTest : public ::testing::Test {
     delete weights_;
   }
   void SetUp() override {
-    ADAK_REQUIRE_SHARED(shared);
+    ASSERT_NE(model_, nullptr);
     context_.model = model_;
     context_.routing_weights = weights_;
-    context_.model_name = "stories-mixtral";
+    context_.model_name = "stories-moe-small";
   }
 
   absl::StatusOr<CompletionCall> Parse(const Json& body) { return ParseCompletionRequest(body.dump(), context_); }
@@ -55,7 +54,7 @@ engine::RoutingWeights* HttpCompletionsTest::weights_ = nullptr;
 
 TEST_F(HttpCompletionsTest, ParsesOpenAiFieldsAndExtensions) {
   absl::StatusOr<CompletionCall> call =
-      Parse(Json{{"model", "stories-mixtral"}, {"prompt", "Hello"}, {"max_tokens", 7}, {"temperature", 0.5},
+      Parse(Json{{"model", "stories-moe-small"}, {"prompt", "Hello"}, {"max_tokens", 7}, {"temperature", 0.5},
                  {"top_p", 0.9}, {"top_k", -1}, {"min_p", 0.1}, {"repetition_penalty", 1.1}, {"seed", 42},
                  {"stop", "\n"}, {"stop_token_ids", {5, 6}}, {"ignore_eos", true}, {"stream", true},
                  {"logprobs", 2}, {"n", 1}, {"presence_penalty", 0}, {"user", "me"}, {"unknown_field", 1},

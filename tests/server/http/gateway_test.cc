@@ -1,6 +1,7 @@
-// The OpenAI-compatible HTTP gateway against a real in-process server (ServerApp) on stories-mixtral:
-// completions (plain, streamed, echo + logprobs scoring), the adak routing extension, errors, models,
-// health, readiness, metrics, keep-alive and client disconnects.
+// The OpenAI-compatible HTTP gateway against a real in-process server (ServerApp) on the project's own
+// models/stories-moe-small with its trained allocator: completions (plain, streamed, echo + logprobs
+// scoring), the adak routing extension, errors, models, health, readiness, metrics, keep-alive and client
+// disconnects. Needs nothing outside the repository.
 #include "server/http/gateway.h"
 
 #include <memory>
@@ -20,21 +21,22 @@
 namespace adak::server {
 namespace {
 
+using ::adak::testing::DefaultAllocator;
+using ::adak::testing::DefaultModelDir;
 using ::adak::testing::HttpConnection;
 using ::adak::testing::HttpRequest;
 using ::adak::testing::HttpResponse;
 using ::adak::testing::SseData;
+using ::adak::testing::WaitFor;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
 class HttpGatewayTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto shared = ::adak::testing::SharedDir();
-    if (!shared) return;
     ServerAppOptions options;
-    options.model_dir = *shared / "models" / "stories-mixtral";
-    options.allocator = *shared / "models" / "stories-mixtral" / "reference" / "allocator-random.safetensors";
+    options.model_dir = DefaultModelDir();
+    options.allocator = DefaultAllocator();
     options.grpc_port = -1;
     options.http_port = 0;
     options.threads = 1;
@@ -51,7 +53,6 @@ class HttpGatewayTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    ADAK_REQUIRE_SHARED(shared);
     ASSERT_NE(app_, nullptr);
     port_ = app_->http_port();
   }
@@ -422,8 +423,11 @@ TEST_F(HttpGatewayTest, KeepAliveServesSeveralRequestsOnOneConnection) {
 }
 
 TEST_F(HttpGatewayTest, ClientDisconnectCancelsTheRequest) {
-  ASSERT_TRUE(app_->scheduler()->WaitIdle(absl::Seconds(10)));
-  absl::SleepFor(absl::Milliseconds(20));  // the snapshot of the last step is published
+  // The baseline is the published snapshot of an idle scheduler (earlier tests' requests all ended).
+  ASSERT_TRUE(WaitFor("the scheduler's published stats to show it idle", [&] {
+    const scheduler::SchedulerStats stats = app_->scheduler()->stats();
+    return stats.running == 0 && stats.waiting == 0;
+  }));
   const int64_t baseline_blocks = app_->scheduler()->stats().kv_blocks_used;
   absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Connect(port_);
   ASSERT_TRUE(connection.ok()) << connection.status();
@@ -439,13 +443,11 @@ TEST_F(HttpGatewayTest, ClientDisconnectCancelsTheRequest) {
   EXPECT_THAT((*connection)->ReadRawUntil("\"text\""), HasSubstr("text/event-stream"));
   (*connection)->Close();
   // The scheduler drops the request within a few steps (400 tokens would take far longer).
-  const absl::Time deadline = absl::Now() + absl::Seconds(10);
   scheduler::SchedulerStats stats;
-  do {
-    absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_TRUE(WaitFor("the disconnected request to end and free its KV blocks", [&] {
     stats = app_->scheduler()->stats();
-  } while ((stats.running > 0 || stats.waiting > 0 || stats.kv_blocks_used != baseline_blocks) &&
-           absl::Now() < deadline);
+    return stats.running == 0 && stats.waiting == 0 && stats.kv_blocks_used == baseline_blocks;
+  }));
   EXPECT_EQ(stats.running, 0);
   EXPECT_EQ(stats.waiting, 0);
   EXPECT_EQ(stats.kv_blocks_used, baseline_blocks);
@@ -464,9 +466,8 @@ TEST_F(HttpGatewayTest, DeadlineIs504) {
 // A server of its own with one running and one waiting slot: the third request is refused with 429
 // while the first two go on.
 TEST(HttpGatewayQueue, FullQueueIs429) {
-  ADAK_REQUIRE_SHARED(shared);
   ServerAppOptions options;
-  options.model_dir = shared / "models" / "stories-mixtral";
+  options.model_dir = DefaultModelDir();
   options.grpc_port = -1;
   options.http_port = 0;
   options.threads = 1;
@@ -486,13 +487,10 @@ TEST(HttpGatewayQueue, FullQueueIs429) {
   ASSERT_THAT((*running)->ReadRawUntil("\"text\""), HasSubstr("200 OK"));
   // The scheduler's snapshot says it runs (it counts as waiting until the step that admitted it is published).
   const auto await = [&](int64_t running_count, int64_t waiting_count) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    scheduler::SchedulerStats stats = (*app)->scheduler()->stats();
-    while ((stats.running != running_count || stats.waiting != waiting_count) && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(2));
-      stats = (*app)->scheduler()->stats();
-    }
-    return stats.running == running_count && stats.waiting == waiting_count;
+    return WaitFor(absl::StrCat(running_count, " running and ", waiting_count, " waiting"), [&] {
+      const scheduler::SchedulerStats stats = (*app)->scheduler()->stats();
+      return stats.running == running_count && stats.waiting == waiting_count;
+    });
   };
   ASSERT_TRUE(await(1, 0));
   absl::StatusOr<std::unique_ptr<HttpConnection>> waiting = HttpConnection::Connect(port);
