@@ -8,6 +8,11 @@
 // waits and surfaces any device error as absl::Status (Internal). A backend is used by one thread at a
 // time (the scheduler thread); it is not thread-safe.
 //
+// Getting one: CreateBackend(name, options) builds any backend of the registry (backend_registry.cc); the
+// registry is one table there, and every backend in it runs the conformance suite
+// (tests/engine/backend_conformance_test.cc) against plain references. RegisteredBackends and CreateBackend are
+// thread-safe (the table is constant).
+//
 // Shape legend (engine/README.md): T tokens, H hidden, E experts, KM max chosen experts, I intermediate.
 #ifndef ADAK_ENGINE_BACKEND_H_
 #define ADAK_ENGINE_BACKEND_H_
@@ -136,8 +141,6 @@ class Backend {
   virtual void Moe(const MoeArgs& args) = 0;
   // out += MLP(x) (dense layers).
   virtual void Mlp(const Tensor& x, const MlpTensors& w, const Tensor& out) = 0;
-  // x += y elementwise (same shape).
-  virtual void Add(const Tensor& x, const Tensor& y) = 0;
   // out[i] = x[rows[i]] for i < out.rows. rows: device [out.rows].
   virtual void GatherRows(const Tensor& x, const int32_t* rows, const Tensor& out) = 0;
   // Clamps every element of x to [-limit, limit] (OLMoE clip_qkv).
@@ -146,6 +149,28 @@ class Backend {
   // Waits for all issued ops. Errors: Internal naming the failed op (device backends).
   [[nodiscard]] virtual absl::Status Synchronize() = 0;
 };
+
+struct BackendOptions {
+  int num_threads = 0;  // worker threads of a CPU backend; <= 0 = all hardware threads
+};
+
+// One entry of the backend registry.
+struct BackendRegistration {
+  std::string_view name;  // "cpu", "cuda", ...
+  // Whether the backend can run here (a device backend: a device is present). The conformance suite skips an
+  // absent backend's cases; CreateBackend refuses it.
+  bool (*available)() = nullptr;
+  absl::StatusOr<std::unique_ptr<Backend>> (*create)(const BackendOptions& options) = nullptr;
+};
+
+// Every backend compiled into this binary, in registration order ("cpu" first), available here or not.
+[[nodiscard]] std::span<const BackendRegistration> RegisteredBackends();
+
+// The backend registered as `name`. Errors: InvalidArgument for an unknown name (naming the registered
+// ones); FailedPrecondition when the backend is registered but has no device here;
+// whatever the backend's own construction returns.
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name,
+                                                                    const BackendOptions& options = {});
 
 }  // namespace adak::engine
 

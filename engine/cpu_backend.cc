@@ -222,10 +222,6 @@ void CpuBackend::Mlp(const Tensor& x, const MlpTensors& w, const Tensor& out) {
   kernels::DenseMlp(d, &scratch_, &pool_);
 }
 
-void CpuBackend::Add(const Tensor& x, const Tensor& y) {
-  for (int64_t r = 0; r < x.rows; ++r) kernels::AddInPlace(x.f32() + r * x.stride, y.f32() + r * y.stride, x.cols);
-}
-
 void CpuBackend::GatherRows(const Tensor& x, const int32_t* rows, const Tensor& out) {
   const size_t row_bytes = static_cast<size_t>(x.cols) * DTypeSize(x.dtype);
   for (int64_t i = 0; i < out.rows; ++i) {

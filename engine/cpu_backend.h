@@ -33,7 +33,6 @@ class CpuBackend final : public Backend {
   void Attention(const AttentionArgs& args) override;
   void Moe(const MoeArgs& args) override;
   void Mlp(const Tensor& x, const MlpTensors& w, const Tensor& out) override;
-  void Add(const Tensor& x, const Tensor& y) override;
   void GatherRows(const Tensor& x, const int32_t* rows, const Tensor& out) override;
   void Clamp(const Tensor& x, float limit) override;
   [[nodiscard]] absl::Status Synchronize() override { return absl::OkStatus(); }

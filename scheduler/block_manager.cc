@@ -1,17 +1,11 @@
 #include "scheduler/block_manager.h"
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
+
+#include "base/check.h"
 
 namespace adak::scheduler {
 namespace {
-
-[[noreturn]] void Corrupt(const char* what, int32_t block) {
-  // A programmer error (the scheduler's bookkeeping is broken): continuing would corrupt other sequences.
-  std::fprintf(stderr, "adak scheduler: KV block %d %s\n", block, what);
-  std::abort();
-}
 
 uint64_t Mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
@@ -48,7 +42,7 @@ int32_t BlockManager::Take() {
     Unpublish(b);
   }
   Block& block = blocks_[static_cast<size_t>(b)];
-  if (block.refs != 0) Corrupt("is allocated while referenced", b);
+  ADAK_CHECK(block.refs == 0, "KV block ", b, " is allocated while referenced");
   block.refs = 1;
   return b;
 }
@@ -64,8 +58,8 @@ void BlockManager::Release(std::vector<int32_t>* table) {
   // Tail first: a sequence's last blocks are the least likely to be shared, so they are evicted first.
   for (auto it = table->rbegin(); it != table->rend(); ++it) {
     const int32_t b = *it;
-    if (b < 0 || b >= num_blocks_ || blocks_[static_cast<size_t>(b)].refs <= 0)
-      Corrupt("released twice or out of range", b);
+    ADAK_CHECK(b >= 0 && b < num_blocks_ && blocks_[static_cast<size_t>(b)].refs > 0, "KV block ", b,
+               " released twice or out of range");
     Block& block = blocks_[static_cast<size_t>(b)];
     if (--block.refs > 0) continue;
     if (block.published) {
@@ -112,7 +106,7 @@ int64_t BlockManager::CountEvictable(std::span<const int32_t> blocks) const {
 void BlockManager::Share(std::vector<int32_t>* table, std::span<const int32_t> blocks) {
   for (int32_t b : blocks) {
     Block& block = blocks_[static_cast<size_t>(b)];
-    if (!block.published) Corrupt("is shared but not published", b);
+    ADAK_CHECK(block.published, "KV block ", b, " is shared but not published");
     if (block.refs++ == 0) lru_.erase(block.lru);
     table->push_back(b);
   }
@@ -121,7 +115,7 @@ void BlockManager::Share(std::vector<int32_t>* table, std::span<const int32_t> b
 void BlockManager::Publish(int32_t b, uint64_t hash, uint64_t parent, uint64_t salt, std::span<const int32_t> tokens,
                            std::span<const uint16_t> routed_k) {
   Block& block = blocks_[static_cast<size_t>(b)];
-  if (block.refs <= 0) Corrupt("is published while unreferenced", b);
+  ADAK_CHECK(block.refs > 0, "KV block ", b, " is published while unreferenced");
   if (block.published || by_hash_.contains(hash)) return;
   block.published = true;
   block.hash = hash;

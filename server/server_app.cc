@@ -109,7 +109,7 @@ class ServerApp::Impl {
   ServerAppOptions options;
   std::unique_ptr<engine::Model> model;
   engine::RoutingWeights routing_weights;
-  std::unique_ptr<engine::CpuBackend> backend;
+  std::unique_ptr<engine::Backend> backend;
   std::unique_ptr<engine::KvCache> cache;
   std::unique_ptr<engine::ModelRunner> runner;
   std::unique_ptr<scheduler::StepExecutor> executor;
@@ -144,7 +144,7 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   ASSIGN_OR_RETURN(engine::RoutingParams default_routing, DefaultRouting(options, config, impl->routing_weights));
   ASSIGN_OR_RETURN(const int64_t blocks, KvBlocks(options, config));
 
-  impl->backend = std::make_unique<engine::CpuBackend>(options.threads);
+  ASSIGN_OR_RETURN(impl->backend, engine::CreateBackend("cpu", {.num_threads = options.threads}));
   ASSIGN_OR_RETURN(impl->cache, engine::KvCache::Create(impl->backend.get(), config, blocks, options.block_size));
   ASSIGN_OR_RETURN(impl->runner, engine::ModelRunner::Create(config, impl->model->weights, impl->routing_weights,
                                                              impl->backend.get(), impl->cache.get()));

@@ -90,7 +90,7 @@ absl::StatusOr<std::unique_ptr<AllocatorTrainer>> AllocatorTrainer::Create(const
     t->weights_.allocator[static_cast<size_t>(l)].assign(static_cast<size_t>(e * h), 0.0f);  // uniform policy
     t->optimizers_.push_back(std::make_unique<AdamW>(static_cast<size_t>(e * h), adam));
   }
-  t->backend_ = std::make_unique<engine::CpuBackend>(options.num_threads);
+  ASSIGN_OR_RETURN(t->backend_, engine::CreateBackend("cpu", {.num_threads = options.num_threads}));
   const int64_t blocks = options.batch * engine::BlocksFor(options.seq_len, kBlockSize);
   ASSIGN_OR_RETURN(t->cache_, engine::KvCache::Create(t->backend_.get(), c, blocks, kBlockSize));
   ASSIGN_OR_RETURN(t->runner_, engine::ModelRunner::Create(c, model.weights, t->weights_, t->backend_.get(), t->cache_.get()));

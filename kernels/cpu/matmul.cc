@@ -12,17 +12,12 @@
 #include <new>
 #include <string>
 
-#include "base/log.h"
+#include "base/check.h"
 
 namespace adak::kernels {
 namespace {
 
 // ---- Small helpers. ----
-
-[[noreturn]] void Fatal(const std::string& message) {
-  LogError(message);
-  std::abort();
-}
 
 float BiasAt(const MatMulParams& p, int64_t n) {
   if (p.bias == nullptr) return 0.0f;
@@ -46,16 +41,13 @@ MatMulParams Normalized(const MatMulParams& in) {
   MatMulParams p = in;
   if (p.x_stride == 0) p.x_stride = p.k;
   if (p.out_stride == 0) p.out_stride = p.n;
-  if (p.w_dtype != DType::kBF16 && p.w_dtype != DType::kF16 && p.w_dtype != DType::kF32) {
-    Fatal("MatMul: unsupported weight dtype " + std::string(DTypeName(p.w_dtype)));
-  }
-  if (p.bias != nullptr && p.bias_dtype != DType::kBF16 && p.bias_dtype != DType::kF16 &&
-      p.bias_dtype != DType::kF32) {
-    Fatal("MatMul: unsupported bias dtype " + std::string(DTypeName(p.bias_dtype)));
-  }
-  if (p.rows < 0 || p.k < 0 || p.n < 0 || p.x_stride < p.k || p.out_stride < p.n) {
-    Fatal("MatMul: bad shape or stride");
-  }
+  ADAK_CHECK(p.w_dtype == DType::kBF16 || p.w_dtype == DType::kF16 || p.w_dtype == DType::kF32,
+             "MatMul: unsupported weight dtype ", std::string(DTypeName(p.w_dtype)));
+  ADAK_CHECK(p.bias == nullptr || p.bias_dtype == DType::kBF16 || p.bias_dtype == DType::kF16 ||
+                 p.bias_dtype == DType::kF32,
+             "MatMul: unsupported bias dtype ", std::string(DTypeName(p.bias_dtype)));
+  ADAK_CHECK(p.rows >= 0 && p.k >= 0 && p.n >= 0 && p.x_stride >= p.k && p.out_stride >= p.n,
+             "MatMul: bad shape or stride");
   return p;
 }
 
@@ -318,7 +310,7 @@ void WidenToF32(const void* src, DType dtype, int64_t count, float* dst, MatMulI
 void MatMulWithOptions(const MatMulParams& params, ThreadPool* pool, const MatMulOptions& options) {
   const MatMulParams p = Normalized(params);
   if (p.rows == 0 || p.n == 0) return;
-  if (!MatMulIsaSupported(options.isa)) Fatal("MatMul: ISA not supported by this CPU");
+  ADAK_CHECK(MatMulIsaSupported(options.isa), "MatMul: ISA not supported by this CPU");
   const int64_t sgemm_min_rows =
       options.sgemm_min_rows > 0 ? options.sgemm_min_rows : DefaultSgemmMinRows(options.isa);
   if (p.rows >= sgemm_min_rows && p.k > 0) {

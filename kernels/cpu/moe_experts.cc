@@ -10,7 +10,7 @@
 #include <new>
 #include <string>
 
-#include "base/log.h"
+#include "base/check.h"
 #include "kernels/cpu/elementwise.h"
 
 namespace adak::kernels {
@@ -26,11 +26,6 @@ float* AlignedFloats::Get(int64_t count) {
 void AlignedFloats::Deleter::operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
 
 namespace {
-
-[[noreturn]] void Fatal(const std::string& message) {
-  LogError(message);
-  std::abort();
-}
 
 // ---- Packed activation rows (see internal:: in the header). ----
 
@@ -237,10 +232,9 @@ void SwiGluMatMul(const float* x, int64_t rows, int64_t hidden, int64_t inter, D
 }
 
 void CheckArgs(DType dtype, MatMulIsaKind isa) {
-  if (dtype != DType::kBF16 && dtype != DType::kF16 && dtype != DType::kF32) {
-    Fatal("MoeExperts: unsupported weight dtype " + std::string(DTypeName(dtype)));
-  }
-  if (!MatMulIsaSupported(isa)) Fatal("MoeExperts: ISA not supported by this CPU");
+  ADAK_CHECK(dtype == DType::kBF16 || dtype == DType::kF16 || dtype == DType::kF32,
+             "MoeExperts: unsupported weight dtype ", std::string(DTypeName(dtype)));
+  ADAK_CHECK(MatMulIsaSupported(isa), "MoeExperts: ISA not supported by this CPU");
 }
 
 }  // namespace
