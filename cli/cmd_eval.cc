@@ -129,6 +129,7 @@ struct EvalFlags {
 
 absl::Status Eval(const EvalFlags& flags) {
   const std::string& path = flags.data;
+  RETURN_IF_ERROR(CheckRoutingFlags(flags.model.routing));
   if (flags.max_tokens == 1) {
     return absl::InvalidArgumentError("--max-tokens must be 0 (the whole file) or at least 2, got 1");
   }

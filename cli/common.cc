@@ -23,9 +23,7 @@ void AddModelFlags(CLI::App* command, ModelFlags* flags) {
 }
 
 absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags) {
-  // Usage errors of the policy flags before anything is loaded.
-  const RoutingFlags& r = flags.routing;
-  RETURN_IF_ERROR(ImpliedRoutingPolicy("routing", Given(r.routing_option), r.routing, r.files).status());
+  RETURN_IF_ERROR(CheckRoutingFlags(flags.routing));  // before anything is loaded
   LoadedModel m;
   ASSIGN_OR_RETURN(m.model, engine::LoadModel(flags.model));
   RETURN_IF_ERROR(LoadRoutingFiles(flags.routing.files, m.model->config, &m.weights));

@@ -61,6 +61,10 @@ void AddRoutingFlags(CLI::App* app, RoutingFlags* flags) {
              kNoMax);
 }
 
+absl::Status CheckRoutingFlags(const RoutingFlags& flags) {
+  return ImpliedRoutingPolicy("routing", Given(flags.routing_option), flags.routing, flags.files).status();
+}
+
 absl::StatusOr<engine::RoutingParams> RoutingFromFlags(const RoutingFlags& flags, const engine::ModelConfig& config) {
   ASSIGN_OR_RETURN(std::string name,
                    ImpliedRoutingPolicy("routing", Given(flags.routing_option), flags.routing, flags.files));

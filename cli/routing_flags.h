@@ -63,6 +63,10 @@ struct RoutingFlags {
 
 void AddRoutingFlags(CLI::App* app, RoutingFlags* flags);
 
+// The usage errors of the routing flags that need no model (ImpliedRoutingPolicy's), so a command can
+// report them before it reads anything.
+[[nodiscard]] absl::Status CheckRoutingFlags(const RoutingFlags& flags);
+
 // The routing params of the parsed flags, checked against the model: the policy (ImpliedRoutingPolicy),
 // --top-k/--min-k/--max-k within [0, E], and each policy's own flags only with that policy. Errors:
 // InvalidArgument naming the flag. Does not check that the files the policy needs are loaded

@@ -179,6 +179,11 @@ TEST(AdakCommandLine, AllocatorAndNullExpertsWithoutRoutingIsAUsageError) {
                                &code);
   EXPECT_EQ(code, 2) << out;
   EXPECT_THAT(out, HasSubstr("--allocator and --null-experts were both given without --routing"));
+  out = RunCommand(Adak() + " eval --model " + model + " --data x --allocator " + Allocator() +
+                       " --null-experts n.safetensors 2>&1",
+                   &code);
+  EXPECT_EQ(code, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--allocator and --null-experts were both given without --routing"));
   out = RunCommand(Adak() + " serve --model " + model + " --grpc-port 0 --http-port -1 --allocator " + Allocator() +
                        " --null-experts n.safetensors 2>&1",
                    &code);
