@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <cstdio>
 #include <random>
 #include <set>
@@ -22,7 +23,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "base/flags.h"
+#include "base/strings.h"
+#include "cli/app.h"
+#include "cli/flags.h"
 #include "base/status_macros.h"
 #include "engine/cpu_backend.h"
 #include "engine/kv_cache.h"
@@ -154,47 +157,47 @@ class Bench {
 };
 
 int Main(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, 1,
-                            {{"model"}, {"batch"}, {"steps"}, {"target-mean-k"}, {"threads"}, {"reps"}, {"seed"}});
+  CLI::App app("adaptive_decode_bench: decode step time under native top-K vs a per-token-k Ada-K allocator",
+               "adaptive_decode_bench");
+  cli::ConfigureApp(&app);
+  std::string dir;
+  int64_t batch = 16, steps = 16, threads = 0, reps = 3, seed = 1;
+  double target = 6.0;
+  cli::AddString(&app, "model", &dir, "Hugging Face model directory")->required();
+  cli::AddInt(&app, "batch", &batch, "the larger batch size (batch 1 always runs)", 1, 256);
+  cli::AddInt(&app, "steps", &steps, "decode steps timed per rep", 1, 1000);
+  cli::AddDouble(&app, "target-mean-k", &target, "centre of the allocator's k window", 1.0, 1024.0);
+  cli::AddInt(&app, "threads", &threads, "worker threads; 0 = all hardware threads", 0, 1024);
+  cli::AddInt(&app, "reps", &reps, "repetitions (policies alternate rep by rep)", 1, 100);
+  cli::AddInt(&app, "seed", &seed, "allocator seed", 0, 1 << 30);
   auto fail = [](const absl::Status& s) {
-    std::fprintf(stderr, "adaptive_decode_bench: %s\n", std::string(s.message()).c_str());
+    std::fprintf(stderr, "adaptive_decode_bench: %s\n", std::string(ToStd(s.message())).c_str());
     return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   };
-  if (!flags.ok()) return fail(flags.status());
-  auto dir = flags->Required("model");
-  auto batch = flags->Int("batch", 16, 1, 256);
-  auto steps = flags->Int("steps", 16, 1, 1000);
-  auto target = flags->Double("target-mean-k", 6.0, 1.0, 1024.0);
-  auto threads = flags->Int("threads", 0, 0, 1024);
-  auto reps = flags->Int("reps", 3, 1, 100);
-  auto seed = flags->Int("seed", 1, 0, 1 << 30);
-  for (const absl::Status& s : {dir.status(), batch.status(), steps.status(), target.status(), threads.status(),
-                                reps.status(), seed.status()}) {
-    if (!s.ok()) return fail(s);
-  }
-  auto model = LoadModel(*dir);
+  if (std::optional<int> exit_code = cli::ParseOrExit(&app, argc, argv)) return *exit_code;
+  auto model = LoadModel(dir);
   if (!model.ok()) return fail(model.status());
   const ModelConfig& c = (*model)->config;
-  Bench bench(**model, static_cast<int>(*threads), BuildAllocator(c, *target, static_cast<uint64_t>(*seed)));
-  if (auto s = bench.Init(*batch, 8 + *steps + 1); !s.ok()) return fail(s);
+  Bench bench(**model, static_cast<int>(threads), BuildAllocator(c, target, static_cast<uint64_t>(seed)));
+  if (auto s = bench.Init(batch, 8 + steps + 1); !s.ok()) return fail(s);
 
-  kernels::ThreadPool pool(static_cast<int>(*threads));
+  kernels::ThreadPool pool(static_cast<int>(threads));
   const double bandwidth = kernels::MeasureMemoryReadBandwidth(&pool);
   std::printf("%s", absl::StrFormat("model %s: %s, %d layers, %d experts top-%d, H %d, I %d, %s; threads %d\n"
                                     "memory read bandwidth (measured in this run): %.2f GB/s\n",
-                                    *dir, ArchitectureName(c.arch), c.num_layers, c.num_experts,
+                                    dir, ArchitectureName(c.arch), c.num_layers, c.num_experts,
                                     c.num_experts_per_tok, c.hidden_size, c.moe_intermediate_size,
                                     DTypeName(c.torch_dtype), pool.num_threads(), bandwidth / 1e9)
                         .c_str());
   RoutingParams topk, adak;
   adak.policy = RoutingPolicy::kAdaK;
-  for (int64_t b : {int64_t{1}, *batch}) {
+  for (int64_t b : {int64_t{1}, batch}) {
     std::vector<double> t_topk, t_adak;
     StepStats s_topk, s_adak;
-    for (int64_t rep = 0; rep < *reps; ++rep) {  // alternate so drift hits both alike
-      auto a = bench.Run(b, *steps, topk, static_cast<uint64_t>(rep + 1));
+    for (int64_t rep = 0; rep < reps; ++rep) {  // alternate so drift hits both alike
+      auto a = bench.Run(b, steps, topk, static_cast<uint64_t>(rep + 1));
       if (!a.ok()) return fail(a.status());
-      auto d = bench.Run(b, *steps, adak, static_cast<uint64_t>(rep + 1));
+      auto d = bench.Run(b, steps, adak, static_cast<uint64_t>(rep + 1));
       if (!d.ok()) return fail(d.status());
       t_topk.push_back(a->seconds);
       t_adak.push_back(d->seconds);

@@ -11,11 +11,14 @@
 #include <chrono>
 #include <cstdio>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "cli/app.h"
+#include "cli/flags.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
 #include "engine/sampler.h"
@@ -23,7 +26,6 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/memory_bandwidth.h"
 #include "kernels/cpu/thread_pool.h"
-#include "base/flags.h"
 
 namespace {
 
@@ -41,31 +43,25 @@ uint64_t TouchWeights(const adak::engine::Model& model) {
 }
 
 int Run(int argc, char** argv) {
-  auto flags = adak::Flags::Parse(argc, argv, 1, {{"model"}, {"tokens"}, {"prompt-tokens"}, {"threads"}, {"reps"}});
-  if (!flags.ok()) {
-    std::fprintf(stderr, "decode_bench: %s\n", std::string(flags.status().message()).c_str());
-    return 2;
-  }
-  auto dir = flags->Required("model");
-  auto tokens = flags->Int("tokens", 32, 1, 100000);
-  auto prompt_tokens = flags->Int("prompt-tokens", 16, 1, 100000);
-  auto threads = flags->Int("threads", 0, 0, 1024);
-  auto reps = flags->Int("reps", 3, 1, 100);
-  for (const absl::Status& s : {dir.status(), tokens.status(), prompt_tokens.status(), threads.status(), reps.status()}) {
-    if (!s.ok()) {
-      std::fprintf(stderr, "decode_bench: %s\n", std::string(s.message()).c_str());
-      return 2;
-    }
-  }
-  auto model = adak::engine::LoadModel(*dir);
+  CLI::App app("decode_bench: decode throughput at batch 1 against the memory-bandwidth floor", "decode_bench");
+  adak::cli::ConfigureApp(&app);
+  std::string model_dir;
+  int64_t tokens = 32, prompt_tokens = 16, threads = 0, reps = 3;
+  adak::cli::AddString(&app, "model", &model_dir, "Hugging Face model directory")->required();
+  adak::cli::AddInt(&app, "tokens", &tokens, "greedy decode steps timed per rep", 1, 100000);
+  adak::cli::AddInt(&app, "prompt-tokens", &prompt_tokens, "prompt length before the timed steps", 1, 100000);
+  adak::cli::AddInt(&app, "threads", &threads, "worker threads; 0 = all hardware threads", 0, 1024);
+  adak::cli::AddInt(&app, "reps", &reps, "repetitions", 1, 100);
+  if (std::optional<int> exit_code = adak::cli::ParseOrExit(&app, argc, argv)) return *exit_code;
+  auto model = adak::engine::LoadModel(model_dir);
   if (!model.ok()) {
     std::fprintf(stderr, "decode_bench: %s\n", std::string(model.status().message()).c_str());
     return 1;
   }
   const auto& config = (*model)->config;
   adak::engine::SessionOptions options;
-  options.num_threads = static_cast<int>(*threads);
-  options.max_context = *prompt_tokens + *tokens + 1;
+  options.num_threads = static_cast<int>(threads);
+  options.max_context = prompt_tokens + tokens + 1;
   auto session = adak::engine::Session::Create(**model, options);
   if (!session.ok()) {
     std::fprintf(stderr, "decode_bench: %s\n", std::string(session.status().message()).c_str());
@@ -75,25 +71,25 @@ int Run(int argc, char** argv) {
   const uint64_t checksum = TouchWeights(**model);
   const double touch_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_touch).count();
 
-  adak::kernels::ThreadPool pool(static_cast<int>(*threads));
+  adak::kernels::ThreadPool pool(static_cast<int>(threads));
   const double bandwidth = adak::kernels::MeasureMemoryReadBandwidth(&pool);
   const double bytes = static_cast<double>(adak::engine::WeightBytesPerToken(config));
 
   std::mt19937 rng(1);
-  std::vector<int32_t> prompt(static_cast<size_t>(*prompt_tokens));
+  std::vector<int32_t> prompt(static_cast<size_t>(prompt_tokens));
   const int64_t vocab = std::min<int64_t>(config.vocab_size, (*model)->tokenizer->vocab_size());
   for (auto& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint32_t>(vocab));
 
   std::vector<double> rates;
   std::vector<float> logits;
-  for (int64_t rep = 0; rep < *reps; ++rep) {
+  for (int64_t rep = 0; rep < reps; ++rep) {
     (*session)->Reset();
     if (auto s = (*session)->Append(prompt, false, &logits); !s.ok()) {
       std::fprintf(stderr, "decode_bench: %s\n", std::string(s.message()).c_str());
       return 1;
     }
     const auto t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < *tokens; ++i) {
+    for (int64_t i = 0; i < tokens; ++i) {
       const int32_t next = adak::engine::Argmax(logits);
       if (auto s = (*session)->Append(std::span<const int32_t>(&next, 1), false, &logits); !s.ok()) {
         std::fprintf(stderr, "decode_bench: %s\n", std::string(s.message()).c_str());
@@ -101,7 +97,7 @@ int Run(int argc, char** argv) {
       }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rates.push_back(static_cast<double>(*tokens) / secs);
+    rates.push_back(static_cast<double>(tokens) / secs);
   }
   std::vector<double> sorted = rates;
   std::sort(sorted.begin(), sorted.end());
@@ -117,11 +113,11 @@ int Run(int argc, char** argv) {
                                     "tokens after a %d-token prompt\n"
                                     "achieved / floor      %.1f%% (best), %.1f%% (median)\n"
                                     "achieved bandwidth    %.2f GB/s (best)\n",
-                                    *dir, adak::engine::ArchitectureName(config.arch), config.num_layers,
+                                    model_dir, adak::engine::ArchitectureName(config.arch), config.num_layers,
                                     config.num_experts, config.num_experts_per_tok, DTypeName(config.torch_dtype),
                                     pool.num_threads(), adak::kernels::MatMulIsa(), touch_s, checksum, bandwidth / 1e9,
-                                    bytes / 1e6, floor_s * 1e3, 1.0 / floor_s, best, median, *reps, *tokens,
-                                    *prompt_tokens, 100.0 * best * floor_s, 100.0 * median * floor_s,
+                                    bytes / 1e6, floor_s * 1e3, 1.0 / floor_s, best, median, reps, tokens,
+                                    prompt_tokens, 100.0 * best * floor_s, 100.0 * median * floor_s,
                                     best * bytes / 1e9)
                         .c_str());
   return 0;

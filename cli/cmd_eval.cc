@@ -24,6 +24,7 @@
 #include "training/evaluation.h"
 #include "nlohmann/json.hpp"
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace adak::cli {
 namespace {
@@ -116,20 +117,32 @@ void PrintReport(const training::EvalResult& main, const std::vector<training::E
   for (const training::EvalResult& r : sweep) row(r, false);
 }
 
-absl::Status Eval(const Flags& flags) {
-  if (!flags.Has("data")) return absl::InvalidArgumentError("missing required flag --data");
-  const std::string path = flags.String("data", "");
-  ASSIGN_OR_RETURN(int64_t max_tokens, flags.Int("max-tokens", 4096, 0, INT64_MAX));
-  if (max_tokens == 1) {
+struct EvalFlags {
+  ModelFlags model;
+  std::string data;
+  int64_t max_tokens = 4096;
+  int64_t context = 0;
+  bool json = false;
+  bool sweep_topk = false;
+  CLI::Option* context_option = nullptr;
+};
+
+absl::Status Eval(const EvalFlags& flags) {
+  const std::string& path = flags.data;
+  RETURN_IF_ERROR(CheckRoutingFlags(flags.model.routing));
+  if (flags.max_tokens == 1) {
     return absl::InvalidArgumentError("--max-tokens must be 0 (the whole file) or at least 2, got 1");
   }
   std::string text;
   RETURN_IF_ERROR(ReadDataFile(path, &text));
-  ASSIGN_OR_RETURN(LoadedSession s, OpenSession(flags));
-  ASSIGN_OR_RETURN(int64_t context, flags.Int("context", std::min<int64_t>(256, s.session->max_context()), 2,
-                                              s.session->max_context()));
+  ASSIGN_OR_RETURN(LoadedSession s, OpenSession(flags.model));
+  const int64_t max_context = s.session->max_context();
+  const int64_t context = Given(flags.context_option) ? flags.context : std::min<int64_t>(256, max_context);
+  RETURN_IF_ERROR(CheckRange("context", context, 2, max_context));
   ASSIGN_OR_RETURN(std::vector<int32_t> ids, s.model->tokenizer->Encode(text, /*add_special_tokens=*/false));
-  if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
+  if (flags.max_tokens > 0 && static_cast<int64_t>(ids.size()) > flags.max_tokens) {
+    ids.resize(static_cast<size_t>(flags.max_tokens));
+  }
   if (ids.size() < 2) {
     return absl::InvalidArgumentError(
         absl::StrCat("--data ", path, " has ", static_cast<int64_t>(ids.size()), " tokens; eval needs at least 2"));
@@ -141,30 +154,39 @@ absl::Status Eval(const Flags& flags) {
   params.routing = s.routing;
   ASSIGN_OR_RETURN(training::EvalResult main, training::Evaluate(*s.session, ids, params));
   std::vector<training::EvalResult> sweep;
-  if (flags.Has("sweep-topk")) {
+  if (flags.sweep_topk) {
     for (const engine::RoutingParams& routing : training::FrontierRoutings(config)) {
       params.routing = routing;
       ASSIGN_OR_RETURN(training::EvalResult r, training::Evaluate(*s.session, ids, params));
       sweep.push_back(std::move(r));
     }
   }
-  const std::string model_dir = flags.String("model", "");
-  if (flags.Has("json")) {
-    PrintJson(main, sweep, config, model_dir, path);
+  if (flags.json) {
+    PrintJson(main, sweep, config, flags.model.model, path);
   } else {
-    PrintReport(main, sweep, config, model_dir, path);
+    PrintReport(main, sweep, config, flags.model.model, path);
   }
   return absl::OkStatus();
 }
 
 }  // namespace
 
-int RunEval(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, 2,
-                            ModelFlagSpecs({{"data"}, {"max-tokens"}, {"context"}, {"json", false}, {"sweep-topk", false}}));
-  if (!flags.ok()) return ReportError("eval", flags.status());
-  const absl::Status s = Eval(*flags);
-  return s.ok() ? 0 : ReportError("eval", s);
+CommandFn SetUpEval(CLI::App* command) {
+  command->description(
+      "perplexity, mean k (overall, per layer, per token class) and expert FLOP savings over a text file");
+  auto flags = std::make_shared<EvalFlags>();
+  AddModelFlags(command, &flags->model);
+  AddString(command, "data", &flags->data, "text file to score", "FILE")->required();
+  AddInt(command, "max-tokens", &flags->max_tokens, "score the first N tokens of --data; 0 = the whole file", 0,
+         kNoMax);
+  flags->context_option = AddInt(command, "context", &flags->context,
+                                 "window length L, each window on a fresh context; at most the model's max context",
+                                 2, kNoMax)
+                              ->default_str("min(256, max context)");
+  AddFlag(command, "json", &flags->json, "print one JSON object instead of the report");
+  AddFlag(command, "sweep-topk", &flags->sweep_topk,
+          "also evaluate top-1..top-K and top-p 0.3/0.5/0.7 on the same tokens and print the frontier");
+  return [flags] { return Eval(*flags); };
 }
 
 }  // namespace adak::cli

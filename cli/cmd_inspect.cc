@@ -6,6 +6,7 @@
 #include "base/status_macros.h"
 #include "engine/safetensors.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace adak::cli {
 namespace {
@@ -17,8 +18,7 @@ std::string Human(int64_t n) {
   return absl::StrFormat("%d", n);
 }
 
-absl::Status Inspect(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::string dir, flags.Required("model"));
+absl::Status Inspect(const std::string& dir) {
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model, engine::LoadModel(dir));
   const engine::ModelConfig& c = model->config;
   const engine::ParameterCounts p = engine::CountParameters(c);
@@ -56,11 +56,11 @@ absl::Status Inspect(const Flags& flags) {
 
 }  // namespace
 
-int RunInspect(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, 2, {{"model"}});
-  if (!flags.ok()) return ReportError("inspect", flags.status());
-  absl::Status s = Inspect(*flags);
-  return s.ok() ? 0 : ReportError("inspect", s);
+CommandFn SetUpInspect(CLI::App* command) {
+  command->description("architecture, sizes and parameter counts (total and active per token) of a model");
+  auto model = std::make_shared<std::string>();
+  AddString(command, "model", model.get(), "Hugging Face model directory", "DIR")->required();
+  return [model] { return Inspect(*model); };
 }
 
 }  // namespace adak::cli

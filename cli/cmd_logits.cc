@@ -9,6 +9,7 @@
 #include "base/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace adak::cli {
 namespace {
@@ -26,13 +27,20 @@ std::vector<std::pair<int32_t, float>> TopN(const float* row, int64_t vocab, int
   return top;
 }
 
-absl::Status Logits(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::string prompt, flags.Required("prompt"));
-  ASSIGN_OR_RETURN(int64_t top, flags.Int("top", 10, 1, 1 << 20));
-  ASSIGN_OR_RETURN(LoadedSession s, OpenSession(flags));
-  ASSIGN_OR_RETURN(std::vector<int32_t> ids, s.model->tokenizer->Encode(prompt));
+struct LogitsFlags {
+  ModelFlags model;
+  std::string prompt;
+  int64_t top = 10;
+  bool json = false;
+  bool trace = false;
+};
+
+absl::Status Logits(const LogitsFlags& flags) {
+  const int64_t top = flags.top;
+  ASSIGN_OR_RETURN(LoadedSession s, OpenSession(flags.model));
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids, s.model->tokenizer->Encode(flags.prompt));
   if (ids.empty()) return absl::InvalidArgumentError("--prompt encodes to no tokens");
-  const bool trace = flags.Has("trace");
+  const bool trace = flags.trace;
   engine::AppendOptions options;
   options.all_logits = true;
   options.record_routing = trace;
@@ -50,7 +58,7 @@ absl::Status Logits(const Flags& flags) {
     return std::vector<int32_t>(ids_row, ids_row + k);
   };
 
-  if (flags.Has("json")) {
+  if (flags.json) {
     nlohmann::json doc;
     doc["token_ids"] = ids;
     nlohmann::json positions = nlohmann::json::array();
@@ -94,12 +102,15 @@ absl::Status Logits(const Flags& flags) {
 
 }  // namespace
 
-int RunLogits(int argc, char** argv) {
-  auto flags =
-      Flags::Parse(argc, argv, 2, ModelFlagSpecs({{"prompt"}, {"top"}, {"json", false}, {"trace", false}}));
-  if (!flags.ok()) return ReportError("logits", flags.status());
-  absl::Status s = Logits(*flags);
-  return s.ok() ? 0 : ReportError("logits", s);
+CommandFn SetUpLogits(CLI::App* command) {
+  command->description("the prompt's token ids and, for every position, the top-N (id, logit) pairs in fp32");
+  auto flags = std::make_shared<LogitsFlags>();
+  AddModelFlags(command, &flags->model);
+  AddString(command, "prompt", &flags->prompt, "text to run (tokenized with the model's tokenizer)")->required();
+  AddInt(command, "top", &flags->top, "logits per position, largest first", 1, 1 << 20);
+  AddFlag(command, "json", &flags->json, "print one JSON object {token_ids, positions: [{top, layers}]}");
+  AddFlag(command, "trace", &flags->trace, "also print every MoE layer's k and chosen experts per position");
+  return [flags] { return Logits(*flags); };
 }
 
 }  // namespace adak::cli

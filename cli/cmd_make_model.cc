@@ -1,22 +1,29 @@
 // `adak make-model`: a random-weight checkpoint of any size in real Hugging Face format.
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "base/status_macros.h"
 #include "testing/make_model.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace adak::cli {
 namespace {
 
-absl::Status MakeModel(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::string arch, flags.Required("arch"));
-  ASSIGN_OR_RETURN(std::string out, flags.Required("out"));
+struct MakeModelFlags {
+  std::string arch;
+  std::string out;
+  int64_t seed = 0;
+  std::vector<std::string> set;
+};
+
+absl::Status MakeModel(const MakeModelFlags& flags) {
+  const std::string& out = flags.out;
   testing::MakeModelParams params;
-  ASSIGN_OR_RETURN(params.arch, engine::ParseArchitecture(arch));
-  ASSIGN_OR_RETURN(int64_t seed, flags.Int("seed", 0, 0, INT64_MAX));
-  params.seed = static_cast<uint64_t>(seed);
-  for (const std::string& kv : flags.All("set")) {
+  ASSIGN_OR_RETURN(params.arch, engine::ParseArchitecture(flags.arch));
+  params.seed = static_cast<uint64_t>(flags.seed);
+  for (const std::string& kv : flags.set) {
     const size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
       return absl::InvalidArgumentError("--set expects key=value, got '" + kv + "'");
@@ -30,11 +37,17 @@ absl::Status MakeModel(const Flags& flags) {
 
 }  // namespace
 
-int RunMakeModel(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, 2, {{"arch"}, {"out"}, {"seed"}, {"set", true, true}});
-  if (!flags.ok()) return ReportError("make-model", flags.status());
-  absl::Status s = MakeModel(*flags);
-  return s.ok() ? 0 : ReportError("make-model", s);
+CommandFn SetUpMakeModel(CLI::App* command) {
+  command->description("write a random-weight checkpoint of any size in real Hugging Face format");
+  auto flags = std::make_shared<MakeModelFlags>();
+  AddString(command, "arch", &flags->arch, "architecture: mixtral, qwen2_moe, deepseek, olmoe or qwen3_moe", "ARCH")
+      ->required();
+  AddString(command, "out", &flags->out, "output directory", "DIR")->required();
+  AddInt(command, "seed", &flags->seed, "weight seed", 0, kNoMax);
+  command->add_option("--set", flags->set, "config.json override key=value (repeatable)")
+      ->type_name("KEY=VALUE")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  return [flags] { return MakeModel(*flags); };
 }
 
 }  // namespace adak::cli

@@ -10,22 +10,31 @@
 #include "base/strings.h"
 #include "training/evaluation.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace adak::cli {
 namespace {
 
-absl::Status Perplexity(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::string path, flags.Required("data"));
-  ASSIGN_OR_RETURN(int64_t max_tokens, flags.Int("max-tokens", 4096, 2, INT64_MAX));
-  ASSIGN_OR_RETURN(LoadedSession s, OpenSession(flags));
+struct PerplexityFlags {
+  ModelFlags model;
+  std::string data;
+  int64_t max_tokens = 4096;
+  int64_t context = 0;
+  CLI::Option* context_option = nullptr;
+};
+
+absl::Status Perplexity(const PerplexityFlags& flags) {
+  const std::string& path = flags.data;
+  ASSIGN_OR_RETURN(LoadedSession s, OpenSession(flags.model));
   training::EvalParams params;
-  ASSIGN_OR_RETURN(params.context, flags.Int("context", std::min<int64_t>(256, s.session->max_context()), 2,
-                                             s.session->max_context()));
+  const int64_t max_context = s.session->max_context();
+  params.context = Given(flags.context_option) ? flags.context : std::min<int64_t>(256, max_context);
+  RETURN_IF_ERROR(CheckRange("context", params.context, 2, max_context));
   params.routing = s.routing;
   std::string text;
   RETURN_IF_ERROR(ReadDataFile(path, &text));
   ASSIGN_OR_RETURN(std::vector<int32_t> ids, s.model->tokenizer->Encode(text, /*add_special_tokens=*/false));
-  if (static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(static_cast<size_t>(max_tokens));
+  if (static_cast<int64_t>(ids.size()) > flags.max_tokens) ids.resize(static_cast<size_t>(flags.max_tokens));
   if (ids.size() < 2) return absl::InvalidArgumentError(StrCatStd("--data ", path, " has fewer than 2 tokens"));
   ASSIGN_OR_RETURN(training::EvalResult r, training::Evaluate(*s.session, ids, params));
   std::printf("%s", absl::StrFormat("tokens=%d scored=%d context=%d nats_per_token=%.6f perplexity=%.4f "
@@ -40,11 +49,17 @@ absl::Status Perplexity(const Flags& flags) {
 
 }  // namespace
 
-int RunPerplexity(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, 2, ModelFlagSpecs({{"data"}, {"max-tokens"}, {"context"}}));
-  if (!flags.ok()) return ReportError("perplexity", flags.status());
-  absl::Status s = Perplexity(*flags);
-  return s.ok() ? 0 : ReportError("perplexity", s);
+CommandFn SetUpPerplexity(CLI::App* command) {
+  command->description("mean nats/token and perplexity over a text file, then the routing statistics");
+  auto flags = std::make_shared<PerplexityFlags>();
+  AddModelFlags(command, &flags->model);
+  AddString(command, "data", &flags->data, "text file to score", "FILE")->required();
+  AddInt(command, "max-tokens", &flags->max_tokens, "score the first N tokens of --data", 2, kNoMax);
+  flags->context_option = AddInt(command, "context", &flags->context,
+                                 "window length L, each window on a fresh context; at most the model's max context",
+                                 2, kNoMax)
+                              ->default_str("min(256, max context)");
+  return [flags] { return Perplexity(*flags); };
 }
 
 }  // namespace adak::cli

@@ -15,43 +15,37 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
-#include "cli/commands.h"
+#include "cli/flags.h"
+#include "cli/routing_flags.h"
+#include "cli/serve_command.h"
 #include "server/server_app.h"
 
 namespace adak::cli {
 namespace {
 
-absl::StatusOr<server::ServerAppOptions> OptionsFromFlags(const Flags& flags) {
-  server::ServerAppOptions o;
-  ASSIGN_OR_RETURN(std::string model, flags.Required("model"));
-  o.model_dir = model;
-  o.allocator = flags.String("allocator", "");
-  o.null_experts = flags.String("null-experts", "");
-  o.default_routing = flags.String("default-routing", "topk");
-  ASSIGN_OR_RETURN(o.default_top_p, flags.Double("default-top-p", 0.0, 0.0, 1.0));
-  o.host = flags.String("host", "127.0.0.1");
-  ASSIGN_OR_RETURN(int64_t grpc_port, flags.Int("grpc-port", 50051, -1, 65535));
-  ASSIGN_OR_RETURN(int64_t http_port, flags.Int("http-port", 8080, -1, 65535));
-  ASSIGN_OR_RETURN(int64_t http_threads, flags.Int("http-threads", 2, 1, 256));
-  ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0, 0, 1024));
-  o.grpc_port = static_cast<int>(grpc_port);
-  o.http_port = static_cast<int>(http_port);
-  o.http_threads = static_cast<int>(http_threads);
-  o.threads = static_cast<int>(threads);
-  ASSIGN_OR_RETURN(o.max_batch_tokens, flags.Int("max-batch-tokens", 512, 1, 1 << 20));
-  ASSIGN_OR_RETURN(o.max_running_requests, flags.Int("max-running-requests", 64, 1, 1 << 16));
-  ASSIGN_OR_RETURN(o.max_waiting_requests, flags.Int("max-waiting-requests", 256, 0, 1 << 20));
-  ASSIGN_OR_RETURN(o.prefill_chunk, flags.Int("prefill-chunk", 256, 1, 1 << 20));
-  ASSIGN_OR_RETURN(o.max_batch_expert_activations, flags.Double("max-batch-expert-activations", 0.0, 0.0, 1e12));
-  ASSIGN_OR_RETURN(o.kv_cache_mib, flags.Int("kv-cache-mib", 0, 0, int64_t{1} << 30));
-  ASSIGN_OR_RETURN(double drain, flags.Double("drain-timeout", 30.0, 0.0, 86400.0));
-  o.drain_timeout = absl::Seconds(drain);
+struct ServeFlags {
+  server::ServerAppOptions options;
+  std::string model;
+  RoutingFileFlags files;
+  std::string default_routing;
+  double drain_timeout_s = 30.0;
+  CLI::Option* default_routing_option = nullptr;
+};
+
+absl::StatusOr<server::ServerAppOptions> OptionsFromFlags(const ServeFlags& flags) {
+  server::ServerAppOptions o = flags.options;
+  o.model_dir = flags.model;
+  o.allocator = flags.files.allocator;
+  o.null_experts = flags.files.null_experts;
+  ASSIGN_OR_RETURN(o.default_routing, ImpliedRoutingPolicy("default-routing", Given(flags.default_routing_option),
+                                                           flags.default_routing, flags.files));
+  o.drain_timeout = absl::Seconds(flags.drain_timeout_s);
   return o;
 }
 
 const char* SignalName(int signal) { return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal"; }
 
-absl::Status Serve(const Flags& flags, const sigset_t& signals) {
+absl::Status Serve(const ServeFlags& flags, const sigset_t& signals) {
   ASSIGN_OR_RETURN(server::ServerAppOptions options, OptionsFromFlags(flags));
   ASSIGN_OR_RETURN(std::unique_ptr<server::ServerApp> app, server::ServerApp::Create(options));
   RETURN_IF_ERROR(app->Start());
@@ -81,9 +75,7 @@ absl::Status Serve(const Flags& flags, const sigset_t& signals) {
   return absl::OkStatus();
 }
 
-}  // namespace
-
-int RunServe(int argc, char** argv) {
+absl::Status BlockSignalsAndServe(const ServeFlags& flags) {
   // Block the signals before any thread exists, so every thread inherits the mask and only sigwait
   // takes them.
   sigset_t signals;
@@ -91,15 +83,43 @@ int RunServe(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  auto flags = Flags::Parse(argc, argv, 2,
-                            {{"model"}, {"allocator"}, {"null-experts"}, {"default-routing"}, {"default-top-p"},
-                             {"host"}, {"grpc-port"}, {"http-port"}, {"http-threads"}, {"threads"},
-                             {"max-batch-tokens"}, {"max-running-requests"}, {"max-waiting-requests"},
-                             {"prefill-chunk"}, {"max-batch-expert-activations"}, {"kv-cache-mib"}, {"drain-timeout"}});
-  if (!flags.ok()) return ReportError("serve", flags.status());
-  absl::Status s = Serve(*flags, signals);
-  if (!s.ok()) return ReportError("serve", s);
-  return 0;
+  return Serve(flags, signals);
+}
+
+}  // namespace
+
+CommandFn SetUpServe(CLI::App* command) {
+  command->description("the inference server (gRPC + OpenAI-compatible HTTP) over one model, until SIGTERM/SIGINT");
+  auto flags = std::make_shared<ServeFlags>();
+  server::ServerAppOptions& o = flags->options;
+  AddString(command, "model", &flags->model, "Hugging Face model directory", "DIR")->required();
+  AddRoutingFileFlags(command, "default-routing", &flags->files);
+  flags->default_routing_option =
+      AddString(command, "default-routing", &flags->default_routing,
+                "routing of requests that name none: topk, adak (needs --allocator), null (needs --null-experts) or "
+                "topp (default: adak with --allocator, null with --null-experts, else topk)", "POLICY");
+  AddDouble(command, "default-top-p", &o.default_top_p, "threshold of --default-routing topp; 0 = 0.5", 0.0, 1.0);
+  AddString(command, "host", &o.host, "address to listen on", "HOST");
+  AddInt(command, "grpc-port", &o.grpc_port, "gRPC port; 0 = ephemeral, -1 = no gRPC server", -1, 65535);
+  AddInt(command, "http-port", &o.http_port, "HTTP port; 0 = ephemeral, -1 = no HTTP gateway", -1, 65535);
+  AddInt(command, "http-threads", &o.http_threads, "HTTP gateway threads", 1, 256);
+  AddInt(command, "threads", &o.threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
+  AddInt(command, "max-batch-tokens", &o.max_batch_tokens, "tokens per forward (prefill chunks + decodes)", 1,
+         1 << 20);
+  AddInt(command, "max-running-requests", &o.max_running_requests, "sequences holding KV blocks", 1, 1 << 16);
+  AddInt(command, "max-waiting-requests", &o.max_waiting_requests,
+         "admitted but not yet running; beyond: RESOURCE_EXHAUSTED", 0, 1 << 20);
+  AddInt(command, "prefill-chunk", &o.prefill_chunk, "prompt tokens of one request per step at most", 1, 1 << 20);
+  AddDouble(command, "max-batch-expert-activations", &o.max_batch_expert_activations,
+            "expert-compute budget per step in expected routed-expert activations; 0 = max-batch-tokens x native "
+            "K x MoE layers",
+            0.0, 1e12);
+  AddInt(command, "kv-cache-mib", &o.kv_cache_mib,
+         "KV cache budget in MiB; 0 = enough for max-running-requests full-context sequences, capped at 4 GiB", 0,
+         int64_t{1} << 30);
+  AddDouble(command, "drain-timeout", &flags->drain_timeout_s,
+            "seconds running requests may take to finish after SIGTERM/SIGINT", 0.0, 86400.0);
+  return [flags] { return BlockSignalsAndServe(*flags); };
 }
 
 }  // namespace adak::cli

@@ -15,6 +15,7 @@
 #include "base/status_macros.h"
 #include "tokenizer/tokenizer.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace adak::cli {
 namespace {
@@ -44,21 +45,31 @@ absl::Status ReadTextFile(const std::string& path, std::string* text) {
   return absl::OkStatus();
 }
 
-absl::Status Tokenize(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::string dir, flags.Required("model"));
-  if (flags.Has("text") == flags.Has("file")) {
+struct TokenizeFlags {
+  std::string model;
+  std::string text;
+  std::string file;
+  std::string out;
+  bool add_special_tokens = false;
+  CLI::Option* text_option = nullptr;
+  CLI::Option* file_option = nullptr;
+  CLI::Option* out_option = nullptr;
+};
+
+absl::Status Tokenize(const TokenizeFlags& flags) {
+  if (Given(flags.text_option) == Given(flags.file_option)) {
     return absl::InvalidArgumentError("give exactly one of --text S and --file F");
   }
   std::string text;
-  if (flags.Has("text")) {
-    text = flags.String("text", "");
+  if (Given(flags.text_option)) {
+    text = flags.text;
   } else {
-    RETURN_IF_ERROR(ReadTextFile(flags.String("file", ""), &text));
+    RETURN_IF_ERROR(ReadTextFile(flags.file, &text));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tokenizer, tokenizer::Tokenizer::FromModelDir(dir));
-  ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer->Encode(text, flags.Has("add-special-tokens")));
-  if (flags.Has("out")) {
-    RETURN_IF_ERROR(WriteIds(flags.String("out", ""), ids));
+  ASSIGN_OR_RETURN(std::unique_ptr<tokenizer::Tokenizer> tokenizer, tokenizer::Tokenizer::FromModelDir(flags.model));
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids, tokenizer->Encode(text, flags.add_special_tokens));
+  if (Given(flags.out_option)) {
+    RETURN_IF_ERROR(WriteIds(flags.out, ids));
     std::fprintf(stderr, "adak tokenize: %zu bytes -> %zu tokens\n", text.size(), ids.size());
     return absl::OkStatus();
   }
@@ -75,12 +86,18 @@ absl::Status Tokenize(const Flags& flags) {
 
 }  // namespace
 
-int RunTokenize(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, 2,
-                            {{"model"}, {"text"}, {"file"}, {"out"}, {.name = "add-special-tokens", .takes_value = false}});
-  if (!flags.ok()) return ReportError("tokenize", flags.status());
-  absl::Status s = Tokenize(*flags);
-  return s.ok() ? 0 : ReportError("tokenize", s);
+CommandFn SetUpTokenize(CLI::App* command) {
+  command->description("text -> token ids with a model's tokenizer.json (no weights are loaded)");
+  auto flags = std::make_shared<TokenizeFlags>();
+  AddString(command, "model", &flags->model, "Hugging Face model directory (its tokenizer.json)", "DIR")->required();
+  flags->text_option = AddString(command, "text", &flags->text, "text to tokenize (or --file)");
+  flags->file_option = AddString(command, "file", &flags->file, "file whose text to tokenize (or --text)", "FILE");
+  flags->out_option = AddString(command, "out", &flags->out,
+                                "write the ids as raw uint32 little-endian to this file instead of printing them",
+                                "FILE");
+  AddFlag(command, "add-special-tokens", &flags->add_special_tokens,
+          "also run the tokenizer's post-processor (e.g. a prepended BOS)");
+  return [flags] { return Tokenize(*flags); };
 }
 
 }  // namespace adak::cli

@@ -4,15 +4,8 @@
 // step to a JSON-lines log (--log, default OUT.log.jsonl), a resumable checkpoint to OUT.ckpt every 25 steps
 // and at the end (--resume continues from it), and the allocator file to --out.
 //
-// The defaults are the paper's recipe. Options beyond it (training/allocator_policy.h; measured in
-// docs/results.md):
-//   --advantage-norm none|center|standardize  per-batch transform of the advantages (default none)
-//   --lr-schedule constant|cosine             cosine decays --lr to 0 over --steps (default constant)
-//   --lambda-warmup N                         lambda rises linearly over the first N PPO steps (default 0)
-//   --rollout joint|per-layer                 per-layer: one rollout per MoE layer, the other layers at their
-//                                             argmax, advantages against every layer's argmax (default joint)
-//   --reward-gamma G                          also credit a token with the later tokens' advantages in its
-//                                             window, discounted by G (default 0: its own only)
+// The defaults are the paper's recipe; `adak train-allocator --help` lists every option with its meaning
+// and default (the options beyond the recipe: training/allocator_policy.h, measured in docs/results.md).
 #include <unistd.h>
 
 #include <chrono>
@@ -28,6 +21,7 @@
 #include "training/allocator_trainer.h"
 #include "nlohmann/json.hpp"
 #include "cli/commands.h"
+#include "cli/flags.h"
 
 namespace adak::cli {
 namespace {
@@ -39,29 +33,30 @@ std::string Duration(double seconds) {
   return s >= 3600 ? absl::StrFormat("%dh%02dm", s / 3600, s / 60 % 60) : absl::StrFormat("%dm%02ds", s / 60, s % 60);
 }
 
-absl::Status Train(const Flags& flags) {
-  ASSIGN_OR_RETURN(std::string dir, flags.Required("model"));
-  ASSIGN_OR_RETURN(std::string data_path, flags.Required("data"));
-  ASSIGN_OR_RETURN(std::string out, flags.Required("out"));
-  training::TrainAllocatorOptions o;
-  ASSIGN_OR_RETURN(o.lambda, flags.Double("lambda", 3e-3, 0.0, 100.0));
-  ASSIGN_OR_RETURN(o.steps, flags.Int("steps", 200, 0, 10'000'000));
-  ASSIGN_OR_RETURN(o.batch, flags.Int("batch", 8, 1, 4096));
-  ASSIGN_OR_RETURN(o.seq_len, flags.Int("seq-len", 128, 2, 1 << 20));
-  ASSIGN_OR_RETURN(o.lr, flags.Double("lr", 1e-3, 1e-9, 10.0));
-  ASSIGN_OR_RETURN(o.ppo_epochs, flags.Int("ppo-epochs", 2, 1, 100));
-  ASSIGN_OR_RETURN(o.clip, flags.Double("clip", 0.2, 1e-6, 0.999));
-  ASSIGN_OR_RETURN(o.warm_start_steps, flags.Int("warm-start-steps", 30, 0, 1'000'000));
-  ASSIGN_OR_RETURN(int64_t seed, flags.Int("seed", 0, 0, INT64_MAX));
-  o.seed = static_cast<uint64_t>(seed);
-  ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0, 0, 1024));
-  o.num_threads = static_cast<int>(threads);
-  ASSIGN_OR_RETURN(o.advantage_norm, training::ParseAdvantageNorm(flags.String("advantage-norm", "none")));
-  ASSIGN_OR_RETURN(o.lr_schedule, training::ParseLrSchedule(flags.String("lr-schedule", "constant")));
-  ASSIGN_OR_RETURN(o.lambda_warmup, flags.Int("lambda-warmup", 0, 0, 10'000'000));
-  ASSIGN_OR_RETURN(o.rollout, training::ParseRolloutMode(flags.String("rollout", "joint")));
-  ASSIGN_OR_RETURN(o.reward_gamma, flags.Double("reward-gamma", 0.0, 0.0, 1.0));
-  const std::string warm = flags.String("warm-start-p", "auto");
+struct TrainFlags {
+  std::string model;
+  std::string data;
+  std::string out;
+  training::TrainAllocatorOptions options;
+  std::string warm_start_p = "auto";
+  std::string log;
+  bool resume = false;
+  std::string advantage_norm = "none";
+  std::string lr_schedule = "constant";
+  std::string rollout = "joint";
+  int64_t seed = 0;
+};
+
+absl::Status Train(const TrainFlags& flags) {
+  const std::string& dir = flags.model;
+  const std::string& data_path = flags.data;
+  const std::string& out = flags.out;
+  training::TrainAllocatorOptions o = flags.options;
+  o.seed = static_cast<uint64_t>(flags.seed);
+  ASSIGN_OR_RETURN(o.advantage_norm, training::ParseAdvantageNorm(flags.advantage_norm));
+  ASSIGN_OR_RETURN(o.lr_schedule, training::ParseLrSchedule(flags.lr_schedule));
+  ASSIGN_OR_RETURN(o.rollout, training::ParseRolloutMode(flags.rollout));
+  const std::string& warm = flags.warm_start_p;
   if (warm == "none") {
     o.warm_start = false;
   } else if (warm != "auto") {
@@ -72,7 +67,7 @@ absl::Status Train(const Flags& flags) {
     }
     o.warm_start_p = p;
   }
-  const std::string log_path = flags.String("log", out + ".log.jsonl");
+  const std::string log_path = flags.log.empty() ? out + ".log.jsonl" : flags.log;
   const std::string ckpt_path = out + ".ckpt";
 
   ASSIGN_OR_RETURN(std::unique_ptr<engine::Model> model, engine::LoadModel(dir));
@@ -82,7 +77,7 @@ absl::Status Train(const Flags& flags) {
   const int64_t data_tokens = static_cast<int64_t>(ids.size());
   ASSIGN_OR_RETURN(auto trainer, training::AllocatorTrainer::Create(*model, std::move(ids), o));
 
-  const bool resume = flags.Has("resume") && std::filesystem::exists(ckpt_path);
+  const bool resume = flags.resume && std::filesystem::exists(ckpt_path);
   std::ofstream log(log_path, resume ? std::ios::app : std::ios::trunc);
   if (!log) return absl::InternalError(StrCatStd("cannot write --log ", log_path));
   const auto t_start = std::chrono::steady_clock::now();
@@ -147,15 +142,40 @@ absl::Status Train(const Flags& flags) {
 
 }  // namespace
 
-int RunTrainAllocator(int argc, char** argv) {
-  auto flags = Flags::Parse(argc, argv, 2,
-                            {{"model"}, {"data"}, {"out"}, {"lambda"}, {"steps"}, {"batch"}, {"seq-len"}, {"lr"},
-                             {"ppo-epochs"}, {"clip"}, {"warm-start-p"}, {"warm-start-steps"}, {"seed"}, {"log"},
-                             {"resume", false}, {"threads"}, {"advantage-norm"}, {"lr-schedule"},
-                             {"lambda-warmup"}, {"rollout"}, {"reward-gamma"}});
-  if (!flags.ok()) return ReportError("train-allocator", flags.status());
-  absl::Status s = Train(*flags);
-  return s.ok() ? 0 : ReportError("train-allocator", s);
+CommandFn SetUpTrainAllocator(CLI::App* command) {
+  command->description("train Ada-K allocators with PPO on a frozen model and write them to --out");
+  auto flags = std::make_shared<TrainFlags>();
+  training::TrainAllocatorOptions& o = flags->options;
+  AddString(command, "model", &flags->model, "Hugging Face model directory (frozen)", "DIR")->required();
+  AddString(command, "data", &flags->data, "training text file", "FILE")->required();
+  AddString(command, "out", &flags->out, "allocator safetensors file to write (checkpoint: OUT.ckpt)", "FILE")
+      ->required();
+  AddDouble(command, "lambda", &o.lambda, "weight of the expected-k penalty", 0.0, 100.0);
+  AddInt(command, "steps", &o.steps, "PPO steps", 0, 10'000'000);
+  AddInt(command, "batch", &o.batch, "windows per step", 1, 4096);
+  AddInt(command, "seq-len", &o.seq_len, "tokens per window", 2, 1 << 20);
+  AddDouble(command, "lr", &o.lr, "AdamW learning rate", 1e-9, 10.0);
+  AddInt(command, "ppo-epochs", &o.ppo_epochs, "PPO epochs per batch", 1, 100);
+  AddDouble(command, "clip", &o.clip, "PPO clip range", 1e-6, 0.999);
+  AddString(command, "warm-start-p", &flags->warm_start_p,
+            "top-p of the warm start's pseudo-labels: auto (mean label = native K), none (no warm start) or P "
+            "in (0, 1]");
+  AddInt(command, "warm-start-steps", &o.warm_start_steps, "cross-entropy warm-start steps", 0, 1'000'000);
+  AddInt(command, "seed", &flags->seed, "sampling and data-order seed", 0, kNoMax);
+  AddString(command, "log", &flags->log, "JSON-lines log of every step", "FILE")->default_str("OUT.log.jsonl");
+  AddFlag(command, "resume", &flags->resume, "continue from OUT.ckpt when it exists");
+  AddInt(command, "threads", &o.num_threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
+  AddString(command, "advantage-norm", &flags->advantage_norm,
+            "per-batch transform of the advantages: none, center or standardize");
+  AddString(command, "lr-schedule", &flags->lr_schedule, "constant, or cosine (decays --lr to 0 over --steps)");
+  AddInt(command, "lambda-warmup", &o.lambda_warmup, "PPO steps over which lambda rises linearly; 0 = none", 0,
+         10'000'000);
+  AddString(command, "rollout", &flags->rollout,
+            "joint, or per-layer (one rollout per MoE layer, the other layers at their argmax)");
+  AddDouble(command, "reward-gamma", &o.reward_gamma,
+            "also credit a token with the later tokens' advantages in its window, discounted by G; 0 = its own only",
+            0.0, 1.0);
+  return [flags] { return Train(*flags); };
 }
 
 }  // namespace adak::cli

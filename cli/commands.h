@@ -1,49 +1,62 @@
-// The `adak` sub-commands. Each takes the full argv (argv[1] is the sub-command name), prints its
-// result on stdout and errors on stderr, and returns the process exit code (0 ok, 1 runtime error, 2 bad
-// usage).
-#ifndef ADAK_SERVER_CLI_COMMANDS_H_
-#define ADAK_SERVER_CLI_COMMANDS_H_
+// The offline `adak` commands (library adak_cli_tools): generate, logits, perplexity, eval,
+// train-allocator, inspect, tokenize, make-model. `serve` lives apart (cli/serve_command.h) so the serving
+// binary links no training or testing code.
+//
+// Each SetUp* function gives `command` its one-line description and its flags (cli/flags.h) and returns
+// the action to run once they have parsed (cli/app.h); the action prints its result on stdout and
+// progress on stderr. Thread-compatible.
+#ifndef ADAK_CLI_COMMANDS_H_
+#define ADAK_CLI_COMMANDS_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
+#include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/model.h"
+#include "cli/app.h"
+#include "cli/routing_flags.h"
 #include "engine/flops.h"
+#include "engine/model.h"
 #include "engine/routing.h"
 #include "engine/session.h"
-#include "base/flags.h"
 
 namespace adak::cli {
 
-int RunGenerate(int argc, char** argv);
-int RunLogits(int argc, char** argv);
-int RunPerplexity(int argc, char** argv);
-int RunInspect(int argc, char** argv);
-int RunMakeModel(int argc, char** argv);
-int RunEval(int argc, char** argv);
-int RunTrainAllocator(int argc, char** argv);
-int RunServe(int argc, char** argv);
-int RunTokenize(int argc, char** argv);
+[[nodiscard]] CommandFn SetUpGenerate(CLI::App* command);
+[[nodiscard]] CommandFn SetUpLogits(CLI::App* command);
+[[nodiscard]] CommandFn SetUpPerplexity(CLI::App* command);
+[[nodiscard]] CommandFn SetUpEval(CLI::App* command);
+[[nodiscard]] CommandFn SetUpTrainAllocator(CLI::App* command);
+[[nodiscard]] CommandFn SetUpInspect(CLI::App* command);
+[[nodiscard]] CommandFn SetUpTokenize(CLI::App* command);
+[[nodiscard]] CommandFn SetUpMakeModel(CLI::App* command);
 
-// Prints "adak <command>: <status>" to stderr and returns the exit code for it (2 for InvalidArgument
-// and NotFound, i.e. bad usage or input; 1 otherwise).
-int ReportError(std::string_view command, const absl::Status& status);
+// The flags every routing model command shares: --model (required), --threads and the routing flags.
+struct ModelFlags {
+  std::string model;
+  int threads = 0;
+  RoutingFlags routing;
+};
+void AddModelFlags(CLI::App* command, ModelFlags* flags);
 
-// The flags every model command shares: --model, --threads and the routing flags (--routing, --allocator,
-// --null-experts, --top-k, --top-p, --min-k, --max-k).
-[[nodiscard]] std::vector<FlagSpec> ModelFlagSpecs(std::vector<FlagSpec> more);
+// The model of --model, its routing files, and the routing params of the flags, validated against the
+// model (InvalidArgument naming the flag; the loaders' errors).
+struct LoadedModel {
+  std::unique_ptr<engine::Model> model;
+  engine::RoutingWeights weights;
+  engine::RoutingParams routing;
+};
+[[nodiscard]] absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags);
 
-// The model of --model, a session over it (--threads) with the routing files loaded, and the routing
-// params of the flags, validated against the model (InvalidArgument naming the flag).
+// LoadModelAndRouting plus a single-sequence session over it (--threads) holding the routing files.
 struct LoadedSession {
   std::unique_ptr<engine::Model> model;
   std::unique_ptr<engine::Session> session;
   engine::RoutingParams routing;
 };
-[[nodiscard]] absl::StatusOr<LoadedSession> OpenSession(const Flags& flags);
+[[nodiscard]] absl::StatusOr<LoadedSession> OpenSession(const ModelFlags& flags);
 
 // The whole text of the --data file. Errors: NotFound naming an unreadable path; InvalidArgument for a
 // directory.
@@ -55,4 +68,4 @@ struct LoadedSession {
 
 }  // namespace adak::cli
 
-#endif  // ADAK_SERVER_CLI_COMMANDS_H_
+#endif  // ADAK_CLI_COMMANDS_H_

@@ -9,69 +9,37 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "cli/flags.h"
 #include "engine/routing_weights.h"
 
 namespace adak::cli {
 
-int ReportError(std::string_view command, const absl::Status& status) {
-  std::fprintf(stderr, "adak %.*s: %s\n", static_cast<int>(command.size()), command.data(),
-               std::string(status.message()).c_str());
-  const bool usage = status.code() == absl::StatusCode::kInvalidArgument || status.code() == absl::StatusCode::kNotFound;
-  return usage ? 2 : 1;
+void AddModelFlags(CLI::App* command, ModelFlags* flags) {
+  AddString(command, "model", &flags->model, "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)",
+            "DIR")
+      ->required();
+  AddInt(command, "threads", &flags->threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
+  AddRoutingFlags(command, &flags->routing);
 }
 
-std::vector<FlagSpec> ModelFlagSpecs(std::vector<FlagSpec> more) {
-  for (const char* name : {"model", "threads", "routing", "allocator", "null-experts", "top-k", "top-p", "min-k", "max-k"}) {
-    more.push_back({name});
-  }
-  return more;
+absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags) {
+  RETURN_IF_ERROR(CheckRoutingFlags(flags.routing));  // before anything is loaded
+  LoadedModel m;
+  ASSIGN_OR_RETURN(m.model, engine::LoadModel(flags.model));
+  RETURN_IF_ERROR(LoadRoutingFiles(flags.routing.files, m.model->config, &m.weights));
+  ASSIGN_OR_RETURN(m.routing, RoutingFromFlags(flags.routing, m.model->config));
+  RETURN_IF_ERROR(engine::ValidateRoutingParams(m.routing, m.model->config, m.weights));
+  return m;
 }
 
-namespace {
-
-absl::StatusOr<engine::RoutingParams> RoutingFromFlags(const Flags& flags, const engine::ModelConfig& config) {
-  engine::RoutingParams r;
-  ASSIGN_OR_RETURN(r.policy, engine::ParseRoutingPolicy(flags.String("routing", "topk")));
-  const int64_t e = config.num_experts;
-  ASSIGN_OR_RETURN(r.top_k, flags.Int("top-k", 0, 0, e));
-  ASSIGN_OR_RETURN(double top_p, flags.Double("top-p", 0.0, 0.0, 1.0));
-  r.top_p = static_cast<float>(top_p);
-  ASSIGN_OR_RETURN(r.min_k, flags.Int("min-k", 0, 0, e));
-  ASSIGN_OR_RETURN(r.max_k, flags.Int("max-k", 0, 0, e));
-  if (r.policy == engine::RoutingPolicy::kTopP && !flags.Has("top-p")) {
-    return absl::InvalidArgumentError("--routing topp needs --top-p P with P in (0, 1]");
-  }
-  if (flags.Has("top-p") && r.policy != engine::RoutingPolicy::kTopP) {
-    return absl::InvalidArgumentError("--top-p applies to --routing topp only");
-  }
-  if ((flags.Has("min-k") || flags.Has("max-k")) && r.policy != engine::RoutingPolicy::kAdaK) {
-    return absl::InvalidArgumentError("--min-k and --max-k apply to --routing adak only");
-  }
-  if (flags.Has("top-k") && r.policy != engine::RoutingPolicy::kTopK) {
-    return absl::InvalidArgumentError("--top-k applies to --routing topk only");
-  }
-  return r;
-}
-
-}  // namespace
-
-absl::StatusOr<LoadedSession> OpenSession(const Flags& flags) {
+absl::StatusOr<LoadedSession> OpenSession(const ModelFlags& flags) {
+  ASSIGN_OR_RETURN(LoadedModel m, LoadModelAndRouting(flags));
   LoadedSession s;
-  ASSIGN_OR_RETURN(std::string dir, flags.Required("model"));
-  ASSIGN_OR_RETURN(s.model, engine::LoadModel(dir));
-  engine::RoutingWeights weights;
-  if (flags.Has("allocator")) {
-    RETURN_IF_ERROR(engine::LoadAllocator(flags.String("allocator", ""), s.model->config, &weights));
-  }
-  if (flags.Has("null-experts")) {
-    RETURN_IF_ERROR(engine::LoadNullExperts(flags.String("null-experts", ""), s.model->config, &weights));
-  }
-  ASSIGN_OR_RETURN(s.routing, RoutingFromFlags(flags, s.model->config));
-  RETURN_IF_ERROR(engine::ValidateRoutingParams(s.routing, s.model->config, weights));
+  s.model = std::move(m.model);
+  s.routing = m.routing;
   engine::SessionOptions options;
-  ASSIGN_OR_RETURN(int64_t threads, flags.Int("threads", 0, 0, 1024));
-  options.num_threads = static_cast<int>(threads);
-  ASSIGN_OR_RETURN(s.session, engine::Session::Create(*s.model, options, std::move(weights)));
+  options.num_threads = flags.threads;
+  ASSIGN_OR_RETURN(s.session, engine::Session::Create(*s.model, options, std::move(m.weights)));
   return s;
 }
 

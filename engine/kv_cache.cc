@@ -28,19 +28,4 @@ absl::StatusOr<std::unique_ptr<KvCache>> KvCache::Create(Backend* backend, const
   return cache;
 }
 
-BlockAllocator::BlockAllocator(int64_t num_blocks) : num_blocks_(num_blocks) {
-  free_.reserve(static_cast<size_t>(num_blocks));
-  // Hand out low ids first.
-  for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
-}
-
-std::optional<int32_t> BlockAllocator::Allocate() {
-  if (free_.empty()) return std::nullopt;
-  const int32_t b = free_.back();
-  free_.pop_back();
-  return b;
-}
-
-void BlockAllocator::Free(int32_t block) { free_.push_back(block); }
-
 }  // namespace adak::engine

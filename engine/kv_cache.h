@@ -1,15 +1,15 @@
-// Paged KV cache storage and its block allocator.
+// Paged KV cache storage.
 //
 // KvCache owns, per layer, one K and one V device buffer of [num_blocks, block_size, kv_heads, head_dim]
 // fp32 (vLLM's paged layout). Sequences address it through block tables: logical block j of a sequence
-// holds its positions [j * block_size, (j + 1) * block_size). BlockAllocator hands out physical block ids
-// from a free list. Neither is thread-safe: the scheduler thread owns both.
+// holds its positions [j * block_size, (j + 1) * block_size). Who hands out the physical block ids is the
+// owner's business (scheduler/block_manager.h for the server; a Session uses block j for its block j).
+// Not thread-safe: one thread (the scheduler's) owns it.
 #ifndef ADAK_ENGINE_KV_CACHE_H_
 #define ADAK_ENGINE_KV_CACHE_H_
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,21 +36,6 @@ class KvCache {
   int64_t num_blocks_ = 0;
   int64_t block_size_ = 0;
   std::vector<std::unique_ptr<DeviceBuffer>> k_, v_;
-};
-
-class BlockAllocator {
- public:
-  explicit BlockAllocator(int64_t num_blocks);
-  // A free block id, or nullopt when none is left.
-  [[nodiscard]] std::optional<int32_t> Allocate();
-  // REQUIRES: `block` came from Allocate and is not already free.
-  void Free(int32_t block);
-  [[nodiscard]] int64_t num_free() const { return static_cast<int64_t>(free_.size()); }
-  [[nodiscard]] int64_t num_blocks() const { return num_blocks_; }
-
- private:
-  int64_t num_blocks_;
-  std::vector<int32_t> free_;
 };
 
 // Blocks needed to hold `tokens` positions.

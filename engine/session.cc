@@ -1,7 +1,6 @@
 #include "engine/session.h"
 
 #include <algorithm>
-#include <chrono>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -22,12 +21,10 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model, con
   ASSIGN_OR_RETURN(s->cache_, KvCache::Create(s->backend_.get(), model.config, blocks, options.block_size));
   ASSIGN_OR_RETURN(s->runner_, ModelRunner::Create(model.config, model.weights, s->routing_, s->backend_.get(),
                                                    s->cache_.get()));
-  s->blocks_ = std::make_unique<BlockAllocator>(blocks);
   return s;
 }
 
 void Session::Reset() {
-  for (int32_t b : block_table_) blocks_->Free(b);
   block_table_.clear();
   length_ = 0;
 }
@@ -60,10 +57,9 @@ absl::Status Session::Append(std::span<const int32_t> tokens, const AppendOption
   for (int64_t begin = 0; begin < n; begin += options_.prefill_chunk) {
     const int64_t count = std::min(options_.prefill_chunk, n - begin);
     const int64_t need = BlocksFor(length_ + count, options_.block_size);
+    // One sequence owns the whole cache: its block j is cache block j (max_context fits by construction).
     while (static_cast<int64_t>(block_table_.size()) < need) {
-      auto b = blocks_->Allocate();
-      if (!b) return absl::ResourceExhaustedError("session: KV cache is full");
-      block_table_.push_back(*b);
+      block_table_.push_back(static_cast<int32_t>(block_table_.size()));
     }
     SequenceInput in;
     in.tokens = tokens.subspan(static_cast<size_t>(begin), static_cast<size_t>(count));
@@ -88,72 +84,6 @@ absl::Status Session::Append(std::span<const int32_t> tokens, const AppendOption
     }
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<GenerateResult> Generate(Session& session, std::span<const int32_t> prompt_ids,
-                                        const GenerateOptions& options,
-                                        const std::function<void(std::string_view)>& on_text) {
-  if (prompt_ids.empty()) return absl::InvalidArgumentError("prompt is empty");
-  if (options.max_tokens < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("max_tokens must be >= 1, got ", options.max_tokens));
-  }
-  RETURN_IF_ERROR(ValidateSamplingParams(options.sampling));
-  RETURN_IF_ERROR(ValidateRoutingParams(options.routing, session.model().config, session.routing_weights()));
-  const int64_t prompt_len = static_cast<int64_t>(prompt_ids.size());
-  if (prompt_len + options.max_tokens > session.max_context()) {
-    return absl::InvalidArgumentError(absl::StrCat("prompt (", prompt_len, " tokens) + max_tokens (",
-                                                   options.max_tokens, ") exceeds the context length ",
-                                                   session.max_context()));
-  }
-  session.Reset();
-  const Model& model = session.model();
-  const std::vector<int32_t>& eos = model.tokenizer->eos_token_ids();
-  GenerateResult result;
-  result.prompt_ids.assign(prompt_ids.begin(), prompt_ids.end());
-  std::vector<int32_t> context(prompt_ids.begin(), prompt_ids.end());
-  Sampler sampler(options.sampling);
-  tokenizer::IncrementalDetokenizer detok(*model.tokenizer, prompt_ids, /*skip_special_tokens=*/false);
-  AppendOptions append;
-  append.routing = options.routing;
-  AppendResult step;
-  result.flops.emplace(model.config);
-  auto run = [&](std::span<const int32_t> tokens) -> absl::Status {
-    RETURN_IF_ERROR(session.Append(tokens, append, &step));
-    result.flops->Add(step.routed_k);
-    return absl::OkStatus();
-  };
-  const std::vector<float>& logits = step.logits;
-
-  using Clock = std::chrono::steady_clock;
-  auto t0 = Clock::now();
-  RETURN_IF_ERROR(run(prompt_ids));
-  auto t1 = Clock::now();
-  result.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
-  result.finish_reason = "length";
-  for (int64_t i = 0; i < options.max_tokens; ++i) {
-    const int32_t next = sampler.Sample(logits, context);
-    const bool is_eos = std::find(eos.begin(), eos.end(), next) != eos.end();
-    if (options.stop_at_eos && is_eos) {
-      result.finish_reason = "stop";
-      break;
-    }
-    result.output_ids.push_back(next);
-    context.push_back(next);
-    std::string piece = detok.Push(next);
-    if (!piece.empty()) {
-      result.text += piece;
-      if (on_text) on_text(piece);
-    }
-    if (i + 1 == options.max_tokens) break;
-    RETURN_IF_ERROR(run(std::span<const int32_t>(&next, 1)));
-  }
-  std::string rest = detok.Flush();
-  if (!rest.empty()) {
-    result.text += rest;
-    if (on_text) on_text(rest);
-  }
-  result.decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
-  return result;
 }
 
 }  // namespace adak::engine

@@ -1,29 +1,26 @@
-// A single-sequence driver over ModelRunner, for the `adak` CLI, evaluation and benchmarks.
+// A single-sequence driver over ModelRunner that returns logits and routing, for scoring (`adak logits`,
+// `perplexity`, `eval`, training/evaluation.h), golden tests and benchmarks.
 //
 // A Session owns a CPU backend, a KV cache sized for one sequence of up to `max_context` tokens, and
-// the sequence's block table. Append runs new tokens (in prefill chunks of `prefill_chunk`) and returns
-// their logits; Generate adds sampling and incremental detokenization. The server does not use this: its
-// scheduler batches many sequences over one ModelRunner. Not thread-safe.
+// the sequence's block table (block j of the sequence is cache block j). Append runs new tokens (in
+// prefill chunks of `prefill_chunk`) and returns their logits. Generation (sampling, stop conditions,
+// detokenization) is not here: `adak generate` and the server both run it through scheduler::Scheduler.
+// Not thread-safe.
 #ifndef ADAK_ENGINE_SESSION_H_
 #define ADAK_ENGINE_SESSION_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <optional>
 #include <span>
-#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
-#include "engine/flops.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/model_runner.h"
 #include "engine/routing.h"
 #include "engine/routing_weights.h"
-#include "engine/sampler.h"
 
 namespace adak::engine {
 
@@ -82,37 +79,10 @@ class Session {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<ModelRunner> runner_;
-  std::unique_ptr<BlockAllocator> blocks_;
   std::vector<int32_t> block_table_;
   int64_t length_ = 0;
   ForwardResult forward_;
 };
-
-struct GenerateOptions {
-  int64_t max_tokens = 64;
-  SamplingParams sampling;
-  RoutingParams routing;
-  bool stop_at_eos = true;
-};
-
-struct GenerateResult {
-  std::vector<int32_t> prompt_ids;
-  std::vector<int32_t> output_ids;
-  std::string text;              // detokenized output
-  std::string finish_reason;     // "length" or "stop"
-  double prefill_seconds = 0.0;  // prompt forward
-  double decode_seconds = 0.0;   // every later token
-  // Routed k of every prompt and generated token, per layer (mean k, expert FLOPs, savings).
-  std::optional<FlopCounter> flops;
-};
-
-// Generates after `prompt_ids` on a fresh sequence (the session is Reset first). `on_text` (optional)
-// receives each detokenized piece as soon as it is complete UTF-8.
-// Errors: InvalidArgument for empty prompts, max_tokens < 1, bad sampling params, or prompt + max_tokens
-// beyond the session's max_context (names both numbers).
-[[nodiscard]] absl::StatusOr<GenerateResult> Generate(Session& session, std::span<const int32_t> prompt_ids,
-                                                      const GenerateOptions& options,
-                                                      const std::function<void(std::string_view)>& on_text = {});
 
 }  // namespace adak::engine
 

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -25,7 +26,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adak/v1/generation.grpc.pb.h"
-#include "base/flags.h"
+#include "cli/app.h"
+#include "cli/flags.h"
 #include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 
@@ -81,45 +83,39 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::vector<adak::FlagSpec> specs = {
-      {"target"},     {"prompts"}, {"concurrency"}, {"requests"}, {"warmup"},   {"max-tokens"},
-      {"prompt-words"}, {"routing"}, {"temperature"}, {"json", false}, {"label"}, {"help", false}};
-  absl::StatusOr<adak::Flags> flags = adak::Flags::Parse(argc, argv, 1, specs);
-  if (!flags.ok()) return Fail(std::string(flags.status().message()));
-  if (flags->Has("help")) {
-    std::cout << "usage: adak-loadgen --target HOST:PORT --prompts FILE [--concurrency 1] [--requests 32]\n"
-                 "       [--warmup C] [--max-tokens 64] [--prompt-words 32] [--routing topk|adak|...]\n"
-                 "       [--temperature 0] [--label S] [--json]\n";
-    return 0;
-  }
-  absl::StatusOr<std::string> target = flags->Required("target");
-  absl::StatusOr<std::string> prompts_path = flags->Required("prompts");
-  if (!target.ok()) return Fail(std::string(target.status().message()));
-  if (!prompts_path.ok()) return Fail(std::string(prompts_path.status().message()));
-  auto concurrency = flags->Int("concurrency", 1, 1, 1024);
-  auto requests = flags->Int("requests", 32, 1, 1 << 20);
-  auto max_tokens = flags->Int("max-tokens", 64, 1, 1 << 16);
-  auto prompt_words = flags->Int("prompt-words", 32, 1, 4096);
-  auto temperature = flags->Double("temperature", 0.0, 0.0, 100.0);
-  for (const absl::Status& s : {concurrency.status(), requests.status(), max_tokens.status(), prompt_words.status(),
-                                temperature.status()}) {
-    if (!s.ok()) return Fail(std::string(s.message()));
-  }
-  auto warmup = flags->Int("warmup", *concurrency, 0, 1 << 20);
-  if (!warmup.ok()) return Fail(std::string(warmup.status().message()));
-  const std::string routing = flags->String("routing", "");
-  const std::string label = flags->String("label", routing.empty() ? "default" : routing);
+  CLI::App app("adak-loadgen: a closed-loop load generator for adak.v1.Generation/GenerateStream", "adak-loadgen");
+  adak::cli::ConfigureApp(&app);
+  std::string target, prompts_path, routing, label;
+  int64_t concurrency = 1, requests = 32, warmup = 0, max_tokens = 64, prompt_words = 32;
+  double temperature = 0.0;
+  bool json = false;
+  adak::cli::AddString(&app, "target", &target, "server address HOST:PORT")->required();
+  adak::cli::AddString(&app, "prompts", &prompts_path, "text file whose stories become the prompts")->required();
+  adak::cli::AddInt(&app, "concurrency", &concurrency, "client threads, each sending requests back to back", 1, 1024);
+  adak::cli::AddInt(&app, "requests", &requests, "measured requests", 1, 1 << 20);
+  CLI::Option* warmup_option =
+      adak::cli::AddInt(&app, "warmup", &warmup, "unmeasured requests first", 0, 1 << 20)->default_str("concurrency");
+  adak::cli::AddInt(&app, "max-tokens", &max_tokens, "tokens per request", 1, 1 << 16);
+  adak::cli::AddInt(&app, "prompt-words", &prompt_words, "words of each story used as the prompt", 1, 4096);
+  adak::cli::AddString(&app, "routing", &routing, "routing policy of every request (topk, adak, null, topp); "
+                                                  "default: the server's");
+  adak::cli::AddDouble(&app, "temperature", &temperature, "sampling temperature; 0 = greedy", 0.0, 100.0);
+  adak::cli::AddString(&app, "label", &label, "name of this run in the report")->default_str("the routing");
+  adak::cli::AddFlag(&app, "json", &json, "print one JSON object instead of the report");
+  if (std::optional<int> exit_code = adak::cli::ParseOrExit(&app, argc, argv)) return *exit_code;
+  if (!adak::cli::Given(warmup_option)) warmup = concurrency;
+  if (label.empty()) label = routing.empty() ? "default" : routing;
 
-  const int64_t total = *warmup + *requests;
-  std::vector<std::string> prompts = ReadPrompts(*prompts_path, *prompt_words, total);
-  if (prompts.empty()) return Fail("no prompts in " + *prompts_path);
+  const int64_t total = warmup + requests;
+  std::vector<std::string> prompts = ReadPrompts(prompts_path, prompt_words, total);
+  if (prompts.empty()) return Fail("no prompts in " + prompts_path);
 
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(*target, grpc::InsecureChannelCredentials(), args);
+      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
-    return Fail("cannot connect to " + *target);
+    return Fail("cannot connect to " + target);
   }
   auto stub = adak::v1::Generation::NewStub(channel);
 
@@ -135,12 +131,12 @@ int main(int argc, char** argv) {
     for (;;) {
       const int64_t i = next.fetch_add(1);
       if (i >= total) break;
-      const bool measured = i >= *warmup;
+      const bool measured = i >= warmup;
       adak::v1::GenerateRequest request;
       request.set_text(prompts[static_cast<size_t>(i) % prompts.size()]);
-      request.set_max_tokens(static_cast<int32_t>(*max_tokens));
+      request.set_max_tokens(static_cast<int32_t>(max_tokens));
       request.set_ignore_eos(true);
-      request.mutable_sampling()->set_temperature(static_cast<float>(*temperature));
+      request.mutable_sampling()->set_temperature(static_cast<float>(temperature));
       request.mutable_sampling()->set_seed(static_cast<uint64_t>(i));
       if (!routing.empty()) request.mutable_routing()->set_policy(routing);
       grpc::ClientContext context;
@@ -202,7 +198,7 @@ int main(int argc, char** argv) {
     all.itl_ms.insert(all.itl_ms.end(), mine.itl_ms.begin(), mine.itl_ms.end());
   };
   std::vector<std::thread> threads;
-  for (int64_t t = 0; t < *concurrency; ++t) threads.emplace_back(worker);
+  for (int64_t t = 0; t < concurrency; ++t) threads.emplace_back(worker);
   for (std::thread& t : threads) t.join();
 
   const double seconds = absl::ToDoubleSeconds(end - measure_start);
@@ -210,7 +206,7 @@ int main(int argc, char** argv) {
   const double mean_k = all.requests > 0 ? all.mean_k_sum / static_cast<double>(all.requests) : 0.0;
   nlohmann::json out = {{"label", label},
                         {"routing", routing},
-                        {"concurrency", *concurrency},
+                        {"concurrency", concurrency},
                         {"requests", all.requests},
                         {"errors", all.errors},
                         {"completion_tokens", all.completion_tokens},
@@ -222,13 +218,13 @@ int main(int argc, char** argv) {
                         {"itl_ms_p50", Percentile(all.itl_ms, 50)},
                         {"itl_ms_p99", Percentile(all.itl_ms, 99)},
                         {"mean_k", mean_k}};
-  if (flags->Has("json")) {
+  if (json) {
     std::cout << out.dump() << "\n";
   } else {
     std::cout << absl::StrFormat(
         "%-8s c=%-3d requests=%d errors=%d tokens=%d in %.2fs: %.1f tok/s  TTFT p50 %.1f ms p99 %.1f ms  "
         "ITL p50 %.2f ms p99 %.2f ms  mean k %.3f\n",
-        label, *concurrency, all.requests, all.errors, all.completion_tokens, seconds, tok_per_s,
+        label, concurrency, all.requests, all.errors, all.completion_tokens, seconds, tok_per_s,
         out["ttft_ms_p50"].get<double>(), out["ttft_ms_p99"].get<double>(), out["itl_ms_p50"].get<double>(),
         out["itl_ms_p99"].get<double>(), mean_k);
   }

@@ -13,6 +13,7 @@
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "nlohmann/json.hpp"
+#include "testing/greedy_decode.h"
 #include "tests/test_util.h"
 
 namespace adak::engine {
@@ -131,10 +132,10 @@ TEST_F(StoriesMixtralTest, GreedyContinuationMatchesReference) {
 TEST_F(StoriesMixtralTest, GreedyTextReadsAsReference) {
   const auto& prompt = reference_["prompts"][0];
   const auto ids = prompt["input_ids"].get<std::vector<int32_t>>();
-  GenerateOptions options;
+  ::adak::testing::GreedyDecodeParams options;
   options.max_tokens = 48;
   options.stop_at_eos = false;
-  auto result = Generate(*session_, ids, options);
+  auto result = ::adak::testing::GreedyDecode(*session_, ids, options);
   ASSERT_THAT(result.status(), IsOk());
   EXPECT_EQ(result->text, prompt["greedy"]["text"].get<std::string>());
 }
@@ -209,12 +210,12 @@ TEST_F(StoriesMixtralAdaKTest, ReproducesReferenceKExpertsAndLogits) {
     for (int64_t v = 0; v < vocab; ++v) {
       ASSERT_PRED2(Close, last[v], prompt["last_position_logits"][static_cast<size_t>(v)].get<double>());
     }
-    GenerateOptions gen;
+    ::adak::testing::GreedyDecodeParams gen;
     gen.routing = routing_;
     gen.stop_at_eos = false;
     const auto greedy = prompt["greedy"]["ids"].get<std::vector<int32_t>>();
     gen.max_tokens = static_cast<int64_t>(greedy.size());
-    auto result = Generate(*session_, ids, gen);
+    auto result = ::adak::testing::GreedyDecode(*session_, ids, gen);
     ASSERT_THAT(result.status(), ::adak::testing::IsOk());
     EXPECT_EQ(result->output_ids, greedy);
   }

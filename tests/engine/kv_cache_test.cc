@@ -43,20 +43,7 @@ TEST(KvCache, CreatesPerLayerStorageAndRefusesBadSizes) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("block_size (-1)")));
 }
 
-TEST(BlockAllocator, HandsOutEveryBlockOnceAndReusesFreedOnes) {
-  BlockAllocator blocks(3);
-  std::set<int32_t> got;
-  for (int i = 0; i < 3; ++i) {
-    auto b = blocks.Allocate();
-    ASSERT_TRUE(b.has_value());
-    EXPECT_TRUE(got.insert(*b).second);
-  }
-  EXPECT_EQ(got, (std::set<int32_t>{0, 1, 2}));
-  EXPECT_EQ(blocks.num_free(), 0);
-  EXPECT_FALSE(blocks.Allocate().has_value());
-  blocks.Free(1);
-  EXPECT_EQ(blocks.num_free(), 1);
-  EXPECT_EQ(blocks.Allocate(), std::optional<int32_t>(1));
+TEST(BlocksFor, RoundsUpToWholeBlocks) {
   EXPECT_EQ(BlocksFor(0, 16), 0);
   EXPECT_EQ(BlocksFor(16, 16), 1);
   EXPECT_EQ(BlocksFor(17, 16), 2);

@@ -1,7 +1,8 @@
 // The scheduler over the real engine (the project's own models/stories-moe-small with its trained Ada-K
 // allocator; nothing outside the repository): concurrent greedy requests with different prompt lengths and
-// mixed routing policies (top-K and Ada-K in one batch) produce exactly the tokens engine::Generate
-// produces for each alone on a Session, also when a tiny KV cache forces preemption and recompute.
+// mixed routing policies (top-K and Ada-K in one batch) produce exactly the tokens greedy decoding gives
+// each alone on a Session (testing/greedy_decode.h), also when a tiny KV cache forces preemption and
+// recompute.
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -15,6 +16,7 @@
 #include "engine/session.h"
 #include "scheduler/scheduler.h"
 #include "tests/scheduler/fake_engine.h"
+#include "testing/greedy_decode.h"
 #include "tests/test_util.h"
 
 namespace adak::scheduler {
@@ -35,7 +37,7 @@ struct Case {
   std::vector<int32_t> prompt;
   engine::RoutingParams routing;
   int64_t max_tokens = 0;
-  std::vector<int32_t> expected;  // engine::Generate alone
+  std::vector<int32_t> expected;  // GreedyDecode alone
   std::string expected_text;
 };
 
@@ -63,10 +65,10 @@ class SchedulerEngineTest : public ::testing::Test {
       c.prompt.assign(ids->begin(), ids->begin() + static_cast<std::ptrdiff_t>(len));
       c.routing.policy = i % 2 == 0 ? engine::RoutingPolicy::kTopK : engine::RoutingPolicy::kAdaK;
       c.max_tokens = max_tokens;
-      engine::GenerateOptions g;
+      ::adak::testing::GreedyDecodeParams g;
       g.max_tokens = max_tokens;
       g.routing = c.routing;
-      auto result = engine::Generate(**session, c.prompt, g);
+      auto result = ::adak::testing::GreedyDecode(**session, c.prompt, g);
       EXPECT_THAT(result, IsOk());
       c.expected = result->output_ids;
       c.expected_text = result->text;
@@ -125,7 +127,7 @@ class SchedulerEngineTest : public ::testing::Test {
         const FinalOutput final = sinks[i]->final();
         ASSERT_THAT(final.status, IsOk());
         std::vector<int32_t> ids = sinks[i]->ids();
-        if (final.stop_token.has_value()) ids.pop_back();  // Generate does not report the eos token
+        if (final.stop_token.has_value()) ids.pop_back();  // GreedyDecode does not report the eos token
         EXPECT_THAT(ids, ElementsAreArray(cases[i].expected))
             << "request " << i << " (" << cases[i].prompt.size() << " prompt tokens, "
             << engine::RoutingPolicyName(cases[i].routing.policy) << ")";
@@ -201,7 +203,7 @@ TEST_F(SchedulerEngineTest, LogprobsAreBatchInvariant) {
 }
 
 // The second round is served mostly from the prefix cache (KV written by other requests, in other batch
-// shapes) and still matches engine::Generate alone.
+// shapes) and still matches GreedyDecode alone.
 TEST_F(SchedulerEngineTest, PrefixCacheKeepsOutputs) {
   const std::vector<Case> cases = MakeCases(8, 16);
   int64_t preemptions = 0, hits = 0;

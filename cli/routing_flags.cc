@@ -1,0 +1,96 @@
+#include "cli/routing_flags.h"
+
+#include "base/status_macros.h"
+#include "base/strings.h"
+#include "cli/flags.h"
+
+namespace adak::cli {
+
+void AddRoutingFileFlags(CLI::App* app, const std::string& policy_flag, RoutingFileFlags* files) {
+  files->allocator_option = AddString(
+      app, "allocator", &files->allocator,
+      StrCatStd("Ada-K allocator safetensors file (layers.{i}.allocator.weight); selects --", policy_flag,
+                " adak unless --", policy_flag, " is given"), "FILE");
+  files->null_experts_option = AddString(
+      app, "null-experts", &files->null_experts,
+      StrCatStd("null-experts safetensors file (layers.{i}.null_gate.weight); selects --", policy_flag,
+                " null unless --", policy_flag, " is given"), "FILE");
+}
+
+absl::Status LoadRoutingFiles(const RoutingFileFlags& files, const engine::ModelConfig& config,
+                              engine::RoutingWeights* weights) {
+  if (Given(files.allocator_option)) RETURN_IF_ERROR(engine::LoadAllocator(files.allocator, config, weights));
+  if (Given(files.null_experts_option)) {
+    RETURN_IF_ERROR(engine::LoadNullExperts(files.null_experts, config, weights));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ImpliedRoutingPolicy(const std::string& policy_flag, bool policy_given,
+                                                 const std::string& policy, const RoutingFileFlags& files) {
+  if (policy_given) return policy;
+  const bool allocator = Given(files.allocator_option);
+  const bool null_experts = Given(files.null_experts_option);
+  if (allocator && null_experts) {
+    return absl::InvalidArgumentError(StrCatStd("--allocator and --null-experts were both given without --",
+                                                policy_flag, "; say which policy to use (--", policy_flag,
+                                                " adak or --", policy_flag, " null)"));
+  }
+  if (allocator) return std::string("adak");
+  if (null_experts) return std::string("null");
+  return std::string("topk");
+}
+
+void AddRoutingFlags(CLI::App* app, RoutingFlags* flags) {
+  flags->routing_option = AddString(app, "routing", &flags->routing,
+                                    "routing policy: topk, adak, null or topp (default: adak with --allocator, "
+                                    "null with --null-experts, else topk)", "POLICY");
+  AddRoutingFileFlags(app, "routing", &flags->files);
+  // The upper bounds of the k flags are the model's expert count, checked once it is loaded.
+  flags->top_k_option =
+      AddInt(app, "top-k", &flags->top_k, "--routing topk: experts per token, up to E; 0 = the model's native K", 0,
+             kNoMax);
+  flags->top_p_option = AddDouble(app, "top-p", &flags->top_p,
+                                  "--routing topp (required there): smallest expert set with probability >= P",
+                                  0.0, 1.0);
+  flags->min_k_option =
+      AddInt(app, "min-k", &flags->min_k, "--routing adak: at least this many experts, up to E; 0 = no bound", 0,
+             kNoMax);
+  flags->max_k_option =
+      AddInt(app, "max-k", &flags->max_k, "--routing adak: at most this many experts, up to E; 0 = no bound", 0,
+             kNoMax);
+}
+
+absl::Status CheckRoutingFlags(const RoutingFlags& flags) {
+  return ImpliedRoutingPolicy("routing", Given(flags.routing_option), flags.routing, flags.files).status();
+}
+
+absl::StatusOr<engine::RoutingParams> RoutingFromFlags(const RoutingFlags& flags, const engine::ModelConfig& config) {
+  ASSIGN_OR_RETURN(std::string name,
+                   ImpliedRoutingPolicy("routing", Given(flags.routing_option), flags.routing, flags.files));
+  engine::RoutingParams r;
+  ASSIGN_OR_RETURN(r.policy, engine::ParseRoutingPolicy(name));
+  const int64_t e = config.num_experts;
+  RETURN_IF_ERROR(CheckRange("top-k", flags.top_k, 0, e));
+  RETURN_IF_ERROR(CheckRange("min-k", flags.min_k, 0, e));
+  RETURN_IF_ERROR(CheckRange("max-k", flags.max_k, 0, e));
+  r.top_k = flags.top_k;
+  r.top_p = static_cast<float>(flags.top_p);
+  r.min_k = flags.min_k;
+  r.max_k = flags.max_k;
+  if (r.policy == engine::RoutingPolicy::kTopP && !Given(flags.top_p_option)) {
+    return absl::InvalidArgumentError("--routing topp needs --top-p P with P in (0, 1]");
+  }
+  if (Given(flags.top_p_option) && r.policy != engine::RoutingPolicy::kTopP) {
+    return absl::InvalidArgumentError("--top-p applies to --routing topp only");
+  }
+  if ((Given(flags.min_k_option) || Given(flags.max_k_option)) && r.policy != engine::RoutingPolicy::kAdaK) {
+    return absl::InvalidArgumentError("--min-k and --max-k apply to --routing adak only");
+  }
+  if (Given(flags.top_k_option) && r.policy != engine::RoutingPolicy::kTopK) {
+    return absl::InvalidArgumentError("--top-k applies to --routing topk only");
+  }
+  return r;
+}
+
+}  // namespace adak::cli

@@ -1,0 +1,16 @@
+// `adak-server`: `adak serve` alone (same flags, same behaviour), linked without training/ or testing/.
+#include <vector>
+
+#include "cli/app.h"
+#include "cli/flags.h"
+#include "cli/serve_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app("adak-server: the adak inference server (gRPC + OpenAI-compatible HTTP); adak serve without the "
+               "offline commands",
+               "adak-server");
+  adak::cli::ConfigureApp(&app);
+  app.set_version_flag("--version", adak::cli::VersionLine(), "print the version and exit");
+  const std::vector<adak::cli::Command> commands = {{"serve", &app, adak::cli::SetUpServe(&app)}};
+  return adak::cli::RunCommandLine(&app, commands, argc, argv);
+}
