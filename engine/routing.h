@@ -2,7 +2,7 @@
 //
 // A RoutingParams travels with each sequence of a batch, so requests with different policies share one
 // forward pass; ToTokenRoute turns it into the plain per-token record the routing kernel reads. The
-// rules themselves are in kernels/cpu/moe_routing.h and ../shared/ARCHITECTURE.md. Value types;
+// rules themselves are in kernels/cpu/moe_routing.h and docs/architecture.md. Value types;
 // thread-compatible.
 #ifndef ADAK_ENGINE_ROUTING_H_
 #define ADAK_ENGINE_ROUTING_H_

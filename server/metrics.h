@@ -1,4 +1,4 @@
-// The Prometheus metrics of ../shared/ARCHITECTURE.md ("Metrics"), fed by the scheduler's observer events
+// The Prometheus metrics of docs/architecture.md ("Metrics"), fed by the scheduler's observer events
 // and by the front ends' rejections, exposed in the text format on the HTTP gateway's /metrics.
 //
 // Names and labels are fixed there (bounded cardinality): per-layer series for L layers, per-expert

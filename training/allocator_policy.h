@@ -1,7 +1,7 @@
 // The Ada-K allocator as a trainable policy: pi(a | x) = softmax(W x)_a with W [A, H] and action a meaning
 // k = a + 1 experts. The pieces the PPO trainer needs, written out plainly (no autograd library):
 //   - PPO-clip loss and its exact gradient with respect to W, plus the expected-k penalty
-//     lambda * sum_a (a + 1) * pi(a | x) (../shared/ARCHITECTURE.md, "Training the allocators");
+//     lambda * sum_a (a + 1) * pi(a | x) (docs/architecture.md, "The method the engine reproduces");
 //   - the warm-start cross-entropy towards a fixed label and its gradient;
 //   - the top-p pseudo label n(p) = min{k : sum of the k largest router probabilities >= p} and the search
 //     for the p whose mean label equals the native K;

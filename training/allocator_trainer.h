@@ -1,4 +1,4 @@
-// Training Ada-K allocators with PPO on a frozen model (../shared/ARCHITECTURE.md, "Training the allocators").
+// Training Ada-K allocators with PPO on a frozen model (docs/architecture.md, "The method the engine reproduces").
 //
 // Each Step draws `batch` windows of `seq_len` tokens from the training ids and runs two forwards over the
 // same tokens: a rollout where every MoE layer samples each token's k from softmax(W_alloc x) (recording

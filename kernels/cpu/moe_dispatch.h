@@ -13,7 +13,7 @@
 
 namespace adak::kernels {
 
-// The padding-free plan of one MoE layer for one step (../shared/ARCHITECTURE.md, "Dispatch plan"):
+// The padding-free plan of one MoE layer for one step (docs/architecture.md, "The dispatch plan"):
 //  1. tokens are bucketed by k with a stable counting sort, so each token's (token, expert) pairs occupy a
 //     contiguous slot range (prefix sum over k in bucket order); tokens with k = 0 get no slots;
 //  2. the pairs are grouped by expert (CSR offsets [E+1]), in token order within an expert, so each

@@ -4,7 +4,7 @@
 // router's, [E, E + Ea) the Ada-K allocator's (Ea = E when the layer has an allocator, else 0), and the
 // last M the null experts' (AdaMoE). Each token carries its own policy, so one batch mixes policies.
 // Output: k_t and the chosen experts in descending router probability (ties: lower index) with their
-// combine weights, in [T, KM] slots (KM = E). The rules, exactly (../shared/ARCHITECTURE.md):
+// combine weights, in [T, KM] slots (KM = E). The rules, exactly (docs/architecture.md):
 //   kTopK:  k = the token's k; top-k of softmax over E; renormalised iff `renormalize` (the model's rule).
 //   kAdaK:  k = argmax(allocator logits) + 1 (ties: lower index), clamped to [min_k, max_k]; then as kTopK.
 //           A layer without an allocator (Ea = 0) uses the token's k, as kTopK. With `sample` (training

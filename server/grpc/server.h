@@ -1,5 +1,5 @@
 // The gRPC front end: the adak.v1.Generation service (callback API, reactor contract of
-// ../shared/STYLE.md), grpc.health.v1 (service "" = liveness, "adak.v1.Generation" = readiness) and
+// docs/architecture.md, "Threads"), grpc.health.v1 (service "" = liveness, "adak.v1.Generation" = readiness) and
 // server reflection, on one port. Requests go through server/admission.h to the scheduler; tokens
 // come back through a per-call queue drained from OnWriteDone.
 #ifndef ADAK_SERVER_GRPC_SERVER_H_
