@@ -25,11 +25,11 @@ namespace adak::internal {
 
 }  // namespace adak::internal
 
-#define ADAK_CHECK(condition, ...)                                                                      \
-  do {                                                                                                  \
-    if (!(condition)) [[unlikely]] {                                                                    \
-      ::adak::internal::CheckFailed(__FILE__, __LINE__, #condition, ::absl::StrCat(__VA_ARGS__));       \
-    }                                                                                                   \
+#define ADAK_CHECK(condition, ...)                                                                \
+  do {                                                                                            \
+    if (!(condition)) [[unlikely]] {                                                              \
+      ::adak::internal::CheckFailed(__FILE__, __LINE__, #condition, ::absl::StrCat(__VA_ARGS__)); \
+    }                                                                                             \
   } while (false)
 
 #endif  // ADAK_BASE_CHECK_H_

@@ -12,8 +12,8 @@ namespace adak {
 
 void Log(LogLevel level, std::string_view message) {
   const char* tag = level == LogLevel::kInfo ? "I" : level == LogLevel::kWarning ? "W" : "E";
-  std::string line = absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
-                                  " ", tag, " ", absl::string_view(message.data(), message.size()), "\n");
+  std::string line = absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()), " ", tag,
+                                  " ", absl::string_view(message.data(), message.size()), "\n");
   ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
   (void)unused;
 }

@@ -15,18 +15,18 @@
 #define ADAK_STATUS_CONCAT_(a, b) ADAK_STATUS_CONCAT_INNER_(a, b)
 
 // Evaluates `expr` (an absl::Status); returns it from the enclosing function when not OK.
-#define RETURN_IF_ERROR(expr)                                    \
-  do {                                                           \
-    ::absl::Status adak_status_ = (expr);                        \
-    if (!adak_status_.ok()) return adak_status_;                 \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::absl::Status adak_status_ = (expr);        \
+    if (!adak_status_.ok()) return adak_status_; \
   } while (0)
 
 // `lhs` = value of `rexpr` (an absl::StatusOr<T>), or returns its status from the enclosing function.
 #define ASSIGN_OR_RETURN(lhs, rexpr) \
   ADAK_ASSIGN_OR_RETURN_IMPL_(ADAK_STATUS_CONCAT_(adak_statusor_, __LINE__), lhs, rexpr)
 
-#define ADAK_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
-  auto statusor = (rexpr);                                \
+#define ADAK_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr)  \
+  auto statusor = (rexpr);                                 \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
 

@@ -3,10 +3,10 @@
 //   adaptive_decode_bench --model DIR [--batch 16] [--steps 16] [--target-mean-k 6] [--threads T] [--reps 3]
 //
 // The allocator is built here (BuildAllocator below): in every MoE layer, rows for k in a window
-// [K_lo, K_hi] (up to 5 values) centred on --target-mean-k get random N(0, 1/sqrt(H)) entries and the other rows zero, so a
-// token's k is the argmax of a few random projections of its hidden state: it varies per token, with a
-// mean near the target. For each batch size the bench runs `steps` decode steps (after a short prompt
-// per sequence) with each policy, alternating policies rep by rep, and prints:
+// [K_lo, K_hi] (up to 5 values) centred on --target-mean-k get random N(0, 1/sqrt(H)) entries and the other rows zero,
+// so a token's k is the argmax of a few random projections of its hidden state: it varies per token, with a mean near
+// the target. For each batch size the bench runs `steps` decode steps (after a short prompt per sequence) with each
+// policy, alternating policies rep by rep, and prints:
 //   - the step time of each policy (median over reps) and their ratio (the realised speedup);
 //   - the ideal ratio from the weight bytes each step touches: the non-expert weights plus one read of
 //     every distinct expert the step's tokens chose in each layer (counted from the recorded routing);
@@ -15,18 +15,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <optional>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
 #include "base/strings.h"
 #include "cli/app.h"
 #include "cli/flags.h"
-#include "base/status_macros.h"
 #include "engine/cpu_backend.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
@@ -60,8 +60,8 @@ RoutingWeights BuildAllocator(const ModelConfig& c, double target_mean_k, uint64
 }
 
 struct StepStats {
-  double seconds = 0.0;       // median step time
-  double bytes = 0.0;         // mean weight bytes touched per step
+  double seconds = 0.0;  // median step time
+  double bytes = 0.0;    // mean weight bytes touched per step
   double mean_k = 0.0;
 };
 
@@ -132,8 +132,8 @@ class Bench {
     const double dtype = static_cast<double>(DTypeSize(c.torch_dtype));
     const ParameterCounts p = CountParameters(c);
     const double expert = 3.0 * static_cast<double>(c.hidden_size * c.moe_intermediate_size) * dtype;
-    double bytes = static_cast<double>(p.active_per_token - c.num_moe_layers() * c.num_experts_per_tok *
-                                                                3 * c.hidden_size * c.moe_intermediate_size) *
+    double bytes = static_cast<double>(p.active_per_token - c.num_moe_layers() * c.num_experts_per_tok * 3 *
+                                                                c.hidden_size * c.moe_intermediate_size) *
                    dtype;
     for (size_t l = 0; l < r.routed_ids.size(); ++l) {
       if (!c.moe_layers[l]) continue;
@@ -185,9 +185,9 @@ int Main(int argc, char** argv) {
   const double bandwidth = kernels::MeasureMemoryReadBandwidth(&pool);
   std::printf("%s", absl::StrFormat("model %s: %s, %d layers, %d experts top-%d, H %d, I %d, %s; threads %d\n"
                                     "memory read bandwidth (measured in this run): %.2f GB/s\n",
-                                    dir, ArchitectureName(c.arch), c.num_layers, c.num_experts,
-                                    c.num_experts_per_tok, c.hidden_size, c.moe_intermediate_size,
-                                    DTypeName(c.torch_dtype), pool.num_threads(), bandwidth / 1e9)
+                                    dir, ArchitectureName(c.arch), c.num_layers, c.num_experts, c.num_experts_per_tok,
+                                    c.hidden_size, c.moe_intermediate_size, DTypeName(c.torch_dtype),
+                                    pool.num_threads(), bandwidth / 1e9)
                         .c_str());
   RoutingParams topk, adak;
   adak.policy = RoutingPolicy::kAdaK;
@@ -220,8 +220,7 @@ int Main(int argc, char** argv) {
       std::printf("%s", absl::StrFormat("batch   1 | achieved weight bandwidth: top-k %.2f GB/s (%.1f%%), ada-k %.2f "
                                         "GB/s (%.1f%%) of %.2f GB/s measured\n",
                                         s_topk.bytes / st / 1e9, 100.0 * s_topk.bytes / st / bandwidth,
-                                        s_adak.bytes / sa / 1e9, 100.0 * s_adak.bytes / sa / bandwidth,
-                                        bandwidth / 1e9)
+                                        s_adak.bytes / sa / 1e9, 100.0 * s_adak.bytes / sa / bandwidth, bandwidth / 1e9)
                             .c_str());
     }
   }

@@ -117,8 +117,7 @@ int Run(int argc, char** argv) {
                                     config.num_experts, config.num_experts_per_tok, DTypeName(config.torch_dtype),
                                     pool.num_threads(), adak::kernels::MatMulIsa(), touch_s, checksum, bandwidth / 1e9,
                                     bytes / 1e6, floor_s * 1e3, 1.0 / floor_s, best, median, reps, tokens,
-                                    prompt_tokens, 100.0 * best * floor_s, 100.0 * median * floor_s,
-                                    best * bytes / 1e9)
+                                    prompt_tokens, 100.0 * best * floor_s, 100.0 * median * floor_s, best * bytes / 1e9)
                         .c_str());
   return 0;
 }

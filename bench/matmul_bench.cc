@@ -14,8 +14,8 @@
 #include <cstdio>
 #include <limits>
 #include <random>
-#include <string>
 #include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -32,14 +32,13 @@ ThreadPool& Pool() {
   return pool;
 }
 
-
 // A set of `copies` bf16 weight matrices [n, k] (contiguous), plus activations and outputs for T tokens.
 struct Problem {
   int64_t n;
   int64_t k;
   int64_t t;
   int copies;
-  int64_t w_offset;            // bytes from a 64-byte boundary to the weights (a multiple of 2)
+  int64_t w_offset;  // bytes from a 64-byte boundary to the weights (a multiple of 2)
   std::vector<uint16_t> w_storage;
   uint16_t* w_data = nullptr;  // n * k * copies elements inside w_storage
   std::vector<float> x;
@@ -123,13 +122,12 @@ void BM_MatMulBf16(benchmark::State& state) {
     copy = (copy + 1) % copies;
   }
   SetBandwidthCounters(state, static_cast<double>(n * k * 2), floor);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(2e-9 * static_cast<double>(t * n * k) * static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(
+      2e-9 * static_cast<double>(t * n * k) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 constexpr int64_t kGemv = std::numeric_limits<int64_t>::max();  // never sgemm
-constexpr int64_t kSgemm = 1;                                     // always sgemm
+constexpr int64_t kSgemm = 1;                                   // always sgemm
 constexpr auto kAvx2 = static_cast<int64_t>(MatMulIsaKind::kAvx2);
 constexpr auto kScalar = static_cast<int64_t>(MatMulIsaKind::kScalar);
 

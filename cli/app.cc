@@ -57,8 +57,8 @@ int RunCommandLine(CLI::App* app, std::span<const Command> commands, int argc, c
   if (chosen == nullptr) {
     const std::vector<std::string> extras = app->remaining();
     if (!extras.empty() && !extras.front().starts_with("-")) {
-      return ReportError("", absl::InvalidArgumentError(StrCatStd("unknown command '", extras.front(),
-                                                                  "' (adak --help lists the commands)")));
+      return ReportError("", absl::InvalidArgumentError(
+                                 StrCatStd("unknown command '", extras.front(), "' (adak --help lists the commands)")));
     }
     absl::Status extra = CheckNoExtras(*app);
     if (!extra.ok()) return ReportError("", extra);

@@ -21,10 +21,10 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
-#include "training/evaluation.h"
-#include "nlohmann/json.hpp"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "nlohmann/json.hpp"
+#include "training/evaluation.h"
 
 namespace adak::cli {
 namespace {
@@ -81,23 +81,24 @@ void PrintJson(const training::EvalResult& main, const std::vector<training::Eva
 void PrintReport(const training::EvalResult& main, const std::vector<training::EvalResult>& sweep,
                  const engine::ModelConfig& config, const std::string& model_dir, const std::string& data) {
   std::printf("model=%s data=%s\n", model_dir.c_str(), data.c_str());
-  std::printf("%s", absl::StrFormat("tokens_run=%d scored=%d windows=%d context=%d\n", main.tokens_run,
-                                    main.scored, main.windows, main.context)
+  std::printf("%s", absl::StrFormat("tokens_run=%d scored=%d windows=%d context=%d\n", main.tokens_run, main.scored,
+                                    main.windows, main.context)
                         .c_str());
-  std::printf("%s", absl::StrFormat("routing=%s nats_per_token=%.6f perplexity=%.4f tok_s=%.1f\n",
-                                    training::RoutingLabel(main.routing, config), main.nats_per_token(),
-                                    main.perplexity(),
-                                    main.seconds > 0 ? static_cast<double>(main.tokens_run) / main.seconds : 0.0)
-                        .c_str());
+  std::printf("%s",
+              absl::StrFormat("routing=%s nats_per_token=%.6f perplexity=%.4f tok_s=%.1f\n",
+                              training::RoutingLabel(main.routing, config), main.nats_per_token(), main.perplexity(),
+                              main.seconds > 0 ? static_cast<double>(main.tokens_run) / main.seconds : 0.0)
+                  .c_str());
   std::printf("%s\nmean_k_per_layer=%s\n", RoutingSummary(main.flops).c_str(),
               MeanKPerLayer(main.flops, config.num_layers).c_str());
   std::printf("\n%-12s %8s %7s %7s\n", "token class", "tokens", "share", "mean_k");
   for (training::TokenClass c : training::kAllTokenClasses) {
     const training::TokenClassStats& s = main.token_class(c);
-    const double share = main.scored == 0 ? 0.0 : 100.0 * static_cast<double>(s.tokens) / static_cast<double>(main.scored);
-    std::printf("%s", absl::StrFormat("%-12s %8d %6.2f%% %7.3f\n", training::TokenClassName(c), s.tokens, share,
-                                      s.mean_k())
-                          .c_str());
+    const double share =
+        main.scored == 0 ? 0.0 : 100.0 * static_cast<double>(s.tokens) / static_cast<double>(main.scored);
+    std::printf(
+        "%s",
+        absl::StrFormat("%-12s %8d %6.2f%% %7.3f\n", training::TokenClassName(c), s.tokens, share, s.mean_k()).c_str());
   }
   if (sweep.empty()) return;
   std::printf("%s", absl::StrFormat("\nfrontier (the same %d scored tokens; savings against native top-%d):\n",
@@ -108,10 +109,10 @@ void PrintReport(const training::EvalResult& main, const std::vector<training::E
   auto row = [&](const training::EvalResult& r, bool requested) {
     const std::string label = requested ? absl::StrCat(training::RoutingLabel(r.routing, config), " (requested)")
                                         : training::RoutingLabel(r.routing, config);
-    std::printf("%s", absl::StrFormat("%-24s %11.4f %11.6f %7.4f %18d %8.2f%%\n", label, r.perplexity(),
-                                      r.nats_per_token(), r.flops.mean_k(), r.flops.expert_flops(),
-                                      100.0 * r.flops.savings_ratio())
-                          .c_str());
+    std::printf("%s",
+                absl::StrFormat("%-24s %11.4f %11.6f %7.4f %18d %8.2f%%\n", label, r.perplexity(), r.nats_per_token(),
+                                r.flops.mean_k(), r.flops.expert_flops(), 100.0 * r.flops.savings_ratio())
+                    .c_str());
   };
   row(main, true);
   for (const training::EvalResult& r : sweep) row(r, false);
@@ -179,10 +180,10 @@ CommandFn SetUpEval(CLI::App* command) {
   AddString(command, "data", &flags->data, "text file to score", "FILE")->required();
   AddInt(command, "max-tokens", &flags->max_tokens, "score the first N tokens of --data; 0 = the whole file", 0,
          kNoMax);
-  flags->context_option = AddInt(command, "context", &flags->context,
-                                 "window length L, each window on a fresh context; at most the model's max context",
-                                 2, kNoMax)
-                              ->default_str("min(256, max context)");
+  flags->context_option =
+      AddInt(command, "context", &flags->context,
+             "window length L, each window on a fresh context; at most the model's max context", 2, kNoMax)
+          ->default_str("min(256, max context)");
   AddFlag(command, "json", &flags->json, "print one JSON object instead of the report");
   AddFlag(command, "sweep-topk", &flags->sweep_topk,
           "also evaluate top-1..top-K and top-p 0.3/0.5/0.7 on the same tokens and print the frontier");

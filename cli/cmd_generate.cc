@@ -85,11 +85,11 @@ std::string UsageSummary(const scheduler::Usage& u, const engine::ModelConfig& c
   }
   const int64_t moe_layers = config.num_moe_layers();
   const double native = u.expert_flops + u.expert_flops_saved;
-  return absl::StrFormat("mean_k=%.4f expert_activations=%d expert_flops=%.0f expert_flops_native=%.0f "
-                         "expert_flops_saved=%.0f savings=%.2f%%",
-                         moe_layers > 0 ? k_sum / static_cast<double>(moe_layers) : 0.0, u.expert_activations,
-                         u.expert_flops, native, u.expert_flops_saved,
-                         native > 0.0 ? 100.0 * u.expert_flops_saved / native : 0.0);
+  return absl::StrFormat(
+      "mean_k=%.4f expert_activations=%d expert_flops=%.0f expert_flops_native=%.0f "
+      "expert_flops_saved=%.0f savings=%.2f%%",
+      moe_layers > 0 ? k_sum / static_cast<double>(moe_layers) : 0.0, u.expert_activations, u.expert_flops, native,
+      u.expert_flops_saved, native > 0.0 ? 100.0 * u.expert_flops_saved / native : 0.0);
 }
 
 // One request through the same engine stack and scheduler `adak serve` runs (server/server_app.cc), sized
@@ -142,17 +142,16 @@ absl::Status Generate(const GenerateFlags& flags) {
   const int64_t generated = u.completion_tokens - (r.final.stop_token.has_value() ? 1 : 0);
   const double prefill_s = absl::ToDoubleSeconds(r.first_token - submitted);
   const double decode_s = absl::ToDoubleSeconds(r.finished - r.first_token);
-  std::fprintf(stderr, "%s",
-               absl::StrFormat("[stats] prompt_tokens=%d generated_tokens=%d finish_reason=%s prefill_tok_s=%.1f "
-                               "decode_tok_s=%.1f total_s=%.3f routing=%s %s\n",
-                               u.prompt_tokens, generated, scheduler::FinishReasonName(r.final.reason),
-                               prefill_s > 0 ? static_cast<double>(u.prompt_tokens) / prefill_s : 0.0,
-                               u.completion_tokens > 1 && decode_s > 0
-                                   ? static_cast<double>(u.completion_tokens - 1) / decode_s
-                                   : 0.0,
-                               prefill_s + decode_s, engine::RoutingPolicyName(m.routing.policy),
-                               UsageSummary(u, config))
-                   .c_str());
+  std::fprintf(
+      stderr, "%s",
+      absl::StrFormat(
+          "[stats] prompt_tokens=%d generated_tokens=%d finish_reason=%s prefill_tok_s=%.1f "
+          "decode_tok_s=%.1f total_s=%.3f routing=%s %s\n",
+          u.prompt_tokens, generated, scheduler::FinishReasonName(r.final.reason),
+          prefill_s > 0 ? static_cast<double>(u.prompt_tokens) / prefill_s : 0.0,
+          u.completion_tokens > 1 && decode_s > 0 ? static_cast<double>(u.completion_tokens - 1) / decode_s : 0.0,
+          prefill_s + decode_s, engine::RoutingPolicyName(m.routing.policy), UsageSummary(u, config))
+          .c_str());
   return absl::OkStatus();
 }
 
@@ -165,13 +164,12 @@ CommandFn SetUpGenerate(CLI::App* command) {
   AddString(command, "prompt", &flags->prompt, "text to continue")->required();
   AddInt(command, "max-tokens", &flags->max_tokens, "new tokens at most", 1, 1 << 20);
   AddDouble(command, "temperature", &flags->temperature, "sampling temperature; 0 = greedy", 0.0, 100.0);
-  flags->seed_option =
-      AddInt(command, "seed", &flags->seed, "sampling seed", 0, kNoMax)->default_str("random");
+  flags->seed_option = AddInt(command, "seed", &flags->seed, "sampling seed", 0, kNoMax)->default_str("random");
   AddInt(command, "sample-top-k", &flags->sample_top_k, "sample from the K most likely tokens; 0 = all", 0, 1 << 30);
   AddDouble(command, "sample-top-p", &flags->sample_top_p, "nucleus sampling threshold", 1e-9, 1.0);
   AddDouble(command, "min-p", &flags->min_p, "drop tokens below min-p x the top probability", 0.0, 1.0);
-  AddDouble(command, "repetition-penalty", &flags->repetition_penalty, "penalty on tokens already in the context",
-            1e-6, 100.0);
+  AddDouble(command, "repetition-penalty", &flags->repetition_penalty, "penalty on tokens already in the context", 1e-6,
+            100.0);
   AddFlag(command, "ignore-eos", &flags->ignore_eos, "keep generating past the end-of-sequence token");
   return [flags] { return Generate(*flags); };
 }

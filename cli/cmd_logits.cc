@@ -7,9 +7,9 @@
 
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
-#include "nlohmann/json.hpp"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "nlohmann/json.hpp"
 
 namespace adak::cli {
 namespace {
@@ -19,9 +19,8 @@ std::vector<std::pair<int32_t, float>> TopN(const float* row, int64_t vocab, int
   std::vector<int32_t> ids(static_cast<size_t>(vocab));
   std::iota(ids.begin(), ids.end(), 0);
   n = std::min(n, vocab);
-  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), [&](int32_t a, int32_t b) {
-    return row[a] != row[b] ? row[a] > row[b] : a < b;
-  });
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
+                    [&](int32_t a, int32_t b) { return row[a] != row[b] ? row[a] > row[b] : a < b; });
   std::vector<std::pair<int32_t, float>> top;
   for (int64_t i = 0; i < n; ++i) top.emplace_back(ids[static_cast<size_t>(i)], row[ids[static_cast<size_t>(i)]]);
   return top;

@@ -4,9 +4,9 @@
 #include <vector>
 
 #include "base/status_macros.h"
-#include "testing/make_model.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "testing/make_model.h"
 
 namespace adak::cli {
 namespace {

@@ -8,9 +8,9 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
-#include "training/evaluation.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "training/evaluation.h"
 
 namespace adak::cli {
 namespace {
@@ -55,10 +55,10 @@ CommandFn SetUpPerplexity(CLI::App* command) {
   AddModelFlags(command, &flags->model);
   AddString(command, "data", &flags->data, "text file to score", "FILE")->required();
   AddInt(command, "max-tokens", &flags->max_tokens, "score the first N tokens of --data", 2, kNoMax);
-  flags->context_option = AddInt(command, "context", &flags->context,
-                                 "window length L, each window on a fresh context; at most the model's max context",
-                                 2, kNoMax)
-                              ->default_str("min(256, max context)");
+  flags->context_option =
+      AddInt(command, "context", &flags->context,
+             "window length L, each window on a fresh context; at most the model's max context", 2, kNoMax)
+          ->default_str("min(256, max context)");
   return [flags] { return Perplexity(*flags); };
 }
 

@@ -97,15 +97,15 @@ CommandFn SetUpServe(CLI::App* command) {
   flags->default_routing_option =
       AddString(command, "default-routing", &flags->default_routing,
                 "routing of requests that name none: topk, adak (needs --allocator), null (needs --null-experts) or "
-                "topp (default: adak with --allocator, null with --null-experts, else topk)", "POLICY");
+                "topp (default: adak with --allocator, null with --null-experts, else topk)",
+                "POLICY");
   AddDouble(command, "default-top-p", &o.default_top_p, "threshold of --default-routing topp; 0 = 0.5", 0.0, 1.0);
   AddString(command, "host", &o.host, "address to listen on", "HOST");
   AddInt(command, "grpc-port", &o.grpc_port, "gRPC port; 0 = ephemeral, -1 = no gRPC server", -1, 65535);
   AddInt(command, "http-port", &o.http_port, "HTTP port; 0 = ephemeral, -1 = no HTTP gateway", -1, 65535);
   AddInt(command, "http-threads", &o.http_threads, "HTTP gateway threads", 1, 256);
   AddInt(command, "threads", &o.threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
-  AddInt(command, "max-batch-tokens", &o.max_batch_tokens, "tokens per forward (prefill chunks + decodes)", 1,
-         1 << 20);
+  AddInt(command, "max-batch-tokens", &o.max_batch_tokens, "tokens per forward (prefill chunks + decodes)", 1, 1 << 20);
   AddInt(command, "max-running-requests", &o.max_running_requests, "sequences holding KV blocks", 1, 1 << 16);
   AddInt(command, "max-waiting-requests", &o.max_waiting_requests,
          "admitted but not yet running; beyond: RESOURCE_EXHAUSTED", 0, 1 << 20);

@@ -13,9 +13,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
-#include "tokenizer/tokenizer.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "tokenizer/tokenizer.h"
 
 namespace adak::cli {
 namespace {
@@ -92,9 +92,9 @@ CommandFn SetUpTokenize(CLI::App* command) {
   AddString(command, "model", &flags->model, "Hugging Face model directory (its tokenizer.json)", "DIR")->required();
   flags->text_option = AddString(command, "text", &flags->text, "text to tokenize (or --file)");
   flags->file_option = AddString(command, "file", &flags->file, "file whose text to tokenize (or --text)", "FILE");
-  flags->out_option = AddString(command, "out", &flags->out,
-                                "write the ids as raw uint32 little-endian to this file instead of printing them",
-                                "FILE");
+  flags->out_option =
+      AddString(command, "out", &flags->out,
+                "write the ids as raw uint32 little-endian to this file instead of printing them", "FILE");
   AddFlag(command, "add-special-tokens", &flags->add_special_tokens,
           "also run the tokenizer's post-processor (e.g. a prepended BOS)");
   return [flags] { return Tokenize(*flags); };

@@ -18,10 +18,10 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
-#include "training/allocator_trainer.h"
-#include "nlohmann/json.hpp"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "nlohmann/json.hpp"
+#include "training/allocator_trainer.h"
 
 namespace adak::cli {
 namespace {
@@ -62,8 +62,8 @@ absl::Status Train(const TrainFlags& flags) {
   } else if (warm != "auto") {
     double p = 0.0;
     if (!absl::SimpleAtod(warm, &p) || !(p > 0.0 && p <= 1.0)) {
-      return absl::InvalidArgumentError(StrCatStd("--warm-start-p must be auto, none or a number in (0, 1], got '",
-                                                  warm, "'"));
+      return absl::InvalidArgumentError(
+          StrCatStd("--warm-start-p must be auto, none or a number in (0, 1], got '", warm, "'"));
     }
     o.warm_start_p = p;
   }
@@ -89,8 +89,12 @@ absl::Status Train(const TrainFlags& flags) {
     ASSIGN_OR_RETURN(training::WarmStartStats w, trainer->WarmStart());
     std::fprintf(stderr, "warm start: p=%.4f mean label %.3f, cross-entropy %.4f -> %.4f over %lld steps\n", w.p,
                  w.mean_label, w.first_loss, w.last_loss, static_cast<long long>(w.steps));
-    log << nlohmann::json{{"warm_start", {{"p", w.p}, {"mean_label", w.mean_label}, {"first_loss", w.first_loss},
-                                          {"last_loss", w.last_loss}, {"steps", w.steps}}}}
+    log << nlohmann::json{{"warm_start",
+                           {{"p", w.p},
+                            {"mean_label", w.mean_label},
+                            {"first_loss", w.first_loss},
+                            {"last_loss", w.last_loss},
+                            {"steps", w.steps}}}}
                .dump()
         << "\n";
   }
@@ -115,15 +119,21 @@ absl::Status Train(const TrainFlags& flags) {
     std::fprintf(stderr,
                  "%s[step %lld/%lld] reward %.4f adv %+.4f E[k] %.3f mean k [%s] argmax k [%s] %.0f tok/s ETA %s%s",
                  tty ? "\r" : "", static_cast<long long>(s.step), static_cast<long long>(o.steps), s.reward,
-                 s.advantage, s.expected_k, ks.c_str(), gks.c_str(), tok_s, Duration(eta).c_str(),
-                 tty ? "   " : "\n");
-    log << nlohmann::json{{"step", s.step},          {"reward", s.reward},
-                          {"baseline_reward", s.baseline_reward}, {"advantage", s.advantage},
-                          {"loss", s.loss},          {"expected_k", s.expected_k},
-                          {"clipped_fraction", s.clipped_fraction}, {"mean_k", s.mean_k},
-                          {"greedy_k", s.greedy_k},  {"advantage_std", s.advantage_std},
-                          {"lr", s.lr},              {"lambda", s.lambda},
-                          {"tokens", s.tokens},      {"seconds", s.seconds}}
+                 s.advantage, s.expected_k, ks.c_str(), gks.c_str(), tok_s, Duration(eta).c_str(), tty ? "   " : "\n");
+    log << nlohmann::json{{"step", s.step},
+                          {"reward", s.reward},
+                          {"baseline_reward", s.baseline_reward},
+                          {"advantage", s.advantage},
+                          {"loss", s.loss},
+                          {"expected_k", s.expected_k},
+                          {"clipped_fraction", s.clipped_fraction},
+                          {"mean_k", s.mean_k},
+                          {"greedy_k", s.greedy_k},
+                          {"advantage_std", s.advantage_std},
+                          {"lr", s.lr},
+                          {"lambda", s.lambda},
+                          {"tokens", s.tokens},
+                          {"seconds", s.seconds}}
                .dump()
         << "\n";
     log.flush();

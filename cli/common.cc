@@ -15,8 +15,8 @@
 namespace adak::cli {
 
 void AddModelFlags(CLI::App* command, ModelFlags* flags) {
-  AddString(command, "model", &flags->model, "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)",
-            "DIR")
+  AddString(command, "model", &flags->model,
+            "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)", "DIR")
       ->required();
   AddInt(command, "threads", &flags->threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
   AddRoutingFlags(command, &flags->routing);
@@ -57,10 +57,11 @@ absl::Status ReadDataFile(const std::string& path, std::string* text) {
 }
 
 std::string RoutingSummary(const engine::FlopCounter& f) {
-  return absl::StrFormat("mean_k=%.4f expert_activations=%d expert_flops=%d expert_flops_native=%d "
-                         "expert_flops_saved=%d savings=%.2f%%",
-                         f.mean_k(), f.expert_activations(), f.expert_flops(), f.native_expert_flops(),
-                         f.expert_flops_saved(), 100.0 * f.savings_ratio());
+  return absl::StrFormat(
+      "mean_k=%.4f expert_activations=%d expert_flops=%d expert_flops_native=%d "
+      "expert_flops_saved=%d savings=%.2f%%",
+      f.mean_k(), f.expert_activations(), f.expert_flops(), f.native_expert_flops(), f.expert_flops_saved(),
+      100.0 * f.savings_ratio());
 }
 
 std::string MeanKPerLayer(const engine::FlopCounter& f, int64_t num_layers) {

@@ -47,8 +47,8 @@ std::string FlagNameIn(const std::string& message, const std::string& suffix) {
 
 }  // namespace
 
-CLI::Option* AddInt(CLI::App* app, const std::string& name, int64_t* value, const std::string& description,
-                    int64_t min, int64_t max) {
+CLI::Option* AddInt(CLI::App* app, const std::string& name, int64_t* value, const std::string& description, int64_t min,
+                    int64_t max) {
   return AddIntImpl(app, name, value, description, min, max);
 }
 

@@ -27,8 +27,8 @@ inline constexpr int64_t kNoMax = std::numeric_limits<int64_t>::max();
 // `--name` bound to `*value`, whose current value is the default shown by --help. On a value outside
 // [min, max] (or not an integer) parsing fails with "--name must be an integer in [min, max], got 'v'".
 // REQUIRES: `value` outlives parsing; name without dashes.
-CLI::Option* AddInt(CLI::App* app, const std::string& name, int64_t* value, const std::string& description,
-                    int64_t min, int64_t max);
+CLI::Option* AddInt(CLI::App* app, const std::string& name, int64_t* value, const std::string& description, int64_t min,
+                    int64_t max);
 CLI::Option* AddInt(CLI::App* app, const std::string& name, int* value, const std::string& description, int min,
                     int max);
 // The same for a finite number: "--name must be a number in [min, max], got 'v'".

@@ -7,14 +7,16 @@
 namespace adak::cli {
 
 void AddRoutingFileFlags(CLI::App* app, const std::string& policy_flag, RoutingFileFlags* files) {
-  files->allocator_option = AddString(
-      app, "allocator", &files->allocator,
-      StrCatStd("Ada-K allocator safetensors file (layers.{i}.allocator.weight); selects --", policy_flag,
-                " adak unless --", policy_flag, " is given"), "FILE");
-  files->null_experts_option = AddString(
-      app, "null-experts", &files->null_experts,
-      StrCatStd("null-experts safetensors file (layers.{i}.null_gate.weight); selects --", policy_flag,
-                " null unless --", policy_flag, " is given"), "FILE");
+  files->allocator_option =
+      AddString(app, "allocator", &files->allocator,
+                StrCatStd("Ada-K allocator safetensors file (layers.{i}.allocator.weight); selects --", policy_flag,
+                          " adak unless --", policy_flag, " is given"),
+                "FILE");
+  files->null_experts_option =
+      AddString(app, "null-experts", &files->null_experts,
+                StrCatStd("null-experts safetensors file (layers.{i}.null_gate.weight); selects --", policy_flag,
+                          " null unless --", policy_flag, " is given"),
+                "FILE");
 }
 
 absl::Status LoadRoutingFiles(const RoutingFileFlags& files, const engine::ModelConfig& config,
@@ -44,21 +46,19 @@ absl::StatusOr<std::string> ImpliedRoutingPolicy(const std::string& policy_flag,
 void AddRoutingFlags(CLI::App* app, RoutingFlags* flags) {
   flags->routing_option = AddString(app, "routing", &flags->routing,
                                     "routing policy: topk, adak, null or topp (default: adak with --allocator, "
-                                    "null with --null-experts, else topk)", "POLICY");
+                                    "null with --null-experts, else topk)",
+                                    "POLICY");
   AddRoutingFileFlags(app, "routing", &flags->files);
   // The upper bounds of the k flags are the model's expert count, checked once it is loaded.
-  flags->top_k_option =
-      AddInt(app, "top-k", &flags->top_k, "--routing topk: experts per token, up to E; 0 = the model's native K", 0,
-             kNoMax);
-  flags->top_p_option = AddDouble(app, "top-p", &flags->top_p,
-                                  "--routing topp (required there): smallest expert set with probability >= P",
-                                  0.0, 1.0);
-  flags->min_k_option =
-      AddInt(app, "min-k", &flags->min_k, "--routing adak: at least this many experts, up to E; 0 = no bound", 0,
-             kNoMax);
-  flags->max_k_option =
-      AddInt(app, "max-k", &flags->max_k, "--routing adak: at most this many experts, up to E; 0 = no bound", 0,
-             kNoMax);
+  flags->top_k_option = AddInt(app, "top-k", &flags->top_k,
+                               "--routing topk: experts per token, up to E; 0 = the model's native K", 0, kNoMax);
+  flags->top_p_option =
+      AddDouble(app, "top-p", &flags->top_p,
+                "--routing topp (required there): smallest expert set with probability >= P", 0.0, 1.0);
+  flags->min_k_option = AddInt(app, "min-k", &flags->min_k,
+                               "--routing adak: at least this many experts, up to E; 0 = no bound", 0, kNoMax);
+  flags->max_k_option = AddInt(app, "max-k", &flags->max_k,
+                               "--routing adak: at most this many experts, up to E; 0 = no bound", 0, kNoMax);
 }
 
 absl::Status CheckRoutingFlags(const RoutingFlags& flags) {

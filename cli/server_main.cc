@@ -6,9 +6,10 @@
 #include "cli/serve_command.h"
 
 int main(int argc, char** argv) {
-  CLI::App app("adak-server: the adak inference server (gRPC + OpenAI-compatible HTTP); adak serve without the "
-               "offline commands",
-               "adak-server");
+  CLI::App app(
+      "adak-server: the adak inference server (gRPC + OpenAI-compatible HTTP); adak serve without the "
+      "offline commands",
+      "adak-server");
   adak::cli::ConfigureApp(&app);
   app.set_version_flag("--version", adak::cli::VersionLine(), "print the version and exit");
   const std::vector<adak::cli::Command> commands = {{"serve", &app, adak::cli::SetUpServe(&app)}};

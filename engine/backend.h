@@ -74,9 +74,9 @@ struct AttentionBatch {
 };
 
 struct AttentionArgs {
-  Tensor q;              // [T, heads * head_dim] after RoPE
-  Tensor k;              // [T, kv_heads * head_dim] after RoPE
-  Tensor v;              // [T, kv_heads * head_dim]
+  Tensor q;  // [T, heads * head_dim] after RoPE
+  Tensor k;  // [T, kv_heads * head_dim] after RoPE
+  Tensor v;  // [T, kv_heads * head_dim]
   int64_t heads = 0;
   int64_t kv_heads = 0;
   int64_t head_dim = 0;
@@ -86,26 +86,26 @@ struct AttentionArgs {
   int64_t num_blocks = 0;
   int64_t block_size = 0;
   AttentionBatch batch;
-  Tensor out;            // [T, heads * head_dim]
+  Tensor out;  // [T, heads * head_dim]
 };
 
 struct MoeArgs {
-  Tensor x;                          // [T, H] router / expert input
+  Tensor x;  // [T, H] router / expert input
   // Fused gate rows [E + Ea + M, H]: the router's E rows, then the Ada-K allocator's Ea (E or 0), then M
   // null-expert rows: one GEMM gives every routing logit of the layer.
   Tensor gate;
-  int64_t num_experts = 0;           // E
-  int64_t allocator_rows = 0;        // Ea
-  int64_t null_rows = 0;             // M
-  bool renormalize = false;          // the model's native rule (norm_topk_prob)
-  int64_t layer = 0;                 // model layer index (keys sampled routing draws)
+  int64_t num_experts = 0;                      // E
+  int64_t allocator_rows = 0;                   // Ea
+  int64_t null_rows = 0;                        // M
+  bool renormalize = false;                     // the model's native rule (norm_topk_prob)
+  int64_t layer = 0;                            // model layer index (keys sampled routing draws)
   const kernels::TokenRoute* routes = nullptr;  // device [T]: each token's policy
-  std::span<const MlpTensors> experts;  // E (the caller keeps them alive for the call)
+  std::span<const MlpTensors> experts;          // E (the caller keeps them alive for the call)
   // Optional shared expert, applied to every token, scaled by sigmoid(shared_gate x) when present.
   MlpTensors shared;
-  Tensor shared_gate;                // [1, H]
-  Tensor out;                        // [T, H], accumulated into (+=)
-  int32_t* k_out = nullptr;          // device [T]: experts each token ran (always written)
+  Tensor shared_gate;        // [1, H]
+  Tensor out;                // [T, H], accumulated into (+=)
+  int32_t* k_out = nullptr;  // device [T]: experts each token ran (always written)
   // Optional routing record, device [T, E]: expert ids in descending router probability (-1 past k) and
   // their combine weights.
   int32_t* ids_out = nullptr;
@@ -170,7 +170,7 @@ struct BackendRegistration {
 // ones); FailedPrecondition when the backend is registered but has no device here;
 // whatever the backend's own construction returns.
 [[nodiscard]] absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name,
-                                                                    const BackendOptions& options = {});
+                                                                     const BackendOptions& options = {});
 
 }  // namespace adak::engine
 

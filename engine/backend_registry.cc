@@ -43,7 +43,8 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name, co
         absl::StrCat("backend '", std::string(name), "' is not registered; registered: ", absl::StrJoin(names, ", ")));
   }
   if (!it->available()) {
-    return absl::FailedPreconditionError(absl::StrCat("backend '", std::string(name), "' has no device on this machine"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("backend '", std::string(name), "' has no device on this machine"));
   }
   return it->create(options);
 }

@@ -58,8 +58,8 @@ absl::Status CpuBackend::Download(const void* device, size_t bytes, void* host) 
 
 absl::StatusOr<Tensor> CpuBackend::PrepareWeight(const TensorView& w) {
   if (w.shape.size() > 2) {
-    return absl::InvalidArgumentError(absl::StrCat("tensor '", w.name, "' has ", w.shape.size(),
-                                                   " dimensions; weights must have at most 2"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor '", w.name, "' has ", w.shape.size(), " dimensions; weights must have at most 2"));
   }
   Tensor t;
   t.data = const_cast<std::byte*>(w.data);  // read-only by contract: ops never write weights

@@ -23,7 +23,6 @@
 namespace adak::engine {
 namespace {
 
-
 using Json = nlohmann::json;
 using OrderedJson = nlohmann::ordered_json;
 
@@ -64,16 +63,11 @@ struct ArchDefaults {
 
 ArchDefaults DefaultsOf(Architecture arch) {
   switch (arch) {
-    case Architecture::kMixtral:
-      return {4096 * 32, 1e6, 1e-5f, 8};
-    case Architecture::kQwen2Moe:
-      return {32768, 10000.0, 1e-6f, 16};
-    case Architecture::kDeepseek:
-      return {2048, 10000.0, 1e-6f, 32};
-    case Architecture::kOlmoe:
-      return {4096, 10000.0, 1e-5f, -1};
-    case Architecture::kQwen3Moe:
-      return {32768, 10000.0, 1e-6f, 4};
+    case Architecture::kMixtral: return {4096 * 32, 1e6, 1e-5f, 8};
+    case Architecture::kQwen2Moe: return {32768, 10000.0, 1e-6f, 16};
+    case Architecture::kDeepseek: return {2048, 10000.0, 1e-6f, 32};
+    case Architecture::kOlmoe: return {4096, 10000.0, 1e-5f, -1};
+    case Architecture::kQwen3Moe: return {32768, 10000.0, 1e-6f, 4};
   }
   return {4096, 10000.0, 1e-6f, -1};
 }
@@ -89,7 +83,8 @@ class ConfigReader {
   }
 
   [[nodiscard]] absl::Status Missing(std::string_view key) const {
-    return absl::InvalidArgumentError(StrCatStd("config.json: required field '", key, "' is missing (", arch_name_, ")"));
+    return absl::InvalidArgumentError(
+        StrCatStd("config.json: required field '", key, "' is missing (", arch_name_, ")"));
   }
 
   [[nodiscard]] absl::Status Bad(std::string_view key, std::string_view expected) const {
@@ -182,20 +177,17 @@ absl::StatusOr<DType> ParseTorchDtype(const ConfigReader& r) {
 
 std::string_view TorchDtypeName(DType t) {
   switch (t) {
-    case DType::kF32:
-      return "float32";
-    case DType::kF16:
-      return "float16";
-    default:
-      return "bfloat16";
+    case DType::kF32: return "float32";
+    case DType::kF16: return "float16";
+    default: return "bfloat16";
   }
 }
 
 absl::Status RefuseAttentionBias(const ConfigReader& r, std::string_view arch_name) {
   ASSIGN_OR_RETURN(bool bias, r.Bool("attention_bias", false));
   if (bias) {
-    return absl::InvalidArgumentError(StrCatStd("config.json: field 'attention_bias' = true is not supported for ", arch_name,
-                                          " (o_proj would need a bias)"));
+    return absl::InvalidArgumentError(StrCatStd("config.json: field 'attention_bias' = true is not supported for ",
+                                                arch_name, " (o_proj would need a bias)"));
   }
   return absl::OkStatus();
 }
@@ -227,8 +219,8 @@ absl::Status ParseArchitectureFields(const ConfigReader& r, ModelConfig& c) {
         if (window < c.max_position_embeddings) {
           return absl::InvalidArgumentError(
               StrCatStd("config.json: field 'sliding_window' = ", window,
-                  " is not supported (sliding-window attention); it must be null or >= max_position_embeddings (",
-                  c.max_position_embeddings, ")"));
+                        " is not supported (sliding-window attention); it must be null or >= max_position_embeddings (",
+                        c.max_position_embeddings, ")"));
         }
       }
       break;
@@ -302,7 +294,7 @@ absl::Status ParseArchitectureFields(const ConfigReader& r, ModelConfig& c) {
   }
   if (c.num_experts > 0 && c.num_experts_per_tok > c.num_experts) {
     return absl::InvalidArgumentError(StrCatStd("config.json: field 'num_experts_per_tok' = ", c.num_experts_per_tok,
-                                          " exceeds the number of experts (", c.num_experts, ")"));
+                                                " exceeds the number of experts (", c.num_experts, ")"));
   }
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (!c.moe_layers[static_cast<size_t>(l)] && c.intermediate_size <= 0) {
@@ -321,8 +313,8 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
     if (it == j.end() || it->is_null()) {
       return absl::InvalidArgumentError(
           StrCatStd("config.json: required field 'architectures' is missing "
-              "(supported: ",
-              SupportedArchitectures(), ")"));
+                    "(supported: ",
+                    SupportedArchitectures(), ")"));
     }
     if (!it->is_array() || it->empty() || !(*it)[0].is_string()) {
       return absl::InvalidArgumentError("config.json: field 'architectures' must be a non-empty list of strings");
@@ -354,7 +346,7 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
                          defaults.num_key_value_heads > 0 ? defaults.num_key_value_heads : c.num_attention_heads));
   if (c.num_key_value_heads > c.num_attention_heads || c.num_attention_heads % c.num_key_value_heads != 0) {
     return absl::InvalidArgumentError(StrCatStd("config.json: field 'num_key_value_heads' = ", c.num_key_value_heads,
-                                          " must divide num_attention_heads (", c.num_attention_heads, ")"));
+                                                " must divide num_attention_heads (", c.num_attention_heads, ")"));
   }
   // DeepSeek v1 and OLMoE always use hidden / heads; the others honour an explicit head_dim.
   const bool fixed_head_dim = c.arch == Architecture::kDeepseek || c.arch == Architecture::kOlmoe;
@@ -363,15 +355,16 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) {
       return absl::InvalidArgumentError(StrCatStd("config.json: hidden_size (", c.hidden_size,
-                                            ") is not a multiple of num_attention_heads (", c.num_attention_heads, ")",
-                                            fixed_head_dim ? "" : " and field 'head_dim' is missing"));
+                                                  ") is not a multiple of num_attention_heads (", c.num_attention_heads,
+                                                  ")", fixed_head_dim ? "" : " and field 'head_dim' is missing"));
     }
     c.head_dim = c.hidden_size / c.num_attention_heads;
     if (r.Has("head_dim")) {
       ASSIGN_OR_RETURN(int64_t head_dim, r.Int("head_dim", 1));
       if (head_dim != c.head_dim) {
         return absl::InvalidArgumentError(StrCatStd("config.json: field 'head_dim' = ", head_dim, " must equal ",
-                                              "hidden_size / num_attention_heads (", c.head_dim, ") for ", arch_name));
+                                                    "hidden_size / num_attention_heads (", c.head_dim, ") for ",
+                                                    arch_name));
       }
     }
   }
@@ -440,7 +433,8 @@ absl::StatusOr<Architecture> ParseArchitecture(std::string_view name) {
   }
   std::vector<std::string> known;
   for (const ArchInfo& info : kArchitectures) known.push_back(StrCatStd(info.model_type, " (", info.class_name, ")"));
-  return absl::InvalidArgumentError(StrCatStd("unknown architecture '", name, "'; supported: ", absl::StrJoin(known, ", ")));
+  return absl::InvalidArgumentError(
+      StrCatStd("unknown architecture '", name, "'; supported: ", absl::StrJoin(known, ", ")));
 }
 
 int64_t ModelConfig::num_moe_layers() const {
@@ -484,9 +478,7 @@ std::string ModelConfigToJson(const ModelConfig& c) {
   const int64_t expert_i = c.moe_intermediate_size;
   switch (c.arch) {
     case Architecture::kMixtral:
-    case Architecture::kOlmoe:
-      j["intermediate_size"] = expert_i;
-      break;
+    case Architecture::kOlmoe: j["intermediate_size"] = expert_i; break;
     default:
       if (c.intermediate_size > 0 || any_dense) j["intermediate_size"] = c.intermediate_size;
       break;

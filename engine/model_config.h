@@ -41,28 +41,28 @@ struct ModelConfig {
   std::string model_type;  // config.json "model_type", informational.
 
   int64_t vocab_size = 0;
-  int64_t hidden_size = 0;                  // H
-  int64_t num_layers = 0;                   // L
+  int64_t hidden_size = 0;  // H
+  int64_t num_layers = 0;   // L
   int64_t num_attention_heads = 0;
-  int64_t num_key_value_heads = 0;          // GQA: each KV head serves heads / kv_heads query heads.
-  int64_t head_dim = 0;                     // "head_dim" if present, else hidden / heads.
+  int64_t num_key_value_heads = 0;  // GQA: each KV head serves heads / kv_heads query heads.
+  int64_t head_dim = 0;             // "head_dim" if present, else hidden / heads.
   int64_t max_position_embeddings = 0;
   double rope_theta = 10000.0;
   float rms_norm_eps = 1e-6f;
-  bool attention_bias = false;              // bias on q, k, v projections (Qwen2-MoE: true).
+  bool attention_bias = false;  // bias on q, k, v projections (Qwen2-MoE: true).
   QkNorm qk_norm = QkNorm::kNone;
-  float clip_qkv = 0.0f;                    // OLMoE "clip_qkv"; 0 = off.
-  bool tie_word_embeddings = false;         // lm_head = embed_tokens when true.
+  float clip_qkv = 0.0f;             // OLMoE "clip_qkv"; 0 = off.
+  bool tie_word_embeddings = false;  // lm_head = embed_tokens when true.
 
   // MoE.
-  int64_t num_experts = 0;                  // E routed experts.
-  int64_t num_experts_per_tok = 0;          // native top-K.
-  int64_t moe_intermediate_size = 0;        // I of one routed expert.
-  bool norm_topk_prob = false;              // renormalise the chosen K weights (Mixtral: always true).
-  int64_t num_shared_experts = 0;           // DeepSeek "n_shared_experts"; Qwen2-MoE: 1 when it has one.
+  int64_t num_experts = 0;                      // E routed experts.
+  int64_t num_experts_per_tok = 0;              // native top-K.
+  int64_t moe_intermediate_size = 0;            // I of one routed expert.
+  bool norm_topk_prob = false;                  // renormalise the chosen K weights (Mixtral: always true).
+  int64_t num_shared_experts = 0;               // DeepSeek "n_shared_experts"; Qwen2-MoE: 1 when it has one.
   int64_t shared_expert_intermediate_size = 0;  // total intermediate of the shared expert MLP.
-  bool shared_expert_gate = false;          // Qwen2-MoE: sigmoid(gate x) scales the shared expert output.
-  int64_t intermediate_size = 0;            // dense MLP intermediate (leading dense / mlp-only layers).
+  bool shared_expert_gate = false;              // Qwen2-MoE: sigmoid(gate x) scales the shared expert output.
+  int64_t intermediate_size = 0;                // dense MLP intermediate (leading dense / mlp-only layers).
   // Per layer: true when the layer has an MoE block, false for a dense SwiGLU MLP. Size num_layers.
   std::vector<bool> moe_layers;
 

@@ -46,7 +46,8 @@ absl::Status ModelRunner::PrepareGate(const LayerWeights& lw, size_t layer, Laye
   l->null_rows = null_gate != nullptr ? routing_.num_null : 0;
   const int64_t rows = e + l->allocator_rows + l->null_rows;
   std::vector<float> host(static_cast<size_t>(rows * h));
-  for (int64_t i = 0; i < e * h; ++i) host[static_cast<size_t>(i)] = kernels::LoadAsF32(lw.router.data, lw.router.dtype, i);
+  for (int64_t i = 0; i < e * h; ++i)
+    host[static_cast<size_t>(i)] = kernels::LoadAsF32(lw.router.data, lw.router.dtype, i);
   if (alloc != nullptr) std::copy(alloc->begin(), alloc->end(), host.begin() + e * h);
   if (null_gate != nullptr) std::copy(null_gate->begin(), null_gate->end(), host.begin() + (e + l->allocator_rows) * h);
   ASSIGN_OR_RETURN(l->gate_storage, backend_->Allocate(host.size() * sizeof(float)));
@@ -57,7 +58,8 @@ absl::Status ModelRunner::PrepareGate(const LayerWeights& lw, size_t layer, Laye
 
 absl::Status ModelRunner::SetAllocator(int64_t layer, std::span<const float> rows) {
   const int64_t e = config_.num_experts, h = config_.hidden_size;
-  if (layer < 0 || layer >= static_cast<int64_t>(layers_.size()) || layers_[static_cast<size_t>(layer)].allocator_rows == 0) {
+  if (layer < 0 || layer >= static_cast<int64_t>(layers_.size()) ||
+      layers_[static_cast<size_t>(layer)].allocator_rows == 0) {
     return absl::FailedPreconditionError(StrCatStd("set allocator: layer ", layer, " has no allocator in this runner"));
   }
   if (static_cast<int64_t>(rows.size()) != e * h) {
@@ -69,8 +71,7 @@ absl::Status ModelRunner::SetAllocator(int64_t layer, std::span<const float> row
                           static_cast<float*>(l.gate_storage->data()) + e * h);
 }
 
-absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(const ModelConfig& config,
-                                                                 const ModelWeights& weights,
+absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(const ModelConfig& config, const ModelWeights& weights,
                                                                  const RoutingWeights& routing, Backend* backend,
                                                                  KvCache* cache) {
   std::unique_ptr<ModelRunner> r(new ModelRunner(config, routing, backend, cache));
@@ -169,14 +170,14 @@ absl::Status ModelRunner::ValidateSequence(const SequenceInput& in, size_t s) co
                                                    config_.max_position_embeddings));
   }
   if (static_cast<int64_t>(in.block_table.size()) < BlocksFor(end, block_size)) {
-    return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " block table has ",
-                                                   in.block_table.size(), " blocks, needs ",
-                                                   BlocksFor(end, block_size), " for ", end, " positions"));
+    return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " block table has ", in.block_table.size(),
+                                                   " blocks, needs ", BlocksFor(end, block_size), " for ", end,
+                                                   " positions"));
   }
   for (int32_t b : in.block_table) {
     if (b < 0 || b >= cache_->num_blocks()) {
-      return absl::InvalidArgumentError(absl::StrCat("forward: sequence ", s, " names KV block ", b,
-                                                     ", outside [0, ", cache_->num_blocks(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("forward: sequence ", s, " names KV block ", b, ", outside [0, ", cache_->num_blocks(), ")"));
     }
   }
   for (int32_t id : in.tokens) {
@@ -233,8 +234,8 @@ ModelRunner::HostBatch ModelRunner::LayOutBatch(std::span<const SequenceInput> b
       ids[t] = in.tokens[static_cast<size_t>(i)];
       positions[t] = static_cast<int32_t>(pos);
       token_seq[t] = static_cast<int32_t>(s);
-      slots[t] = static_cast<int32_t>(in.block_table[static_cast<size_t>(pos / block_size)] * block_size +
-                                      pos % block_size);
+      slots[t] =
+          static_cast<int32_t>(in.block_table[static_cast<size_t>(pos / block_size)] * block_size + pos % block_size);
       if (in.all_logits || i == n - 1) rows[r++] = static_cast<int32_t>(t);
     }
     result->logits_offset.push_back(r);
@@ -245,8 +246,8 @@ ModelRunner::HostBatch ModelRunner::LayOutBatch(std::span<const SequenceInput> b
 absl::StatusOr<AttentionBatch> ModelRunner::UploadBatch(const HostBatch& host, const BatchShape& shape) {
   RETURN_IF_ERROR(EnsureWorkspace(shape.num_tokens, shape.logit_rows, shape.int_words()));
   RETURN_IF_ERROR(backend_->Upload(host.ints.data(), host.ints.size() * sizeof(int32_t), ints_->data()));
-  RETURN_IF_ERROR(backend_->Upload(host.routes.data(), host.routes.size() * sizeof(kernels::TokenRoute),
-                                   routes_->data()));
+  RETURN_IF_ERROR(
+      backend_->Upload(host.routes.data(), host.routes.size() * sizeof(kernels::TokenRoute), routes_->data()));
   const int32_t* d_ints = static_cast<const int32_t*>(ints_->data());
   AttentionBatch ab;
   ab.num_tokens = shape.num_tokens;

@@ -68,8 +68,9 @@ class ModelRunner {
                                                                            Backend* backend, KvCache* cache);
 
   // Runs the batch. Errors (InvalidArgument, nothing is written to the cache): an empty batch or
-  // sequence, routing params ValidateRoutingParams refuses, a token id outside [0, vocab), a position at or beyond max_position_embeddings, a block
-  // table too short for the positions or naming a block outside the cache. Backend errors: Internal.
+  // sequence, routing params ValidateRoutingParams refuses, a token id outside [0, vocab), a position at or beyond
+  // max_position_embeddings, a block table too short for the positions or naming a block outside the cache. Backend
+  // errors: Internal.
   [[nodiscard]] absl::Status Forward(std::span<const SequenceInput> batch, const ForwardOptions& options,
                                      ForwardResult* result);
 

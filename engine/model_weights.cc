@@ -13,7 +13,6 @@
 namespace adak::engine {
 namespace {
 
-
 class Binder {
  public:
   explicit Binder(const WeightStore& store) : store_(store) {}
@@ -92,7 +91,7 @@ absl::StatusOr<ModelWeights> BindModelWeights(const ModelConfig& config, std::sh
   if (store == nullptr) return absl::InvalidArgumentError("BindModelWeights: no weight store");
   if (config.moe_layers.size() != static_cast<size_t>(config.num_layers)) {
     return absl::InvalidArgumentError(StrCatStd("BindModelWeights: config has ", config.moe_layers.size(),
-                                          " moe_layers entries for ", config.num_layers, " layers"));
+                                                " moe_layers entries for ", config.num_layers, " layers"));
   }
   const Binder b(*store);
   ModelWeights w;

@@ -41,12 +41,12 @@ struct LayerWeights {
 
   bool is_moe = false;
   // MoE layers.
-  TensorView router;                  // [E, H]
-  std::vector<MlpWeights> experts;    // E entries, each with intermediate moe_intermediate_size
-  MlpWeights shared_expert;           // optional; intermediate shared_expert_intermediate_size
-  TensorView shared_expert_gate;      // [1, H]; present iff config.shared_expert_gate
+  TensorView router;                // [E, H]
+  std::vector<MlpWeights> experts;  // E entries, each with intermediate moe_intermediate_size
+  MlpWeights shared_expert;         // optional; intermediate shared_expert_intermediate_size
+  TensorView shared_expert_gate;    // [1, H]; present iff config.shared_expert_gate
   // Dense layers (!is_moe).
-  MlpWeights mlp;                     // intermediate intermediate_size
+  MlpWeights mlp;  // intermediate intermediate_size
 };
 
 struct ModelWeights {

@@ -35,16 +35,14 @@ absl::Status ValidateRoutingParams(const RoutingParams& p, const ModelConfig& co
         StrCatStd("routing min_k and max_k must be in [0, ", e, "] (0 = no bound), got ", p.min_k, " and ", p.max_k));
   }
   if (p.max_k > 0 && p.min_k > p.max_k) {
-    return absl::InvalidArgumentError(
-        StrCatStd("routing min_k (", p.min_k, ") must not exceed max_k (", p.max_k, ")"));
+    return absl::InvalidArgumentError(StrCatStd("routing min_k (", p.min_k, ") must not exceed max_k (", p.max_k, ")"));
   }
   if (p.sample && config.num_layers > kernels::kMaxSampleMaskLayers) {
     return absl::InvalidArgumentError(StrCatStd("routing sample_layers covers at most ", kernels::kMaxSampleMaskLayers,
                                                 " layers, the model has ", config.num_layers));
   }
   switch (p.policy) {
-    case RoutingPolicy::kTopK:
-      break;
+    case RoutingPolicy::kTopK: break;
     case RoutingPolicy::kAdaK:
       if (!weights.has_allocator()) {
         return absl::InvalidArgumentError("routing policy 'adak' needs an allocator file (--allocator)");

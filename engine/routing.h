@@ -36,10 +36,10 @@ using SampleLayers = std::bitset<kernels::kMaxSampleMaskLayers>;
 
 struct RoutingParams {
   RoutingPolicy policy = RoutingPolicy::kTopK;
-  int64_t top_k = 0;    // kTopK: experts per token, 0 = the model's native K
-  float top_p = 0.0f;   // kTopP: threshold in (0, 1]
-  int64_t min_k = 0;    // kAdaK: clamp of the allocator's k; 0 = 1
-  int64_t max_k = 0;    // kAdaK: 0 = E
+  int64_t top_k = 0;   // kTopK: experts per token, 0 = the model's native K
+  float top_p = 0.0f;  // kTopP: threshold in (0, 1]
+  int64_t min_k = 0;   // kAdaK: clamp of the allocator's k; 0 = 1
+  int64_t max_k = 0;   // kAdaK: 0 = E
   // kAdaK training rollouts: draw k - 1 from softmax(W_alloc x) instead of taking the argmax. The draw of
   // the token at position p in layer l is keyed by (seed, p, l), so a rollout is reproducible.
   bool sample = false;

@@ -71,17 +71,18 @@ absl::StatusOr<Loaded> LoadPerLayer(const std::filesystem::path& path, const Mod
     const int64_t want_rows = expected_rows > 0 ? expected_rows : (out.rows > 0 ? out.rows : rows);
     if (view.shape.size() != 2 || rows != want_rows || rows <= 0 || view.shape[1] != config.hidden_size) {
       return absl::InvalidArgumentError(StrCatStd(where, ": tensor '", name, "' has shape ", ShapeString(view.shape),
-                                                  ", expected [", want_rows > 0 ? StrCatStd(want_rows) : "m",
-                                                  ", ", config.hidden_size, "]"));
+                                                  ", expected [", want_rows > 0 ? StrCatStd(want_rows) : "m", ", ",
+                                                  config.hidden_size, "]"));
     }
     if (view.dtype != DType::kF32 && view.dtype != DType::kBF16 && view.dtype != DType::kF16) {
-      return absl::InvalidArgumentError(StrCatStd(where, ": tensor '", name, "' has dtype ", DTypeName(view.dtype),
-                                                  "; expected F32, BF16 or F16"));
+      return absl::InvalidArgumentError(
+          StrCatStd(where, ": tensor '", name, "' has dtype ", DTypeName(view.dtype), "; expected F32, BF16 or F16"));
     }
     out.rows = rows;
     std::vector<float>& dst = out.per_layer[static_cast<size_t>(layer)];
     dst.resize(static_cast<size_t>(view.numel()));
-    for (int64_t i = 0; i < view.numel(); ++i) dst[static_cast<size_t>(i)] = kernels::LoadAsF32(view.data, view.dtype, i);
+    for (int64_t i = 0; i < view.numel(); ++i)
+      dst[static_cast<size_t>(i)] = kernels::LoadAsF32(view.data, view.dtype, i);
     ++found;
   }
   if (found == 0) return absl::InvalidArgumentError(StrCatStd(where, ": no layers.{i}", suffix, " tensor"));
@@ -95,7 +96,8 @@ bool RoutingWeights::has_allocator() const {
 }
 
 absl::Status LoadAllocator(const std::filesystem::path& path, const ModelConfig& config, RoutingWeights* weights) {
-  ASSIGN_OR_RETURN(Loaded loaded, LoadPerLayer(path, config, ".allocator.weight", "adak-allocator", config.num_experts));
+  ASSIGN_OR_RETURN(Loaded loaded,
+                   LoadPerLayer(path, config, ".allocator.weight", "adak-allocator", config.num_experts));
   weights->allocator = std::move(loaded.per_layer);
   weights->allocator_metadata = std::move(loaded.metadata);
   return absl::OkStatus();

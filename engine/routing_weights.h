@@ -2,8 +2,8 @@
 // their safetensors files and validated against the model.
 //
 // Allocator file: `layers.{i}.allocator.weight` [E, H] (F32, BF16 or F16) for MoE layers i; metadata
-// `format` may be anything but the other adak format (`adak-null-experts`). Layers without an allocator keep native top-K.
-// Null-experts file: `layers.{i}.null_gate.weight` [m, H], the same m in every layer, metadata
+// `format` may be anything but the other adak format (`adak-null-experts`). Layers without an allocator keep native
+// top-K. Null-experts file: `layers.{i}.null_gate.weight` [m, H], the same m in every layer, metadata
 // `format=adak-null-experts` and `top_k=k'` (k' defaults to the native K). Both are widened to fp32 at
 // load. Immutable after loading; safe to share across threads.
 #ifndef ADAK_ENGINE_ROUTING_WEIGHTS_H_

@@ -26,7 +26,6 @@
 namespace adak::engine {
 namespace {
 
-
 using Json = nlohmann::json;
 
 // The reference implementation refuses larger headers too.
@@ -140,8 +139,7 @@ absl::Status ParseMetadata(const std::string& file, const Json& entry, MetadataM
 }
 
 // The dtype and shape of tensor entry `name` into `view`.
-absl::Status ParseDTypeAndShape(const std::string& file, const std::string& name, const Json& entry,
-                                TensorView* view) {
+absl::Status ParseDTypeAndShape(const std::string& file, const std::string& name, const Json& entry, TensorView* view) {
   auto dtype_it = entry.find("dtype");
   auto shape_it = entry.find("shape");
   if (dtype_it == entry.end() || !dtype_it->is_string()) return Invalid(file, "tensor '", name, "': no string 'dtype'");
@@ -169,8 +167,8 @@ absl::StatusOr<TensorView> ParseTensorEntry(const std::string& file, const std::
   view.name = name;
   RETURN_IF_ERROR(ParseDTypeAndShape(file, name, entry, &view));
   auto offsets_it = entry.find("data_offsets");
-  if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2 ||
-      !IsUint((*offsets_it)[0]) || !IsUint((*offsets_it)[1])) {
+  if (offsets_it == entry.end() || !offsets_it->is_array() || offsets_it->size() != 2 || !IsUint((*offsets_it)[0]) ||
+      !IsUint((*offsets_it)[1])) {
     return Invalid(file, "tensor '", name, "': 'data_offsets' must be two non-negative integers");
   }
   const uint64_t begin = (*offsets_it)[0].get<uint64_t>();
@@ -294,7 +292,7 @@ absl::StatusOr<std::unique_ptr<WeightStore>> WeightStore::Open(const std::filesy
         if (shard.empty() || shard_path.is_absolute() || shard_path.has_parent_path() || shard == "." ||
             shard == "..") {
           return absl::InvalidArgumentError(StrCatStd(index_name, ": weight_map entry '", it.key(), "' names '", shard,
-                                                "', not a file in the model directory"));
+                                                      "', not a file in the model directory"));
         }
         by_file[shard].insert(it.key());
       }
@@ -307,20 +305,20 @@ absl::StatusOr<std::unique_ptr<WeightStore>> WeightStore::Open(const std::filesy
       if (!file.ok()) {
         if (absl::IsNotFound(file.status())) {
           return absl::NotFoundError(StrCatStd(index_name, " lists shard '", shard, "' (for tensor '", *names.begin(),
-                                         "'), which does not exist: ", (dir / shard).string()));
+                                               "'), which does not exist: ", (dir / shard).string()));
         }
         return file.status();
       }
       for (const std::string& name : names) {
         if ((*file)->Find(name) == nullptr) {
           return absl::InvalidArgumentError(StrCatStd(index_name, ": weight_map assigns tensor '", name, "' to ",
-                                                (dir / shard).string(), ", which lacks it"));
+                                                      (dir / shard).string(), ", which lacks it"));
         }
       }
       for (const auto& [name, view] : (*file)->tensors()) {
         if (names.count(name) == 0) {
-          return absl::InvalidArgumentError(
-              StrCatStd((dir / shard).string(), " holds tensor '", name, "', which ", index_name, " does not assign to it"));
+          return absl::InvalidArgumentError(StrCatStd((dir / shard).string(), " holds tensor '", name, "', which ",
+                                                      index_name, " does not assign to it"));
         }
         store->index_.emplace(name, store->files_.size());
       }
@@ -356,11 +354,11 @@ absl::StatusOr<TensorView> WeightStore::Get(std::string_view name, std::span<con
   }
   if (!std::equal(view->shape.begin(), view->shape.end(), shape.begin(), shape.end())) {
     return absl::InvalidArgumentError(StrCatStd("tensor '", name, "' in ", FileOf(name).string(), " has shape ",
-                                          ShapeString(view->shape), ", expected ", ShapeString(shape)));
+                                                ShapeString(view->shape), ", expected ", ShapeString(shape)));
   }
   if (view->dtype != DType::kBF16 && view->dtype != DType::kF16 && view->dtype != DType::kF32) {
     return absl::InvalidArgumentError(StrCatStd("tensor '", name, "' in ", FileOf(name).string(), " has dtype ",
-                                          DTypeName(view->dtype), "; weights must be BF16, F16 or F32"));
+                                                DTypeName(view->dtype), "; weights must be BF16, F16 or F32"));
   }
   return *view;
 }
@@ -394,7 +392,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::Create(
     if (t.name.empty() || t.name == "__metadata__") {
       return absl::InvalidArgumentError(StrCatStd("cannot write a tensor named '", t.name, "'"));
     }
-    if (!names.insert(t.name).second) return absl::InvalidArgumentError(StrCatStd("tensor '", t.name, "' is listed twice"));
+    if (!names.insert(t.name).second)
+      return absl::InvalidArgumentError(StrCatStd("tensor '", t.name, "' is listed twice"));
     uint64_t nbytes = 0;
     if (!ByteSize(t.shape, t.dtype, &nbytes) || __builtin_add_overflow(offset, nbytes, &offset)) {
       return absl::InvalidArgumentError(StrCatStd("tensor '", t.name, "' has an invalid shape ", ShapeString(t.shape)));
@@ -488,7 +487,7 @@ absl::Status SafetensorsWriter::Append(std::span<const std::byte> bytes) {
   }
   if (bytes.size() > data_size_ - bytes_written_) {
     return absl::OutOfRangeError(StrCatStd(path_.string(), ": appending ", bytes.size(), " bytes exceeds the ",
-                                     data_size_ - bytes_written_, " bytes left of the declared tensors"));
+                                           data_size_ - bytes_written_, " bytes left of the declared tensors"));
   }
   RETURN_IF_ERROR(Stage(bytes));
   bytes_written_ += bytes.size();
@@ -503,7 +502,7 @@ absl::Status SafetensorsWriter::Finish() {
     const auto it = std::upper_bound(ends_.begin(), ends_.end(), bytes_written_);
     const std::string& name = tensors_[static_cast<size_t>(it - ends_.begin())].name;
     return absl::FailedPreconditionError(StrCatStd(path_.string(), ": only ", bytes_written_, " of ", data_size_,
-                                             " data bytes were written; tensor '", name, "' is incomplete"));
+                                                   " data bytes were written; tensor '", name, "' is incomplete"));
   }
   if (buffer_fill_ > 0) {
     // O_DIRECT writes whole blocks: pad the tail with zeros, then cut the file back to size.
@@ -521,8 +520,8 @@ absl::Status SafetensorsWriter::Finish() {
   std::error_code ec;
   std::filesystem::rename(partial_path_, path_, ec);
   if (ec) {
-    return Fail(
-        absl::InternalError(StrCatStd("cannot rename ", partial_path_.string(), " to ", path_.string(), ": ", ec.message())));
+    return Fail(absl::InternalError(
+        StrCatStd("cannot rename ", partial_path_.string(), " to ", path_.string(), ": ", ec.message())));
   }
   finished_ = true;
   return absl::OkStatus();
@@ -536,8 +535,9 @@ absl::Status WriteSafetensors(const std::filesystem::path& path, std::span<const
     SafetensorsTensorSpec spec{t.name, t.dtype, t.shape};
     uint64_t nbytes = 0;
     if (!ByteSize(t.shape, t.dtype, &nbytes) || nbytes != t.bytes.size()) {
-      return absl::InvalidArgumentError(StrCatStd("tensor '", t.name, "': ", t.bytes.size(), " bytes do not match shape ",
-                                            ShapeString(t.shape), " of ", DTypeName(t.dtype)));
+      return absl::InvalidArgumentError(StrCatStd("tensor '", t.name, "': ", t.bytes.size(),
+                                                  " bytes do not match shape ", ShapeString(t.shape), " of ",
+                                                  DTypeName(t.dtype)));
     }
     specs.push_back(std::move(spec));
   }

@@ -18,12 +18,12 @@
 namespace adak::engine {
 
 struct SamplingParams {
-  float temperature = 0.0f;          // >= 0; 0 = greedy
-  int64_t top_k = 0;                 // >= 0; 0 = off
-  float top_p = 1.0f;                // (0, 1]
-  float min_p = 0.0f;                // [0, 1]
-  float repetition_penalty = 1.0f;   // > 0; 1 = off
-  std::optional<uint64_t> seed;      // unset: seeded from std::random_device
+  float temperature = 0.0f;         // >= 0; 0 = greedy
+  int64_t top_k = 0;                // >= 0; 0 = off
+  float top_p = 1.0f;               // (0, 1]
+  float min_p = 0.0f;               // [0, 1]
+  float repetition_penalty = 1.0f;  // > 0; 1 = off
+  std::optional<uint64_t> seed;     // unset: seeded from std::random_device
 };
 
 // InvalidArgument naming the field and its allowed range.

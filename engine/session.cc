@@ -19,8 +19,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model, con
   ASSIGN_OR_RETURN(s->backend_, CreateBackend("cpu", {.num_threads = options.num_threads}));
   const int64_t blocks = BlocksFor(s->max_context_, options.block_size);
   ASSIGN_OR_RETURN(s->cache_, KvCache::Create(s->backend_.get(), model.config, blocks, options.block_size));
-  ASSIGN_OR_RETURN(s->runner_, ModelRunner::Create(model.config, model.weights, s->routing_, s->backend_.get(),
-                                                   s->cache_.get()));
+  ASSIGN_OR_RETURN(s->runner_,
+                   ModelRunner::Create(model.config, model.weights, s->routing_, s->backend_.get(), s->cache_.get()));
   return s;
 }
 
@@ -42,8 +42,8 @@ absl::Status Session::Append(std::span<const int32_t> tokens, const AppendOption
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return absl::InvalidArgumentError("session: no tokens to append");
   if (length_ + n > max_context_) {
-    return absl::InvalidArgumentError(absl::StrCat("sequence of ", length_ + n,
-                                                   " tokens exceeds the context length ", max_context_));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence of ", length_ + n, " tokens exceeds the context length ", max_context_));
   }
   const size_t layers = static_cast<size_t>(model_.config.num_layers);
   out->logits.clear();

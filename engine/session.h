@@ -25,24 +25,24 @@
 namespace adak::engine {
 
 struct SessionOptions {
-  int num_threads = 0;           // 0 = all hardware threads
-  int64_t max_context = 0;       // 0 = the model's max_position_embeddings
+  int num_threads = 0;      // 0 = all hardware threads
+  int64_t max_context = 0;  // 0 = the model's max_position_embeddings
   int64_t block_size = 16;
-  int64_t prefill_chunk = 512;   // tokens per forward during prefill
+  int64_t prefill_chunk = 512;  // tokens per forward during prefill
 };
 
 struct AppendOptions {
-  bool all_logits = false;       // logits for every new token, else only for the last
-  bool record_routing = false;   // fill AppendResult::routed_ids / routed_weights
+  bool all_logits = false;      // logits for every new token, else only for the last
+  bool record_routing = false;  // fill AppendResult::routed_ids / routed_weights
   RoutingParams routing;
 };
 
 // ForwardResult fields, concatenated over the chunks of one Append (rows: the new tokens).
 struct AppendResult {
-  std::vector<float> logits;                         // [n or 1, V]
-  std::vector<std::vector<int32_t>> routed_k;        // [L][n]
-  std::vector<std::vector<int32_t>> routed_ids;      // [L][n * E] with record_routing
-  std::vector<std::vector<float>> routed_weights;    // [L][n * E] with record_routing
+  std::vector<float> logits;                       // [n or 1, V]
+  std::vector<std::vector<int32_t>> routed_k;      // [L][n]
+  std::vector<std::vector<int32_t>> routed_ids;    // [L][n * E] with record_routing
+  std::vector<std::vector<float>> routed_weights;  // [L][n * E] with record_routing
 };
 
 class Session {

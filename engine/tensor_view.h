@@ -18,7 +18,7 @@ struct TensorView {
   const std::byte* data = nullptr;  // nullptr: the tensor is absent (an optional weight).
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
-  std::string name;                 // checkpoint name, for error messages.
+  std::string name;  // checkpoint name, for error messages.
 
   [[nodiscard]] bool present() const { return data != nullptr; }
   [[nodiscard]] int64_t numel() const {

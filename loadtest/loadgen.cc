@@ -97,8 +97,9 @@ int main(int argc, char** argv) {
       adak::cli::AddInt(&app, "warmup", &warmup, "unmeasured requests first", 0, 1 << 20)->default_str("concurrency");
   adak::cli::AddInt(&app, "max-tokens", &max_tokens, "tokens per request", 1, 1 << 16);
   adak::cli::AddInt(&app, "prompt-words", &prompt_words, "words of each story used as the prompt", 1, 4096);
-  adak::cli::AddString(&app, "routing", &routing, "routing policy of every request (topk, adak, null, topp); "
-                                                  "default: the server's");
+  adak::cli::AddString(&app, "routing", &routing,
+                       "routing policy of every request (topk, adak, null, topp); "
+                       "default: the server's");
   adak::cli::AddDouble(&app, "temperature", &temperature, "sampling temperature; 0 = greedy", 0.0, 100.0);
   adak::cli::AddString(&app, "label", &label, "name of this run in the report")->default_str("the routing");
   adak::cli::AddFlag(&app, "json", &json, "print one JSON object instead of the report");
@@ -112,8 +113,7 @@ int main(int argc, char** argv) {
 
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
     return Fail("cannot connect to " + target);
   }

@@ -22,18 +22,18 @@ struct StepStats {
   int64_t num_sequences = 0;
   int64_t prefill_tokens = 0;
   int64_t decode_tokens = 0;
-  int64_t batch_tokens = 0;                       // prefill + decode
-  absl::Duration duration;                        // planning + forward + sampling
+  int64_t batch_tokens = 0;  // prefill + decode
+  absl::Duration duration;   // planning + forward + sampling
   // The forward's routing: routed_k [L][T] and routed_ids [L][T * E] (-1 past k), T = batch_tokens.
   const engine::ForwardResult* forward = nullptr;
   std::span<const engine::RoutingPolicy> token_policy;  // [T] the policy each token ran
-  double expert_flops = 0.0;                      // routed-expert FLOPs of this step
-  double expert_flops_saved = 0.0;                // against native top-K on the same tokens
+  double expert_flops = 0.0;                            // routed-expert FLOPs of this step
+  double expert_flops_saved = 0.0;                      // against native top-K on the same tokens
   // Scheduler state after the step.
   int64_t running = 0;
   int64_t waiting = 0;
-  double kv_cache_usage = 0.0;                    // used blocks / total blocks
-  int64_t preempted = 0;                          // sequences preempted in this step
+  double kv_cache_usage = 0.0;  // used blocks / total blocks
+  int64_t preempted = 0;        // sequences preempted in this step
 };
 
 struct RequestStats {
@@ -41,8 +41,8 @@ struct RequestStats {
   absl::StatusCode code = absl::StatusCode::kOk;
   int64_t prompt_tokens = 0;
   int64_t generation_tokens = 0;
-  absl::Duration queue_time;                      // submit -> first scheduled
-  absl::Duration e2e;                             // submit -> finish
+  absl::Duration queue_time;  // submit -> first scheduled
+  absl::Duration e2e;         // submit -> finish
 };
 
 class SchedulerObserver {

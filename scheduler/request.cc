@@ -23,20 +23,20 @@ absl::Status ValidateRequest(const GenerationRequest& request, const RequestLimi
   for (size_t i = 0; i < request.prompt_ids.size(); ++i) {
     const int32_t id = request.prompt_ids[i];
     if (id < 0 || id >= limits.vocab_size) {
-      return absl::InvalidArgumentError(StrCatStd("prompt token id ", id, " at index ", i, " is outside [0, ",
-                                                  limits.vocab_size, ")"));
+      return absl::InvalidArgumentError(
+          StrCatStd("prompt token id ", id, " at index ", i, " is outside [0, ", limits.vocab_size, ")"));
     }
   }
   const int64_t max_tokens_limit = limits.max_tokens > 0 ? limits.max_tokens : limits.max_context;
   const int64_t min_tokens = request.prompt_logprobs ? 0 : 1;
   if (request.max_tokens < min_tokens || request.max_tokens > max_tokens_limit) {
-    return absl::InvalidArgumentError(StrCatStd("max_tokens must be in [", min_tokens, ", ", max_tokens_limit,
-                                                "], got ", request.max_tokens));
+    return absl::InvalidArgumentError(
+        StrCatStd("max_tokens must be in [", min_tokens, ", ", max_tokens_limit, "], got ", request.max_tokens));
   }
   if (prompt + request.max_tokens > limits.max_context) {
     return absl::InvalidArgumentError(StrCatStd("prompt + max_tokens = ", prompt, " + ", request.max_tokens, " = ",
-                                                prompt + request.max_tokens,
-                                                " exceeds the model's context length of ", limits.max_context));
+                                                prompt + request.max_tokens, " exceeds the model's context length of ",
+                                                limits.max_context));
   }
   RETURN_IF_ERROR(engine::ValidateSamplingParams(request.sampling));
   if (request.logprobs < -1 || request.logprobs > limits.max_logprobs) {
@@ -44,8 +44,8 @@ absl::Status ValidateRequest(const GenerationRequest& request, const RequestLimi
         StrCatStd("logprobs must be in [0, ", limits.max_logprobs, "], got ", request.logprobs));
   }
   if (static_cast<int64_t>(request.stop.size()) > limits.max_stop_strings) {
-    return absl::InvalidArgumentError(StrCatStd("stop: at most ", limits.max_stop_strings, " strings, got ",
-                                                request.stop.size()));
+    return absl::InvalidArgumentError(
+        StrCatStd("stop: at most ", limits.max_stop_strings, " strings, got ", request.stop.size()));
   }
   for (const std::string& stop : request.stop) {
     if (stop.empty()) return absl::InvalidArgumentError("stop: strings must not be empty");

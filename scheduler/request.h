@@ -25,25 +25,25 @@
 namespace adak::scheduler {
 
 struct GenerationRequest {
-  std::vector<int32_t> prompt_ids;       // >= 1 token
-  int64_t max_tokens = 16;               // >= 1; 0 only with prompt_logprobs (score the prompt, generate nothing)
+  std::vector<int32_t> prompt_ids;  // >= 1 token
+  int64_t max_tokens = 16;          // >= 1; 0 only with prompt_logprobs (score the prompt, generate nothing)
   engine::SamplingParams sampling;
-  engine::RoutingParams routing;         // sample/seed are training-only and refused here
-  std::vector<std::string> stop;         // stop strings: generation ends before the first match; not in the text
-  std::vector<int32_t> stop_token_ids;   // generation ends at one of these (the token is not in the text)
-  bool ignore_eos = false;               // otherwise the model's eos ids stop generation
-  int32_t logprobs = -1;                 // -1: none; 0: the chosen token's logprob; n > 0: also the top n
-  bool prompt_logprobs = false;          // logprob of every prompt token after the first (echo / Score)
-  bool return_routing_stats = false;     // fill Usage::mean_k_per_layer
+  engine::RoutingParams routing;        // sample/seed are training-only and refused here
+  std::vector<std::string> stop;        // stop strings: generation ends before the first match; not in the text
+  std::vector<int32_t> stop_token_ids;  // generation ends at one of these (the token is not in the text)
+  bool ignore_eos = false;              // otherwise the model's eos ids stop generation
+  int32_t logprobs = -1;                // -1: none; 0: the chosen token's logprob; n > 0: also the top n
+  bool prompt_logprobs = false;         // logprob of every prompt token after the first (echo / Score)
+  bool return_routing_stats = false;    // fill Usage::mean_k_per_layer
   absl::Time deadline = absl::InfiniteFuture();
 };
 
 // Limits a request is checked against (from the model and the server flags).
 struct RequestLimits {
-  int64_t max_context = 0;         // prompt + max_tokens must fit
-  int64_t vocab_size = 0;          // token ids in [0, vocab_size)
-  int64_t max_tokens = 0;          // max_tokens upper bound (0 = max_context)
-  int32_t max_logprobs = 20;       // logprobs upper bound
+  int64_t max_context = 0;    // prompt + max_tokens must fit
+  int64_t vocab_size = 0;     // token ids in [0, vocab_size)
+  int64_t max_tokens = 0;     // max_tokens upper bound (0 = max_context)
+  int32_t max_logprobs = 20;  // logprobs upper bound
   int64_t max_stop_strings = 16;
 };
 
@@ -68,8 +68,8 @@ struct TopLogprob {
 struct TokenOutput {
   int32_t id = 0;
   std::string text;
-  float logprob = 0.0f;              // with logprobs >= 0
-  std::vector<TopLogprob> top;       // with logprobs > 0: the top n, descending
+  float logprob = 0.0f;         // with logprobs >= 0
+  std::vector<TopLogprob> top;  // with logprobs > 0: the top n, descending
 };
 
 // Expert counts and FLOPs cover every prompt and generated token that entered the KV cache, also those
@@ -94,8 +94,8 @@ struct FinalOutput {
   // (engine failure) otherwise. Tokens already streamed stay valid.
   absl::Status status;
   FinishReason reason = FinishReason::kLength;
-  std::string matched_stop;                      // the stop string that ended it, if any
-  std::optional<int32_t> stop_token;             // the stop/eos token that ended it, if any
+  std::string matched_stop;           // the stop string that ended it, if any
+  std::optional<int32_t> stop_token;  // the stop/eos token that ended it, if any
   Usage usage;
   // With prompt_logprobs: [prompt_tokens - 1] logprob of prompt token i + 1 given tokens 0..i, and their
   // top-n alternatives when logprobs > 0.

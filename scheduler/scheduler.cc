@@ -24,8 +24,8 @@ namespace adak::scheduler {
 
 class Scheduler::Impl {
  public:
-  Impl(StepExecutor* executor, const tokenizer::Tokenizer* tokenizer, const SchedulerOptions& options, const Clock* clock,
-       SchedulerObserver* observer)
+  Impl(StepExecutor* executor, const tokenizer::Tokenizer* tokenizer, const SchedulerOptions& options,
+       const Clock* clock, SchedulerObserver* observer)
       : executor_(executor),
         tokenizer_(tokenizer),
         options_(options),
@@ -682,7 +682,8 @@ absl::Status CheckOptions(const StepExecutor& executor, SchedulerOptions* option
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(StepExecutor* executor, const tokenizer::Tokenizer* tokenizer,
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(StepExecutor* executor,
+                                                             const tokenizer::Tokenizer* tokenizer,
                                                              const SchedulerOptions& options, const Clock* clock,
                                                              SchedulerObserver* observer) {
   if (executor == nullptr || tokenizer == nullptr) {

@@ -18,19 +18,19 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "tokenizer/tokenizer.h"
 #include "scheduler/clock.h"
 #include "scheduler/executor.h"
 #include "scheduler/observer.h"
 #include "scheduler/request.h"
+#include "tokenizer/tokenizer.h"
 
 namespace adak::scheduler {
 
 struct SchedulerOptions {
-  int64_t max_batch_tokens = 512;       // tokens per forward (prefill chunks + decodes)
-  int64_t max_running_requests = 64;    // sequences holding KV blocks
-  int64_t max_waiting_requests = 256;   // admitted but not yet running; beyond: ResourceExhausted
-  int64_t prefill_chunk = 256;          // prompt tokens of one request per step at most
+  int64_t max_batch_tokens = 512;      // tokens per forward (prefill chunks + decodes)
+  int64_t max_running_requests = 64;   // sequences holding KV blocks
+  int64_t max_waiting_requests = 256;  // admitted but not yet running; beyond: ResourceExhausted
+  int64_t prefill_chunk = 256;         // prompt tokens of one request per step at most
   // Expert-compute budget per step, in expected expert activations (sum over the step's tokens of the
   // recent mean k, summed over MoE layers). 0 = max_batch_tokens x native K x MoE layers, i.e. the token
   // limit binds for native routing and a batch of Ada-K tokens (fewer experts) is limited by tokens only.
@@ -39,7 +39,7 @@ struct SchedulerOptions {
   // the same routing (outputs are unchanged: the engine's numerics do not depend on batch composition).
   // Requests with prompt_logprobs always compute their whole prompt.
   bool enable_prefix_caching = true;
-  RequestLimits limits;                 // max_context / vocab_size filled from the model when 0
+  RequestLimits limits;  // max_context / vocab_size filled from the model when 0
 };
 
 // A thread-safe snapshot.
@@ -48,8 +48,8 @@ struct SchedulerStats {
   int64_t waiting = 0;
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_total = 0;
-  int64_t preemptions = 0;   // since start
-  int64_t steps = 0;         // since start
+  int64_t preemptions = 0;              // since start
+  int64_t steps = 0;                    // since start
   int64_t prefix_cache_hit_tokens = 0;  // prompt tokens served from the prefix cache, since start
   int64_t kv_blocks_cached = 0;         // published blocks (in use or evictable)
   bool draining = false;

@@ -18,9 +18,9 @@
 #include "absl/time/time.h"
 #include "engine/flops.h"
 #include "engine/sampler.h"
-#include "tokenizer/tokenizer.h"
 #include "scheduler/request.h"
 #include "scheduler/stop_checker.h"
+#include "tokenizer/tokenizer.h"
 
 namespace adak::scheduler {
 

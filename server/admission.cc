@@ -24,9 +24,7 @@ float ToFloat(double value) {
 }
 
 // `status` (InvalidArgument from a validator that names the field in its message) with `field` attached.
-absl::Status Field(std::string_view field, const absl::Status& status) {
-  return WithErrorField(status, field);
-}
+absl::Status Field(std::string_view field, const absl::Status& status) { return WithErrorField(status, field); }
 
 // The prompt as token ids: exactly one of text and token_ids, at least one token, ids in the vocabulary.
 absl::StatusOr<std::vector<int32_t>> ResolvePrompt(const ApiRequest& api, const ServiceContext& context,
@@ -65,8 +63,8 @@ absl::Status CheckMaxTokens(int64_t max_tokens, bool prompt_logprobs, int64_t pr
                              StrCatStd("max_tokens must be in [", min_tokens, ", ", limit, "], got ", max_tokens));
   }
   if (prompt_tokens + max_tokens > limits.max_context) {
-    return InvalidFieldError("max_tokens", StrCatStd("prompt + max_tokens = ", prompt_tokens, " + ", max_tokens,
-                                                     " = ", prompt_tokens + max_tokens,
+    return InvalidFieldError("max_tokens", StrCatStd("prompt + max_tokens = ", prompt_tokens, " + ", max_tokens, " = ",
+                                                     prompt_tokens + max_tokens,
                                                      " exceeds the model's context length of ", limits.max_context));
   }
   return absl::OkStatus();
@@ -96,8 +94,8 @@ absl::Status CheckSampling(const engine::SamplingParams& sampling) {
 
 absl::Status CheckStops(const scheduler::GenerationRequest& request, const scheduler::RequestLimits& limits) {
   if (static_cast<int64_t>(request.stop.size()) > limits.max_stop_strings) {
-    return InvalidFieldError("stop", StrCatStd("stop: at most ", limits.max_stop_strings, " strings, got ",
-                                               request.stop.size()));
+    return InvalidFieldError(
+        "stop", StrCatStd("stop: at most ", limits.max_stop_strings, " strings, got ", request.stop.size()));
   }
   for (const std::string& stop : request.stop) {
     if (stop.empty()) return InvalidFieldError("stop", "stop: strings must not be empty");
@@ -141,8 +139,8 @@ absl::Status Reject(const ServiceContext& context, absl::Status status) {
 }
 
 scheduler::RequestLimits LimitsFor(const ServiceContext& context) {
-  scheduler::RequestLimits limits = context.scheduler != nullptr ? context.scheduler->options().limits
-                                                                 : scheduler::RequestLimits{};
+  scheduler::RequestLimits limits =
+      context.scheduler != nullptr ? context.scheduler->options().limits : scheduler::RequestLimits{};
   if (limits.max_context <= 0) limits.max_context = context.model->config.max_position_embeddings;
   if (limits.vocab_size <= 0) limits.vocab_size = context.model->config.vocab_size;
   return limits;

@@ -34,7 +34,7 @@
 namespace adak::server {
 
 struct ApiRouting {
-  std::string policy;                 // "" = the server default
+  std::string policy;  // "" = the server default
   std::optional<int64_t> top_k;
   std::optional<double> top_p;
   std::optional<int64_t> min_k;
@@ -43,7 +43,7 @@ struct ApiRouting {
 
 // One API request, whatever the front end, every optional field explicit.
 struct ApiRequest {
-  std::optional<std::string> text;            // exactly one of text and token_ids
+  std::optional<std::string> text;  // exactly one of text and token_ids
   std::optional<std::vector<int32_t>> token_ids;
   std::optional<int64_t> max_tokens;
   std::optional<double> temperature;
@@ -57,8 +57,8 @@ struct ApiRequest {
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
   std::optional<int64_t> logprobs;
-  bool prompt_logprobs = false;               // echo + logprobs, Score
-  bool allow_zero_max_tokens = false;         // scoring: max_tokens 0 is allowed
+  bool prompt_logprobs = false;        // echo + logprobs, Score
+  bool allow_zero_max_tokens = false;  // scoring: max_tokens 0 is allowed
   bool return_routing_stats = false;
   absl::Time deadline = absl::InfiniteFuture();
 };

@@ -1,8 +1,8 @@
 #include "server/metrics.h"
 
 #include <algorithm>
-#include <map>
 #include <cstdint>
+#include <map>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -27,18 +27,17 @@ using prometheus::Histogram;
 
 // Latency buckets in seconds (vLLM's, extended down to 1 ms for a small model on a CPU).
 const Histogram::BucketBoundaries& TtftBuckets() {
-  static const Histogram::BucketBoundaries buckets = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25,
-                                                      0.5,   0.75,  1.0,  2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0};
+  static const Histogram::BucketBoundaries buckets = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1,  0.25, 0.5,
+                                                      0.75,  1.0,   2.5,  5.0,  7.5,  10.0, 20.0, 40.0, 80.0};
   return buckets;
 }
 const Histogram::BucketBoundaries& InterTokenBuckets() {
-  static const Histogram::BucketBoundaries buckets = {0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025,
-                                                      0.03,  0.04,   0.05,  0.075, 0.1,  0.15, 0.2,
-                                                      0.3,   0.4,    0.5,   0.75,  1.0,  2.5};
+  static const Histogram::BucketBoundaries buckets = {0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05,
+                                                      0.075, 0.1,    0.15,  0.2,  0.3,   0.4,  0.5,   0.75, 1.0,  2.5};
   return buckets;
 }
 const Histogram::BucketBoundaries& RequestBuckets() {
-  static const Histogram::BucketBoundaries buckets = {0.01, 0.025, 0.05, 0.1,  0.25, 0.5,  1.0,  2.5,  5.0,
+  static const Histogram::BucketBoundaries buckets = {0.01, 0.025, 0.05, 0.1,  0.25, 0.5,  1.0,   2.5,  5.0,
                                                       10.0, 15.0,  20.0, 30.0, 40.0, 60.0, 120.0, 300.0};
   return buckets;
 }
@@ -64,66 +63,114 @@ class Metrics::Impl {
       : num_experts_(config.num_experts), registry_(std::make_shared<prometheus::Registry>()) {
     auto& reg = *registry_;
     // Serving.
-    running_ = &prometheus::BuildGauge().Name("adak_requests_running")
-                    .Help("Requests holding KV blocks (prefilling or decoding)").Register(reg).Add({});
-    waiting_ = &prometheus::BuildGauge().Name("adak_requests_waiting")
-                    .Help("Requests admitted and waiting to be scheduled").Register(reg).Add({});
-    kv_usage_ = &prometheus::BuildGauge().Name("adak_kv_cache_usage_ratio")
-                     .Help("Used KV cache blocks / total blocks").Register(reg).Add({});
-    requests_ = &prometheus::BuildCounter().Name("adak_requests_total")
-                     .Help("Finished requests by finish reason").Register(reg);
-    for (auto reason : {scheduler::FinishReason::kLength, scheduler::FinishReason::kStop,
-                        scheduler::FinishReason::kCancelled, scheduler::FinishReason::kDeadline,
-                        scheduler::FinishReason::kError}) {
+    running_ = &prometheus::BuildGauge()
+                    .Name("adak_requests_running")
+                    .Help("Requests holding KV blocks (prefilling or decoding)")
+                    .Register(reg)
+                    .Add({});
+    waiting_ = &prometheus::BuildGauge()
+                    .Name("adak_requests_waiting")
+                    .Help("Requests admitted and waiting to be scheduled")
+                    .Register(reg)
+                    .Add({});
+    kv_usage_ = &prometheus::BuildGauge()
+                     .Name("adak_kv_cache_usage_ratio")
+                     .Help("Used KV cache blocks / total blocks")
+                     .Register(reg)
+                     .Add({});
+    requests_ = &prometheus::BuildCounter()
+                     .Name("adak_requests_total")
+                     .Help("Finished requests by finish reason")
+                     .Register(reg);
+    for (auto reason :
+         {scheduler::FinishReason::kLength, scheduler::FinishReason::kStop, scheduler::FinishReason::kCancelled,
+          scheduler::FinishReason::kDeadline, scheduler::FinishReason::kError}) {
       requests_by_reason_[static_cast<int>(reason)] =
           &requests_->Add({{"finished_reason", scheduler::FinishReasonName(reason)}});
     }
-    errors_ = &prometheus::BuildCounter().Name("adak_request_errors_total")
-                   .Help("Requests refused or ended with an error, by status code").Register(reg);
+    errors_ = &prometheus::BuildCounter()
+                   .Name("adak_request_errors_total")
+                   .Help("Requests refused or ended with an error, by status code")
+                   .Register(reg);
     // The codes a client can cause or see, present from the start so rate() works on the first error.
-    for (absl::StatusCode code : {absl::StatusCode::kInvalidArgument, absl::StatusCode::kResourceExhausted,
-                                  absl::StatusCode::kUnavailable, absl::StatusCode::kCancelled,
-                                  absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kInternal}) {
+    for (absl::StatusCode code :
+         {absl::StatusCode::kInvalidArgument, absl::StatusCode::kResourceExhausted, absl::StatusCode::kUnavailable,
+          absl::StatusCode::kCancelled, absl::StatusCode::kDeadlineExceeded, absl::StatusCode::kInternal}) {
       RecordError(code, /*increment=*/false);
     }
-    prompt_tokens_ = &prometheus::BuildCounter().Name("adak_prompt_tokens_total")
-                          .Help("Prompt tokens of finished requests").Register(reg).Add({});
-    generation_tokens_ = &prometheus::BuildCounter().Name("adak_generation_tokens_total")
-                              .Help("Generated tokens of finished requests").Register(reg).Add({});
-    ttft_ = &prometheus::BuildHistogram().Name("adak_time_to_first_token_seconds")
-                 .Help("Submit to first generated token").Register(reg).Add({}, TtftBuckets());
-    inter_token_ = &prometheus::BuildHistogram().Name("adak_inter_token_latency_seconds")
-                        .Help("Time between consecutive generated tokens of a request").Register(reg)
+    prompt_tokens_ = &prometheus::BuildCounter()
+                          .Name("adak_prompt_tokens_total")
+                          .Help("Prompt tokens of finished requests")
+                          .Register(reg)
+                          .Add({});
+    generation_tokens_ = &prometheus::BuildCounter()
+                              .Name("adak_generation_tokens_total")
+                              .Help("Generated tokens of finished requests")
+                              .Register(reg)
+                              .Add({});
+    ttft_ = &prometheus::BuildHistogram()
+                 .Name("adak_time_to_first_token_seconds")
+                 .Help("Submit to first generated token")
+                 .Register(reg)
+                 .Add({}, TtftBuckets());
+    inter_token_ = &prometheus::BuildHistogram()
+                        .Name("adak_inter_token_latency_seconds")
+                        .Help("Time between consecutive generated tokens of a request")
+                        .Register(reg)
                         .Add({}, InterTokenBuckets());
-    e2e_ = &prometheus::BuildHistogram().Name("adak_e2e_request_latency_seconds")
-                .Help("Submit to finish").Register(reg).Add({}, RequestBuckets());
-    queue_time_ = &prometheus::BuildHistogram().Name("adak_request_queue_time_seconds")
-                       .Help("Submit to first scheduled").Register(reg).Add({}, RequestBuckets());
-    batch_tokens_ = &prometheus::BuildHistogram().Name("adak_batch_tokens")
-                         .Help("Tokens per engine step (prefill + decode)").Register(reg).Add({}, PowersOfTwo());
-    step_duration_ = &prometheus::BuildHistogram().Name("adak_step_duration_seconds")
-                          .Help("Duration of one engine step (planning, forward, sampling)").Register(reg)
+    e2e_ = &prometheus::BuildHistogram()
+                .Name("adak_e2e_request_latency_seconds")
+                .Help("Submit to finish")
+                .Register(reg)
+                .Add({}, RequestBuckets());
+    queue_time_ = &prometheus::BuildHistogram()
+                       .Name("adak_request_queue_time_seconds")
+                       .Help("Submit to first scheduled")
+                       .Register(reg)
+                       .Add({}, RequestBuckets());
+    batch_tokens_ = &prometheus::BuildHistogram()
+                         .Name("adak_batch_tokens")
+                         .Help("Tokens per engine step (prefill + decode)")
+                         .Register(reg)
+                         .Add({}, PowersOfTwo());
+    step_duration_ = &prometheus::BuildHistogram()
+                          .Name("adak_step_duration_seconds")
+                          .Help("Duration of one engine step (planning, forward, sampling)")
+                          .Register(reg)
                           .Add({}, StepBuckets());
-    preemptions_ = &prometheus::BuildCounter().Name("adak_preemptions_total")
-                        .Help("Sequences preempted for lack of KV blocks (recomputed later)").Register(reg).Add({});
+    preemptions_ = &prometheus::BuildCounter()
+                        .Name("adak_preemptions_total")
+                        .Help("Sequences preempted for lack of KV blocks (recomputed later)")
+                        .Register(reg)
+                        .Add({});
 
     // Experts.
-    auto& activated = prometheus::BuildHistogram().Name("adak_layer_activated_experts")
-                          .Help("Routed experts activated per token, per MoE layer").Register(reg);
-    auto& layer_tokens = prometheus::BuildCounter().Name("adak_layer_tokens_total")
-                             .Help("Tokens routed through each MoE layer").Register(reg);
-    auto& assignments = prometheus::BuildCounter().Name("adak_layer_expert_assignments_total")
-                            .Help("(token, expert) assignments per MoE layer: the sum of k").Register(reg);
-    auto& gemm_rows = prometheus::BuildHistogram().Name("adak_expert_gemm_rows")
-                          .Help("Rows (tokens) per active expert GEMM per step, per MoE layer").Register(reg);
+    auto& activated = prometheus::BuildHistogram()
+                          .Name("adak_layer_activated_experts")
+                          .Help("Routed experts activated per token, per MoE layer")
+                          .Register(reg);
+    auto& layer_tokens = prometheus::BuildCounter()
+                             .Name("adak_layer_tokens_total")
+                             .Help("Tokens routed through each MoE layer")
+                             .Register(reg);
+    auto& assignments = prometheus::BuildCounter()
+                            .Name("adak_layer_expert_assignments_total")
+                            .Help("(token, expert) assignments per MoE layer: the sum of k")
+                            .Register(reg);
+    auto& gemm_rows = prometheus::BuildHistogram()
+                          .Name("adak_expert_gemm_rows")
+                          .Help("Rows (tokens) per active expert GEMM per step, per MoE layer")
+                          .Register(reg);
     Histogram::BucketBoundaries k_buckets;
     for (int64_t k = 0; k <= num_experts_; ++k) k_buckets.push_back(static_cast<double>(k));
     const int64_t num_layers = config.num_layers;
     per_expert_ = options.per_expert.value_or(config.num_moe_layers() * num_experts_ <= 512);
     Family<Counter>* expert_tokens = nullptr;
     if (per_expert_) {
-      expert_tokens = &prometheus::BuildCounter().Name("adak_expert_tokens_total")
-                           .Help("Tokens routed to each expert of each MoE layer").Register(reg);
+      expert_tokens = &prometheus::BuildCounter()
+                           .Name("adak_expert_tokens_total")
+                           .Help("Tokens routed to each expert of each MoE layer")
+                           .Register(reg);
     }
     layers_.resize(static_cast<size_t>(num_layers));
     for (int64_t l = 0; l < num_layers; ++l) {
@@ -141,17 +188,29 @@ class Metrics::Impl {
         }
       }
     }
-    expert_flops_ = &prometheus::BuildCounter().Name("adak_expert_flops_total")
-                         .Help("Routed-expert FLOPs executed").Register(reg).Add({});
-    expert_flops_saved_ = &prometheus::BuildCounter().Name("adak_expert_flops_saved_total")
-                               .Help("Routed-expert FLOPs saved against the model's native top-K on the same "
-                                     "tokens (only positive savings are counted here; see the ratio)")
-                               .Register(reg).Add({});
-    savings_ratio_ = &prometheus::BuildGauge().Name("adak_flop_savings_ratio")
-                          .Help("Cumulative routed-expert FLOPs saved / native top-K FLOPs (negative when "
-                                "policies ran more experts than native)").Register(reg).Add({});
-    auto& routing = prometheus::BuildCounter().Name("adak_routing_tokens_total")
-                        .Help("Tokens forwarded, by routing policy").Register(reg);
+    expert_flops_ = &prometheus::BuildCounter()
+                         .Name("adak_expert_flops_total")
+                         .Help("Routed-expert FLOPs executed")
+                         .Register(reg)
+                         .Add({});
+    expert_flops_saved_ = &prometheus::BuildCounter()
+                               .Name("adak_expert_flops_saved_total")
+                               .Help(
+                                   "Routed-expert FLOPs saved against the model's native top-K on the same "
+                                   "tokens (only positive savings are counted here; see the ratio)")
+                               .Register(reg)
+                               .Add({});
+    savings_ratio_ = &prometheus::BuildGauge()
+                          .Name("adak_flop_savings_ratio")
+                          .Help(
+                              "Cumulative routed-expert FLOPs saved / native top-K FLOPs (negative when "
+                              "policies ran more experts than native)")
+                          .Register(reg)
+                          .Add({});
+    auto& routing = prometheus::BuildCounter()
+                        .Name("adak_routing_tokens_total")
+                        .Help("Tokens forwarded, by routing policy")
+                        .Register(reg);
     for (size_t p = 0; p < std::size(kPolicyNames); ++p) {
       routing_tokens_[p] = &routing.Add({{"policy", kPolicyNames[p]}});
     }

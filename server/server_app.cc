@@ -40,8 +40,8 @@ absl::Status ValidateOptions(const ServerAppOptions& o) {
   RETURN_IF_ERROR(range("max-waiting-requests", o.max_waiting_requests, 0, 1 << 20));
   RETURN_IF_ERROR(range("prefill-chunk", o.prefill_chunk, 1, 1 << 20));
   if (!(o.max_batch_expert_activations >= 0.0 && o.max_batch_expert_activations <= 1e12)) {
-    return absl::InvalidArgumentError(StrCatStd("--max-batch-expert-activations must be in [0, 1e12], got ",
-                                                o.max_batch_expert_activations));
+    return absl::InvalidArgumentError(
+        StrCatStd("--max-batch-expert-activations must be in [0, 1e12], got ", o.max_batch_expert_activations));
   }
   RETURN_IF_ERROR(range("kv-cache-mib", o.kv_cache_mib, 0, int64_t{1} << 30));
   RETURN_IF_ERROR(range("block-size", o.block_size, 1, 4096));
@@ -70,8 +70,7 @@ absl::StatusOr<engine::RoutingParams> DefaultRouting(const ServerAppOptions& o, 
   }
   absl::Status valid = engine::ValidateRoutingParams(params, config, weights);
   if (!valid.ok()) {
-    return absl::InvalidArgumentError(
-        StrCatStd("--default-routing ", o.default_routing, ": ", ToStd(valid.message())));
+    return absl::InvalidArgumentError(StrCatStd("--default-routing ", o.default_routing, ": ", ToStd(valid.message())));
   }
   return params;
 }
@@ -87,10 +86,10 @@ absl::StatusOr<int64_t> KvBlocks(const ServerAppOptions& o, const engine::ModelC
   const int64_t blocks = o.kv_cache_mib * kMiB / bytes_per_block;
   if (blocks < per_sequence) {
     const int64_t need_mib = (per_sequence * bytes_per_block + kMiB - 1) / kMiB;
-    return absl::InvalidArgumentError(StrCatStd(
-        "--kv-cache-mib ", o.kv_cache_mib, " holds ", blocks, " blocks of ", o.block_size,
-        " tokens, fewer than one full-context sequence needs (", config.max_position_embeddings, " tokens = ",
-        per_sequence, " blocks = ", need_mib, " MiB)"));
+    return absl::InvalidArgumentError(StrCatStd("--kv-cache-mib ", o.kv_cache_mib, " holds ", blocks, " blocks of ",
+                                                o.block_size, " tokens, fewer than one full-context sequence needs (",
+                                                config.max_position_embeddings, " tokens = ", per_sequence,
+                                                " blocks = ", need_mib, " MiB)"));
   }
   return blocks;
 }

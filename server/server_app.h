@@ -31,20 +31,20 @@
 namespace adak::server {
 
 struct ServerAppOptions {
-  std::filesystem::path model_dir;      // required: a Hugging Face model directory
-  std::filesystem::path allocator;      // optional Ada-K allocator file (enables routing "adak")
-  std::filesystem::path null_experts;   // optional null-experts file (enables routing "null")
+  std::filesystem::path model_dir;     // required: a Hugging Face model directory
+  std::filesystem::path allocator;     // optional Ada-K allocator file (enables routing "adak")
+  std::filesystem::path null_experts;  // optional null-experts file (enables routing "null")
   // The routing of requests that name no policy: "topk", "adak" (needs `allocator`), "null" (needs
   // `null_experts`) or "topp" (uses default_top_p).
   std::string default_routing = "topk";
-  double default_top_p = 0.0;           // for default_routing "topp": (0, 1]; 0 = 0.5
+  double default_top_p = 0.0;  // for default_routing "topp": (0, 1]; 0 = 0.5
 
   std::string host = "127.0.0.1";
-  int grpc_port = 50051;                // 0 = ephemeral; -1 = no gRPC server
-  int http_port = 8080;                 // 0 = ephemeral; -1 = no HTTP gateway
+  int grpc_port = 50051;  // 0 = ephemeral; -1 = no gRPC server
+  int http_port = 8080;   // 0 = ephemeral; -1 = no HTTP gateway
   int http_threads = 2;
 
-  int threads = 0;                      // engine worker threads; 0 = all hardware threads
+  int threads = 0;  // engine worker threads; 0 = all hardware threads
   int64_t max_batch_tokens = 512;
   int64_t max_running_requests = 64;
   int64_t max_waiting_requests = 256;

@@ -22,7 +22,7 @@ struct ServiceContext {
   std::string model_name;                 // as /v1/models and GetModelInfo report it (the model dir's name)
   engine::RoutingParams default_routing;  // for requests that name no policy
   scheduler::Scheduler* scheduler = nullptr;
-  Metrics* metrics = nullptr;             // may be null in tests
+  Metrics* metrics = nullptr;  // may be null in tests
   ServingState* state = nullptr;
 };
 

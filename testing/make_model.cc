@@ -28,7 +28,6 @@
 namespace adak::testing {
 namespace {
 
-
 using OrderedJson = nlohmann::ordered_json;
 
 constexpr double kInitStd = 0.02;
@@ -93,7 +92,9 @@ engine::ModelConfig DefaultConfig(engine::Architecture arch) {
   return c;
 }
 
-bool HonoursHeadDim(engine::Architecture arch) { return arch != engine::Architecture::kDeepseek && arch != engine::Architecture::kOlmoe; }
+bool HonoursHeadDim(engine::Architecture arch) {
+  return arch != engine::Architecture::kDeepseek && arch != engine::Architecture::kOlmoe;
+}
 
 // Generic override spellings -> the architecture's key.
 std::string ResolveKey(engine::Architecture arch, const std::string& key, const OrderedJson& defaults) {
@@ -102,7 +103,8 @@ std::string ResolveKey(engine::Architecture arch, const std::string& key, const 
     if (arch == engine::Architecture::kMixtral) return "num_local_experts";
     if (arch == engine::Architecture::kDeepseek) return "n_routed_experts";
   }
-  if (key == "moe_intermediate_size" && (arch == engine::Architecture::kMixtral || arch == engine::Architecture::kOlmoe)) {
+  if (key == "moe_intermediate_size" &&
+      (arch == engine::Architecture::kMixtral || arch == engine::Architecture::kOlmoe)) {
     return "intermediate_size";
   }
   if (key == "num_shared_experts" && arch == engine::Architecture::kDeepseek) return "n_shared_experts";
@@ -159,7 +161,7 @@ absl::StatusOr<OrderedJson> MakeConfigJson(const MakeModelParams& params) {
       }
       if (HonoursHeadDim(params.arch)) keys.push_back("head_dim");
       return absl::InvalidArgumentError(StrCatStd("unknown config key '", key, "' for ", ArchitectureName(params.arch),
-                                            " (known: ", absl::StrJoin(keys, ", "), ")"));
+                                                  " (known: ", absl::StrJoin(keys, ", "), ")"));
     }
     overrides.emplace_back(k, value);
   }
@@ -235,7 +237,8 @@ std::vector<PlannedTensor> PlanTensors(const engine::ModelConfig& c) {
     const bool mixtral = c.arch == engine::Architecture::kMixtral;
     const std::string moe = p + (mixtral ? "block_sparse_moe." : "mlp.");
     add(moe + "gate.weight", {c.num_experts, h});
-    for (int64_t e = 0; e < c.num_experts; ++e) mlp(StrCatStd(moe, "experts.", e, "."), c.moe_intermediate_size, mixtral);
+    for (int64_t e = 0; e < c.num_experts; ++e)
+      mlp(StrCatStd(moe, "experts.", e, "."), c.moe_intermediate_size, mixtral);
     if (c.num_shared_experts > 0) {
       mlp(moe + (c.arch == engine::Architecture::kDeepseek ? "shared_experts." : "shared_expert."),
           c.shared_expert_intermediate_size, false);
@@ -357,9 +360,7 @@ class NormalSampler {
         std::memcpy(out, &b, 2);
         break;
       }
-      default:
-        std::memcpy(out, &v, 4);
-        break;
+      default: std::memcpy(out, &v, 4); break;
     }
   }
 
@@ -580,7 +581,7 @@ absl::StatusOr<engine::ModelConfig> MakeModelConfig(const MakeModelParams& param
     ASSIGN_OR_RETURN(engine::ModelConfig c, engine::ParseModelConfig(j.dump()));
     if (c.vocab_size < kMakeModelTokenizerSize) {
       return absl::InvalidArgumentError(StrCatStd("vocab_size ", c.vocab_size, " is smaller than the ",
-                                            kMakeModelTokenizerSize, " ids of the generated tokenizer"));
+                                                  kMakeModelTokenizerSize, " ids of the generated tokenizer"));
     }
     return c;
   } catch (const nlohmann::json::exception& e) {

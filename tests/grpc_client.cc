@@ -27,7 +27,8 @@ StreamResult RunStream(adak::v1::Generation::Stub* stub, const adak::v1::Generat
   StreamResult result;
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
-  std::unique_ptr<grpc::ClientReader<adak::v1::GenerateStreamResponse>> reader = stub->GenerateStream(&context, request);
+  std::unique_ptr<grpc::ClientReader<adak::v1::GenerateStreamResponse>> reader =
+      stub->GenerateStream(&context, request);
   adak::v1::GenerateStreamResponse message;
   while (reader->Read(&message)) {
     ++result.messages;

@@ -26,10 +26,10 @@ namespace adak::testing {
 
 struct StreamResult {
   grpc::Status status;
-  std::string text;                        // every message's text
-  std::vector<int32_t> token_ids;          // every message's ids
+  std::string text;                // every message's text
+  std::vector<int32_t> token_ids;  // every message's ids
   int messages = 0;
-  adak::v1::GenerateStreamResponse last;   // the final message (finish_reason, usage) when OK
+  adak::v1::GenerateStreamResponse last;  // the final message (finish_reason, usage) when OK
 };
 
 // Runs one GenerateStream call to the end. `deadline` is relative to now.

@@ -137,8 +137,7 @@ void HttpConnection::Close() {
 }
 
 absl::StatusOr<HttpResponse> HttpRequest(int port, std::string_view method, std::string_view target,
-                                         std::string_view body, std::string_view content_type,
-                                         absl::Duration timeout) {
+                                         std::string_view body, std::string_view content_type, absl::Duration timeout) {
   absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Connect(port);
   if (!connection.ok()) return connection.status();
   return (*connection)->Request(method, target, body, content_type, timeout);

@@ -27,8 +27,8 @@ struct HttpResponse {
 class HttpConnection {
  public:
   // Errors: Unavailable when the connection cannot be made within `timeout`.
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpConnection>> Connect(int port,
-                                                                               absl::Duration timeout = absl::Seconds(10));
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpConnection>> Connect(
+      int port, absl::Duration timeout = absl::Seconds(10));
   ~HttpConnection();
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;

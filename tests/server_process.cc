@@ -5,8 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <fcntl.h>
+#include <algorithm>
 #include <regex>
 
 #include "absl/strings/str_cat.h"
@@ -84,12 +84,12 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(std::vector<
       timeout, absl::Milliseconds(20));
   if (!settled) {
     p->Stop();
-    return absl::InternalError(absl::StrCat("adak serve was not ready within ", absl::FormatDuration(timeout),
-                                            "; its log:\n", p->Log()));
+    return absl::InternalError(
+        absl::StrCat("adak serve was not ready within ", absl::FormatDuration(timeout), "; its log:\n", p->Log()));
   }
   if (p->exit_code_.has_value()) {
-    return absl::InternalError(absl::StrCat("adak serve exited with ", *p->exit_code_,
-                                            " before it was ready; its log:\n", p->Log()));
+    return absl::InternalError(
+        absl::StrCat("adak serve exited with ", *p->exit_code_, " before it was ready; its log:\n", p->Log()));
   }
   p->grpc_port_ = ParsePort(log, "grpc");
   p->http_port_ = ParsePort(log, "http");

@@ -23,8 +23,8 @@ class ServerProcess {
   // Runs `adak serve <args>`, adding `--host 127.0.0.1 --grpc-port 0 --http-port 0` for those not in
   // `args`, and waits for the ready line. Errors: Internal with the log when the process cannot start,
   // exits early, or is not ready within `timeout` (it is killed then).
-  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
-      std::vector<std::string> args, absl::Duration timeout = absl::Seconds(60));
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(std::vector<std::string> args,
+                                                                            absl::Duration timeout = absl::Seconds(60));
   ~ServerProcess();  // Stop()
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

@@ -72,8 +72,8 @@ template <typename Condition>
   const absl::Time give_up = absl::Now() + timeout;
   while (!condition()) {
     if (absl::Now() > give_up) {
-      return ::testing::AssertionFailure() << "timed out after " << absl::FormatDuration(timeout)
-                                           << " waiting for " << what;
+      return ::testing::AssertionFailure()
+             << "timed out after " << absl::FormatDuration(timeout) << " waiting for " << what;
     }
     absl::SleepFor(poll);
   }
@@ -105,8 +105,8 @@ MATCHER(IsOk, "") {
 }  // namespace adak::testing
 
 // Skips the current test with a clear message when ../shared is absent.
-#define ADAK_REQUIRE_SHARED(var)                                                        \
-  auto var##_opt = ::adak::testing::SharedDir();                                        \
+#define ADAK_REQUIRE_SHARED(var)                                                         \
+  auto var##_opt = ::adak::testing::SharedDir();                                         \
   if (!var##_opt) GTEST_SKIP() << "../shared is absent (set ADAK_SHARED_DIR); skipping"; \
   const std::filesystem::path var = *var##_opt
 

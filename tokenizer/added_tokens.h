@@ -20,8 +20,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "tokenizer/normalizer.h"
 #include "base/strings.h"
+#include "tokenizer/normalizer.h"
 
 namespace adak::tokenizer {
 

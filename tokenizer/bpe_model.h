@@ -24,8 +24,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "tokenizer/json.h"
 #include "base/strings.h"
+#include "tokenizer/json.h"
 
 namespace adak::tokenizer {
 

@@ -4,10 +4,10 @@
 
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
-#include "tokenizer/pre_tokenizer.h"
+#include "base/strings.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pattern.h"
-#include "base/strings.h"
+#include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/utf8.h"
 
 namespace adak::tokenizer {
@@ -196,7 +196,8 @@ absl::StatusOr<std::unique_ptr<Decoder>> DecoderFromJson(const Json& json, std::
   }
   ASSIGN_OR_RETURN(const std::string type, JsonString(json, "type", where));
   if (type == "Sequence") {
-    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<Decoder>(json, "decoders", where, [](const Json& step, std::string_view at) {
+    ASSIGN_OR_RETURN(auto steps,
+                     ParseJsonSequence<Decoder>(json, "decoders", where, [](const Json& step, std::string_view at) {
                        return DecoderFromJson(step, at);
                      }));
     return std::make_unique<SequenceDecoder>(std::move(steps));

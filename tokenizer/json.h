@@ -7,9 +7,9 @@
 #define ADAK_TOKENIZER_JSON_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
-#include <memory>
 #include <string_view>
 #include <vector>
 

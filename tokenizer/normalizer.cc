@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "base/status_macros.h"
-#include "tokenizer/pattern.h"
 #include "base/strings.h"
+#include "tokenizer/pattern.h"
 #include "tokenizer/utf8.h"
 
 namespace adak::tokenizer {
@@ -103,9 +103,10 @@ absl::StatusOr<std::unique_ptr<Normalizer>> NormalizerFromJson(const Json& json,
   }
   ASSIGN_OR_RETURN(const std::string type, JsonString(json, "type", where));
   if (type == "Sequence") {
-    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<Normalizer>(json, "normalizers", where, [](const Json& step, std::string_view at) {
-                       return NormalizerFromJson(step, at);
-                     }));
+    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<Normalizer>(json, "normalizers", where,
+                                                               [](const Json& step, std::string_view at) {
+                                                                 return NormalizerFromJson(step, at);
+                                                               }));
     return std::make_unique<SequenceNormalizer>(std::move(steps));
   }
   if (type == "Prepend") {

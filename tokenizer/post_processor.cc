@@ -148,9 +148,10 @@ absl::StatusOr<std::unique_ptr<PostProcessor>> PostProcessorFromJson(const Json&
     return std::make_unique<TemplatePostProcessor>(std::vector<int32_t>{cls, TemplatePostProcessor::kSequence, sep});
   }
   if (type == "Sequence") {
-    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<PostProcessor>(json, "processors", where, [](const Json& step, std::string_view at) {
-                       return PostProcessorFromJson(step, at);
-                     }));
+    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<PostProcessor>(json, "processors", where,
+                                                                  [](const Json& step, std::string_view at) {
+                                                                    return PostProcessorFromJson(step, at);
+                                                                  }));
     return std::make_unique<SequencePostProcessor>(std::move(steps));
   }
   return TokenizerJsonError(JsonPath(where, "type"),

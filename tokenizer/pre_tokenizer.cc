@@ -4,9 +4,9 @@
 #include <utility>
 
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/pattern.h"
-#include "base/strings.h"
 #include "tokenizer/utf8.h"
 
 namespace adak::tokenizer {
@@ -292,9 +292,10 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> PreTokenizerFromJson(const Json& j
   }
   ASSIGN_OR_RETURN(const std::string type, JsonString(json, "type", where));
   if (type == "Sequence") {
-    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<PreTokenizer>(json, "pretokenizers", where, [](const Json& step, std::string_view at) {
-                       return PreTokenizerFromJson(step, at);
-                     }));
+    ASSIGN_OR_RETURN(auto steps, ParseJsonSequence<PreTokenizer>(json, "pretokenizers", where,
+                                                                 [](const Json& step, std::string_view at) {
+                                                                   return PreTokenizerFromJson(step, at);
+                                                                 }));
     return std::make_unique<SequencePreTokenizer>(std::move(steps));
   }
   if (type == "ByteLevel") {

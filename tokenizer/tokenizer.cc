@@ -13,14 +13,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
-#include "tokenizer/bpe_model.h"
-#include "tokenizer/pre_tokenizer.h"
+#include "base/strings.h"
 #include "tokenizer/added_tokens.h"
+#include "tokenizer/bpe_model.h"
 #include "tokenizer/decoder.h"
 #include "tokenizer/json.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/post_processor.h"
-#include "base/strings.h"
+#include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/utf8.h"
 
 namespace adak::tokenizer {

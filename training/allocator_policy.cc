@@ -43,7 +43,8 @@ void AddOuter(std::span<float> grad, std::span<const double> dz, std::span<const
 
 }  // namespace
 
-PpoLoss PpoLossAndGradient(std::span<const float> w, int64_t actions, std::span<const PolicySample> samples, const PpoParams& params, std::span<float> grad) {
+PpoLoss PpoLossAndGradient(std::span<const float> w, int64_t actions, std::span<const PolicySample> samples,
+                           const PpoParams& params, std::span<float> grad) {
   PpoLoss loss;
   if (samples.empty()) return loss;
   const double inv_n = 1.0 / static_cast<double>(samples.size());
@@ -62,7 +63,8 @@ PpoLoss PpoLossAndGradient(std::span<const float> w, int64_t actions, std::span<
     if (clipped_active) ++clipped;
     const double g_logp = clipped_active ? 0.0 : -s.advantage * ratio;
     double expected_k = 0.0;
-    for (int64_t a = 0; a < actions; ++a) expected_k += static_cast<double>(a + 1) * std::exp(logp[static_cast<size_t>(a)]);
+    for (int64_t a = 0; a < actions; ++a)
+      expected_k += static_cast<double>(a + 1) * std::exp(logp[static_cast<size_t>(a)]);
     loss.expected_k += expected_k * inv_n;
     if (grad.empty()) continue;
     for (int64_t j = 0; j < actions; ++j) {
@@ -76,7 +78,8 @@ PpoLoss PpoLossAndGradient(std::span<const float> w, int64_t actions, std::span<
   return loss;
 }
 
-double CrossEntropyLossAndGradient(std::span<const float> w, int64_t actions, std::span<const LabeledState> samples, std::span<float> grad) {
+double CrossEntropyLossAndGradient(std::span<const float> w, int64_t actions, std::span<const LabeledState> samples,
+                                   std::span<float> grad) {
   if (samples.empty()) return 0.0;
   const double inv_n = 1.0 / static_cast<double>(samples.size());
   std::vector<double> logp(static_cast<size_t>(actions)), dz(static_cast<size_t>(actions));
@@ -108,7 +111,8 @@ double FindWarmStartP(std::span<const float> probs, int64_t experts, double targ
   const size_t rows = probs.size() / static_cast<size_t>(experts);
   auto mean_label = [&](double p) {
     double sum = 0.0;
-    for (size_t r = 0; r < rows; ++r) sum += TopPLabel(probs.subspan(r * static_cast<size_t>(experts), static_cast<size_t>(experts)), p);
+    for (size_t r = 0; r < rows; ++r)
+      sum += TopPLabel(probs.subspan(r * static_cast<size_t>(experts), static_cast<size_t>(experts)), p);
     return rows == 0 ? 0.0 : sum / static_cast<double>(rows);
   };
   double lo = 0.0, hi = 1.0, best_p = 1.0, best_gap = std::numeric_limits<double>::infinity();
@@ -167,9 +171,7 @@ void DiscountWithinSegments(std::span<double> values, int64_t segment, double ga
   }
 }
 
-std::string_view LrScheduleName(LrSchedule schedule) {
-  return schedule == LrSchedule::kCosine ? "cosine" : "constant";
-}
+std::string_view LrScheduleName(LrSchedule schedule) { return schedule == LrSchedule::kCosine ? "cosine" : "constant"; }
 
 absl::StatusOr<LrSchedule> ParseLrSchedule(std::string_view name) {
   for (LrSchedule s : {LrSchedule::kConstant, LrSchedule::kCosine}) {

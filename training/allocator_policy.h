@@ -35,8 +35,8 @@ struct PolicySample {
 };
 
 struct PpoParams {
-  double clip = 0.2;       // epsilon of PPO-clip
-  double lambda = 3e-3;    // weight of the expected-k penalty
+  double clip = 0.2;     // epsilon of PPO-clip
+  double lambda = 3e-3;  // weight of the expected-k penalty
 };
 
 struct PpoLoss {
@@ -49,14 +49,16 @@ struct PpoLoss {
 // The PPO-clip loss of `samples` under W and, when `grad` is not empty, its gradient added into grad [A, H]
 // (d total / d W, averaged over samples). Where the clipped term is the minimum and r is outside
 // [1 - eps, 1 + eps], the surrogate contributes no gradient, as in PPO.
-PpoLoss PpoLossAndGradient(std::span<const float> w, int64_t actions, std::span<const PolicySample> samples, const PpoParams& params, std::span<float> grad);
+PpoLoss PpoLossAndGradient(std::span<const float> w, int64_t actions, std::span<const PolicySample> samples,
+                           const PpoParams& params, std::span<float> grad);
 
 // Mean cross-entropy -log pi(label | x) over (x, label) pairs, gradient added into grad [A, H] when not empty.
 struct LabeledState {
   std::span<const float> x;
   int32_t label = 0;  // action (k - 1)
 };
-double CrossEntropyLossAndGradient(std::span<const float> w, int64_t actions, std::span<const LabeledState> samples, std::span<float> grad);
+double CrossEntropyLossAndGradient(std::span<const float> w, int64_t actions, std::span<const LabeledState> samples,
+                                   std::span<float> grad);
 
 // n(p) = min{k : sum of the k largest probabilities >= p} (k in 1..probs.size()).
 [[nodiscard]] int32_t TopPLabel(std::span<const float> probs, double p);

@@ -32,7 +32,8 @@ std::span<const std::byte> Bytes(const std::vector<float>& v) {
 
 }  // namespace
 
-absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& o, const engine::ModelConfig& c, int64_t data_tokens) {
+absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& o, const engine::ModelConfig& c,
+                                           int64_t data_tokens) {
   auto bad = [](std::string_view what) { return absl::InvalidArgumentError(std::string(what)); };
   if (o.steps < 0) return bad(StrCatStd("--steps must be >= 0, got ", o.steps));
   if (o.batch < 1 || o.batch > 4096) return bad(StrCatStd("--batch must be in [1, 4096], got ", o.batch));
@@ -46,7 +47,8 @@ absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& o, const
     return bad(StrCatStd("need --lr > 0 (got ", o.lr, "), --lambda >= 0 (got ", o.lambda, "), --clip in (0, 1) (got ",
                          o.clip, ")"));
   }
-  if (o.ppo_epochs < 1 || o.ppo_epochs > 100) return bad(StrCatStd("--ppo-epochs must be in [1, 100], got ", o.ppo_epochs));
+  if (o.ppo_epochs < 1 || o.ppo_epochs > 100)
+    return bad(StrCatStd("--ppo-epochs must be in [1, 100], got ", o.ppo_epochs));
   if (!(o.reward_gamma >= 0.0 && o.reward_gamma <= 1.0)) {
     return bad(StrCatStd("--reward-gamma must be in [0, 1], got ", o.reward_gamma));
   }
@@ -58,9 +60,7 @@ absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& o, const
   return absl::OkStatus();
 }
 
-std::string_view RolloutModeName(RolloutMode mode) {
-  return mode == RolloutMode::kPerLayer ? "per-layer" : "joint";
-}
+std::string_view RolloutModeName(RolloutMode mode) { return mode == RolloutMode::kPerLayer ? "per-layer" : "joint"; }
 
 absl::StatusOr<RolloutMode> ParseRolloutMode(std::string_view name) {
   for (RolloutMode m : {RolloutMode::kJoint, RolloutMode::kPerLayer}) {
@@ -69,10 +69,12 @@ absl::StatusOr<RolloutMode> ParseRolloutMode(std::string_view name) {
   return absl::InvalidArgumentError(StrCatStd("--rollout must be joint or per-layer, got '", name, "'"));
 }
 
-AllocatorTrainer::AllocatorTrainer(const engine::Model& model, std::vector<int32_t> data, const TrainAllocatorOptions& options)
+AllocatorTrainer::AllocatorTrainer(const engine::Model& model, std::vector<int32_t> data,
+                                   const TrainAllocatorOptions& options)
     : model_(model), data_(std::move(data)), options_(options), rng_(options.seed) {}
 
-absl::StatusOr<std::unique_ptr<AllocatorTrainer>> AllocatorTrainer::Create(const engine::Model& model, std::vector<int32_t> data,
+absl::StatusOr<std::unique_ptr<AllocatorTrainer>> AllocatorTrainer::Create(const engine::Model& model,
+                                                                           std::vector<int32_t> data,
                                                                            const TrainAllocatorOptions& options) {
   const engine::ModelConfig& c = model.config;
   RETURN_IF_ERROR(ValidateTrainAllocatorOptions(options, c, static_cast<int64_t>(data.size())));
@@ -93,7 +95,8 @@ absl::StatusOr<std::unique_ptr<AllocatorTrainer>> AllocatorTrainer::Create(const
   ASSIGN_OR_RETURN(t->backend_, engine::CreateBackend("cpu", {.num_threads = options.num_threads}));
   const int64_t blocks = options.batch * engine::BlocksFor(options.seq_len, kBlockSize);
   ASSIGN_OR_RETURN(t->cache_, engine::KvCache::Create(t->backend_.get(), c, blocks, kBlockSize));
-  ASSIGN_OR_RETURN(t->runner_, engine::ModelRunner::Create(c, model.weights, t->weights_, t->backend_.get(), t->cache_.get()));
+  ASSIGN_OR_RETURN(t->runner_,
+                   engine::ModelRunner::Create(c, model.weights, t->weights_, t->backend_.get(), t->cache_.get()));
   return t;
 }
 
@@ -110,9 +113,9 @@ std::vector<std::vector<int32_t>> AllocatorTrainer::SampleWindows() {
   return windows;
 }
 
-absl::Status AllocatorTrainer::Forward(const std::vector<std::vector<int32_t>>& windows, const engine::RoutingParams& routing,
-                                       const engine::ForwardOptions& options, engine::ForwardResult* result,
-                                       std::vector<double>* logp) {
+absl::Status AllocatorTrainer::Forward(const std::vector<std::vector<int32_t>>& windows,
+                                       const engine::RoutingParams& routing, const engine::ForwardOptions& options,
+                                       engine::ForwardResult* result, std::vector<double>* logp) {
   const int64_t bps = engine::BlocksFor(options_.seq_len, kBlockSize);
   std::vector<std::vector<int32_t>> tables(windows.size());
   std::vector<engine::SequenceInput> batch(windows.size());
@@ -178,7 +181,8 @@ absl::StatusOr<WarmStartStats> AllocatorTrainer::WarmStart() {
         std::vector<double> z(static_cast<size_t>(e));
         for (int64_t j = 0; j < e; ++j) {
           double acc = 0.0;
-          for (int64_t k = 0; k < h; ++k) acc += static_cast<double>(kernels::LoadAsF32(router.data, router.dtype, j * h + k)) * x[k];
+          for (int64_t k = 0; k < h; ++k)
+            acc += static_cast<double>(kernels::LoadAsF32(router.data, router.dtype, j * h + k)) * x[k];
           z[static_cast<size_t>(j)] = acc;
           mx = std::max(mx, acc);
         }
@@ -203,11 +207,14 @@ absl::StatusOr<WarmStartStats> AllocatorTrainer::WarmStart() {
       if (probs[l].empty()) continue;
       std::vector<LabeledState> samples;
       for (int64_t i = 0; i < t; ++i) {
-        const int32_t label = TopPLabel(std::span<const float>(probs[l]).subspan(static_cast<size_t>(i * e), static_cast<size_t>(e)),
-                                        warm_start_p_) - 1;
+        const int32_t label =
+            TopPLabel(std::span<const float>(probs[l]).subspan(static_cast<size_t>(i * e), static_cast<size_t>(e)),
+                      warm_start_p_) -
+            1;
         label_sum += label + 1;
         ++labels;
-        samples.push_back({std::span<const float>(result.router_inputs[l]).subspan(static_cast<size_t>(i * h), static_cast<size_t>(h)),
+        samples.push_back({std::span<const float>(result.router_inputs[l])
+                               .subspan(static_cast<size_t>(i * h), static_cast<size_t>(h)),
                            label});
       }
       std::vector<float> grad(weights_.allocator[l].size(), 0.0f);
@@ -292,8 +299,8 @@ absl::Status AllocatorTrainer::RunJointRollout(const std::vector<std::vector<int
 }
 
 absl::Status AllocatorTrainer::RunPerLayerRollouts(const std::vector<std::vector<int32_t>>& windows,
-                                                   std::vector<LayerRollout>* rollouts,
-                                                   std::vector<double>* logp_base, TrainStepStats* stats) {
+                                                   std::vector<LayerRollout>* rollouts, std::vector<double>* logp_base,
+                                                   TrainStepStats* stats) {
   // One rollout per MoE layer: only that layer samples (its bit alone in the sampling mask), the others take
   // their argmax, against the baseline of every layer's argmax.
   engine::ForwardResult base, roll;
@@ -405,7 +412,9 @@ absl::Status AllocatorTrainer::Save(const std::filesystem::path& path,
   std::vector<engine::TensorToWrite> tensors;
   for (size_t l = 0; l < weights_.allocator.size(); ++l) {
     if (weights_.allocator[l].empty()) continue;
-    tensors.push_back({StrCatStd("layers.", l, ".allocator.weight"), DType::kF32, {c.num_experts, c.hidden_size},
+    tensors.push_back({StrCatStd("layers.", l, ".allocator.weight"),
+                       DType::kF32,
+                       {c.num_experts, c.hidden_size},
                        Bytes(weights_.allocator[l])});
   }
   // Built with insert_or_assign on a fresh map (GCC 12 -O3 reports a false -Wrestrict for operator[] = "...").
@@ -448,9 +457,8 @@ absl::Status AllocatorTrainer::SaveCheckpoint(const std::filesystem::path& path)
       tensors.push_back({StrCatStd("layers.", l, ".adam_", which), DType::kF32, shape, Bytes(moments.back())});
     }
   }
-  std::map<std::string, std::string> meta = {{"format", "adak-allocator-checkpoint"},
-                                             {"step", StrCatStd(step_)},
-                                             {"warm_start_p", StrCatStd(warm_start_p_)}};
+  std::map<std::string, std::string> meta = {
+      {"format", "adak-allocator-checkpoint"}, {"step", StrCatStd(step_)}, {"warm_start_p", StrCatStd(warm_start_p_)}};
   return WriteSafetensors(path, tensors, meta);
 }
 

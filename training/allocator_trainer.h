@@ -4,12 +4,12 @@
 // same tokens: a rollout where every MoE layer samples each token's k from softmax(W_alloc x) (recording
 // the states x and the actions), and a baseline with the model's native top-K. The reward of a token is
 // log p(next token); its advantage is the rollout's minus the baseline's (no critic), shared by the token's
-// decisions in every layer (RolloutMode::kJoint; kPerLayer is the lower-variance variant below). Then `ppo_epochs` full-batch PPO-clip updates per layer with the expected-k
-// penalty lambda * E[k], AdamW. Deviations from the paper's recipe, each off by default: advantage
-// normalisation per batch, a cosine learning-rate schedule and a linear lambda warm-up (allocator_policy.h).
-// WarmStart (P-Warm) first fits the allocators by cross-entropy to the top-p
-// pseudo label n(p), p chosen so the mean label equals the native K ("auto") or given. Only the allocators
-// change. Not thread-safe; one trainer drives its own backend and KV cache.
+// decisions in every layer (RolloutMode::kJoint; kPerLayer is the lower-variance variant below). Then `ppo_epochs`
+// full-batch PPO-clip updates per layer with the expected-k penalty lambda * E[k], AdamW. Deviations from the paper's
+// recipe, each off by default: advantage normalisation per batch, a cosine learning-rate schedule and a linear lambda
+// warm-up (allocator_policy.h). WarmStart (P-Warm) first fits the allocators by cross-entropy to the top-p pseudo label
+// n(p), p chosen so the mean label equals the native K ("auto") or given. Only the allocators change. Not thread-safe;
+// one trainer drives its own backend and KV cache.
 #ifndef ADAK_TRAINING_ALLOCATOR_TRAINER_H_
 #define ADAK_TRAINING_ALLOCATOR_TRAINER_H_
 
@@ -25,12 +25,12 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "training/allocator_policy.h"
 #include "engine/backend.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/model_runner.h"
 #include "engine/routing_weights.h"
+#include "training/allocator_policy.h"
 
 namespace adak::training {
 
@@ -79,28 +79,28 @@ struct TrainAllocatorOptions {
                                                          const engine::ModelConfig& config, int64_t data_tokens);
 
 struct TrainStepStats {
-  int64_t step = 0;                 // 1-based PPO step
-  int64_t tokens = 0;               // scored tokens this step
-  double reward = 0.0;              // mean log p(next | sampled routing) (per-layer: mean over rollouts)
-  double baseline_reward = 0.0;     // mean log p(next | native top-K) (per-layer: | every layer's argmax)
-  double advantage = 0.0;           // mean advantage (before any normalisation)
-  double advantage_std = 0.0;       // standard deviation over the batch's tokens of the advantages fed
-                                    // to PPO, before normalisation (after --reward-gamma; per-layer
-                                    // rollouts: the mean over the rollouts)
-  double lr = 0.0;                  // learning rate and lambda this step used (after the schedules)
+  int64_t step = 0;              // 1-based PPO step
+  int64_t tokens = 0;            // scored tokens this step
+  double reward = 0.0;           // mean log p(next | sampled routing) (per-layer: mean over rollouts)
+  double baseline_reward = 0.0;  // mean log p(next | native top-K) (per-layer: | every layer's argmax)
+  double advantage = 0.0;        // mean advantage (before any normalisation)
+  double advantage_std = 0.0;    // standard deviation over the batch's tokens of the advantages fed
+                                 // to PPO, before normalisation (after --reward-gamma; per-layer
+                                 // rollouts: the mean over the rollouts)
+  double lr = 0.0;               // learning rate and lambda this step used (after the schedules)
   double lambda = 0.0;
-  double loss = 0.0;                // PPO loss (surrogate + lambda * E[k]) of the last epoch, mean over layers
-  double expected_k = 0.0;          // mean over MoE layers of E_pi[k]
+  double loss = 0.0;        // PPO loss (surrogate + lambda * E[k]) of the last epoch, mean over layers
+  double expected_k = 0.0;  // mean over MoE layers of E_pi[k]
   double clipped_fraction = 0.0;
-  std::vector<double> mean_k;       // [L] sampled mean k per layer (0 for dense layers)
-  std::vector<double> greedy_k;     // [L] mean argmax k (what inference runs) on the same states, before
-                                    // the update (0 for dense layers)
+  std::vector<double> mean_k;    // [L] sampled mean k per layer (0 for dense layers)
+  std::vector<double> greedy_k;  // [L] mean argmax k (what inference runs) on the same states, before
+                                 // the update (0 for dense layers)
   double seconds = 0.0;
 };
 
 struct WarmStartStats {
-  double p = 0.0;                   // the top-p threshold of the labels
-  double mean_label = 0.0;          // mean n(p) over the warm-start tokens and layers
+  double p = 0.0;           // the top-p threshold of the labels
+  double mean_label = 0.0;  // mean n(p) over the warm-start tokens and layers
   double first_loss = 0.0, last_loss = 0.0;
   int64_t steps = 0;
 };
@@ -132,8 +132,9 @@ class AllocatorTrainer {
   // Random windows for one step: [batch][seq_len] ids.
   std::vector<std::vector<int32_t>> SampleWindows();
   // One forward over the windows; per window, log p(next) of tokens 0..L-2 into `logp` [batch * (L-1)].
-  [[nodiscard]] absl::Status Forward(const std::vector<std::vector<int32_t>>& windows, const engine::RoutingParams& routing,
-                                     const engine::ForwardOptions& options, engine::ForwardResult* result, std::vector<double>* logp);
+  [[nodiscard]] absl::Status Forward(const std::vector<std::vector<int32_t>>& windows,
+                                     const engine::RoutingParams& routing, const engine::ForwardOptions& options,
+                                     engine::ForwardResult* result, std::vector<double>* logp);
   [[nodiscard]] absl::Status PushAllocators();
 
   // The steps of Step: the rollouts of the step's rollout mode (states, actions, advantages per MoE layer;

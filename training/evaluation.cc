@@ -51,14 +51,10 @@ double LogProb(const float* row, int64_t vocab, int32_t target) {
 
 std::string_view TokenClassName(TokenClass token_class) {
   switch (token_class) {
-    case TokenClass::kWord:
-      return "word";
-    case TokenClass::kNumber:
-      return "number";
-    case TokenClass::kPunctuation:
-      return "punctuation";
-    case TokenClass::kSpaceOther:
-      return "space/other";
+    case TokenClass::kWord: return "word";
+    case TokenClass::kNumber: return "number";
+    case TokenClass::kPunctuation: return "punctuation";
+    case TokenClass::kSpaceOther: return "space/other";
   }
   return "space/other";
 }
@@ -182,14 +178,12 @@ std::string RoutingLabel(const engine::RoutingParams& params, const engine::Mode
   switch (params.policy) {
     case engine::RoutingPolicy::kTopK:
       return absl::StrCat("topk k=", params.top_k == 0 ? config.num_experts_per_tok : params.top_k);
-    case engine::RoutingPolicy::kTopP:
-      return absl::StrFormat("topp p=%.2f", params.top_p);
+    case engine::RoutingPolicy::kTopP: return absl::StrFormat("topp p=%.2f", params.top_p);
     case engine::RoutingPolicy::kAdaK:
       if (params.min_k == 0 && params.max_k == 0) return "adak";
       return absl::StrCat("adak k=", params.min_k == 0 ? 1 : params.min_k, "..",
                           params.max_k == 0 ? config.num_experts : params.max_k);
-    case engine::RoutingPolicy::kNull:
-      return "null";
+    case engine::RoutingPolicy::kNull: return "null";
   }
   return "unknown";
 }

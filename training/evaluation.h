@@ -35,8 +35,8 @@
 #include "engine/model_config.h"
 #include "engine/routing.h"
 #include "engine/session.h"
-#include "tokenizer/tokenizer.h"
 #include "tokenizer/regex.h"
+#include "tokenizer/tokenizer.h"
 
 namespace adak::training {
 
@@ -62,9 +62,9 @@ class TokenClassifier {
 
  private:
   TokenClassifier() = default;
-  std::unique_ptr<tokenizer::TokenizerRegex> letter_;       // \p{L}
-  std::unique_ptr<tokenizer::TokenizerRegex> number_;       // \p{N}
-  std::unique_ptr<tokenizer::TokenizerRegex> not_punct_;    // anything but \p{P}, \p{S}, whitespace
+  std::unique_ptr<tokenizer::TokenizerRegex> letter_;     // \p{L}
+  std::unique_ptr<tokenizer::TokenizerRegex> number_;     // \p{N}
+  std::unique_ptr<tokenizer::TokenizerRegex> not_punct_;  // anything but \p{P}, \p{S}, whitespace
 };
 
 struct EvalParams {
@@ -85,22 +85,18 @@ struct EvalResult {
   engine::RoutingParams routing;
   int64_t context = 0;
   int64_t windows = 0;
-  int64_t tokens_run = 0;     // every token of every window that ran
-  int64_t scored = 0;         // tokens predicted (all but the first of each window)
-  double total_nats = 0.0;    // sum of -log p(token | its window prefix) over the scored tokens
-  double seconds = 0.0;       // wall time of the forward passes and scoring
+  int64_t tokens_run = 0;   // every token of every window that ran
+  int64_t scored = 0;       // tokens predicted (all but the first of each window)
+  double total_nats = 0.0;  // sum of -log p(token | its window prefix) over the scored tokens
+  double seconds = 0.0;     // wall time of the forward passes and scoring
   // Routed k of every token run (mean k, per layer, expert FLOPs and savings against native top-K).
   engine::FlopCounter flops;
   // Indexed by TokenClass, over the scored tokens (the tokens' counts sum to `scored`).
   std::array<TokenClassStats, kNumTokenClasses> classes{};
 
-  [[nodiscard]] double nats_per_token() const {
-    return scored == 0 ? 0.0 : total_nats / static_cast<double>(scored);
-  }
+  [[nodiscard]] double nats_per_token() const { return scored == 0 ? 0.0 : total_nats / static_cast<double>(scored); }
   [[nodiscard]] double perplexity() const;  // exp(nats_per_token())
-  [[nodiscard]] const TokenClassStats& token_class(TokenClass c) const {
-    return classes[static_cast<size_t>(c)];
-  }
+  [[nodiscard]] const TokenClassStats& token_class(TokenClass c) const { return classes[static_cast<size_t>(c)]; }
 };
 
 // Runs `ids` through `session` in windows of params.context (see the file comment) with params.routing

@@ -19,9 +19,7 @@ namespace adak::kernels::internal::avx2 {
 struct Bf16Weights {
   using Elem = uint16_t;
   static constexpr bool kDeinterleave = true;
-  ADAK_AVX2 static inline __m256i Raw(const Elem* p) {
-    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  }
+  ADAK_AVX2 static inline __m256i Raw(const Elem* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   ADAK_AVX2 static inline __m256 Lo(const Elem* p) { return _mm256_castsi256_ps(_mm256_slli_epi32(Raw(p), 16)); }
   ADAK_AVX2 static inline __m256 Hi(const Elem* p) {
     return _mm256_castsi256_ps(_mm256_and_si256(Raw(p), _mm256_set1_epi32(static_cast<int>(0xffff0000u))));

@@ -43,9 +43,9 @@ MatMulParams Normalized(const MatMulParams& in) {
   if (p.out_stride == 0) p.out_stride = p.n;
   ADAK_CHECK(p.w_dtype == DType::kBF16 || p.w_dtype == DType::kF16 || p.w_dtype == DType::kF32,
              "MatMul: unsupported weight dtype ", std::string(DTypeName(p.w_dtype)));
-  ADAK_CHECK(p.bias == nullptr || p.bias_dtype == DType::kBF16 || p.bias_dtype == DType::kF16 ||
-                 p.bias_dtype == DType::kF32,
-             "MatMul: unsupported bias dtype ", std::string(DTypeName(p.bias_dtype)));
+  ADAK_CHECK(
+      p.bias == nullptr || p.bias_dtype == DType::kBF16 || p.bias_dtype == DType::kF16 || p.bias_dtype == DType::kF32,
+      "MatMul: unsupported bias dtype ", std::string(DTypeName(p.bias_dtype)));
   ADAK_CHECK(p.rows >= 0 && p.k >= 0 && p.n >= 0 && p.x_stride >= p.k && p.out_stride >= p.n,
              "MatMul: bad shape or stride");
   return p;
@@ -76,8 +76,8 @@ bool CpuHasAvx512() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("avx2");
 #else
   return false;
 #endif
@@ -119,8 +119,8 @@ void ScalarRows(const MatMulParams& p, int64_t n_begin, int64_t n_end) {
 // ---- GEMV path (T small): one pass over W, all T tokens per weight load. ----
 
 struct Packing {
-  int block;         // elements per weight block of the kernel
-  int64_t stride;    // floats per packed row; a multiple of 16, so rows stay 64-byte aligned
+  int block;       // elements per weight block of the kernel
+  int64_t stride;  // floats per packed row; a multiple of 16, so rows stay 64-byte aligned
 };
 
 Packing PackingFor(MatMulIsaKind isa, int64_t k) {
@@ -226,10 +226,9 @@ void SgemmPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa) {
         w = buffer;
       }
       float* out = p.out + n0;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(p.rows),
-                  static_cast<blasint>(rows), static_cast<blasint>(p.k), 1.0f, p.x,
-                  static_cast<blasint>(p.x_stride), w, static_cast<blasint>(p.k), p.accumulate ? 1.0f : 0.0f, out,
-                  static_cast<blasint>(p.out_stride));
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(p.rows), static_cast<blasint>(rows),
+                  static_cast<blasint>(p.k), 1.0f, p.x, static_cast<blasint>(p.x_stride), w, static_cast<blasint>(p.k),
+                  p.accumulate ? 1.0f : 0.0f, out, static_cast<blasint>(p.out_stride));
       if (p.bias != nullptr) {
         for (int64_t t = 0; t < p.rows; ++t) {
           float* o = out + t * p.out_stride;
@@ -311,8 +310,7 @@ void MatMulWithOptions(const MatMulParams& params, ThreadPool* pool, const MatMu
   const MatMulParams p = Normalized(params);
   if (p.rows == 0 || p.n == 0) return;
   ADAK_CHECK(MatMulIsaSupported(options.isa), "MatMul: ISA not supported by this CPU");
-  const int64_t sgemm_min_rows =
-      options.sgemm_min_rows > 0 ? options.sgemm_min_rows : DefaultSgemmMinRows(options.isa);
+  const int64_t sgemm_min_rows = options.sgemm_min_rows > 0 ? options.sgemm_min_rows : DefaultSgemmMinRows(options.isa);
   if (p.rows >= sgemm_min_rows && p.k > 0) {
     SgemmPath(p, pool, options.isa);
   } else {

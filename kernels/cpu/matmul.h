@@ -20,18 +20,18 @@
 namespace adak::kernels {
 
 struct MatMulParams {
-  const float* x = nullptr;    // [T, K], row stride x_stride (elements)
-  int64_t rows = 0;            // T
-  int64_t k = 0;               // K
-  int64_t x_stride = 0;        // >= K; 0 means K
-  const void* w = nullptr;     // [N, K] row-major, contiguous
+  const float* x = nullptr;      // [T, K], row stride x_stride (elements)
+  int64_t rows = 0;              // T
+  int64_t k = 0;                 // K
+  int64_t x_stride = 0;          // >= K; 0 means K
+  const void* w = nullptr;       // [N, K] row-major, contiguous
   DType w_dtype = DType::kBF16;  // kBF16, kF16 or kF32
-  int64_t n = 0;               // N
-  const void* bias = nullptr;  // [N] in bias_dtype, or nullptr
+  int64_t n = 0;                 // N
+  const void* bias = nullptr;    // [N] in bias_dtype, or nullptr
   DType bias_dtype = DType::kF32;
-  float* out = nullptr;        // [T, N], row stride out_stride (elements)
-  int64_t out_stride = 0;      // >= N; 0 means N
-  bool accumulate = false;     // out += result instead of out = result
+  float* out = nullptr;     // [T, N], row stride out_stride (elements)
+  int64_t out_stride = 0;   // >= N; 0 means N
+  bool accumulate = false;  // out += result instead of out = result
 };
 
 // REQUIRES: pointers valid for the sizes above; x and out do not overlap; w_dtype in {kBF16, kF16, kF32}
@@ -79,10 +79,9 @@ namespace internal {
 // Rows [n_begin, n_end) of out for all T, from activations packed by matmul.cc: row t at xp + t * xp_stride,
 // zero-padded to a multiple of 32 (AVX-512) / 16 (AVX2) elements and, for BF16 weights, each block
 // de-interleaved as [even elements, odd elements].
-void MatMulRowsAvx512(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin,
-                      int64_t n_end, bool stream_decode);
-void MatMulRowsAvx2(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin,
-                    int64_t n_end);
+void MatMulRowsAvx512(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin, int64_t n_end,
+                      bool stream_decode);
+void MatMulRowsAvx2(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin, int64_t n_end);
 void WidenToF32Avx512(const void* src, DType dtype, int64_t count, float* dst);
 void WidenToF32Avx2(const void* src, DType dtype, int64_t count, float* dst);
 }  // namespace internal

@@ -18,7 +18,6 @@
 #include "kernels/cpu/avx2_weights.h"
 #include "kernels/cpu/matmul.h"
 
-
 namespace adak::kernels::internal {
 namespace {
 
@@ -71,8 +70,8 @@ constexpr int RowsPerBlock() {
 
 // out[t, n0 + r] (= or +=) dot(weight row r, activation row t) + bias for kR consecutive rows and kT tokens.
 template <class W, int kT, int kR>
-ADAK_AVX2 inline void DotRows(const MatMulParams& p, const typename W::Elem* w, const float* xp,
-                              int64_t xp_stride, float* out, int64_t n0) {
+ADAK_AVX2 inline void DotRows(const MatMulParams& p, const typename W::Elem* w, const float* xp, int64_t xp_stride,
+                              float* out, int64_t n0) {
   static_assert(kT * kR <= 8);
   const int64_t k = p.k;
   __m256 acc[8];
@@ -80,7 +79,7 @@ ADAK_AVX2 inline void DotRows(const MatMulParams& p, const typename W::Elem* w, 
   for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
   const int64_t k_full = k - k % kBlock;
   const int64_t block_bytes = kR * k * static_cast<int64_t>(sizeof(typename W::Elem));
-  auto step = [&](const typename W::Elem* (&rows)[kR], int64_t kb, int64_t offset, bool prefetch) ADAK_AVX2 {
+  auto step = [&](const typename W::Elem*(&rows)[kR], int64_t kb, int64_t offset, bool prefetch) ADAK_AVX2 {
     __m256 x[kT];
 #pragma GCC unroll 4
     for (int t = 0; t < kT; ++t) x[t] = _mm256_load_ps(xp + t * xp_stride + kb);
@@ -127,8 +126,8 @@ ADAK_AVX2 inline void DotRows(const MatMulParams& p, const typename W::Elem* w, 
 }
 
 template <class W, int kT>
-ADAK_AVX2 void DotRowRange(const MatMulParams& p, const float* xp, int64_t xp_stride, float* out,
-                           int64_t n_begin, int64_t n_end) {
+ADAK_AVX2 void DotRowRange(const MatMulParams& p, const float* xp, int64_t xp_stride, float* out, int64_t n_begin,
+                           int64_t n_end) {
   constexpr int kR = RowsPerBlock<kT>();
   const auto* w = static_cast<const typename W::Elem*>(p.w);
   int64_t n = n_begin;
@@ -137,8 +136,8 @@ ADAK_AVX2 void DotRowRange(const MatMulParams& p, const float* xp, int64_t xp_st
 }
 
 template <class W>
-ADAK_AVX2 void DotRowRangeAnyT(const MatMulParams& p, int64_t tokens, const float* xp, int64_t xp_stride,
-                               float* out, int64_t n_begin, int64_t n_end) {
+ADAK_AVX2 void DotRowRangeAnyT(const MatMulParams& p, int64_t tokens, const float* xp, int64_t xp_stride, float* out,
+                               int64_t n_begin, int64_t n_end) {
   switch (tokens) {
     case 1: return DotRowRange<W, 1>(p, xp, xp_stride, out, n_begin, n_end);
     case 2: return DotRowRange<W, 2>(p, xp, xp_stride, out, n_begin, n_end);

@@ -26,11 +26,10 @@
 #include "kernels/cpu/avx512_weights.h"
 #include "kernels/cpu/matmul.h"
 
-
 namespace adak::kernels::internal {
 namespace {
 
-constexpr int kBlock = 32;  // weight elements per row per step
+constexpr int kBlock = 32;     // weight elements per row per step
 constexpr int kMaxTokens = 4;  // tokens per register block
 
 using avx512::Bf16Weights;
@@ -101,8 +100,8 @@ ADAK_AVX512 inline void ReduceStore(const __m512 (&acc)[32], float* sums) {
 constexpr int64_t kPrefetchAheadBytes = 1024;
 
 // Prefetches for the 32-element block at `block` of one row: 1 KiB further on into L1, and rows_ahead_bytes
-// further on (the same block of the corresponding row of the next register block) into L2. The addresses are formed as integers because they may lie past the
-// end of the matrix; prefetches never fault.
+// further on (the same block of the corresponding row of the next register block) into L2. The addresses are formed as
+// integers because they may lie past the end of the matrix; prefetches never fault.
 template <class W>
 ADAK_AVX512 inline void PrefetchBlock(const typename W::Elem* block, int64_t rows_ahead_bytes) {
   constexpr int kLines = kBlock * static_cast<int>(sizeof(typename W::Elem)) / 64;
@@ -138,8 +137,8 @@ ADAK_AVX512 inline void AccumulateTail(const typename W::Elem* w, int64_t k, int
 }
 
 template <class W, int kT, int kR>
-ADAK_AVX512 inline void DotBlock(const typename W::Elem* w, int64_t k, int64_t k_begin, int64_t k_end,
-                                 const float* xp, int64_t xp_stride, float* sums) {
+ADAK_AVX512 inline void DotBlock(const typename W::Elem* w, int64_t k, int64_t k_begin, int64_t k_end, const float* xp,
+                                 int64_t xp_stride, float* sums) {
   static_assert(kT * kR <= 32);
   __m512 acc[32];
 #pragma GCC unroll 32
@@ -286,13 +285,13 @@ ADAK_AVX512 void DotRowRangeStream(const MatMulParams& p, const float* xp, int64
 // Rows [n_begin, n_end) for kT tokens whose packed activations start at xp and outputs at out; `stream`: with
 // decode tiles where the activations fit in L1.
 template <class W, int kT>
-ADAK_AVX512 void DotRowRange(const MatMulParams& p, const float* xp, int64_t xp_stride, float* out,
-                             int64_t n_begin, int64_t n_end, bool stream) {
+ADAK_AVX512 void DotRowRange(const MatMulParams& p, const float* xp, int64_t xp_stride, float* out, int64_t n_begin,
+                             int64_t n_end, bool stream) {
   constexpr int kR = RowsPerBlock<kT>();
   const auto* w = static_cast<const typename W::Elem*>(p.w);
   const int64_t k = p.k;
-  const int64_t k_chunk = std::max<int64_t>(
-      kBlock, kL1ActivationBytes / (kT * static_cast<int64_t>(sizeof(float))) / kBlock * kBlock);
+  const int64_t k_chunk =
+      std::max<int64_t>(kBlock, kL1ActivationBytes / (kT * static_cast<int64_t>(sizeof(float))) / kBlock * kBlock);
   alignas(64) float sums[32];
   if (k <= k_chunk && stream) {
     DotRowRangeStream<W, kT>(p, xp, xp_stride, out, n_begin, n_end);
@@ -335,8 +334,8 @@ ADAK_AVX512 void DotRowRange(const MatMulParams& p, const float* xp, int64_t xp_
 }
 
 template <class W>
-ADAK_AVX512 void DotRowRangeAnyT(const MatMulParams& p, int64_t tokens, const float* xp, int64_t xp_stride,
-                                 float* out, int64_t n_begin, int64_t n_end, bool stream) {
+ADAK_AVX512 void DotRowRangeAnyT(const MatMulParams& p, int64_t tokens, const float* xp, int64_t xp_stride, float* out,
+                                 int64_t n_begin, int64_t n_end, bool stream) {
   switch (tokens) {
     case 1: return DotRowRange<W, 1>(p, xp, xp_stride, out, n_begin, n_end, stream);
     case 2: return DotRowRange<W, 2>(p, xp, xp_stride, out, n_begin, n_end, stream);
@@ -346,8 +345,8 @@ ADAK_AVX512 void DotRowRangeAnyT(const MatMulParams& p, int64_t tokens, const fl
 }
 
 template <class W>
-ADAK_AVX512 void Rows(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin,
-                      int64_t n_end, bool stream) {
+ADAK_AVX512 void Rows(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin, int64_t n_end,
+                      bool stream) {
   if (p.rows <= kMaxTokens) {
     DotRowRangeAnyT<W>(p, p.rows, xp, xp_stride, p.out, n_begin, n_end, stream);
     return;

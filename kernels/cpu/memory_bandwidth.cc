@@ -68,8 +68,8 @@ double MeasureMemoryReadBandwidth(ThreadPool* pool, size_t bytes) {
   struct Deleter {
     void operator()(uint64_t* p) const { ::operator delete[](p, std::align_val_t{64}); }
   };
-  std::unique_ptr<uint64_t[], Deleter> buffer(
-      new (std::align_val_t{64}, std::nothrow) uint64_t[static_cast<size_t>(total) / sizeof(uint64_t)]);
+  std::unique_ptr<uint64_t[], Deleter> buffer(new (std::align_val_t{64}, std::nothrow)
+                                                  uint64_t[static_cast<size_t>(total) / sizeof(uint64_t)]);
   if (buffer == nullptr) return 0.0;
   uint64_t* data = buffer.get();
   auto for_chunks = [&](auto&& body) {

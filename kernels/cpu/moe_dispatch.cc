@@ -6,8 +6,8 @@
 
 namespace adak::kernels {
 
-void BuildDispatchPlan(const int32_t* k, const int32_t* expert_ids, const float* weights, int64_t rows,
-                       int64_t max_k, int64_t num_experts, DispatchPlan* plan) {
+void BuildDispatchPlan(const int32_t* k, const int32_t* expert_ids, const float* weights, int64_t rows, int64_t max_k,
+                       int64_t num_experts, DispatchPlan* plan) {
   auto k_of = [&](int64_t t) -> int64_t { return k != nullptr ? k[t] : max_k; };
   plan->num_tokens = rows;
   plan->num_experts = num_experts;
@@ -26,7 +26,8 @@ void BuildDispatchPlan(const int32_t* k, const int32_t* expert_ids, const float*
   plan->slot_offsets.assign(static_cast<size_t>(rows + 1), 0);
   for (int64_t i = 0; i < rows; ++i) {
     plan->slot_offsets[static_cast<size_t>(i) + 1] =
-        plan->slot_offsets[static_cast<size_t>(i)] + static_cast<int32_t>(k_of(plan->token_order[static_cast<size_t>(i)]));
+        plan->slot_offsets[static_cast<size_t>(i)] +
+        static_cast<int32_t>(k_of(plan->token_order[static_cast<size_t>(i)]));
   }
   const int64_t total = plan->slot_offsets.back();
 

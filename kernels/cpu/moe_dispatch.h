@@ -35,8 +35,8 @@ struct DispatchPlan {
 
 // Builds the plan from per-token choices: k_t valid slots of expert_ids / weights rows of width max_k
 // (k may be nullptr: every token uses max_k). REQUIRES: 0 <= k_t <= max_k, ids in [0, E), distinct per token.
-void BuildDispatchPlan(const int32_t* k, const int32_t* expert_ids, const float* weights, int64_t rows,
-                       int64_t max_k, int64_t num_experts, DispatchPlan* plan);
+void BuildDispatchPlan(const int32_t* k, const int32_t* expert_ids, const float* weights, int64_t rows, int64_t max_k,
+                       int64_t num_experts, DispatchPlan* plan);
 
 }  // namespace adak::kernels
 

@@ -217,8 +217,8 @@ MatMulParams Linear(const float* x, int64_t rows, int64_t k, const void* w, DTyp
 }
 
 // down(silu(gate x) * up x) for `rows` contiguous rows of x into scratch->down.
-void SwiGluMatMul(const float* x, int64_t rows, int64_t hidden, int64_t inter, DType dtype,
-                  const ExpertWeightPtrs& w, MoeScratch* s, ThreadPool* pool, MatMulIsaKind isa) {
+void SwiGluMatMul(const float* x, int64_t rows, int64_t hidden, int64_t inter, DType dtype, const ExpertWeightPtrs& w,
+                  MoeScratch* s, ThreadPool* pool, MatMulIsaKind isa) {
   const auto ri = static_cast<size_t>(rows * inter);
   if (s->gate.size() < ri) s->gate.resize(ri);
   if (s->up.size() < ri) s->up.resize(ri);
@@ -258,8 +258,7 @@ void MoeExpertsWithOptions(const MoeExpertsParams& p, MoeScratch* s, ThreadPool*
   const int64_t inter = p.intermediate;
   if (plan.num_rows() == 0 || h == 0) return;
   CheckArgs(p.dtype, options.isa);
-  const int64_t min_rows =
-      options.matmul_min_rows > 0 ? options.matmul_min_rows : DefaultMoeMatMulMinRows(options.isa);
+  const int64_t min_rows = options.matmul_min_rows > 0 ? options.matmul_min_rows : DefaultMoeMatMulMinRows(options.isa);
 
   s->fused_experts.clear();
   s->matmul_experts.clear();
@@ -356,14 +355,12 @@ void MoeExpertsReference(const MoeExpertsParams& p) {
   }
 }
 
-void DenseMlpWithOptions(const DenseMlpParams& p, MoeScratch* s, ThreadPool* pool,
-                         const MoeExpertsOptions& options) {
+void DenseMlpWithOptions(const DenseMlpParams& p, MoeScratch* s, ThreadPool* pool, const MoeExpertsOptions& options) {
   const int64_t h = p.hidden;
   const int64_t inter = p.intermediate;
   if (p.rows == 0 || h == 0) return;
   CheckArgs(p.dtype, options.isa);
-  const int64_t min_rows =
-      options.matmul_min_rows > 0 ? options.matmul_min_rows : DefaultMoeMatMulMinRows(options.isa);
+  const int64_t min_rows = options.matmul_min_rows > 0 ? options.matmul_min_rows : DefaultMoeMatMulMinRows(options.isa);
   if (p.rows >= min_rows) {
     SwiGluMatMul(p.x, p.rows, h, inter, p.dtype, p.w, s, pool, options.isa);
     for (int64_t r = 0; r < p.rows; ++r) {

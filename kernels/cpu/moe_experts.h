@@ -21,9 +21,10 @@
 // and the SIMD paths' vector exp is within ~1 ulp of expf (agrees with the fp32 reference to ~1e-5).
 // Measured on 2 Zen 5 cores (bench/moe_experts_bench.cc, OLMoE shape, bf16, experts 8 bytes off a cache line):
 // decode at batch 1 reads the active experts at ~85-90% of a plain streaming read of the same bytes (batch 16:
-// ~80-90%), vs ~60-75% for three MatMul calls per expert; prefill at T = 256 runs ~375 GFLOP/s, 1.5x that path. Runtime ISA dispatch as MatMul (AVX-512, AVX2+FMA+F16C, scalar). Experts with at
-// least `matmul_min_rows` rows instead gather their rows, go through MatMul (3 calls) and are combined after
-// the fused experts, in expert order (the default for scalar CPUs, where MatMul's sgemm is faster).
+// ~80-90%), vs ~60-75% for three MatMul calls per expert; prefill at T = 256 runs ~375 GFLOP/s, 1.5x that path. Runtime
+// ISA dispatch as MatMul (AVX-512, AVX2+FMA+F16C, scalar). Experts with at least `matmul_min_rows` rows instead gather
+// their rows, go through MatMul (3 calls) and are combined after the fused experts, in expert order (the default for
+// scalar CPUs, where MatMul's sgemm is faster).
 //
 // Scratch memory is owned by the caller's MoeScratch (reused across calls; one MoeScratch per concurrent
 // caller). Functions are otherwise stateless; calls sharing a pool serialise on it.
@@ -51,13 +52,13 @@ struct ExpertWeightPtrs {
 };
 
 struct MoeExpertsParams {
-  const float* x = nullptr;            // [T, H] input (the post-attention norm output)
-  int64_t hidden = 0;                  // H
-  int64_t intermediate = 0;            // I
-  DType dtype = DType::kBF16;          // of every expert weight
+  const float* x = nullptr;                   // [T, H] input (the post-attention norm output)
+  int64_t hidden = 0;                         // H
+  int64_t intermediate = 0;                   // I
+  DType dtype = DType::kBF16;                 // of every expert weight
   const ExpertWeightPtrs* experts = nullptr;  // [E]
   const DispatchPlan* plan = nullptr;
-  float* out = nullptr;                // [T, H], accumulated into
+  float* out = nullptr;  // [T, H], accumulated into
 };
 
 // A growable 64-byte aligned float buffer (scratch; contents are not preserved when it grows).
@@ -168,8 +169,8 @@ struct MoeGateUpArgs {
   const void* gate = nullptr;  // [I, H]
   const void* up = nullptr;    // [I, H]
   DType dtype = DType::kBF16;
-  int64_t hidden = 0;          // H (the dot length)
-  int64_t rows = 0;            // rows of this expert
+  int64_t hidden = 0;               // H (the dot length)
+  int64_t rows = 0;                 // rows of this expert
   const float* const* x = nullptr;  // [rows] packed x rows
   float* const* h = nullptr;        // [rows] packed h rows
 };
@@ -179,7 +180,7 @@ struct MoeGateUpArgs {
 struct MoeDownArgs {
   const void* down = nullptr;  // [H, I]
   DType dtype = DType::kBF16;
-  int64_t inter = 0;           // I (the dot length)
+  int64_t inter = 0;  // I (the dot length)
   int64_t rows = 0;
   const float* const* h = nullptr;  // [rows] packed h rows
   float* const* out = nullptr;      // [rows] output rows (the token's row of out)

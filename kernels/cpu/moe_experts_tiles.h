@@ -53,8 +53,8 @@ constexpr int64_t kL2BlockBytes = 256 << 10;
 
 // kSplitSteps: acc[t * kN + n] += the block at wb[n] times the activations at x[t] + kb, low halves first.
 template <class Isa, class W, int kT, int kN>
-ADAK_MOE_TARGET inline void SplitStep(const typename W::Elem* const (&wb)[kN], const float* const (&x)[kT],
-                                      int64_t kb, typename Isa::Vec (&acc)[kT * kN]) {
+ADAK_MOE_TARGET inline void SplitStep(const typename W::Elem* const (&wb)[kN], const float* const (&x)[kT], int64_t kb,
+                                      typename Isa::Vec (&acc)[kT * kN]) {
   constexpr int kLanes = Isa::kBlock / 2;
   typename Isa::Vec xv[kT];
 #pragma GCC unroll 4
@@ -88,7 +88,7 @@ ADAK_MOE_TARGET inline void DotTile(const typename W::Elem* w, int64_t k, const 
   constexpr int kLanes = kBlock / 2;
   constexpr int kAcc = kT * kN;
   static_assert(Isa::TileFits(kT, kN), "tile does not fit in the register file");
-  constexpr int64_t kStepBytes = kBlock * static_cast<int64_t>(sizeof(Elem));  // per row per step
+  constexpr int64_t kStepBytes = kBlock * static_cast<int64_t>(sizeof(Elem));       // per row per step
   constexpr int kLines = kStepBytes >= 64 ? static_cast<int>(kStepBytes / 64) : 1;  // per row per prefetch
   Vec acc[kAcc];
 #pragma GCC unroll 32
@@ -164,8 +164,8 @@ ADAK_MOE_TARGET inline void DotTile(const typename W::Elem* w, int64_t k, const 
 // tile prefetches `after` (may be null).
 template <class Isa, class W, int kT, bool kShifted, class Emit>
 ADAK_MOE_TARGET inline void RowTilesOf(const typename W::Elem* w, int64_t k, int64_t n_begin, int64_t n_end,
-                                       const float* const (&x)[kT], const typename Isa::RowSource& src,
-                                       bool prefetch, const void* after, const Emit& emit) {
+                                       const float* const (&x)[kT], const typename Isa::RowSource& src, bool prefetch,
+                                       const void* after, const Emit& emit) {
   constexpr int kN = Isa::template TileRows<kT>();
   alignas(64) float sums[kT * kN];
   const int64_t row_bytes = k * static_cast<int64_t>(sizeof(typename W::Elem));
@@ -187,8 +187,7 @@ ADAK_MOE_TARGET inline void RowTilesOf(const typename W::Elem* w, int64_t k, int
 
 template <class Isa, class W, int kT, class Emit>
 ADAK_MOE_TARGET inline void RowTiles(const typename W::Elem* w, int64_t k, int64_t n_begin, int64_t n_end,
-                                     const float* const (&x)[kT], bool prefetch, const void* after,
-                                     const Emit& emit) {
+                                     const float* const (&x)[kT], bool prefetch, const void* after, const Emit& emit) {
   if constexpr (Isa::kShiftedRows) {
     const typename Isa::RowSource src = Isa::SourceFor(w, k * static_cast<int64_t>(sizeof(typename W::Elem)));
     if (src.shifted) {
@@ -282,8 +281,8 @@ ADAK_MOE_TARGET inline void OverRowGroups(int64_t rows, int64_t row_bytes, int64
     group(0, n_begin, n_end);
     return;
   }
-  const int64_t block = std::max<int64_t>(
-      kRowBlock, kL2BlockBytes / std::max<int64_t>(row_bytes, 1) / kRowBlock * kRowBlock);
+  const int64_t block =
+      std::max<int64_t>(kRowBlock, kL2BlockBytes / std::max<int64_t>(row_bytes, 1) / kRowBlock * kRowBlock);
   for (int64_t n0 = n_begin; n0 < n_end; n0 += block) {
     const int64_t n1 = std::min(n_end, n0 + block);
     for (int64_t t0 = 0; t0 < rows; t0 += kMaxTokens) group(t0, n0, n1);
@@ -294,18 +293,16 @@ template <class Isa, class W>
 ADAK_MOE_TARGET void GateUp(const MoeGateUpArgs& a, int64_t n_begin, int64_t n_end) {
   const auto row_bytes = static_cast<int64_t>(2 * sizeof(typename W::Elem)) * a.hidden;
   OverRowGroups(a.rows, row_bytes, n_begin, n_end,
-                [&](auto kt, int64_t t0, int64_t n0, int64_t n1, bool prefetch) ADAK_MOE_TARGET {
-                  GateUpTokens<Isa, W, decltype(kt)::value>(a, t0, n0, n1, prefetch);
-                });
+                [&](auto kt, int64_t t0, int64_t n0, int64_t n1, bool prefetch)
+                    ADAK_MOE_TARGET { GateUpTokens<Isa, W, decltype(kt)::value>(a, t0, n0, n1, prefetch); });
 }
 
 template <class Isa, class W>
 ADAK_MOE_TARGET void Down(const MoeDownArgs& a, int64_t n_begin, int64_t n_end) {
   const auto row_bytes = static_cast<int64_t>(sizeof(typename W::Elem)) * a.inter;
   OverRowGroups(a.rows, row_bytes, n_begin, n_end,
-                [&](auto kt, int64_t t0, int64_t n0, int64_t n1, bool prefetch) ADAK_MOE_TARGET {
-                  DownTokens<Isa, W, decltype(kt)::value>(a, t0, n0, n1, prefetch);
-                });
+                [&](auto kt, int64_t t0, int64_t n0, int64_t n1, bool prefetch)
+                    ADAK_MOE_TARGET { DownTokens<Isa, W, decltype(kt)::value>(a, t0, n0, n1, prefetch); });
 }
 
 // Pass 1 / pass 2 of one expert on ISA `Isa`, by weight dtype (kBF16, kF16, else kF32).

@@ -22,9 +22,8 @@ void Softmax(const float* logits, int64_t n, float* probs) {
 void TopOrder(const float* probs, int64_t n, int64_t k, std::vector<int32_t>& order) {
   order.resize(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
-    return probs[a] != probs[b] ? probs[a] > probs[b] : a < b;
-  });
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int32_t a, int32_t b) { return probs[a] != probs[b] ? probs[a] > probs[b] : a < b; });
 }
 
 // Index drawn from softmax(logits[0..n)) with uniform u, in double.
@@ -111,9 +110,7 @@ void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
       break;
     }
     case RoutePolicy::kNull:  // a layer without null experts routes natively
-    case RoutePolicy::kTopK:
-      k = r.k;
-      break;
+    case RoutePolicy::kTopK: k = r.k; break;
   }
   k = std::clamp<int64_t>(k, 0, e);
   if (r.policy != RoutePolicy::kTopP) TopOrder(s.probs.data(), e, k, s.order);

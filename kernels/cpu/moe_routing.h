@@ -33,13 +33,13 @@ inline constexpr int64_t kSampleMaskWords = kMaxSampleMaskLayers / 64;
 // One token's routing request (plain data, device-copyable).
 struct TokenRoute {
   RoutePolicy policy = RoutePolicy::kTopK;
-  int32_t k = 0;        // kTopK: experts; kAdaK: fallback for layers without an allocator; kNull: k'
-  float top_p = 0.0f;   // kTopP threshold in (0, 1]
-  int32_t min_k = 1;    // kAdaK clamp, 1 <= min_k <= max_k <= E
+  int32_t k = 0;       // kTopK: experts; kAdaK: fallback for layers without an allocator; kNull: k'
+  float top_p = 0.0f;  // kTopP threshold in (0, 1]
+  int32_t min_k = 1;   // kAdaK clamp, 1 <= min_k <= max_k <= E
   int32_t max_k = 0;
-  int32_t sample = 0;   // kAdaK: 1 = draw k from the allocator's softmax (rollouts) in the layers
-                        // sample_layers selects, 0 = argmax in every layer
-  uint64_t seed = 0;    // per-token key of the draw
+  int32_t sample = 0;  // kAdaK: 1 = draw k from the allocator's softmax (rollouts) in the layers
+                       // sample_layers selects, 0 = argmax in every layer
+  uint64_t seed = 0;   // per-token key of the draw
   // With `sample`: bit l % 64 of word l / 64 set = layer l draws its k, clear = layer l takes the argmax.
   // Every layer by default.
   uint64_t sample_layers[kSampleMaskWords] = {~uint64_t{0}, ~uint64_t{0}};
@@ -53,18 +53,18 @@ struct TokenRoute {
 }
 
 struct RouteParams {
-  const float* logits = nullptr;     // [T, E + Ea + M], row stride `stride`
+  const float* logits = nullptr;  // [T, E + Ea + M], row stride `stride`
   int64_t stride = 0;
-  int64_t rows = 0;                  // T
-  int64_t num_experts = 0;           // E
-  int64_t allocator_cols = 0;        // Ea: E or 0
-  int64_t null_cols = 0;             // M
-  bool renormalize = false;          // the model's native top-K rule (norm_topk_prob)
-  int64_t layer = 0;                 // model layer index (keys sampled draws)
+  int64_t rows = 0;                    // T
+  int64_t num_experts = 0;             // E
+  int64_t allocator_cols = 0;          // Ea: E or 0
+  int64_t null_cols = 0;               // M
+  bool renormalize = false;            // the model's native top-K rule (norm_topk_prob)
+  int64_t layer = 0;                   // model layer index (keys sampled draws)
   const TokenRoute* routes = nullptr;  // [T]
-  int32_t* k = nullptr;              // [T] out
-  int32_t* expert_ids = nullptr;     // [T, E] out; slots past k are -1
-  float* weights = nullptr;          // [T, E] out; slots past k are 0
+  int32_t* k = nullptr;                // [T] out
+  int32_t* expert_ids = nullptr;       // [T, E] out; slots past k are -1
+  float* weights = nullptr;            // [T, E] out; slots past k are 0
 };
 
 void RouteTokens(const RouteParams& p, ThreadPool* pool);

@@ -38,8 +38,7 @@ void RmsNormReference(const RmsNormParams& p) {
     for (int64_t i = 0; i < p.dim; ++i) sum += static_cast<double>(p.x[r * p.x_stride + i]) * p.x[r * p.x_stride + i];
     const double inv = 1.0 / std::sqrt(sum / static_cast<double>(p.dim) + p.eps);
     for (int64_t i = 0; i < p.dim; ++i) {
-      p.out[r * p.out_stride + i] =
-          static_cast<float>(p.x[r * p.x_stride + i] * inv) * LoadAsF32(p.w, p.w_dtype, i);
+      p.out[r * p.out_stride + i] = static_cast<float>(p.x[r * p.x_stride + i] * inv) * LoadAsF32(p.w, p.w_dtype, i);
     }
   }
 }

@@ -17,10 +17,10 @@ struct RmsNormParams {
   int64_t rows = 0;
   int64_t dim = 0;
   int64_t x_stride = 0;
-  const void* w = nullptr;   // [dim] in w_dtype
+  const void* w = nullptr;  // [dim] in w_dtype
   DType w_dtype = DType::kBF16;
   float eps = 1e-6f;
-  float* out = nullptr;      // [rows, dim], row stride out_stride; may equal x (in place)
+  float* out = nullptr;  // [rows, dim], row stride out_stride; may equal x (in place)
   int64_t out_stride = 0;
 };
 

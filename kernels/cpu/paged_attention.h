@@ -22,11 +22,11 @@ struct KvCacheLayout {
 };
 
 struct WriteKvParams {
-  const float* k = nullptr;          // [T, kv_heads * head_dim], row stride `stride`
-  const float* v = nullptr;          // [T, kv_heads * head_dim], row stride `stride`
+  const float* k = nullptr;  // [T, kv_heads * head_dim], row stride `stride`
+  const float* v = nullptr;  // [T, kv_heads * head_dim], row stride `stride`
   int64_t stride = 0;
-  int64_t rows = 0;                  // T
-  const int32_t* slots = nullptr;    // [T] physical slot = block * block_size + offset
+  int64_t rows = 0;                // T
+  const int32_t* slots = nullptr;  // [T] physical slot = block * block_size + offset
   KvCacheLayout layout;
   float* k_cache = nullptr;
   float* v_cache = nullptr;
@@ -36,9 +36,9 @@ struct WriteKvParams {
 void WriteKvCache(const WriteKvParams& p, ThreadPool* pool);
 
 struct PagedAttentionParams {
-  const float* q = nullptr;          // [T, heads * head_dim], row stride q_stride
+  const float* q = nullptr;  // [T, heads * head_dim], row stride q_stride
   int64_t q_stride = 0;
-  int64_t rows = 0;                  // T
+  int64_t rows = 0;  // T
   int64_t heads = 0;
   KvCacheLayout layout;
   const float* k_cache = nullptr;
@@ -47,8 +47,8 @@ struct PagedAttentionParams {
   const int32_t* positions = nullptr;     // [T]
   const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq]
   int64_t max_blocks_per_seq = 0;
-  float scale = 1.0f;                     // usually 1/sqrt(head_dim)
-  float* out = nullptr;                   // [T, heads * head_dim], row stride out_stride
+  float scale = 1.0f;    // usually 1/sqrt(head_dim)
+  float* out = nullptr;  // [T, heads * head_dim], row stride out_stride
   int64_t out_stride = 0;
 };
 

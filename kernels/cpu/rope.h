@@ -13,11 +13,11 @@
 namespace adak::kernels {
 
 struct RopeParams {
-  float* x = nullptr;                // [rows, heads, head_dim] with row stride `stride` (elements)
-  int64_t rows = 0;                  // T
+  float* x = nullptr;  // [rows, heads, head_dim] with row stride `stride` (elements)
+  int64_t rows = 0;    // T
   int64_t heads = 0;
-  int64_t head_dim = 0;              // even
-  int64_t stride = 0;                // >= heads * head_dim
+  int64_t head_dim = 0;                // even
+  int64_t stride = 0;                  // >= heads * head_dim
   const int32_t* positions = nullptr;  // [rows]
   double theta = 10000.0;
 };

@@ -54,8 +54,7 @@ void FillUsage(const scheduler::Usage& usage, const engine::ModelConfig& config,
   out->set_expert_flops(usage.expert_flops);
   out->set_expert_flops_saved(usage.expert_flops_saved);
   const double native = usage.expert_flops + usage.expert_flops_saved;
-  out->set_mean_k(native > 0.0 ? static_cast<double>(config.num_experts_per_tok) * usage.expert_flops / native
-                               : 0.0);
+  out->set_mean_k(native > 0.0 ? static_cast<double>(config.num_experts_per_tok) * usage.expert_flops / native : 0.0);
   out->clear_mean_k_per_layer();
   for (double k : usage.mean_k_per_layer) out->add_mean_k_per_layer(k);
 }

@@ -10,9 +10,9 @@
 #include "absl/time/time.h"
 #include "adak/v1/generation.pb.h"
 #include "engine/model_config.h"
-#include "tokenizer/tokenizer.h"
 #include "scheduler/request.h"
 #include "server/admission.h"
+#include "tokenizer/tokenizer.h"
 
 namespace adak::server {
 

@@ -203,7 +203,9 @@ class StreamState final : public scheduler::RequestSink {
     switch (action) {
       case Action::kNone: break;
       case Action::kWrite: reactor_->StartWrite(&message_); break;
-      case Action::kWriteAndFinish: reactor_->StartWriteAndFinish(&message_, grpc::WriteOptions(), grpc::Status::OK); break;
+      case Action::kWriteAndFinish:
+        reactor_->StartWriteAndFinish(&message_, grpc::WriteOptions(), grpc::Status::OK);
+        break;
       case Action::kFinish: reactor_->Finish(status); break;
     }
   }

@@ -68,8 +68,7 @@ absl::StatusOr<std::vector<Part>> TokenizeParts(const ScoreRequest& request, con
       absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(request.continuations(static_cast<int>(i)),
                                                                   /*add_special_tokens=*/false);
       if (!ids.ok()) {
-        return InvalidFieldError("continuations",
-                                 StrCatStd("continuations[", i, "]: ", ToStd(ids.status().message())));
+        return InvalidFieldError("continuations", StrCatStd("continuations[", i, "]: ", ToStd(ids.status().message())));
       }
       part.continuation = *std::move(ids);
     } else {
@@ -86,10 +85,10 @@ absl::StatusOr<std::vector<Part>> TokenizeParts(const ScoreRequest& request, con
 
 // One scheduler request per part: prompt + continuation, scored, nothing generated.
 absl::StatusOr<std::vector<scheduler::GenerationRequest>> BuildPartRequests(const std::vector<Part>& parts,
-                                                                           const std::vector<int32_t>& prompt,
-                                                                           const adak::v1::RoutingOptions& routing,
-                                                                           absl::Time deadline,
-                                                                           const ServiceContext& context) {
+                                                                            const std::vector<int32_t>& prompt,
+                                                                            const adak::v1::RoutingOptions& routing,
+                                                                            absl::Time deadline,
+                                                                            const ServiceContext& context) {
   std::vector<scheduler::GenerationRequest> requests;
   for (const Part& part : parts) {
     ApiRequest api;

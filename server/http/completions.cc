@@ -262,9 +262,9 @@ absl::Status ParseOutput(const Json& body, CompletionCall* call) {
   RETURN_IF_ERROR(GetBool(body, "echo", "echo", &call->echo));
   const Json* logprobs = Find(body, "logprobs");
   if (logprobs != nullptr && logprobs->is_boolean()) {
-    return InvalidFieldError(
-        "logprobs", StrCatStd("logprobs must be an integer in [0, 20] (the number of top alternatives), got ",
-                              Describe(*logprobs)));
+    return InvalidFieldError("logprobs",
+                             StrCatStd("logprobs must be an integer in [0, 20] (the number of top alternatives), got ",
+                                       Describe(*logprobs)));
   }
   RETURN_IF_ERROR(GetInt(body, "logprobs", "logprobs", &call->api.logprobs));
   call->logprobs = call->api.logprobs.has_value();
@@ -282,9 +282,9 @@ absl::Status ParseRouting(const Json& adak, ApiRequest* api) {
                                  "policy, top_k, top_p, min_k, max_k"));
   if (const Json* policy = Find(*routing, "policy"); policy != nullptr) {
     if (!policy->is_string()) {
-      return InvalidFieldError("adak.routing.policy",
-                               StrCatStd("adak.routing.policy must be a string (topk, adak, null, topp), got ",
-                                         Describe(*policy)));
+      return InvalidFieldError(
+          "adak.routing.policy",
+          StrCatStd("adak.routing.policy must be a string (topk, adak, null, topp), got ", Describe(*policy)));
     }
     api->routing.policy = policy->get<std::string>();
   }
@@ -320,9 +320,9 @@ absl::Status ApplyEcho(CompletionCall* call) {
   ApiRequest& api = call->api;
   if (call->echo && call->logprobs) {
     if (call->stream) {
-      return InvalidFieldError(
-          "logprobs", "logprobs: echo with logprobs (prompt scoring) is not available with stream: true; use "
-                      "stream: false");
+      return InvalidFieldError("logprobs",
+                               "logprobs: echo with logprobs (prompt scoring) is not available with stream: true; use "
+                               "stream: false");
     }
     api.prompt_logprobs = true;
   }
@@ -523,9 +523,9 @@ OrderedJson CompletionBuilder::UsageObject(const scheduler::Usage& usage) const 
   adak["expert_flops"] = usage.expert_flops;
   adak["expert_flops_saved"] = usage.expert_flops_saved;
   const double native = usage.expert_flops + usage.expert_flops_saved;
-  adak["mean_k"] = native > 0.0 ? static_cast<double>(context_.model->config.num_experts_per_tok) *
-                                      usage.expert_flops / native
-                                : 0.0;
+  adak["mean_k"] = native > 0.0
+                       ? static_cast<double>(context_.model->config.num_experts_per_tok) * usage.expert_flops / native
+                       : 0.0;
   if (call_.api.return_routing_stats) adak["mean_k_per_layer"] = usage.mean_k_per_layer;
   out["adak"] = std::move(adak);
   return out;

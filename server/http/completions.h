@@ -27,12 +27,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "tokenizer/tokenizer.h"
 #include "nlohmann/json.hpp"
 #include "scheduler/request.h"
 #include "server/admission.h"
 #include "server/service_context.h"
 #include "server/status_mapping.h"
+#include "tokenizer/tokenizer.h"
 
 namespace adak::server {
 
@@ -102,11 +102,11 @@ class CompletionBuilder {
   std::string id_;
   int64_t created_;
   tokenizer::IncrementalDetokenizer detokenizer_;  // generated tokens, with the prompt as context
-  std::string text_;                            // the scheduler's text so far
-  std::vector<TokenEntry> tokens_;              // generated tokens
-  size_t streamed_tokens_ = 0;                  // tokens_ already sent in chunks
-  size_t streamed_text_ = 0;                    // bytes of text_ already sent
-  size_t streamed_offset_ = 0;                  // text_offset of the next streamed token
+  std::string text_;                               // the scheduler's text so far
+  std::vector<TokenEntry> tokens_;                 // generated tokens
+  size_t streamed_tokens_ = 0;                     // tokens_ already sent in chunks
+  size_t streamed_text_ = 0;                       // bytes of text_ already sent
+  size_t streamed_offset_ = 0;                     // text_offset of the next streamed token
 };
 
 }  // namespace adak::server

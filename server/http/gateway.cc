@@ -102,9 +102,7 @@ class HttpGateway::Impl {
     }
     {
       absl::MutexLock lock(&shared_->mu);
-      auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) {
-        return shared_->active_responses == 0;
-      };
+      auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_->mu) { return shared_->active_responses == 0; };
       shared_->mu.AwaitWithTimeout(absl::Condition(&idle), kShutdownGrace);
     }
     io_->stop();
@@ -128,7 +126,7 @@ class HttpGateway::Impl {
   }
 
   std::shared_ptr<HttpGatewayShared> shared_;
-  std::shared_ptr<net::io_context> io_;     // shared with the sinks the scheduler may still hold
+  std::shared_ptr<net::io_context> io_;      // shared with the sinks the scheduler may still hold
   std::unique_ptr<tcp::acceptor> acceptor_;  // destroyed before io_ is released
   std::vector<std::thread> threads_;
   int port_ = 0;
@@ -146,8 +144,7 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpGatewa
     return absl::InvalidArgumentError(StrCatStd("http threads must be in [1, 256], got ", options.threads));
   }
   if (options.max_body_bytes < 1024) {
-    return absl::InvalidArgumentError(
-        StrCatStd("http max_body_bytes must be >= 1024, got ", options.max_body_bytes));
+    return absl::InvalidArgumentError(StrCatStd("http max_body_bytes must be >= 1024, got ", options.max_body_bytes));
   }
   auto impl = std::make_unique<Impl>();
   absl::Status status = impl->Start(options, context);

@@ -16,8 +16,8 @@ namespace adak::server {
 
 struct HttpGatewayOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;           // 0 = an ephemeral port (see HttpGateway::port)
-  int threads = 2;           // io_context threads
+  int port = 8080;  // 0 = an ephemeral port (see HttpGateway::port)
+  int threads = 2;  // io_context threads
   int64_t max_body_bytes = 8 << 20;
 };
 

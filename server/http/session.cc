@@ -248,8 +248,7 @@ void Session::Handle() {
   const auto method_not_allowed = [&](std::string_view allowed) {
     Reply(http::status::method_not_allowed,
           OpenAiErrorBody(absl::InvalidArgumentError(StrCatStd("method ", ToView(request.method_string()),
-                                                               " is not allowed on ", path, " (use ", allowed,
-                                                               ")"))),
+                                                               " is not allowed on ", path, " (use ", allowed, ")"))),
           "application/json", allowed);
   };
   try {
@@ -266,7 +265,7 @@ void Session::Handle() {
       if (!get) return method_not_allowed("GET");
       const ServingState* state = context().state;
       if (state == nullptr || state->ready()) return Reply(http::status::ok, StatusJson("ready"));
-      const char* why = state->phase() == ServingPhase::kDraining ? "draining"
+      const char* why = state->phase() == ServingPhase::kDraining   ? "draining"
                         : state->phase() == ServingPhase::kNotReady ? "not_ready"
                                                                     : "engine_failed";
       return Reply(http::status::service_unavailable, StatusJson(why));
@@ -313,13 +312,15 @@ void Session::HandleModels(std::string_view path) {
                                   {"root", ctx.model->dir.string()},
                                   {"max_model_len", LimitsFor(ctx).max_context}};
   if (path == "/v1/models" || path == "/v1/models/") {
-    return Reply(http::status::ok,
-                 JsonBody(nlohmann::ordered_json{{"object", "list"}, {"data", nlohmann::ordered_json::array({model})}}));
+    return Reply(http::status::ok, JsonBody(nlohmann::ordered_json{{"object", "list"},
+                                                                   {"data", nlohmann::ordered_json::array({model})}}));
   }
   const std::string_view name = path.substr(std::string_view("/v1/models/").size());
   if (name != ctx.model_name) {
-    return ReplyError(WithErrorField(absl::NotFoundError(StrCatStd("model '", name, "' is not served here (this "
-                                                                   "server serves '", ctx.model_name, "')")),
+    return ReplyError(WithErrorField(absl::NotFoundError(StrCatStd("model '", name,
+                                                                   "' is not served here (this "
+                                                                   "server serves '",
+                                                                   ctx.model_name, "')")),
                                      "model"));
   }
   Reply(http::status::ok, JsonBody(model));
@@ -344,8 +345,8 @@ void Session::HandleCompletion(const std::string& body) {
 
   std::vector<int32_t> prompt_ids = std::move(admitted->prompt_ids);
   // What echo returns: the prompt as sent, or the ids decoded (special tokens read as "", as vLLM does).
-  std::string prompt_text = call->api.text.has_value() ? *call->api.text
-                                                       : ctx.model->tokenizer->Decode(prompt_ids, true);
+  std::string prompt_text =
+      call->api.text.has_value() ? *call->api.text : ctx.model->tokenizer->Decode(prompt_ids, true);
   request_id_ = admitted->id;
   completion_active_ = true;
   scheduler_active_ = true;

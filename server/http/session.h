@@ -30,12 +30,12 @@ struct HttpGatewayShared {
   HttpGatewayOptions options;
   std::string id_prefix;  // random, so completion ids differ across restarts
   std::atomic<uint64_t> next_id{0};
-  int64_t created = 0;    // /v1/models "created"
+  int64_t created = 0;  // /v1/models "created"
 
   absl::Mutex mu;
   absl::flat_hash_set<uint64_t> in_flight ABSL_GUARDED_BY(mu);  // scheduler ids not yet finished
-  int64_t active_responses ABSL_GUARDED_BY(mu) = 0;            // completions not yet fully answered
-  bool stopping ABSL_GUARDED_BY(mu) = false;                   // set by Shutdown: cancel what starts
+  int64_t active_responses ABSL_GUARDED_BY(mu) = 0;             // completions not yet fully answered
+  bool stopping ABSL_GUARDED_BY(mu) = false;                    // set by Shutdown: cancel what starts
 };
 
 // Serves `socket` (whose executor is the connection's strand) until the client leaves. `io` is the

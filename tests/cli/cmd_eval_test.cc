@@ -125,7 +125,8 @@ TEST(AdakEval, SweepTopKGivesTheFrontierOnTheSameTokens) {
 TEST(AdakEval, RandomAllocatorUsesMoreExperts) {
   ADAK_REQUIRE_SHARED(shared);
   const auto allocator = shared / "models/stories-mixtral/reference/allocator-random.safetensors";
-  const nlohmann::json doc = RunJson(EvalCommand(shared, "--json --routing adak --allocator " + Quote(allocator.string())));
+  const nlohmann::json doc =
+      RunJson(EvalCommand(shared, "--json --routing adak --allocator " + Quote(allocator.string())));
   ASSERT_TRUE(doc.is_object());
   ExpectConsistentRow(doc);
   EXPECT_EQ(doc["routing"], "adak");

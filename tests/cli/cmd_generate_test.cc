@@ -62,8 +62,8 @@ void ExpectGenerateMatchesServer(const std::vector<std::string>& routing_args, c
     SCOPED_TRACE(c.prompt);
     const nlohmann::json request = {
         {"prompt", c.prompt}, {"max_tokens", c.max_tokens}, {"temperature", 0}, {"ignore_eos", c.ignore_eos}};
-    absl::StatusOr<HttpResponse> response = HttpRequest((*server)->http_port(), "POST", "/v1/completions",
-                                                        request.dump());
+    absl::StatusOr<HttpResponse> response =
+        HttpRequest((*server)->http_port(), "POST", "/v1/completions", request.dump());
     ASSERT_TRUE(response.ok()) << response.status();
     ASSERT_EQ(response->status, 200) << response->body;
     const nlohmann::json choice = nlohmann::json::parse(response->body)["choices"][0];

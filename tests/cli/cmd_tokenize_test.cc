@@ -53,7 +53,8 @@ TEST(AdakTokenize, WritesUint32LittleEndianIds) {
     for (size_t b = 0; b < 4; ++b) v |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + b])) << (8 * b);
     ids.push_back(v);
   }
-  const std::vector<uint32_t> want = {504, 458, 258, 421, 11, 405, 288, 258, 388, 509, 477, 651, 272, 1483, 494, 13, 4095};
+  const std::vector<uint32_t> want = {504, 458, 258, 421, 11,   405, 288, 258, 388,
+                                      509, 477, 651, 272, 1483, 494, 13,  4095};
   EXPECT_EQ(ids, want);
 }
 

@@ -52,8 +52,8 @@ TEST(AdakCommandLine, HelpListsTheNineCommands) {
   int code = -1;
   const std::string out = RunCommand(Adak() + " --help", &code);
   EXPECT_EQ(code, 0);
-  for (const char* command : {"generate", "logits", "perplexity", "eval", "train-allocator", "serve", "inspect",
-                              "tokenize", "make-model"}) {
+  for (const char* command :
+       {"generate", "logits", "perplexity", "eval", "train-allocator", "serve", "inspect", "tokenize", "make-model"}) {
     EXPECT_THAT(out, ::testing::ContainsRegex(std::string("\n  ") + command + " +[a-z]")) << command;
   }
 }
@@ -179,9 +179,9 @@ TEST(AdakCommandLine, AllocatorAndNullExpertsWithoutRoutingIsAUsageError) {
                                &code);
   EXPECT_EQ(code, 2) << out;
   EXPECT_THAT(out, HasSubstr("--allocator and --null-experts were both given without --routing"));
-  out = RunCommand(Adak() + " eval --model " + model + " --data x --allocator " + Allocator() +
-                       " --null-experts n.safetensors 2>&1",
-                   &code);
+  out = RunCommand(
+      Adak() + " eval --model " + model + " --data x --allocator " + Allocator() + " --null-experts n.safetensors 2>&1",
+      &code);
   EXPECT_EQ(code, 2) << out;
   EXPECT_THAT(out, HasSubstr("--allocator and --null-experts were both given without --routing"));
   out = RunCommand(Adak() + " serve --model " + model + " --grpc-port 0 --http-port -1 --allocator " + Allocator() +
@@ -208,9 +208,9 @@ TEST(AdakCommandLine, ServeDefaultRoutingFollowsTheAllocator) {
   const std::string model = SmallModel().string();
   const std::string allocator = (SmallModel() / "allocator.safetensors").string();
   EXPECT_LT(DefaultRoutingMeanK({"--model", model, "--allocator", allocator, "--threads", "2"}), 2.0);
-  EXPECT_EQ(DefaultRoutingMeanK({"--model", model, "--allocator", allocator, "--default-routing", "topk",
-                                 "--threads", "2"}),
-            2.0);
+  EXPECT_EQ(
+      DefaultRoutingMeanK({"--model", model, "--allocator", allocator, "--default-routing", "topk", "--threads", "2"}),
+      2.0);
 }
 
 // adak-server links nothing of training/ (nor testing/); `adak` does, so the check can fail.

@@ -68,8 +68,7 @@ TEST_F(FlagsTest, MissingRequiredFlagIsNamed) {
 }
 
 TEST_F(FlagsTest, MissingValueIsNamed) {
-  EXPECT_THAT(Parse(&app_, "--data d --top"),
-              StatusIs(absl::StatusCode::kInvalidArgument, "flag --top needs a value"));
+  EXPECT_THAT(Parse(&app_, "--data d --top"), StatusIs(absl::StatusCode::kInvalidArgument, "flag --top needs a value"));
 }
 
 TEST_F(FlagsTest, BooleanFlagTakesNoValue) {

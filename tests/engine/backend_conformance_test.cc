@@ -233,10 +233,9 @@ std::string CaseName(const ::testing::TestParamInfo<std::tuple<std::string, Case
   [[maybe_unused]] void PrintTo(const Type& c, std::ostream* os) { *os << c.name << " (seed " << c.seed << ")"; }
 
 // Instantiates Test over backend x case, named <Op>/<Test>.MatchesReference/<backend>_<case>.
-#define ADAK_INSTANTIATE(Op, Test, Case, cases)                                                                 \
-  INSTANTIATE_TEST_SUITE_P(Op, Test,                                                                            \
-                           ::testing::Combine(::testing::ValuesIn(BackendNames()), ::testing::ValuesIn(cases)), \
-                           CaseName<Case>)
+#define ADAK_INSTANTIATE(Op, Test, Case, cases) \
+  INSTANTIATE_TEST_SUITE_P(                     \
+      Op, Test, ::testing::Combine(::testing::ValuesIn(BackendNames()), ::testing::ValuesIn(cases)), CaseName<Case>)
 
 // ---- Embedding: out[t] = table[ids[t]], exact ----
 
@@ -313,8 +312,8 @@ TEST_P(RmsNormTest, MatchesReference) {
   const HostMatrix w = RandomMatrix(c().w_dtype, 1, c().dim, rng, 1.5f);
   const Tensor xt = PutF32(x, c().rows, c().dim, c().x_stride);
   const Tensor out = c().in_place ? xt
-                                  : PutF32(std::vector<float>(static_cast<size_t>(c().rows * c().dim), -7.0f),
-                                           c().rows, c().dim, c().dim);
+                                  : PutF32(std::vector<float>(static_cast<size_t>(c().rows * c().dim), -7.0f), c().rows,
+                                           c().dim, c().dim);
   backend_->RmsNorm(xt, Weight(w, /*vector=*/true), c().eps, out);
   const std::vector<float> all = Get<float>(out.data, static_cast<size_t>(c().rows * out.stride));
   std::vector<float> got;
@@ -495,7 +494,8 @@ TEST_P(AttentionTest, MatchesReference) {
 
   // Block tables: each sequence gets distinct physical blocks, shuffled.
   int64_t max_blocks = 0;
-  for (const SeqSpec& s : a.seqs) max_blocks = std::max<int64_t>(max_blocks, (s.context + s.chunk + a.block_size - 1) / a.block_size);
+  for (const SeqSpec& s : a.seqs)
+    max_blocks = std::max<int64_t>(max_blocks, (s.context + s.chunk + a.block_size - 1) / a.block_size);
   std::vector<int32_t> physical(static_cast<size_t>(a.num_blocks));
   std::iota(physical.begin(), physical.end(), 0);
   std::shuffle(physical.begin(), physical.end(), rng);
@@ -691,19 +691,19 @@ struct MoeCase {
   std::string name;
   uint64_t seed = 1;
   int64_t tokens = 5;
-  int64_t experts = 8;       // E
-  bool allocator = false;    // Ea = E
-  int64_t null_rows = 0;     // M
+  int64_t experts = 8;     // E
+  bool allocator = false;  // Ea = E
+  int64_t null_rows = 0;   // M
   bool renormalize = false;
   Policy policy = Policy::kTopK;
-  int32_t k = 2;             // kTopK's k / kNull's k' / kAdaK's fallback; -1: random per token in [0, E]
-  DType dtype = DType::kBF16;       // experts
-  DType gate_dtype = DType::kF32;   // fused gate rows
+  int32_t k = 2;                   // kTopK's k / kNull's k' / kAdaK's fallback; -1: random per token in [0, E]
+  DType dtype = DType::kBF16;      // experts
+  DType gate_dtype = DType::kF32;  // fused gate rows
   bool shared = false;
   bool shared_gate = false;
-  bool record = true;               // ids_out / weights_out
+  bool record = true;  // ids_out / weights_out
   int64_t hidden = 64, inter = 32;
-  bool ties = false;                // router rows drawn from a few values: many exactly tied logits
+  bool ties = false;  // router rows drawn from a few values: many exactly tied logits
 };
 ADAK_PRINT_CASE(MoeCase)
 
@@ -720,28 +720,66 @@ std::vector<MoeCase> MoeCases() {
   add({.name = "topk_e64_t6_k_equals_e", .tokens = 6, .experts = 64, .renormalize = true, .k = 64});
   add({.name = "topk_e60_t9_random_k_with_zero", .tokens = 9, .experts = 60, .k = -1});
   add({.name = "topk_e60_t7_tied_logits", .tokens = 7, .experts = 60, .renormalize = true, .k = 6, .ties = true});
-  add({.name = "adak_e60_t9", .tokens = 9, .experts = 60, .allocator = true, .renormalize = true,
+  add({.name = "adak_e60_t9",
+       .tokens = 9,
+       .experts = 60,
+       .allocator = true,
+       .renormalize = true,
        .policy = Policy::kAdaK});
-  add({.name = "adak_e64_t8_tied", .tokens = 8, .experts = 64, .allocator = true, .policy = Policy::kAdaK,
+  add({.name = "adak_e64_t8_tied",
+       .tokens = 8,
+       .experts = 64,
+       .allocator = true,
+       .policy = Policy::kAdaK,
        .ties = true});
-  add({.name = "adak_sample_e64_t9", .tokens = 9, .experts = 64, .allocator = true, .renormalize = true,
+  add({.name = "adak_sample_e64_t9",
+       .tokens = 9,
+       .experts = 64,
+       .allocator = true,
+       .renormalize = true,
        .policy = Policy::kAdaKSample});
   add({.name = "adak_without_allocator_e8", .experts = 8, .policy = Policy::kAdaK, .k = 3});
   add({.name = "null_e8_m4_t9_k2", .tokens = 9, .experts = 8, .null_rows = 4, .policy = Policy::kNull});
-  add({.name = "null_e60_m4_t9_k4_renorm_flag", .tokens = 9, .experts = 60, .null_rows = 4, .renormalize = true,
-       .policy = Policy::kNull, .k = 4});
+  add({.name = "null_e60_m4_t9_k4_renorm_flag",
+       .tokens = 9,
+       .experts = 60,
+       .null_rows = 4,
+       .renormalize = true,
+       .policy = Policy::kNull,
+       .k = 4});
   add({.name = "null_without_null_rows_e8", .experts = 8, .policy = Policy::kNull, .k = 3});
   add({.name = "topp_e60_t9", .tokens = 9, .experts = 60, .policy = Policy::kTopP});
   add({.name = "topp_e64_t5_renorm_flag_ignored", .experts = 64, .renormalize = true, .policy = Policy::kTopP});
-  add({.name = "mixed_e60_t17", .tokens = 17, .experts = 60, .allocator = true, .null_rows = 4,
-       .renormalize = true, .policy = Policy::kMixed});
-  add({.name = "mixed_e64_t33_tied", .tokens = 33, .experts = 64, .allocator = true, .null_rows = 2,
-       .policy = Policy::kMixed, .ties = true});
-  add({.name = "topk_f16_experts_shared_gated", .experts = 8, .renormalize = true, .dtype = DType::kF16,
-       .shared = true, .shared_gate = true});
+  add({.name = "mixed_e60_t17",
+       .tokens = 17,
+       .experts = 60,
+       .allocator = true,
+       .null_rows = 4,
+       .renormalize = true,
+       .policy = Policy::kMixed});
+  add({.name = "mixed_e64_t33_tied",
+       .tokens = 33,
+       .experts = 64,
+       .allocator = true,
+       .null_rows = 2,
+       .policy = Policy::kMixed,
+       .ties = true});
+  add({.name = "topk_f16_experts_shared_gated",
+       .experts = 8,
+       .renormalize = true,
+       .dtype = DType::kF16,
+       .shared = true,
+       .shared_gate = true});
   add({.name = "topk_f32_experts_shared_ungated", .experts = 8, .dtype = DType::kF32, .shared = true});
-  add({.name = "mixed_e8_bf16_gate_shared_gated_no_record", .tokens = 7, .experts = 8, .allocator = true,
-       .null_rows = 2, .policy = Policy::kMixed, .gate_dtype = DType::kBF16, .shared = true, .shared_gate = true,
+  add({.name = "mixed_e8_bf16_gate_shared_gated_no_record",
+       .tokens = 7,
+       .experts = 8,
+       .allocator = true,
+       .null_rows = 2,
+       .policy = Policy::kMixed,
+       .gate_dtype = DType::kBF16,
+       .shared = true,
+       .shared_gate = true,
        .record = false});
   add({.name = "topk_e60_h40_i24_tails", .tokens = 5, .experts = 60, .k = 8, .hidden = 40, .inter = 24});
   return c;
@@ -771,8 +809,8 @@ std::vector<int32_t> OrderRef(const std::vector<double>& p) {
   return o;
 }
 
-RefRoute RouteRef(const std::vector<double>& logits, int64_t e, int64_t ea, int64_t m, bool renormalize,
-                  int64_t layer, const TokenRoute& r) {
+RefRoute RouteRef(const std::vector<double>& logits, int64_t e, int64_t ea, int64_t m, bool renormalize, int64_t layer,
+                  const TokenRoute& r) {
   RefRoute out;
   out.ids.assign(static_cast<size_t>(e), -1);
   out.w.assign(static_cast<size_t>(e), 0.0);
@@ -875,7 +913,8 @@ TEST_P(MoeTest, MatchesReference) {
   std::uniform_int_distribution<int> half_steps(-2, 2), coin(0, 1);
   for (int64_t t = 0; t < t_count; ++t) {
     const float sw = coin(rng) != 0 ? 1.0f : -1.0f;
-    for (int64_t i = 0; i < h; ++i) x[t * h + i] = i >= h - switch_cols ? sw : 0.5f * static_cast<float>(half_steps(rng));
+    for (int64_t i = 0; i < h; ++i)
+      x[t * h + i] = i >= h - switch_cols ? sw : 0.5f * static_cast<float>(half_steps(rng));
   }
   // The fused gate: router and allocator rows multiples of 1/32 in [-1, 1] (ties: multiples of 1/2), null rows
   // read the switch only.

@@ -122,8 +122,8 @@ TEST_F(DefaultModelTest, AllocatorLoadsAndRoutesAdaptively) {
 // ISSUE 5: model and allocator together at most 16 MiB.
 TEST(DefaultModelFiles, FitTheSizeBudget) {
   const auto dir = ModelDir();
-  const auto bytes = std::filesystem::file_size(dir / "model.safetensors") +
-                     std::filesystem::file_size(dir / "allocator.safetensors");
+  const auto bytes =
+      std::filesystem::file_size(dir / "model.safetensors") + std::filesystem::file_size(dir / "allocator.safetensors");
   EXPECT_LE(bytes, 16u << 20);
 }
 

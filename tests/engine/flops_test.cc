@@ -53,11 +53,11 @@ TEST(Flops, DenseLayerCountsAttentionAndTheMlpOnly) {
 TEST(Flops, MoeLayerWithAllocatorAndGatedSharedExpert) {
   const ModelConfig c = SmallConfig();
   const LayerFlops f = TokenLayerFlops(c, 1, /*k=*/3, /*position=*/9, /*allocator=*/true);
-  EXPECT_EQ(f.attention, 2176);        // 1536 + 2*2*16*10
-  EXPECT_EQ(f.router, 256);            // 2 * 8 * 16
-  EXPECT_EQ(f.allocator, 256);         // 2 * 8 * 16
-  EXPECT_EQ(f.routed_experts, 1728);   // 3 * 576
-  EXPECT_EQ(f.shared_experts, 992);    // 3*2*16*10 + 2*16 (gate)
+  EXPECT_EQ(f.attention, 2176);       // 1536 + 2*2*16*10
+  EXPECT_EQ(f.router, 256);           // 2 * 8 * 16
+  EXPECT_EQ(f.allocator, 256);        // 2 * 8 * 16
+  EXPECT_EQ(f.routed_experts, 1728);  // 3 * 576
+  EXPECT_EQ(f.shared_experts, 992);   // 3*2*16*10 + 2*16 (gate)
   EXPECT_EQ(f.dense_mlp, 0);
   EXPECT_EQ(f.total(), 5408);
 }
@@ -84,11 +84,11 @@ TEST(FlopCounter, SumsMoeLayersOnlyAndComparesWithNativeTopK) {
   EXPECT_DOUBLE_EQ(counter.mean_k(0), 0.0);
   EXPECT_DOUBLE_EQ(counter.mean_k(1), 2.0);
   EXPECT_DOUBLE_EQ(counter.mean_k(2), 1.0);
-  EXPECT_DOUBLE_EQ(counter.mean_k(), 1.5);              // 6 activations / (2 tokens * 2 MoE layers)
+  EXPECT_DOUBLE_EQ(counter.mean_k(), 1.5);  // 6 activations / (2 tokens * 2 MoE layers)
   EXPECT_EQ(counter.expert_activations(), 6);
-  EXPECT_EQ(counter.native_expert_activations(), 8);    // 2 tokens * 2 layers * K 2
-  EXPECT_EQ(counter.expert_flops(), 3456);              // 6 * 576
-  EXPECT_EQ(counter.native_expert_flops(), 4608);       // 8 * 576
+  EXPECT_EQ(counter.native_expert_activations(), 8);  // 2 tokens * 2 layers * K 2
+  EXPECT_EQ(counter.expert_flops(), 3456);            // 6 * 576
+  EXPECT_EQ(counter.native_expert_flops(), 4608);     // 8 * 576
   EXPECT_EQ(counter.expert_flops_saved(), 1152);
   EXPECT_DOUBLE_EQ(counter.savings_ratio(), 0.25);
 

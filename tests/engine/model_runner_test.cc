@@ -9,9 +9,9 @@
 #include <set>
 
 #include "engine/cpu_backend.h"
-#include "testing/make_model.h"
 #include "engine/model.h"
 #include "kernels/cpu/norm.h"
+#include "testing/make_model.h"
 #include "tests/test_util.h"
 
 namespace adak::engine {
@@ -87,7 +87,8 @@ TEST_P(ModelRunnerTest, ChunkedPrefillAndDecodeMatchFullPrefill) {
   // 5 tokens, then 4, then 2 single decodes, on other blocks.
   size_t pos = 0;
   for (size_t n : {5u, 4u, 1u, 1u}) {
-    SequenceInput chunk = In(std::span<const int32_t>(tokens).subspan(pos, n), static_cast<int64_t>(pos), table_b, false);
+    SequenceInput chunk =
+        In(std::span<const int32_t>(tokens).subspan(pos, n), static_cast<int64_t>(pos), table_b, false);
     ASSERT_THAT(runner_->Forward({&chunk, 1}, {}, &step), IsOk());
     pos += n;
     ExpectClose(step.logits.data(), full.logits.data() + (pos - 1) * static_cast<size_t>(vocab), vocab, "chunk");
@@ -148,7 +149,8 @@ TEST_P(ModelRunnerTest, RefusesMalformedBatches) {
   EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs 2")));
   const std::vector<int32_t> bad_block = {0, 99};
   in = In(ok, 3, bad_block, false);
-  EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("KV block 99")));
+  EXPECT_THAT(runner_->Forward({&in, 1}, {}, &r),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("KV block 99")));
   EXPECT_THAT(runner_->Forward({}, {}, &r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty batch")));
 }
 
@@ -175,8 +177,9 @@ TEST_P(ModelRunnerTest, RecordsRouterInputs) {
       std::vector<double> logit(static_cast<size_t>(e));
       for (int64_t j = 0; j < e; ++j) {
         for (int64_t i = 0; i < h; ++i) {
-          logit[static_cast<size_t>(j)] += static_cast<double>(kernels::LoadAsF32(router.data, router.dtype, j * h + i)) *
-                                           r.router_inputs[l][static_cast<size_t>(t * h + i)];
+          logit[static_cast<size_t>(j)] +=
+              static_cast<double>(kernels::LoadAsF32(router.data, router.dtype, j * h + i)) *
+              r.router_inputs[l][static_cast<size_t>(t * h + i)];
         }
       }
       const int32_t best = static_cast<int32_t>(std::max_element(logit.begin(), logit.end()) - logit.begin());
@@ -285,8 +288,8 @@ TEST_P(ModelRunnerTest, SampleMaskSamplesOnlyTheSelectedLayer) {
       ASSERT_THAT((*runner)->Forward({&in, 1}, options, &r), IsOk());
       for (size_t l = 0; l < static_cast<size_t>(c.num_layers); ++l) {
         if (!c.moe_layers[l] || static_cast<int64_t>(l) == j) continue;
-        EXPECT_EQ(r.routed_k[l], argmax_k(r, l)) << "layer " << l << " with only layer " << j << " sampling, seed "
-                                                 << seed;
+        EXPECT_EQ(r.routed_k[l], argmax_k(r, l))
+            << "layer " << l << " with only layer " << j << " sampling, seed " << seed;
       }
       sampled_k.insert(r.routed_k[static_cast<size_t>(j)]);
     }

@@ -5,11 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "testing/make_model.h"
 #include "engine/model_config.h"
 #include "engine/safetensors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testing/make_model.h"
 #include "tests/test_util.h"
 
 namespace adak::engine {

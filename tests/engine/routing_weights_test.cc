@@ -5,11 +5,11 @@
 #include <cstring>
 #include <random>
 
-#include "testing/make_model.h"
 #include "engine/model.h"
 #include "engine/routing.h"
 #include "engine/safetensors.h"
 #include "engine/session.h"
+#include "testing/make_model.h"
 #include "tests/test_util.h"
 
 namespace adak::engine {
@@ -121,9 +121,11 @@ TEST_F(RoutingWeightsTest, RefusesMismatchedFilesNamingTheTensor) {
   EXPECT_THAT(LoadNullExperts(Path("m.safetensors"), model_->config, &w),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("has shape [3, 64], expected [2, 64]")));
   WriteFile(Path("topk.safetensors"), {{"layers.1.null_gate.weight", {2, h_}}}, {{"top_k", "11"}});
-  EXPECT_THAT(LoadNullExperts(Path("topk.safetensors"), model_->config, &w),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metadata top_k '11' must be an integer in [1, 10]")));
-  EXPECT_THAT(LoadAllocator(Path("missing.safetensors"), model_->config, &w), StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.safetensors")));
+  EXPECT_THAT(
+      LoadNullExperts(Path("topk.safetensors"), model_->config, &w),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("metadata top_k '11' must be an integer in [1, 10]")));
+  EXPECT_THAT(LoadAllocator(Path("missing.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.safetensors")));
   EXPECT_FALSE(w.has_allocator());
 }
 
@@ -149,14 +151,15 @@ TEST_F(RoutingWeightsTest, ValidatesRoutingParams) {
   p.max_k = 3;
   EXPECT_THAT(ValidateRoutingParams(p, model_->config, none),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("min_k (5) must not exceed max_k (3)")));
-  EXPECT_THAT(ParseRoutingPolicy("bogus"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("topk, adak, null, topp")));
+  EXPECT_THAT(ParseRoutingPolicy("bogus"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("topk, adak, null, topp")));
 }
 
 // Every policy end to end through the session: k stays in range (0..1 under null experts with k' = 1),
 // dense layer 0 reports 0, and the logits stay finite.
 TEST_F(RoutingWeightsTest, PoliciesRunEndToEnd) {
-  WriteFile(Path("alloc.safetensors"), {{"layers.1.allocator.weight", {e_, h_}}, {"layers.2.allocator.weight", {e_, h_}}},
-            {});
+  WriteFile(Path("alloc.safetensors"),
+            {{"layers.1.allocator.weight", {e_, h_}}, {"layers.2.allocator.weight", {e_, h_}}}, {});
   WriteFile(Path("null.safetensors"), {{"layers.1.null_gate.weight", {2, h_}}, {"layers.2.null_gate.weight", {2, h_}}},
             {{"top_k", "1"}}, /*scale=*/0.0f);
   RoutingWeights w;
@@ -165,7 +168,8 @@ TEST_F(RoutingWeightsTest, PoliciesRunEndToEnd) {
   auto session = Session::Create(*model_, SessionOptions{}, std::move(w));
   ASSERT_THAT(session.status(), IsOk());
   const std::vector<int32_t> tokens = {5, 9, 33, 2, 17, 80, 3};
-  for (RoutingPolicy policy : {RoutingPolicy::kTopK, RoutingPolicy::kAdaK, RoutingPolicy::kNull, RoutingPolicy::kTopP}) {
+  for (RoutingPolicy policy :
+       {RoutingPolicy::kTopK, RoutingPolicy::kAdaK, RoutingPolicy::kNull, RoutingPolicy::kTopP}) {
     SCOPED_TRACE(RoutingPolicyName(policy));
     (*session)->Reset();
     AppendOptions options;

@@ -78,7 +78,8 @@ TEST(Sampler, ValidationNamesFieldAndRange) {
   EXPECT_THAT(ValidateSamplingParams(p), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("temperature")));
   p = {};
   p.top_p = 0;
-  EXPECT_THAT(ValidateSamplingParams(p), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_p must be in (0, 1]")));
+  EXPECT_THAT(ValidateSamplingParams(p),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_p must be in (0, 1]")));
   p = {};
   p.min_p = 2;
   EXPECT_THAT(ValidateSamplingParams(p), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("min_p")));
@@ -87,8 +88,7 @@ TEST(Sampler, ValidationNamesFieldAndRange) {
   EXPECT_THAT(ValidateSamplingParams(p), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("top_k")));
   p = {};
   p.repetition_penalty = 0;
-  EXPECT_THAT(ValidateSamplingParams(p),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("repetition_penalty")));
+  EXPECT_THAT(ValidateSamplingParams(p), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("repetition_penalty")));
 }
 
 }  // namespace

@@ -44,10 +44,10 @@ struct Case {
 std::string Describe(const Case& c, const MatMulOptions& o, const ThreadPool* pool) {
   std::ostringstream s;
   s << "isa=" << MatMulIsaName(o.isa) << " sgemm_min_rows=" << o.sgemm_min_rows << " w=" << DTypeName(c.w_dtype)
-    << " T=" << c.t << " K=" << c.k << " N=" << c.n << " bias="
-    << (c.has_bias ? std::string(DTypeName(c.bias_dtype)) : std::string("none")) << " accumulate=" << c.accumulate
-    << " x_pad=" << c.x_pad << " out_pad=" << c.out_pad << " threads=" << (pool ? pool->num_threads() : 0)
-    << " seed=" << c.seed;
+    << " T=" << c.t << " K=" << c.k << " N=" << c.n
+    << " bias=" << (c.has_bias ? std::string(DTypeName(c.bias_dtype)) : std::string("none"))
+    << " accumulate=" << c.accumulate << " x_pad=" << c.x_pad << " out_pad=" << c.out_pad
+    << " threads=" << (pool ? pool->num_threads() : 0) << " seed=" << c.seed;
   return s.str();
 }
 
@@ -214,7 +214,7 @@ TEST(MatMul, LargeShapesMatchReference) {
     int64_t t, k, n;
   };
   const Shape shapes[] = {{1, 2053, 301}, {4, 2053, 301}, {8, 2053, 301}, {16, 2053, 301}, {40, 2053, 301},
-                          {3, 4101, 99},  {4, 4101, 99},  {9, 4101, 99},  {1, 11003, 53}, {2, 11003, 53}};
+                          {3, 4101, 99},  {4, 4101, 99},  {9, 4101, 99},  {1, 11003, 53},  {2, 11003, 53}};
   for (MatMulIsaKind isa : SupportedIsas()) {
     MatMulOptions options;
     options.isa = isa;

@@ -41,8 +41,8 @@ TEST(DispatchPlan, InvariantsOnRandomMixedK) {
     for (int64_t ex = 0; ex < e; ++ex) {
       ASSERT_LE(plan.expert_offsets[static_cast<size_t>(ex)], plan.expert_offsets[static_cast<size_t>(ex) + 1]);
       int32_t last_token = -1;
-      for (int32_t r = plan.expert_offsets[static_cast<size_t>(ex)]; r < plan.expert_offsets[static_cast<size_t>(ex) + 1];
-           ++r) {
+      for (int32_t r = plan.expert_offsets[static_cast<size_t>(ex)];
+           r < plan.expert_offsets[static_cast<size_t>(ex) + 1]; ++r) {
         const int32_t tok = plan.row_token[static_cast<size_t>(r)];
         EXPECT_GT(tok, last_token) << "rows of an expert are in token order";
         last_token = tok;
@@ -74,8 +74,8 @@ TEST(DispatchPlan, InvariantsOnRandomMixedK) {
       const int32_t tok = plan.token_order[static_cast<size_t>(i)];
       ASSERT_EQ(plan.slot_offsets[static_cast<size_t>(i) + 1] - plan.slot_offsets[static_cast<size_t>(i)],
                 k[static_cast<size_t>(tok)]);
-      for (int32_t slot = plan.slot_offsets[static_cast<size_t>(i)]; slot < plan.slot_offsets[static_cast<size_t>(i) + 1];
-           ++slot) {
+      for (int32_t slot = plan.slot_offsets[static_cast<size_t>(i)];
+           slot < plan.slot_offsets[static_cast<size_t>(i) + 1]; ++slot) {
         EXPECT_EQ(plan.row_token[static_cast<size_t>(plan.slot_row[static_cast<size_t>(slot)])], tok);
       }
     }

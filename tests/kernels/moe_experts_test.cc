@@ -77,8 +77,7 @@ struct Routing {
   std::vector<float> weights;
 };
 
-Routing RandomRouting(int64_t t, int64_t e, const std::vector<int32_t>& k, std::mt19937& rng,
-                      int64_t excluded = -1) {
+Routing RandomRouting(int64_t t, int64_t e, const std::vector<int32_t>& k, std::mt19937& rng, int64_t excluded = -1) {
   Routing r;
   r.k = k;
   r.max_k = std::max<int64_t>(1, *std::max_element(k.begin(), k.end()));
@@ -388,8 +387,8 @@ TEST(MoeExperts, MisalignedWeightsBetweenNanBytes) {
           buffers.push_back(place(experts.gate[static_cast<size_t>(i)], offset));
           buffers.push_back(place(experts.up[static_cast<size_t>(i)], (offset + 8) % 64));
           buffers.push_back(place(experts.down[static_cast<size_t>(i)], (offset + 20) % 64));
-          ptrs.push_back({buffers[buffers.size() - 3].data, buffers[buffers.size() - 2].data,
-                          buffers[buffers.size() - 1].data});
+          ptrs.push_back(
+              {buffers[buffers.size() - 3].data, buffers[buffers.size() - 2].data, buffers[buffers.size() - 1].data});
         }
         const std::vector<float> x = RandomFloats(t * h, 1.0f, rng);
         const Routing routing = RandomRouting(t, e, {1, 2, 3, 3, 2, 1, 3}, rng);
@@ -427,7 +426,8 @@ TEST(MoeExperts, DeterministicAcrossThreadCounts) {
       o.matmul_min_rows = min_rows;
       const int64_t t = 16, h = 520, inter = 200, e = 12;
       std::mt19937 rng(++seed);
-      SCOPED_TRACE(::testing::Message() << "isa=" << MatMulIsaName(isa) << " min_rows=" << min_rows << " seed=" << seed);
+      SCOPED_TRACE(::testing::Message() << "isa=" << MatMulIsaName(isa) << " min_rows=" << min_rows
+                                        << " seed=" << seed);
       const Experts experts = RandomExperts(e, h, inter, DType::kBF16, rng);
       const std::vector<float> x = RandomFloats(t * h, 1.0f, rng);
       const Routing routing = RandomRouting(t, e, MixedK(t, 8, rng), rng);
@@ -517,7 +517,8 @@ TEST(MoeExperts, NanPropagatesToItsToken) {
     MoeExpertsWithOptions(p, &scratch, &pool, o);
     for (int64_t i = 0; i < t; ++i) {
       for (int64_t j = 0; j < h; ++j) {
-        EXPECT_EQ(std::isnan(out[static_cast<size_t>(i * h + j)]), i == 1) << MatMulIsaName(isa) << " " << i << "," << j;
+        EXPECT_EQ(std::isnan(out[static_cast<size_t>(i * h + j)]), i == 1)
+            << MatMulIsaName(isa) << " " << i << "," << j;
       }
     }
   }
@@ -583,9 +584,8 @@ TEST(DenseMlp, MatchesReference) {
               o.isa = isa;
               o.matmul_min_rows = min_rows;
               SCOPED_TRACE(::testing::Message() << "isa=" << MatMulIsaName(isa) << " dtype=" << DTypeName(dtype)
-                                                << " min_rows=" << min_rows << " rows=" << rows
-                                                << " accumulate=" << accumulate << " scaled=" << scaled
-                                                << " seed=" << seed);
+                                                << " min_rows=" << min_rows << " rows=" << rows << " accumulate="
+                                                << accumulate << " scaled=" << scaled << " seed=" << seed);
               const std::vector<uint8_t> gate = RandomWeights(inter, h, dtype, rng);
               const std::vector<uint8_t> up = RandomWeights(inter, h, dtype, rng);
               const std::vector<uint8_t> down = RandomWeights(h, inter, dtype, rng);

@@ -44,9 +44,8 @@ void RunCase(const Case& c, uint32_t seed) {
     for (int64_t p = 0; p < c.seq_lens[static_cast<size_t>(s)]; ++p) {
       seq.push_back(static_cast<int32_t>(s));
       pos.push_back(static_cast<int32_t>(p));
-      slots.push_back(static_cast<int32_t>(tables[static_cast<size_t>(s * max_blocks + p / c.block_size)] *
-                                               c.block_size +
-                                           p % c.block_size));
+      slots.push_back(static_cast<int32_t>(
+          tables[static_cast<size_t>(s * max_blocks + p / c.block_size)] * c.block_size + p % c.block_size));
     }
   }
   const KvCacheLayout layout{num_blocks, c.block_size, c.kv_heads, c.head_dim};
@@ -83,11 +82,11 @@ void RunCase(const Case& c, uint32_t seed) {
 
 TEST(PagedAttention, MatchesReferenceAcrossShapes) {
   const Case cases[] = {
-      {4, 2, 64, 16, {16}},              // stories-mixtral shape
-      {1, 1, 8, 1, {1}},                 // one token, block of one
-      {8, 1, 32, 4, {5, 1, 9}},          // MQA, partial blocks
-      {6, 3, 24, 3, {7, 7}},             // head_dim not a multiple of 8
-      {4, 4, 16, 16, {33, 2, 17, 1}},    // no GQA, many sequences
+      {4, 2, 64, 16, {16}},            // stories-mixtral shape
+      {1, 1, 8, 1, {1}},               // one token, block of one
+      {8, 1, 32, 4, {5, 1, 9}},        // MQA, partial blocks
+      {6, 3, 24, 3, {7, 7}},           // head_dim not a multiple of 8
+      {4, 4, 16, 16, {33, 2, 17, 1}},  // no GQA, many sequences
   };
   uint32_t seed = 1;
   for (const Case& c : cases) RunCase(c, seed++);

@@ -22,12 +22,12 @@
 #include "absl/time/time.h"
 #include "engine/model_config.h"
 #include "engine/routing_weights.h"
-#include "tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
 #include "scheduler/clock.h"
 #include "scheduler/executor.h"
 #include "scheduler/observer.h"
 #include "scheduler/request.h"
+#include "tokenizer/tokenizer.h"
 
 namespace adak::scheduler::testing {
 
@@ -50,7 +50,7 @@ inline std::unique_ptr<tokenizer::Tokenizer> MakeTestTokenizer() {
     absl::StrAppend(&vocab, id ? ", " : "", "\"", t, "\": ", id);
   }
   auto tokenizer = tokenizer::Tokenizer::FromJson(absl::StrCat(R"({"model": {"type": "BPE", "vocab": {)", vocab,
-                                                            R"(}, "merges": []}, "decoder": {"type": "Fuse"}})"));
+                                                               R"(}, "merges": []}, "decoder": {"type": "Fuse"}})"));
   EXPECT_TRUE(tokenizer.ok()) << tokenizer.status();
   return tokenizer.ok() ? std::move(tokenizer).value() : nullptr;
 }

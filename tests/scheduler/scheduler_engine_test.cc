@@ -15,8 +15,8 @@
 #include "engine/routing_weights.h"
 #include "engine/session.h"
 #include "scheduler/scheduler.h"
-#include "tests/scheduler/fake_engine.h"
 #include "testing/greedy_decode.h"
+#include "tests/scheduler/fake_engine.h"
 #include "tests/test_util.h"
 
 namespace adak::scheduler {

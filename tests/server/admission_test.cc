@@ -31,10 +31,10 @@ using Json = nlohmann::json;
 struct BadField {
   const char* name;
   std::function<void(adak::v1::GenerateRequest*)> grpc_edit;
-  Json http_body;           // the same request as a /v1/completions body
-  const char* field;        // carried on the Status (the gRPC BadRequest field)
-  const char* http_param;   // the OpenAI param
-  const char* message;      // a part of the shared message
+  Json http_body;          // the same request as a /v1/completions body
+  const char* field;       // carried on the Status (the gRPC BadRequest field)
+  const char* http_param;  // the OpenAI param
+  const char* message;     // a part of the shared message
 };
 
 // The field name of the BadRequest detail ToGrpcStatus builds, or "" without one.
@@ -65,15 +65,14 @@ class AdmissionTest : public ::testing::Test {
 
 TEST_F(AdmissionTest, SameBadFieldSameMessageAndFieldOnBothFrontEnds) {
   const std::vector<BadField> cases = {
-      {"max_tokens 0", [](auto* r) { r->set_max_tokens(0); }, BaseBody({{"max_tokens", 0}}), "max_tokens",
-       "max_tokens", "max_tokens must be >= 1, got 0"},
+      {"max_tokens 0", [](auto* r) { r->set_max_tokens(0); }, BaseBody({{"max_tokens", 0}}), "max_tokens", "max_tokens",
+       "max_tokens must be >= 1, got 0"},
       {"max_tokens over the limit", [](auto* r) { r->set_max_tokens(1000); }, BaseBody({{"max_tokens", 1000}}),
        "max_tokens", "max_tokens", "max_tokens must be in [1, 256], got 1000"},
-      {"prompt + max_tokens over the context", [](auto* r) { r->set_max_tokens(255); },
-       BaseBody({{"max_tokens", 255}}), "max_tokens", "max_tokens",
-       "prompt + max_tokens = 3 + 255 = 258 exceeds the model's context length of 256"},
-      {"temperature", [](auto* r) { r->mutable_sampling()->set_temperature(-1.0f); },
-       BaseBody({{"temperature", -1}}), "temperature", "temperature", "temperature must be >= 0"},
+      {"prompt + max_tokens over the context", [](auto* r) { r->set_max_tokens(255); }, BaseBody({{"max_tokens", 255}}),
+       "max_tokens", "max_tokens", "prompt + max_tokens = 3 + 255 = 258 exceeds the model's context length of 256"},
+      {"temperature", [](auto* r) { r->mutable_sampling()->set_temperature(-1.0f); }, BaseBody({{"temperature", -1}}),
+       "temperature", "temperature", "temperature must be >= 0"},
       {"top_p", [](auto* r) { r->mutable_sampling()->set_top_p(0.0f); }, BaseBody({{"top_p", 0}}), "top_p", "top_p",
        "top_p must be in (0, 1], got 0"},
       {"top_k", [](auto* r) { r->mutable_sampling()->set_top_k(-3); }, BaseBody({{"top_k", -3}}), "top_k", "top_k",

@@ -25,8 +25,8 @@ namespace {
 using ::adak::testing::HealthCheck;
 using ::adak::testing::HttpRequest;
 using ::adak::testing::HttpResponse;
-using ::testing::HasSubstr;
 using grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
 TEST(EngineHealthObserver, OnlyInternalTurnsTheEngineUnhealthyAndEveryEventIsForwarded) {
@@ -62,8 +62,8 @@ TEST(EngineHealthObserver, OnlyInternalTurnsTheEngineUnhealthyAndEveryEventIsFor
 class EngineFailureTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<GrpcServer>> grpc = GrpcServer::Start({.host = "127.0.0.1", .port = 0},
-                                                                         &serving_.context);
+    absl::StatusOr<std::unique_ptr<GrpcServer>> grpc =
+        GrpcServer::Start({.host = "127.0.0.1", .port = 0}, &serving_.context);
     ASSERT_TRUE(grpc.ok()) << grpc.status();
     grpc_ = *std::move(grpc);
     absl::StatusOr<std::unique_ptr<HttpGateway>> http =

@@ -47,7 +47,7 @@ struct SyntheticStep {
     stats.duration = absl::Milliseconds(3);
     stats.forward = &forward;
     stats.token_policy = policies;
-    stats.expert_flops = 600.0;   // 10 activations x 60
+    stats.expert_flops = 600.0;  // 10 activations x 60
     stats.expert_flops_saved = 120.0;
     stats.running = 2;
     stats.waiting = 1;
@@ -184,15 +184,29 @@ TEST(Metrics, RequestsLatenciesAndErrors) {
 
 TEST(Metrics, EveryArchitectureMetricIsExposed) {
   const std::string text = Metrics(SmallConfig()).Serialize();
-  for (const char* name :
-       {"adak_requests_running", "adak_requests_waiting", "adak_kv_cache_usage_ratio", "adak_requests_total",
-        "adak_request_errors_total", "adak_prompt_tokens_total", "adak_generation_tokens_total",
-        "adak_time_to_first_token_seconds", "adak_inter_token_latency_seconds", "adak_e2e_request_latency_seconds",
-        "adak_request_queue_time_seconds", "adak_batch_tokens", "adak_step_duration_seconds",
-        "adak_preemptions_total", "adak_layer_activated_experts", "adak_layer_tokens_total",
-        "adak_layer_expert_assignments_total", "adak_expert_tokens_total", "adak_expert_flops_total",
-        "adak_expert_flops_saved_total", "adak_flop_savings_ratio", "adak_expert_gemm_rows",
-        "adak_routing_tokens_total"}) {
+  for (const char* name : {"adak_requests_running",
+                           "adak_requests_waiting",
+                           "adak_kv_cache_usage_ratio",
+                           "adak_requests_total",
+                           "adak_request_errors_total",
+                           "adak_prompt_tokens_total",
+                           "adak_generation_tokens_total",
+                           "adak_time_to_first_token_seconds",
+                           "adak_inter_token_latency_seconds",
+                           "adak_e2e_request_latency_seconds",
+                           "adak_request_queue_time_seconds",
+                           "adak_batch_tokens",
+                           "adak_step_duration_seconds",
+                           "adak_preemptions_total",
+                           "adak_layer_activated_experts",
+                           "adak_layer_tokens_total",
+                           "adak_layer_expert_assignments_total",
+                           "adak_expert_tokens_total",
+                           "adak_expert_flops_total",
+                           "adak_expert_flops_saved_total",
+                           "adak_flop_savings_ratio",
+                           "adak_expert_gemm_rows",
+                           "adak_routing_tokens_total"}) {
     EXPECT_THAT(text, HasSubstr(std::string("# TYPE ") + name + " ")) << name;
   }
 }

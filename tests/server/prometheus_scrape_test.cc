@@ -2,11 +2,11 @@
 // traffic, and its query API finds the per-layer activated-experts histograms and the FLOP counters with
 // non-zero values. Skips only when the prometheus binary is absent.
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -86,8 +86,7 @@ std::string UrlEncode(const std::string& text) {
 // The Prometheus process: SIGTERM on destruction, SIGKILL if it lingers.
 class PrometheusProcess {
  public:
-  PrometheusProcess(const std::filesystem::path& binary, const std::filesystem::path& dir, int port,
-                    int target_port) {
+  PrometheusProcess(const std::filesystem::path& binary, const std::filesystem::path& dir, int port, int target_port) {
     config_ = dir / "prometheus.yml";
     log_ = dir / "prometheus.log";
     ::adak::testing::WriteFile(config_, absl::StrCat("global:\n"
@@ -100,11 +99,9 @@ class PrometheusProcess {
                                                      "    static_configs:\n"
                                                      "      - targets: ['127.0.0.1:",
                                                      target_port, "']\n"));
-    std::vector<std::string> args = {binary.string(),
-                                     "--config.file=" + config_.string(),
+    std::vector<std::string> args = {binary.string(), "--config.file=" + config_.string(),
                                      "--storage.tsdb.path=" + (dir / "data").string(),
-                                     absl::StrCat("--web.listen-address=127.0.0.1:", port),
-                                     "--log.level=warn"};
+                                     absl::StrCat("--web.listen-address=127.0.0.1:", port), "--log.level=warn"};
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -132,9 +129,7 @@ class PrometheusProcess {
     int status = 0;
     return pid_ > 0 && waitpid(pid_, &status, WNOHANG) == 0;
   }
-  [[nodiscard]] std::string Log() const {
-    return std::filesystem::exists(log_) ? ::adak::testing::ReadFile(log_) : "";
-  }
+  [[nodiscard]] std::string Log() const { return std::filesystem::exists(log_) ? ::adak::testing::ReadFile(log_) : ""; }
 
  private:
   std::filesystem::path config_, log_;

@@ -49,8 +49,8 @@ TEST(ServeProcessTest, ConcurrentStreamsGetTheirSoloText) {
   ASSERT_TRUE(server.ok()) << server.status();
   auto stub = GenerationStub((*server)->grpc_port());
   const std::vector<std::string> prompts = {
-      "Once upon a time", "The little dog", "Tom and Sue went to", "One day, a big bird",
-      "She was very happy because", "The sun was", "Lily liked to play with", "In the park there was"};
+      "Once upon a time",           "The little dog", "Tom and Sue went to",     "One day, a big bird",
+      "She was very happy because", "The sun was",    "Lily liked to play with", "In the park there was"};
   std::vector<adak::v1::GenerateRequest> requests;
   for (const std::string& prompt : prompts) {
     for (const char* policy : {"topk", "adak"}) requests.push_back(GreedyRequest(prompt, 20, policy));
@@ -111,16 +111,14 @@ TEST(ServeProcessTest, SigtermDrainsInFlightStreamsAndExitsZero) {
         if (first) ++started;
         first = false;
         results[i].text += message.text();
-        results[i].token_ids.insert(results[i].token_ids.end(), message.token_ids().begin(),
-                                    message.token_ids().end());
+        results[i].token_ids.insert(results[i].token_ids.end(), message.token_ids().begin(), message.token_ids().end());
         results[i].last = message;
       }
       results[i].status = reader->Finish();
       ++finished;
     });
   }
-  ASSERT_TRUE(WaitFor("every stream's first message", [&] { return started.load() == kStreams; }))
-      << (*server)->Log();
+  ASSERT_TRUE(WaitFor("every stream's first message", [&] { return started.load() == kStreams; })) << (*server)->Log();
   (*server)->Signal(SIGTERM);
 
   HealthCheckResponse::ServingStatus serving = HealthCheckResponse::SERVING;

@@ -49,8 +49,7 @@ const std::vector<CodeCase>& AllCodes() {
       {absl::StatusCode::kInternal, grpc::StatusCode::INTERNAL, 500, "server_error", "internal"},
       {absl::StatusCode::kUnavailable, grpc::StatusCode::UNAVAILABLE, 503, "service_unavailable", "unavailable"},
       {absl::StatusCode::kDataLoss, grpc::StatusCode::DATA_LOSS, 500, "server_error", "data_loss"},
-      {absl::StatusCode::kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED, 500, "server_error",
-       "unauthenticated"},
+      {absl::StatusCode::kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED, 500, "server_error", "unauthenticated"},
   };
   return cases;
 }

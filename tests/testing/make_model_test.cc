@@ -27,17 +27,15 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-constexpr engine::Architecture kAllArchitectures[] = {engine::Architecture::kMixtral, engine::Architecture::kQwen2Moe, engine::Architecture::kDeepseek,
-                                              engine::Architecture::kOlmoe, engine::Architecture::kQwen3Moe};
+constexpr engine::Architecture kAllArchitectures[] = {engine::Architecture::kMixtral, engine::Architecture::kQwen2Moe,
+                                                      engine::Architecture::kDeepseek, engine::Architecture::kOlmoe,
+                                                      engine::Architecture::kQwen3Moe};
 
 float ElementAsF32(const engine::TensorView& t, int64_t i) {
   switch (t.dtype) {
-    case DType::kBF16:
-      return Bf16ToF32(reinterpret_cast<const uint16_t*>(t.data)[i]);
-    case DType::kF16:
-      return F16ToF32(reinterpret_cast<const uint16_t*>(t.data)[i]);
-    default:
-      return reinterpret_cast<const float*>(t.data)[i];
+    case DType::kBF16: return Bf16ToF32(reinterpret_cast<const uint16_t*>(t.data)[i]);
+    case DType::kF16: return F16ToF32(reinterpret_cast<const uint16_t*>(t.data)[i]);
+    default: return reinterpret_cast<const float*>(t.data)[i];
   }
 }
 
@@ -126,16 +124,12 @@ TEST_P(MakeModelArchTest, WritesTheConfigInTheArchitecturesOwnKeys) {
   EXPECT_EQ(j["model_type"], std::string(ArchitectureModelType(GetParam())));
   EXPECT_EQ(j["torch_dtype"], "bfloat16");
   switch (GetParam()) {
-    case engine::Architecture::kMixtral:
-      EXPECT_EQ(j["num_local_experts"], 8);
-      break;
+    case engine::Architecture::kMixtral: EXPECT_EQ(j["num_local_experts"], 8); break;
     case engine::Architecture::kDeepseek:
       EXPECT_EQ(j["n_routed_experts"], 8);
       EXPECT_EQ(j["first_k_dense_replace"], 1);
       break;
-    default:
-      EXPECT_EQ(j["num_experts"], 8);
-      break;
+    default: EXPECT_EQ(j["num_experts"], 8); break;
   }
 }
 

@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "nlohmann/json.hpp"
+#include "tests/test_util.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
-#include "nlohmann/json.hpp"
-#include "tests/test_util.h"
 
 namespace adak::tokenizer {
 namespace {

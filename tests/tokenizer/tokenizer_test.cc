@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "tokenizer/utf8.h"
 #include "nlohmann/json.hpp"
 #include "tests/test_util.h"
+#include "tokenizer/utf8.h"
 
 namespace adak::tokenizer {
 namespace {

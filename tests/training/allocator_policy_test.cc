@@ -238,7 +238,8 @@ TEST(AllocatorPolicy, StandardizedAdvantagesScaleThePolicyGradient) {
     for (size_t i = 0; i < f.xs.size(); ++i) {
       PolicyLogProbs(f.w, kA, f.xs[i], logp);
       const int32_t action = static_cast<int32_t>(i % kA);
-      samples.push_back({f.xs[i], action, logp[static_cast<size_t>(action)], which == 0 ? centered[i] : standardized[i]});
+      samples.push_back(
+          {f.xs[i], action, logp[static_cast<size_t>(action)], which == 0 ? centered[i] : standardized[i]});
     }
     (void)PpoLossAndGradient(f.w, kA, samples, params, which == 0 ? g_center : g_std);
   }

@@ -4,9 +4,9 @@
 
 #include <random>
 
-#include "testing/make_model.h"
 #include "engine/routing_weights.h"
 #include "engine/safetensors.h"
+#include "testing/make_model.h"
 #include "tests/test_util.h"
 
 namespace adak::training {
@@ -41,8 +41,7 @@ class AllocatorTrainerTest : public ::testing::Test {
   TrainAllocatorOptions options_;
 };
 
-class AllocatorTrainerRolloutTest : public AllocatorTrainerTest,
-                                    public ::testing::WithParamInterface<RolloutMode> {};
+class AllocatorTrainerRolloutTest : public AllocatorTrainerTest, public ::testing::WithParamInterface<RolloutMode> {};
 
 TEST_P(AllocatorTrainerRolloutTest, PenalisedRewardImproves) {
   options_.lambda = 0.05;

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "testing/make_model.h"
 #include "engine/model.h"
 #include "engine/session.h"
+#include "testing/make_model.h"
 #include "tests/test_util.h"
 
 namespace adak::training {
@@ -36,19 +36,19 @@ TEST(TokenClassifier, ClassifiesTextByItsCharacters) {
   };
   const std::vector<Case> cases = {
       {"the", TokenClass::kWord},
-      {" the", TokenClass::kWord},              // byte-level leading space (decoded Ġ)
-      {"\xE2\x96\x81the", TokenClass::kWord},   // SentencePiece ▁ left in
-      {"3rd", TokenClass::kWord},               // a letter wins over a digit
-      {"\xC3\xA9t\xC3\xA9", TokenClass::kWord},  // été
+      {" the", TokenClass::kWord},                      // byte-level leading space (decoded Ġ)
+      {"\xE2\x96\x81the", TokenClass::kWord},           // SentencePiece ▁ left in
+      {"3rd", TokenClass::kWord},                       // a letter wins over a digit
+      {"\xC3\xA9t\xC3\xA9", TokenClass::kWord},         // été
       {"\xE6\x97\xA5\xE6\x9C\xAC", TokenClass::kWord},  // 日本
       {"42", TokenClass::kNumber},
       {" 7", TokenClass::kNumber},
-      {"1,000", TokenClass::kNumber},           // digits with punctuation
-      {"\xD9\xA3", TokenClass::kNumber},        // ARABIC-INDIC DIGIT THREE
+      {"1,000", TokenClass::kNumber},     // digits with punctuation
+      {"\xD9\xA3", TokenClass::kNumber},  // ARABIC-INDIC DIGIT THREE
       {",", TokenClass::kPunctuation},
       {" .", TokenClass::kPunctuation},
       {".\n", TokenClass::kPunctuation},
-      {"$", TokenClass::kPunctuation},          // symbols count as punctuation
+      {"$", TokenClass::kPunctuation},             // symbols count as punctuation
       {"\xE2\x80\x94", TokenClass::kPunctuation},  // em dash
       {"\xE2\x80\x99", TokenClass::kPunctuation},  // right single quotation mark
       {"\xE2\x96\x81\"", TokenClass::kPunctuation},
@@ -125,7 +125,8 @@ TEST_F(EvaluationTest, ClassifiesTokenizerIds) {
   EXPECT_EQ(classify(id("\xC4\xA0")), TokenClass::kSpaceOther);  // "Ġ", the space byte
   EXPECT_EQ(classify(id("\xC3\x83")), TokenClass::kSpaceOther);  // "Ã", byte 0xC3: half a character
   EXPECT_EQ(classify(static_cast<int32_t>(testing::kMakeModelEndOfTextId)), TokenClass::kSpaceOther);  // special
-  EXPECT_EQ(classify(static_cast<int32_t>(testing::kMakeModelTokenizerSize)), TokenClass::kSpaceOther);  // no such token
+  EXPECT_EQ(classify(static_cast<int32_t>(testing::kMakeModelTokenizerSize)),
+            TokenClass::kSpaceOther);  // no such token
   EXPECT_EQ(classify(-1), TokenClass::kSpaceOther);
 }
 

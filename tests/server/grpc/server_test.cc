@@ -112,8 +112,8 @@ TEST(GrpcServerTest, ReflectionListsTheServicesAndDescribesGeneration) {
   EXPECT_THAT(services, HasSubstr("grpc.reflection.v1alpha.ServerReflection"));
   // file_containing_symbol = "adak.v1.Generation" (field 4): the FileDescriptorProto of the API.
   const std::string symbol = "adak.v1.Generation";
-  const std::string file = ReflectionExchange(
-      server->port(), std::string("\x22", 1) + static_cast<char>(symbol.size()) + symbol, &status);
+  const std::string file =
+      ReflectionExchange(server->port(), std::string("\x22", 1) + static_cast<char>(symbol.size()) + symbol, &status);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_THAT(file, HasSubstr("adak/v1/generation.proto"));
   EXPECT_THAT(file, HasSubstr("GenerateStream"));

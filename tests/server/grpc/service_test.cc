@@ -56,16 +56,16 @@ struct GreedyContinuation {
 };
 const GreedyContinuation kGreedyTopK = {
     "topk",
-    {1046, 13,  1046, 651, 270,  417, 340,  331,  896, 13,  645, 384,  11,  1046, 479,  270,
-     261,  767, 340,  331, 469,  11,  258,  388,  527, 666, 543, 13,   543, 288,  413,  481,
-     13,   198, 2793, 267, 1576, 1011, 672, 406,  384, 684, 13,  377,  1011, 672, 267,  351},
+    {1046, 13,  1046, 651, 270,  417,  340, 331, 896, 13,  645, 384, 11,   1046, 479, 270,
+     261,  767, 340,  331, 469,  11,   258, 388, 527, 666, 543, 13,  543,  288,  413, 481,
+     13,   198, 2793, 267, 1576, 1011, 672, 406, 384, 684, 13,  377, 1011, 672,  267, 351},
     " Max. Max loved to play with his ball. One day, Max went to the park with his friend, a little boy named "
     "Tim. Tim was very happy.\nMax and Sue played together all day long. They played together and had"};
 const GreedyContinuation kGreedyAdaK = {
     "adak",
-    {1046, 13,  1046, 651, 270, 417, 340, 331, 896, 267, 810, 617, 261, 767,  13,  645,
-     384,  11,  1046, 461, 258, 467, 11,  2387, 816, 13,  348, 288, 413, 481,  267, 522,
-     270,  417, 340,  305, 13,  198, 2793, 335, 11,  344, 40,  745, 411, 581,  11,  314},
+    {1046, 13,  1046, 651, 270, 417, 340,  331,  896, 267, 810, 617, 261, 767, 13,  645,
+     384,  11,  1046, 461, 258, 467, 11,   2387, 816, 13,  348, 288, 413, 481, 267, 522,
+     270,  417, 340,  305, 13,  198, 2793, 335,  11,  344, 40,  745, 411, 581, 11,  314},
     " Max. Max loved to play with his ball and run around the park. One day, Max saw a big, scary dog. He was "
     "very happy and wanted to play with it.\nMax said, \"I don't know, I"};
 
@@ -332,16 +332,18 @@ TEST_F(GrpcServiceTest, CancelledStreamFreesItsKvBlocks) {
   auto reader = stub_->GenerateStream(&context, GreedyRequest("Once upon a time", kLongTokens));
   adak::v1::GenerateStreamResponse message;
   ASSERT_TRUE(reader->Read(&message));  // it runs
-  EXPECT_TRUE(WaitFor("the stream to hold KV blocks",
-                      [&] { return app()->scheduler()->stats().kv_blocks_used > baseline; }));
+  EXPECT_TRUE(
+      WaitFor("the stream to hold KV blocks", [&] { return app()->scheduler()->stats().kv_blocks_used > baseline; }));
   context.TryCancel();
   while (reader->Read(&message)) {
   }
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
-  EXPECT_TRUE(WaitFor("the cancelled stream's KV blocks to be freed", [&] {
-    const scheduler::SchedulerStats stats = app()->scheduler()->stats();
-    return stats.running == 0 && stats.kv_blocks_used == baseline;
-  })) << "kv_blocks_used " << app()->scheduler()->stats().kv_blocks_used << ", baseline " << baseline;
+  EXPECT_TRUE(WaitFor("the cancelled stream's KV blocks to be freed",
+                      [&] {
+                        const scheduler::SchedulerStats stats = app()->scheduler()->stats();
+                        return stats.running == 0 && stats.kv_blocks_used == baseline;
+                      }))
+      << "kv_blocks_used " << app()->scheduler()->stats().kv_blocks_used << ", baseline " << baseline;
 }
 
 // Cancellations racing with token delivery and completion (the sink outlives the call): cancelled
@@ -379,10 +381,12 @@ TEST_F(GrpcServiceTest, ConcurrentCancellationsRaceSafely) {
           << i << ": " << statuses[i].error_message();
     }
   }
-  EXPECT_TRUE(WaitFor("every request to end and its KV blocks to be freed", [&] {
-    const scheduler::SchedulerStats stats = app()->scheduler()->stats();
-    return stats.running == 0 && stats.waiting == 0 && stats.kv_blocks_used == baseline;
-  })) << "kv_blocks_used " << app()->scheduler()->stats().kv_blocks_used << ", baseline " << baseline;
+  EXPECT_TRUE(WaitFor("every request to end and its KV blocks to be freed",
+                      [&] {
+                        const scheduler::SchedulerStats stats = app()->scheduler()->stats();
+                        return stats.running == 0 && stats.waiting == 0 && stats.kv_blocks_used == baseline;
+                      }))
+      << "kv_blocks_used " << app()->scheduler()->stats().kv_blocks_used << ", baseline " << baseline;
 }
 
 // Score agrees with Generate: the greedy continuation is is_greedy and its logprob is the sum of the

@@ -54,10 +54,24 @@ engine::RoutingWeights* HttpCompletionsTest::weights_ = nullptr;
 
 TEST_F(HttpCompletionsTest, ParsesOpenAiFieldsAndExtensions) {
   absl::StatusOr<CompletionCall> call =
-      Parse(Json{{"model", "stories-moe-small"}, {"prompt", "Hello"}, {"max_tokens", 7}, {"temperature", 0.5},
-                 {"top_p", 0.9}, {"top_k", -1}, {"min_p", 0.1}, {"repetition_penalty", 1.1}, {"seed", 42},
-                 {"stop", "\n"}, {"stop_token_ids", {5, 6}}, {"ignore_eos", true}, {"stream", true},
-                 {"logprobs", 2}, {"n", 1}, {"presence_penalty", 0}, {"user", "me"}, {"unknown_field", 1},
+      Parse(Json{{"model", "stories-moe-small"},
+                 {"prompt", "Hello"},
+                 {"max_tokens", 7},
+                 {"temperature", 0.5},
+                 {"top_p", 0.9},
+                 {"top_k", -1},
+                 {"min_p", 0.1},
+                 {"repetition_penalty", 1.1},
+                 {"seed", 42},
+                 {"stop", "\n"},
+                 {"stop_token_ids", {5, 6}},
+                 {"ignore_eos", true},
+                 {"stream", true},
+                 {"logprobs", 2},
+                 {"n", 1},
+                 {"presence_penalty", 0},
+                 {"user", "me"},
+                 {"unknown_field", 1},
                  {"adak", {{"routing", {{"policy", "topk"}, {"top_k", 3}}}, {"return_routing_stats", true}}}});
   ASSERT_TRUE(call.ok()) << call.status();
   const ApiRequest& api = call->api;
@@ -94,11 +108,13 @@ TEST_F(HttpCompletionsTest, PromptForms) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one prompt per request, got 2")));
   EXPECT_THAT(Parse(Json{{"prompt", Json::array({Json::array({1}), Json::array({2})})}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one prompt per request")));
-  EXPECT_THAT(Parse(Json{{"prompt", Json::array()}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt")));
+  EXPECT_THAT(Parse(Json{{"prompt", Json::array()}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt")));
   EXPECT_THAT(Parse(Json{{"prompt", 5}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt")));
   EXPECT_THAT(Parse(Json{{"prompt", {1, 5000000000LL}}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("out of range")));
-  EXPECT_THAT(Parse(Json{{"max_tokens", 1}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt is required")));
+  EXPECT_THAT(Parse(Json{{"max_tokens", 1}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt is required")));
 }
 
 TEST_F(HttpCompletionsTest, EchoWithLogprobsScoresThePrompt) {
@@ -166,9 +182,9 @@ TEST(ErrorParam, MapsScheduledValidationMessagesToRequestFields) {
             "max_tokens");
   EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("prompt + max_tokens = 3 + 512 = 515 exceeds"), "max_tokens")),
             "max_tokens");
-  EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("prompt token id 9999 at index 1 is outside [0, 4096)"),
-                            "prompt")),
-            "prompt");
+  EXPECT_EQ(
+      ErrorParam(with(absl::InvalidArgumentError("prompt token id 9999 at index 1 is outside [0, 4096)"), "prompt")),
+      "prompt");
   EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("prompt: empty (set text or token_ids)"), "prompt")), "prompt");
   EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("top_k must be >= 0 (0 = off), got -3"), "top_k")), "top_k");
   EXPECT_EQ(ErrorParam(with(absl::InvalidArgumentError("routing.policy: unknown 'x'"), "routing.policy")),
@@ -181,7 +197,8 @@ TEST(ErrorParam, MapsScheduledValidationMessagesToRequestFields) {
 }
 
 TEST_F(HttpCompletionsTest, ResponseWithEchoAndLogprobs) {
-  absl::StatusOr<CompletionCall> call = Parse(Json{{"prompt", "Hi"}, {"echo", true}, {"logprobs", 1}, {"max_tokens", 2}});
+  absl::StatusOr<CompletionCall> call =
+      Parse(Json{{"prompt", "Hi"}, {"echo", true}, {"logprobs", 1}, {"max_tokens", 2}});
   ASSERT_TRUE(call.ok());
   // <|endoftext|> (special), then the text's two tokens.
   absl::StatusOr<std::vector<int32_t>> text_ids = model_->tokenizer->Encode("Hi there");
@@ -195,8 +212,12 @@ TEST_F(HttpCompletionsTest, ResponseWithEchoAndLogprobs) {
   builder.AddTokens({a, b});
   scheduler::FinalOutput final;
   final.reason = scheduler::FinishReason::kLength;
-  final.usage = {.prompt_tokens = 3, .completion_tokens = 2, .expert_activations = 30, .expert_flops = 300.0,
-                 .expert_flops_saved = 100.0, .mean_k_per_layer = {}};
+  final.usage = {.prompt_tokens = 3,
+                 .completion_tokens = 2,
+                 .expert_activations = 30,
+                 .expert_flops = 300.0,
+                 .expert_flops_saved = 100.0,
+                 .mean_k_per_layer = {}};
   final.prompt_logprobs = {-1.0f, -3.0f};
   final.prompt_top_logprobs = {{{300, -1.0f}}, {{9, -0.2f}}};
   const Json response = Json::parse(builder.Response(final));

@@ -216,14 +216,15 @@ TEST_F(HttpGatewayTest, StopStringEndsTheCompletionInBothModes) {
   std::string text;
   const std::vector<std::string> events = SseData(streamed.body);
   ASSERT_GE(events.size(), 2u);
-  for (size_t i = 0; i + 1 < events.size(); ++i) text += Json::parse(events[i])["choices"][0]["text"].get<std::string>();
+  for (size_t i = 0; i + 1 < events.size(); ++i)
+    text += Json::parse(events[i])["choices"][0]["text"].get<std::string>();
   EXPECT_EQ(text, choice["text"]);
   EXPECT_EQ(Json::parse(events[events.size() - 2])["choices"][0]["stop_reason"], "Lily");
 }
 
 TEST_F(HttpGatewayTest, EchoLogprobsScoresThePromptLikeLmEvaluationHarness) {
-  const Json request = {{"prompt", "The cat sat on the mat."}, {"max_tokens", 0}, {"echo", true},
-                        {"logprobs", 1}, {"temperature", 0}};
+  const Json request = {
+      {"prompt", "The cat sat on the mat."}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}, {"temperature", 0}};
   const HttpResponse first = Post(request);
   ASSERT_EQ(first.status, 200) << first.body;
   const HttpResponse second = Post(request);
@@ -263,8 +264,11 @@ TEST_F(HttpGatewayTest, TokenIdPromptsAndABatchOfOne) {
   ASSERT_EQ(response.status, 200) << response.body;
   EXPECT_EQ(Parse(response)["usage"]["prompt_tokens"], 4);
   // lm-evaluation-harness sends a batch: a list holding one token list, with max_tokens 1.
-  const Json batch = {{"prompt", Json::array({Json::array({4095, 300, 301, 302})})}, {"max_tokens", 1},
-                      {"echo", true}, {"logprobs", 1}, {"temperature", 0}};
+  const Json batch = {{"prompt", Json::array({Json::array({4095, 300, 301, 302})})},
+                      {"max_tokens", 1},
+                      {"echo", true},
+                      {"logprobs", 1},
+                      {"temperature", 0}};
   const HttpResponse scored = Post(batch);
   ASSERT_EQ(scored.status, 200) << scored.body;
   const Json json = Parse(scored);
@@ -314,8 +318,7 @@ TEST_F(HttpGatewayTest, BadFieldsAre400NamingTheParam) {
   ExpectError(Post(Json{{"prompt", {"one", "two"}}}), 400, "prompt");
   ExpectError(Post(Json{{"prompt", {1, 999999}}}), 400, "prompt");
   ExpectError(Post(Json{{"prompt", "hi"}, {"stop", {"a", 3}}}), 400, "stop");
-  ExpectError(Post(Json{{"prompt", "hi"}, {"adak", {{"routing", {{"policy", "bogus"}}}}}}), 400,
-              "adak.routing.policy");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"adak", {{"routing", {{"policy", "bogus"}}}}}}), 400, "adak.routing.policy");
   ExpectError(Post(Json{{"prompt", "hi"}, {"adak", {{"routing", {{"policy", "adak"}, {"max_k", 99}}}}}}), 400,
               "adak.routing.max_k");
   ExpectError(Post(Json{{"prompt", "hi"}, {"adak", {{"routing", {{"policy", "null"}}}}}}), 400, "adak.routing");
@@ -393,8 +396,8 @@ TEST_F(HttpGatewayTest, MetricsShowPerLayerHistogramsAfterTraffic) {
   ASSERT_EQ(metrics.status, 200);
   EXPECT_THAT(metrics.Header("content-type"), HasSubstr("text/plain; version=0.0.4"));
   for (int layer = 0; layer < 4; ++layer) {
-    EXPECT_THAT(metrics.body, HasSubstr(absl::StrCat("adak_layer_activated_experts_bucket{layer=\"", layer,
-                                                     "\",le=\"2\"}")));
+    EXPECT_THAT(metrics.body,
+                HasSubstr(absl::StrCat("adak_layer_activated_experts_bucket{layer=\"", layer, "\",le=\"2\"}")));
   }
   EXPECT_THAT(metrics.body, ::testing::ContainsRegex("adak_layer_activated_experts_count\\{layer=\"0\"\\} [1-9]"));
   EXPECT_THAT(metrics.body, ::testing::ContainsRegex("\nadak_expert_flops_total [1-9]"));
@@ -479,8 +482,8 @@ TEST(HttpGatewayQueue, FullQueueIs429) {
   ASSERT_TRUE((*app)->Start().ok());
   const int port = (*app)->http_port();
   const std::string body = Json{{"prompt", "Once"}, {"max_tokens", 500}, {"ignore_eos", true}, {"stream", true}}.dump();
-  const std::string raw = absl::StrCat("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ", body.size(),
-                                       "\r\n\r\n", body);
+  const std::string raw =
+      absl::StrCat("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
   absl::StatusOr<std::unique_ptr<HttpConnection>> running = HttpConnection::Connect(port);
   ASSERT_TRUE(running.ok());
   ASSERT_TRUE((*running)->WriteRaw(raw).ok());
