@@ -18,9 +18,9 @@ enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64 };
 // Bytes per element.
 [[nodiscard]] constexpr size_t DTypeSize(DType t) {
   switch (t) {
-    case DType::kF32: return 4;
-    case DType::kF16: return 2;
+    case DType::kF16:
     case DType::kBF16: return 2;
+    case DType::kF32:
     case DType::kI32: return 4;
     case DType::kI64: return 8;
   }

@@ -25,9 +25,13 @@
 #define ASSIGN_OR_RETURN(lhs, rexpr) \
   ADAK_ASSIGN_OR_RETURN_IMPL_(ADAK_STATUS_CONCAT_(adak_statusor_, __LINE__), lhs, rexpr)
 
+// `statusor` is a fresh identifier and `lhs` may be a declaration ("auto x"), so neither can be
+// parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define ADAK_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr)  \
   auto statusor = (rexpr);                                 \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)
 
 #endif  // ADAK_BASE_STATUS_MACROS_H_
