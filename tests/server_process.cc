@@ -39,13 +39,17 @@ int ParsePort(const std::string& log, const std::string& name) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(std::vector<std::string> args,
-                                                                    absl::Duration timeout) {
+                                                                    absl::Duration timeout, int fd_limit) {
   std::unique_ptr<ServerProcess> p(new ServerProcess());
   std::vector<std::string> argv = {AdakBinary(), "serve"};
   argv.insert(argv.end(), args.begin(), args.end());
   if (!HasFlag(args, "--host")) argv.insert(argv.end(), {"--host", "127.0.0.1"});
   if (!HasFlag(args, "--grpc-port")) argv.insert(argv.end(), {"--grpc-port", "0"});
   if (!HasFlag(args, "--http-port")) argv.insert(argv.end(), {"--http-port", "0"});
+  if (fd_limit > 0) {
+    // sh sets the limit and execs the server in its place: "$0" is the binary, "$@" its arguments.
+    argv.insert(argv.begin(), {"/bin/sh", "-c", absl::StrCat("ulimit -n ", fd_limit, " && exec \"$0\" \"$@\"")});
+  }
   const std::string log_path = (p->dir_.path() / "serve.log").string();
 
   posix_spawn_file_actions_t actions;

@@ -22,9 +22,11 @@ class ServerProcess {
  public:
   // Runs `adak serve <args>`, adding `--host 127.0.0.1 --grpc-port 0 --http-port 0` for those not in
   // `args`, and waits for the ready line. Errors: Internal with the log when the process cannot start,
-  // exits early, or is not ready within `timeout` (it is killed then).
+  // exits early, or is not ready within `timeout` (it is killed then). `fd_limit` > 0 runs it under
+  // `ulimit -n fd_limit` (through /bin/sh, which then execs it: pid() is still the server's).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(std::vector<std::string> args,
-                                                                            absl::Duration timeout = absl::Seconds(60));
+                                                                            absl::Duration timeout = absl::Seconds(60),
+                                                                            int fd_limit = 0);
   ~ServerProcess();  // Stop()
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;

@@ -358,7 +358,37 @@ OrderedJson TopDict(const std::vector<std::pair<std::string, float>>& entries) {
 
 }  // namespace
 
+absl::Status CheckJsonDepth(std::string_view body, int max_depth) {
+  // Strings are skipped (brackets inside them do not nest); malformed JSON is left to the parser.
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) {
+        return absl::InvalidArgumentError(StrCatStd("the request body nests JSON arrays and objects more than ",
+                                                    max_depth, " levels deep (the limit is ", max_depth,
+                                                    "; at byte offset ", i, ")"));
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CompletionCall> ParseCompletionRequest(std::string_view body, const ServiceContext& context) {
+  RETURN_IF_ERROR(CheckJsonDepth(body, kMaxJsonDepth));
   Json json = Json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) {
     return absl::InvalidArgumentError("the request body is not valid JSON");

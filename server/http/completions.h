@@ -43,12 +43,24 @@ struct CompletionCall {
   bool logprobs = false;  // the response carries a logprobs object (logprobs was set, >= 0)
 };
 
+// The deepest nesting of JSON arrays and objects a request body may have (the deepest valid request nests
+// 3: "adak" -> "routing" -> values; a prompt as a batch of token-id arrays nests 2). Deeper bodies are
+// refused before they are parsed: a deeply nested value would otherwise exhaust the stack of whatever walks
+// it recursively.
+inline constexpr int kMaxJsonDepth = 32;
+
+// OK when no array or object in `body` nests deeper than `max_depth` levels; InvalidArgument naming the
+// limit otherwise. Runs in one pass over the bytes (strings skipped) without parsing; malformed JSON is not
+// detected here.
+[[nodiscard]] absl::Status CheckJsonDepth(std::string_view body, int max_depth);
+
 // Parses the body of POST /v1/completions into the front-end-neutral ApiRequest (server/admission.h
 // validates the values; this checks the JSON types and the OpenAI-only fields). Errors: InvalidArgument
 // naming the field as the JSON body spells it and carrying it (base/error_field.h; ErrorParam in
 // server/status_mapping.h reads it), e.g. "prompt: one prompt per request, got 3" (prompt) or "n must be
 // 1 (one choice per request), got 2" (n); NotFound carrying `model` when it names a model this server
-// does not serve; InvalidArgument without a field when the body is not a JSON object.
+// does not serve; InvalidArgument without a field when the body is not a JSON object or nests deeper than
+// kMaxJsonDepth (the message names the limit).
 [[nodiscard]] absl::StatusOr<CompletionCall> ParseCompletionRequest(std::string_view body,
                                                                     const ServiceContext& context);
 
