@@ -29,6 +29,8 @@ struct ServeFlags {
   RoutingFileFlags files;
   std::string default_routing;
   double drain_timeout_s = 30.0;
+  double http_header_timeout_s = 10.0;
+  double http_idle_timeout_s = 60.0;
   CLI::Option* default_routing_option = nullptr;
 };
 
@@ -40,6 +42,8 @@ absl::StatusOr<server::ServerAppOptions> OptionsFromFlags(const ServeFlags& flag
   ASSIGN_OR_RETURN(o.default_routing, ImpliedRoutingPolicy("default-routing", Given(flags.default_routing_option),
                                                            flags.default_routing, flags.files));
   o.drain_timeout = absl::Seconds(flags.drain_timeout_s);
+  o.http_header_timeout = absl::Seconds(flags.http_header_timeout_s);
+  o.http_idle_timeout = absl::Seconds(flags.http_idle_timeout_s);
   return o;
 }
 
@@ -104,6 +108,12 @@ CommandFn SetUpServe(CLI::App* command) {
   AddInt(command, "grpc-port", &o.grpc_port, "gRPC port; 0 = ephemeral, -1 = no gRPC server", -1, 65535);
   AddInt(command, "http-port", &o.http_port, "HTTP port; 0 = ephemeral, -1 = no HTTP gateway", -1, 65535);
   AddInt(command, "http-threads", &o.http_threads, "HTTP gateway threads", 1, 256);
+  AddInt(command, "max-connections", &o.max_connections,
+         "open HTTP connections at most (beyond: 503 + Retry-After); 0 = half the fd limit, at most 4096", 0, 1 << 20);
+  AddDouble(command, "http-header-timeout", &flags->http_header_timeout_s,
+            "seconds an HTTP connection has to send a complete request header (slowloris)", 0.001, 86400.0);
+  AddDouble(command, "http-idle-timeout", &flags->http_idle_timeout_s,
+            "seconds a kept-alive HTTP connection may idle between requests", 0.001, 86400.0);
   AddInt(command, "threads", &o.threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
   AddInt(command, "max-batch-tokens", &o.max_batch_tokens, "tokens per forward (prefill chunks + decodes)", 1, 1 << 20);
   AddInt(command, "max-running-requests", &o.max_running_requests, "sequences holding KV blocks", 1, 1 << 16);

@@ -35,6 +35,15 @@ absl::Status ValidateOptions(const ServerAppOptions& o) {
   RETURN_IF_ERROR(range("http-port", o.http_port, -1, 65535));
   RETURN_IF_ERROR(range("threads", o.threads, 0, 1024));
   RETURN_IF_ERROR(range("http-threads", o.http_threads, 1, 256));
+  RETURN_IF_ERROR(range("max-connections", o.max_connections, 0, 1 << 20));
+  for (const auto& [flag, value] :
+       {std::pair<const char*, absl::Duration>{"http-header-timeout", o.http_header_timeout},
+        {"http-idle-timeout", o.http_idle_timeout}}) {
+    if (value <= absl::ZeroDuration() || value > absl::Hours(24)) {
+      return absl::InvalidArgumentError(
+          StrCatStd("--", flag, " must be in (0, 86400] seconds, got ", absl::FormatDuration(value)));
+    }
+  }
   RETURN_IF_ERROR(range("max-batch-tokens", o.max_batch_tokens, 1, 1 << 20));
   RETURN_IF_ERROR(range("max-running-requests", o.max_running_requests, 1, 1 << 16));
   RETURN_IF_ERROR(range("max-waiting-requests", o.max_waiting_requests, 0, 1 << 20));
@@ -199,6 +208,9 @@ absl::Status ServerApp::Start() {
     http.host = s.options.host;
     http.port = s.options.http_port;
     http.threads = s.options.http_threads;
+    http.max_connections = s.options.max_connections;
+    http.header_timeout = s.options.http_header_timeout;
+    http.idle_timeout = s.options.http_idle_timeout;
     absl::StatusOr<std::unique_ptr<HttpGateway>> gateway = HttpGateway::Start(http, &s.context);
     if (!gateway.ok()) {
       Shutdown();

@@ -43,6 +43,11 @@ struct ServerAppOptions {
   int grpc_port = 50051;  // 0 = ephemeral; -1 = no gRPC server
   int http_port = 8080;   // 0 = ephemeral; -1 = no HTTP gateway
   int http_threads = 2;
+  // HTTP connection bounds (server/http/gateway.h): open connections at most (0 = half the fd limit, at most
+  // 4096), the time a connection has to send a request header, and the keep-alive idle time.
+  int64_t max_connections = 0;
+  absl::Duration http_header_timeout = absl::Seconds(10);
+  absl::Duration http_idle_timeout = absl::Seconds(60);
 
   int threads = 0;  // engine worker threads; 0 = all hardware threads
   int64_t max_batch_tokens = 512;

@@ -1,5 +1,10 @@
 #include "server/http/gateway.h"
 
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <random>
 #include <string>
@@ -10,10 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "base/log.h"
 #include "base/strings.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/beast/core/error.hpp"
 #include "server/http/session.h"
@@ -28,12 +35,36 @@ using tcp = net::ip::tcp;
 // How long Shutdown lets running completions write their last bytes after cancelling them.
 constexpr absl::Duration kShutdownGrace = absl::Seconds(2);
 
+// The acceptor's wait after a failed accept: from kMinBackoff, doubling to kMaxBackoff while accepts fail.
+constexpr std::chrono::milliseconds kMinBackoff(10);
+constexpr std::chrono::milliseconds kMaxBackoff(1000);
+
+// What a connection over max_connections gets before it is closed. Small enough for any socket buffer.
+const std::string& TooManyConnectionsResponse() {
+  static const std::string* response = [] {
+    const std::string body =
+        R"({"error":{"message":"too many open connections (the server's max_connections); retry later",)"
+        R"("type":"service_unavailable","param":null,"code":"unavailable"}})";
+    return new std::string(StrCatStd("HTTP/1.1 503 Service Unavailable\r\nServer: adak\r\n",
+                                     "Content-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\n",
+                                     "Content-Length: ", body.size(), "\r\n\r\n", body));
+  }();
+  return *response;
+}
+
 std::string RandomPrefix() {
   std::random_device device;
   return absl::StrCat(absl::Hex(device(), absl::kZeroPad8));
 }
 
 }  // namespace
+
+int64_t EffectiveMaxConnections(const HttpGatewayOptions& options) {
+  if (options.max_connections > 0) return options.max_connections;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return 4096;
+  return std::clamp<int64_t>(static_cast<int64_t>(limit.rlim_cur) / 2, 1, 4096);
+}
 
 class HttpGateway::Impl {
  public:
@@ -45,6 +76,7 @@ class HttpGateway::Impl {
     shared_->options = options;
     shared_->id_prefix = RandomPrefix();
     shared_->created = absl::ToUnixSeconds(absl::Now());
+    shared_->max_connections = EffectiveMaxConnections(options);
     io_ = std::make_shared<net::io_context>(options.threads);
 
     beast::error_code ec;
@@ -58,6 +90,7 @@ class HttpGateway::Impl {
     const tcp::endpoint endpoint = endpoints.begin()->endpoint();
     const std::string where = StrCatStd(options.host, ":", options.port);
     acceptor_ = std::make_unique<tcp::acceptor>(net::make_strand(*io_));
+    backoff_timer_ = std::make_unique<net::steady_timer>(acceptor_->get_executor());
     if (acceptor_->open(endpoint.protocol(), ec); ec) {
       return absl::UnavailableError(StrCatStd("http: cannot open a socket for ", where, ": ", ec.message()));
     }
@@ -94,6 +127,7 @@ class HttpGateway::Impl {
       net::post(acceptor_->get_executor(), [this] {
         beast::error_code ec;
         acceptor_->close(ec);
+        backoff_timer_->cancel();
       });
     }
     // Running completions end (Cancelled) and get a moment to send their last bytes.
@@ -116,7 +150,19 @@ class HttpGateway::Impl {
   void Accept() {
     acceptor_->async_accept(net::make_strand(*io_), [this](beast::error_code ec, tcp::socket socket) {
       if (ec == net::error::operation_aborted || !acceptor_->is_open()) return;
-      if (!ec) {
+      if (ec) {
+        BackOff(ec);
+        return;
+      }
+      backoff_ = std::chrono::milliseconds(0);
+      if (shared_->connections.load() >= shared_->max_connections) {
+        // Over the cap: a short 503 the socket buffer takes at once, then closed (no session, no timer).
+        const std::string& response = TooManyConnectionsResponse();
+        (void)::send(socket.native_handle(), response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        beast::error_code close_ec;
+        socket.shutdown(tcp::socket::shutdown_both, close_ec);
+        socket.close(close_ec);
+      } else {
         beast::error_code nodelay_ec;
         socket.set_option(tcp::no_delay(true), nodelay_ec);
         StartHttpSession(std::move(socket), std::weak_ptr<net::io_context>(io_), shared_);
@@ -125,9 +171,26 @@ class HttpGateway::Impl {
     });
   }
 
+  // accept failed (EMFILE, ENFILE, ENOBUFS, ...): the pending connection stays in the backlog, so retrying
+  // at once would fail again at once. Waits, doubling the wait while the failures go on.
+  void BackOff(const beast::error_code& ec) {
+    if (backoff_.count() == 0) {
+      LogWarning(StrCatStd("http: accept failed (", ec.message(), "); backing off while it fails; ",
+                           shared_->connections.load(), " connections open"));
+    }
+    backoff_ = std::clamp(backoff_ * 2, kMinBackoff, kMaxBackoff);
+    backoff_timer_->expires_after(backoff_);
+    backoff_timer_->async_wait([this](beast::error_code wait_ec) {
+      if (wait_ec == net::error::operation_aborted || !acceptor_->is_open()) return;
+      Accept();
+    });
+  }
+
   std::shared_ptr<HttpGatewayShared> shared_;
-  std::shared_ptr<net::io_context> io_;      // shared with the sinks the scheduler may still hold
-  std::unique_ptr<tcp::acceptor> acceptor_;  // destroyed before io_ is released
+  std::shared_ptr<net::io_context> io_;               // shared with the sinks the scheduler may still hold
+  std::unique_ptr<tcp::acceptor> acceptor_;           // destroyed before io_ is released
+  std::unique_ptr<net::steady_timer> backoff_timer_;  // on the acceptor's strand
+  std::chrono::milliseconds backoff_{0};              // 0 while accepts succeed
   std::vector<std::thread> threads_;
   int port_ = 0;
 };
@@ -142,6 +205,17 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(const HttpGatewa
   }
   if (options.threads < 1 || options.threads > 256) {
     return absl::InvalidArgumentError(StrCatStd("http threads must be in [1, 256], got ", options.threads));
+  }
+  if (options.max_connections < 0) {
+    return absl::InvalidArgumentError(
+        StrCatStd("http max_connections must be >= 0 (0 = from the fd limit), got ", options.max_connections));
+  }
+  for (const auto& [name, value] : {std::pair<const char*, absl::Duration>{"header_timeout", options.header_timeout},
+                                    {"idle_timeout", options.idle_timeout},
+                                    {"io_timeout", options.io_timeout}}) {
+    if (value <= absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(StrCatStd("http ", name, " must be > 0, got ", absl::FormatDuration(value)));
+    }
   }
   if (options.max_body_bytes < 1024) {
     return absl::InvalidArgumentError(StrCatStd("http max_body_bytes must be >= 1024, got ", options.max_body_bytes));

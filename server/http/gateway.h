@@ -6,10 +6,12 @@
 #ifndef ADAK_SERVER_HTTP_GATEWAY_H_
 #define ADAK_SERVER_HTTP_GATEWAY_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "server/service_context.h"
 
 namespace adak::server {
@@ -19,7 +21,21 @@ struct HttpGatewayOptions {
   int port = 8080;  // 0 = an ephemeral port (see HttpGateway::port)
   int threads = 2;  // io_context threads
   int64_t max_body_bytes = 8 << 20;
+  // Open client connections at most; a connection beyond is answered 503 with Retry-After and closed.
+  // 0 = half the process's file-descriptor limit (RLIMIT_NOFILE, soft), at most 4096, so the connections
+  // alone can never exhaust the descriptors the rest of the process needs.
+  int64_t max_connections = 0;
+  // A connection must deliver a complete request header within this time of connecting (or, on a kept-alive
+  // connection, of sending the first byte of its next request), else it is closed (slowloris).
+  absl::Duration header_timeout = absl::Seconds(10);
+  // How long a kept-alive connection may sit idle between requests before it is closed.
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // How long reading a request body, or writing a response, may take.
+  absl::Duration io_timeout = absl::Seconds(120);
 };
+
+// max_connections as the gateway applies it (0 resolved against the file-descriptor limit).
+[[nodiscard]] int64_t EffectiveMaxConnections(const HttpGatewayOptions& options);
 
 class HttpGateway {
  public:

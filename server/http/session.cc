@@ -33,8 +33,6 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-// How long a connection may take to send a request (and how long an idle keep-alive connection lives).
-constexpr auto kRequestTimeout = std::chrono::seconds(120);
 constexpr size_t kHeaderLimit = 64 * 1024;
 // Bytes a client may send while its completion runs (pipelined requests) before it is treated as abusive.
 constexpr size_t kMaxPipelinedBytes = 1 << 20;
@@ -70,8 +68,11 @@ class HttpSink final : public scheduler::RequestSink {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::weak_ptr<net::io_context> io, std::shared_ptr<HttpGatewayShared> shared)
-      : executor_(socket.get_executor()), stream_(std::move(socket)), io_(std::move(io)), shared_(std::move(shared)) {}
+      : executor_(socket.get_executor()), stream_(std::move(socket)), io_(std::move(io)), shared_(std::move(shared)) {
+    shared_->connections.fetch_add(1);
+  }
   ~Session() {
+    shared_->connections.fetch_sub(1);
     if (!scheduler_active_) return;
     // The connection closed before the request finished (it was cancelled): forget its id.
     absl::MutexLock lock(&shared_->mu);
@@ -87,8 +88,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   ServiceContext& context() const { return *shared_->context; }
+  std::chrono::steady_clock::duration IoTimeout() const {
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        absl::ToChronoNanoseconds(shared_->options.io_timeout));
+  }
 
   void ReadRequest();
+  void ReadHeader();
   void OnHeader(beast::error_code ec);
   void ReadBody();
   void OnBody(beast::error_code ec);
@@ -127,6 +133,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;
   bool keep_alive_ = true;
+  bool answered_any_ = false;  // a response was written: the connection is a kept-alive one
   unsigned version_ = 11;
   bool closed_ = false;
 
@@ -162,12 +169,32 @@ void HttpSink::OnFinish(scheduler::FinalOutput final) {
   });
 }
 
+// A new connection has header_timeout to deliver its first request header. A kept-alive one may idle for
+// idle_timeout, and from its next request's first byte on has header_timeout for the header.
 void Session::ReadRequest() {
   if (closed_) return;
+  if (!answered_any_ || buffer_.size() > 0) {
+    ReadHeader();
+    return;
+  }
+  stream_.expires_after(absl::ToChronoSeconds(shared_->options.idle_timeout));
+  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+    if (self->closed_) return;
+    if (ec) {
+      self->Close();  // idle timeout, end of stream, reset
+      return;
+    }
+    self->buffer_.commit(bytes);
+    self->ReadHeader();
+  });
+}
+
+void Session::ReadHeader() {
   parser_.emplace();
   parser_->header_limit(kHeaderLimit);
   parser_->body_limit(static_cast<uint64_t>(shared_->options.max_body_bytes));
-  stream_.expires_after(kRequestTimeout);
+  stream_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      absl::ToChronoNanoseconds(shared_->options.header_timeout)));
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
 }
@@ -203,6 +230,18 @@ void Session::OnHeader(beast::error_code ec) {
   const auto& request = parser_->get();
   keep_alive_ = request.keep_alive();
   version_ = request.version();
+  // The header is in: the body and the response get io_timeout.
+  stream_.expires_after(IoTimeout());
+  if (auto coding = request.find(http::field::transfer_encoding); coding != request.end()) {
+    std::string_view value = ToView(coding->value());
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (!beast::iequals(beast::string_view(value.data(), value.size()), "chunked")) {
+      keep_alive_ = false;  // the body cannot be delimited
+      return ReplyError(absl::UnimplementedError(
+          StrCatStd("Transfer-Encoding '", value, "' is not supported (only chunked, or Content-Length)")));
+    }
+  }
   auto expect = request.find(http::field::expect);
   if (expect != request.end() && beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
     // curl sends Expect: 100-continue for bodies over 1 KiB and waits for this before sending them.
@@ -309,7 +348,7 @@ void Session::HandleModels(std::string_view path) {
                                   {"object", "model"},
                                   {"created", shared_->created},
                                   {"owned_by", "adak"},
-                                  {"root", ctx.model->dir.string()},
+                                  {"root", ctx.model_name},  // never the server's path
                                   {"max_model_len", LimitsFor(ctx).max_context}};
   if (path == "/v1/models" || path == "/v1/models/") {
     return Reply(http::status::ok, JsonBody(nlohmann::ordered_json{{"object", "list"},
@@ -502,11 +541,14 @@ void Session::Reply(http::status status, std::string body, std::string_view cont
   response->set(http::field::server, "adak");
   response->set(http::field::content_type, std::string(content_type));
   if (!allow.empty()) response->set(http::field::allow, std::string(allow));
+  if (status == http::status::too_many_requests || status == http::status::service_unavailable) {
+    response->set(http::field::retry_after, "1");  // seconds; OpenAI clients honour it
+  }
   response->keep_alive(keep_alive_);
   response->body() = std::move(body);
   response->prepare_payload();
   response_ = response;
-  stream_.expires_after(kRequestTimeout);
+  stream_.expires_after(IoTimeout());
   http::async_write(stream_, *response, [self = shared_from_this(), response](beast::error_code ec, size_t) {
     self->response_.reset();
     if (ec) {
@@ -524,6 +566,7 @@ void Session::ReplyStatus(int code, const absl::Status& status) {
 void Session::ReplyError(const absl::Status& status) { ReplyStatus(HttpStatusCode(status), status); }
 
 void Session::AfterResponse() {
+  answered_any_ = true;
   EndCompletion();
   if (closed_) return;
   if (!keep_alive_) {

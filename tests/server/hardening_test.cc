@@ -3,12 +3,16 @@
 // models/stories-moe-small: deeply nested JSON, oversized prompts, connection floods and slow clients under a
 // low file-descriptor limit, gRPC deadlines in the metrics, and the small protocol details (Retry-After,
 // Transfer-Encoding, /v1/models). Needs nothing outside the repository.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,7 +39,7 @@ std::vector<std::string> ModelArgs() {
 }
 
 // The server's user + system CPU time so far, from /proc/<pid>/stat.
-[[maybe_unused]] double CpuSeconds(pid_t pid) {
+double CpuSeconds(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
   std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const size_t close = stat.rfind(')');
@@ -46,6 +50,35 @@ std::vector<std::string> ModelArgs() {
   int64_t stime = 0;
   if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime)) return -1;
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// A raw TCP connection to 127.0.0.1:port that sends nothing; -1 when it cannot connect.
+int IdleSocket(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// POSTs a one-token completion until it is answered 200 (a 503 over the connection cap, a refused or reset
+// connection are retried after 100 ms); the time it took, or nullopt after `timeout`.
+std::optional<absl::Duration> TimeUntilServed(int port, absl::Duration timeout) {
+  const absl::Time start = absl::Now();
+  while (absl::Now() - start < timeout) {
+    absl::StatusOr<HttpResponse> response =
+        HttpRequest(port, "POST", "/v1/completions", R"({"prompt": "Once upon a time", "max_tokens": 1})",
+                    "application/json", timeout - (absl::Now() - start));
+    if (response.ok() && response->status == 200) return absl::Now() - start;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return std::nullopt;
 }
 
 // One server for the tests that do not need their own.
@@ -85,10 +118,9 @@ TEST_F(HardeningTest, DeeplyNestedJsonIsRefusedNamingTheLimit) {
   const std::string close70k(70000, ']');
   const std::string open100k(100000, '[');
   const std::string close100k(100000, ']');
-  for (const std::string& body :
-       {absl::StrCat(R"({"prompt": )", open70k, close70k, "}"),
-        absl::StrCat(R"({"prompt": "hi", "stop": )", open100k, close100k, "}"),
-        absl::StrCat(R"({"prompt": "hi", "adak": )", std::string(100000, '{'), "}")}) {
+  for (const std::string& body : {absl::StrCat(R"({"prompt": )", open70k, close70k, "}"),
+                                  absl::StrCat(R"({"prompt": "hi", "stop": )", open100k, close100k, "}"),
+                                  absl::StrCat(R"({"prompt": "hi", "adak": )", std::string(100000, '{'), "}")}) {
     const HttpResponse response = Post(body);
     EXPECT_EQ(response.status, 400) << response.body.substr(0, 300);
     EXPECT_THAT(response.body, HasSubstr("more than 32 levels deep"));
@@ -97,6 +129,138 @@ TEST_F(HardeningTest, DeeplyNestedJsonIsRefusedNamingTheLimit) {
   // Nesting inside a string is text, not structure.
   const HttpResponse text = Post(absl::StrCat(R"({"prompt": ")", std::string(100, '['), R"(", "max_tokens": 1})"));
   EXPECT_EQ(text.status, 200) << text.body;
+}
+
+TEST_F(HardeningTest, UnsupportedTransferEncodingIsNotImplemented) {
+  absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Connect(server_->http_port());
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  ASSERT_TRUE((*connection)
+                  ->WriteRaw("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                             "Transfer-Encoding: gzip\r\n\r\nxxxxxxxx")
+                  .ok());
+  const std::string reply = (*connection)->ReadRawUntil("}}", absl::Seconds(5));
+  EXPECT_THAT(reply, HasSubstr("HTTP/1.1 501")) << reply;
+  EXPECT_THAT(reply, HasSubstr("Transfer-Encoding 'gzip' is not supported"));
+  ExpectAlive();
+}
+
+TEST_F(HardeningTest, ModelsDoNotExposeTheServersPath) {
+  absl::StatusOr<HttpResponse> response = HttpRequest(server_->http_port(), "GET", "/v1/models");
+  ASSERT_TRUE(response.ok()) << response.status();
+  ASSERT_EQ(response->status, 200);
+  EXPECT_THAT(response->body, Not(HasSubstr(DefaultModelDir().string())));
+  const Json json = Json::parse(response->body);
+  EXPECT_EQ(json["data"][0]["root"], "stories-moe-small");
+}
+
+// 429 (the waiting queue is full) and 503 (over --max-connections) both tell the client when to retry.
+TEST(HardeningProcessTest, RetryAfterOn429WhenTheQueueIsFull) {
+  std::vector<std::string> args = ModelArgs();
+  args.insert(args.end(), {"--max-waiting-requests", "1", "--max-running-requests", "1"});
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(args);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->http_port();
+  // Two long requests: one runs, one waits; then the queue is full.
+  const std::string long_request = R"({"prompt": "Once", "max_tokens": 500, "ignore_eos": true})";
+  std::vector<std::thread> fillers;
+  for (int i = 0; i < 2; ++i) {
+    fillers.emplace_back([&] { (void)HttpRequest(port, "POST", "/v1/completions", long_request); });
+  }
+  HttpResponse busy;
+  EXPECT_TRUE(WaitFor("a 429", [&] {
+    absl::StatusOr<HttpResponse> response = HttpRequest(port, "POST", "/v1/completions", R"({"prompt": "hi"})");
+    if (response.ok()) busy = *response;
+    return response.ok() && response->status == 429;
+  }));
+  for (std::thread& filler : fillers) filler.join();
+  EXPECT_EQ(busy.status, 429) << busy.body;
+  EXPECT_EQ(busy.Header("retry-after"), "1");
+}
+
+TEST(HardeningProcessTest, RetryAfterOn503OverMaxConnections) {
+  std::vector<std::string> args = ModelArgs();
+  args.insert(args.end(), {"--max-connections", "1"});
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(args);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->http_port();
+  absl::StatusOr<std::unique_ptr<HttpConnection>> holder = HttpConnection::Connect(port);
+  ASSERT_TRUE(holder.ok());
+  ASSERT_TRUE((*holder)->Request("GET", "/healthz").ok());  // the one connection allowed, kept alive
+  absl::StatusOr<HttpResponse> over = HttpRequest(port, "GET", "/healthz");
+  ASSERT_TRUE(over.ok()) << over.status();
+  EXPECT_EQ(over->status, 503) << over->body;
+  EXPECT_EQ(over->Header("retry-after"), "1");
+  EXPECT_THAT(over->body, HasSubstr("max_connections"));
+}
+
+// A connection that trickles its header is closed after --http-header-timeout even though it keeps
+// sending; a kept-alive connection idle for longer than that (but under --http-idle-timeout) still works.
+TEST(HardeningProcessTest, HeaderTimeoutClosesSlowHeadersButNotIdleKeepAlive) {
+  std::vector<std::string> args = ModelArgs();
+  args.insert(args.end(), {"--http-header-timeout", "1", "--http-idle-timeout", "30"});
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(args);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->http_port();
+
+  absl::StatusOr<std::unique_ptr<HttpConnection>> kept = HttpConnection::Connect(port);
+  ASSERT_TRUE(kept.ok());
+  ASSERT_TRUE((*kept)->Request("GET", "/healthz").ok());
+
+  absl::StatusOr<std::unique_ptr<HttpConnection>> slow = HttpConnection::Connect(port);
+  ASSERT_TRUE(slow.ok());
+  const std::string header = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+  const absl::Time start = absl::Now();
+  bool closed = false;
+  for (size_t i = 0; i < header.size() && !closed; ++i) {
+    closed = !(*slow)->WriteRaw(header.substr(i, 1), absl::Seconds(1)).ok();
+    absl::SleepFor(absl::Milliseconds(200));  // the trickle itself is what is tested
+  }
+  // The server closed it: a write failed, or reading finds the end of the stream with no response.
+  if (!closed) closed = (*slow)->ReadRawUntil("HTTP/1.1 200", absl::Seconds(2)).empty();
+  EXPECT_TRUE(closed) << "a header sent one byte per 200 ms was still being read after "
+                      << absl::FormatDuration(absl::Now() - start);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+
+  // 2 s idle (over the 1 s header timeout): the kept-alive connection serves its next request.
+  absl::SleepFor(absl::Seconds(2));
+  absl::StatusOr<HttpResponse> again = (*kept)->Request("GET", "/healthz");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->status, 200);
+}
+
+// Under `ulimit -n 256`, 300 idle connections used to stop the server from accepting anyone while both HTTP
+// threads spun at 100% CPU on accept4 EMFILE, until the idle connections timed out 120 s later. Now the
+// connections are capped below the fd limit, the acceptor backs off, idle connections that never send a
+// header are closed after --http-header-timeout, and another client is served within seconds at little CPU.
+TEST(HardeningProcessTest, IdleConnectionFloodUnderALowFdLimitStarvesNobody) {
+  std::vector<std::string> args = ModelArgs();
+  args.insert(args.end(), {"--grpc-port", "-1", "--http-header-timeout", "2"});
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(args, absl::Seconds(60), 256);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->http_port();
+  const double cpu_before = CpuSeconds((*server)->pid());
+
+  std::vector<int> idle;
+  for (int i = 0; i < 300; ++i) {
+    const int fd = IdleSocket(port);
+    if (fd >= 0) idle.push_back(fd);
+  }
+  EXPECT_GE(idle.size(), 256u);  // the backlog takes what the server does not accept
+  const absl::Time flood_start = absl::Now();
+  const std::optional<absl::Duration> served = TimeUntilServed(port, absl::Seconds(15));
+  // Keep the flood up a little longer, then measure the CPU the whole episode cost.
+  absl::SleepFor(absl::Seconds(1));
+  const absl::Duration window = absl::Now() - flood_start;
+  const double cpu = CpuSeconds((*server)->pid()) - cpu_before;
+  for (int fd : idle) ::close(fd);
+
+  ASSERT_TRUE(served.has_value()) << "no client was served within 15 s of 300 idle connections\n" << (*server)->Log();
+  std::cout << "[ measured ] 300 idle connections, ulimit -n 256: another client served after "
+            << absl::FormatDuration(*served) << "; server CPU " << cpu << " s over " << absl::FormatDuration(window)
+            << "\n";
+  EXPECT_LT(*served, absl::Seconds(6));  // header timeout 2 s + retries
+  EXPECT_LT(cpu, 0.25 * absl::ToDoubleSeconds(window)) << "the server spun";
+  EXPECT_THAT((*server)->Log(), Not(HasSubstr("Too many open files\n2026")));
 }
 
 }  // namespace
