@@ -1,5 +1,6 @@
 #include "server/admission.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string_view>
@@ -47,11 +48,45 @@ absl::StatusOr<std::vector<int32_t>> ResolvePrompt(const ApiRequest& api, const 
     }
     return ids;
   }
-  absl::StatusOr<std::vector<int32_t>> ids = context.model->tokenizer->Encode(*api.text);
-  if (!ids.ok()) return InvalidFieldError("prompt", StrCatStd("prompt: ", ToStd(ids.status().message())));
-  if (ids->empty()) return InvalidFieldError("prompt", "prompt: the text encodes to no tokens");
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                   TokenizeBounded(context, *api.text, "prompt", limits.max_context, /*add_special_tokens=*/true));
+  if (ids.empty()) return InvalidFieldError("prompt", "prompt: the text encodes to no tokens");
   return ids;
 }
+
+}  // namespace
+
+absl::StatusOr<std::vector<int32_t>> TokenizeBounded(const ServiceContext& context, std::string_view text,
+                                                     std::string_view field, int64_t max_tokens,
+                                                     bool add_special_tokens) {
+  const tokenizer::Tokenizer& tokenizer = *context.model->tokenizer;
+  const auto limit = static_cast<size_t>(std::max<int64_t>(max_tokens, 0));
+  if (const std::optional<size_t> per_token = tokenizer.max_input_bytes_per_token();
+      per_token.has_value() && text.size() / *per_token >= limit + 1) {
+    return InvalidFieldError(field, StrCatStd(field, ": ", text.size(), " bytes of text cannot fit in ", limit,
+                                              " tokens (the model's context length; one token covers at most ",
+                                              *per_token, " bytes here, so at most ", limit * *per_token, " bytes)"));
+  }
+  absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(text, add_special_tokens, limit);
+  if (ids.status().code() == absl::StatusCode::kOutOfRange) {
+    return InvalidFieldError(
+        field, StrCatStd(field, ": the text encodes to more than ", limit, " tokens (the model's context length)"));
+  }
+  if (!ids.ok()) return InvalidFieldError(field, StrCatStd(field, ": ", ToStd(ids.status().message())));
+  return ids;
+}
+
+int64_t MaxRequestBytes(const ServiceContext& context, int64_t requests_per_call) {
+  const scheduler::RequestLimits limits = LimitsFor(context);
+  const int64_t per_token =
+      static_cast<int64_t>(context.model->tokenizer->max_input_bytes_per_token().value_or(size_t{1} << 16));
+  // Text, or token ids at 5 bytes each (a varint of a 32-bit id), whichever is longer, plus 1 MiB for the
+  // other fields (stop strings, routing, framing).
+  const int64_t bytes = requests_per_call * limits.max_context * std::max<int64_t>(per_token, 5) + (int64_t{1} << 20);
+  return std::min<int64_t>(bytes, (int64_t{1} << 31) - 1);
+}
+
+namespace {
 
 // max_tokens against the limits and, with the prompt, against the context.
 absl::Status CheckMaxTokens(int64_t max_tokens, bool prompt_logprobs, int64_t prompt_tokens,

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -86,6 +87,19 @@ absl::Status Reject(const ServiceContext& context, absl::Status status);
 // token ids outside the vocabulary. Does not count the refusal.
 [[nodiscard]] absl::StatusOr<scheduler::GenerationRequest> BuildRequest(const ApiRequest& request,
                                                                         const ServiceContext& context);
+
+// `text` tokenized for `field` (the name the refusals carry), refused when it cannot fit in `max_tokens`
+// tokens: first by its size in bytes (Tokenizer::max_input_bytes_per_token), without tokenizing, then by
+// stopping the tokenizer once it passes max_tokens. Errors: InvalidArgument carrying `field`, naming the byte
+// or token limit; the tokenizer's errors (invalid UTF-8) carrying `field`.
+[[nodiscard]] absl::StatusOr<std::vector<int32_t>> TokenizeBounded(const ServiceContext& context, std::string_view text,
+                                                                   std::string_view field, int64_t max_tokens,
+                                                                   bool add_special_tokens);
+
+// The largest request message worth receiving for a call of `requests_per_call` prompts of at most the
+// context each (Generate 1, Score its parts): the text such prompts can take, plus 1 MiB for the other
+// fields. The gRPC server caps its receive size at this.
+[[nodiscard]] int64_t MaxRequestBytes(const ServiceContext& context, int64_t requests_per_call);
 
 // What Admit hands back: the scheduler's request id and the tokenized prompt (HTTP echo needs it).
 struct Admitted {

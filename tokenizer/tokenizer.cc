@@ -30,7 +30,8 @@ class Tokenizer::Impl {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Impl>> FromJson(std::string_view json_text);
   [[nodiscard]] absl::Status LoadSpecialTokens(const std::filesystem::path& dir);
 
-  [[nodiscard]] absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text, bool add_special_tokens) const;
+  [[nodiscard]] absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text, bool add_special_tokens,
+                                                            size_t max_tokens) const;
   [[nodiscard]] std::string Decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
 
   [[nodiscard]] int64_t vocab_size() const {
@@ -63,13 +64,18 @@ class Tokenizer::Impl {
 
   [[nodiscard]] std::optional<int32_t> bos_token_id() const { return bos_token_id_; }
   [[nodiscard]] const std::vector<int32_t>& eos_token_ids() const { return eos_token_ids_; }
+  [[nodiscard]] std::optional<size_t> max_input_bytes_per_token() const { return max_input_bytes_per_token_; }
 
  private:
+  // Sets max_input_bytes_per_token_ from the loaded parts and the JSON they came from.
+  void ComputeInputBytesBound(const Json& root);
   static absl::StatusOr<std::unique_ptr<Impl>> FromParsedJson(const Json& root);
   // Encodes a piece of input that contains no raw added token.
-  absl::Status EncodePlain(std::string_view piece, bool at_input_start, std::vector<int32_t>* ids) const;
+  absl::Status EncodePlain(std::string_view piece, bool at_input_start, size_t max_tokens,
+                           std::vector<int32_t>* ids) const;
   // Pre-tokenizes normalized text and runs the model on every word.
-  absl::Status EncodeWords(std::string_view text, bool at_input_start, std::vector<int32_t>* ids) const;
+  absl::Status EncodeWords(std::string_view text, bool at_input_start, size_t max_tokens,
+                           std::vector<int32_t>* ids) const;
 
   std::unique_ptr<Normalizer> normalizer_;       // may be null
   std::unique_ptr<PreTokenizer> pre_tokenizer_;  // may be null
@@ -81,9 +87,14 @@ class Tokenizer::Impl {
   bool add_eos_token_ = false;
   std::optional<int32_t> bos_token_id_;
   std::vector<int32_t> eos_token_ids_;
+  std::optional<size_t> max_input_bytes_per_token_;
 };
 
 namespace {
+
+absl::Status TooManyTokens(size_t max_tokens) {
+  return absl::OutOfRangeError(StrCatStd("the text encodes to more than ", max_tokens, " tokens"));
+}
 
 absl::StatusOr<std::vector<AddedToken>> ParseAddedTokens(const Json& root, const BpeModel& model) {
   std::vector<AddedToken> tokens;
@@ -228,8 +239,65 @@ absl::StatusOr<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::FromParsedJson
     ASSIGN_OR_RETURN(impl->decoder_, DecoderFromJson(*decoder, "decoder"));
   }
   ASSIGN_OR_RETURN(std::vector<AddedToken> added, ParseAddedTokens(root, *impl->model_));
+  const bool strips = std::any_of(added.begin(), added.end(), [](const AddedToken& t) { return t.lstrip || t.rstrip; });
   ASSIGN_OR_RETURN(impl->added_, AddedVocabulary::Build(std::move(added), impl->normalizer_.get()));
+  impl->ComputeInputBytesBound(root);
+  if (strips) impl->max_input_bytes_per_token_.reset();  // an added token may absorb any run of whitespace
   return impl;
+}
+
+namespace {
+
+// Whether any component object ("type": ...) in `json` has one of `types`, or is a Split that removes its
+// matches, or a Replace whose content is shorter than its pattern (or whose pattern is a regex).
+bool HasShrinkingPart(const Json& json, std::initializer_list<std::string_view> types) {
+  if (json.is_array()) {
+    return std::any_of(json.begin(), json.end(), [&](const Json& e) { return HasShrinkingPart(e, types); });
+  }
+  if (!json.is_object()) return false;
+  if (auto type = json.find("type"); type != json.end() && type->is_string()) {
+    const std::string& name = type->get_ref<const std::string&>();
+    if (std::find(types.begin(), types.end(), name) != types.end()) return true;
+    const Json* behavior = JsonMember(json, "behavior");
+    if (name == "Split" && behavior != nullptr && behavior->is_string() && *behavior == "Removed") return true;
+    if (name == "Replace") {
+      const Json* pattern = JsonMember(json, "pattern");
+      const Json* literal = pattern != nullptr ? JsonMember(*pattern, "String") : nullptr;
+      if (literal == nullptr || !literal->is_string()) return true;
+      const Json* content = JsonMember(json, "content");
+      if (content == nullptr || !content->is_string() ||
+          content->get_ref<const std::string&>().size() < literal->get_ref<const std::string&>().size()) {
+        return true;
+      }
+    }
+  }
+  return std::any_of(json.begin(), json.end(), [&](const Json& e) { return HasShrinkingPart(e, types); });
+}
+
+}  // namespace
+
+void Tokenizer::Impl::ComputeInputBytesBound(const Json& root) {
+  const Json* model = JsonMember(root, "model");
+  const auto flag = [&](const char* key) {
+    const Json* value = model != nullptr ? JsonMember(*model, key) : nullptr;
+    return value != nullptr && value->is_boolean() && value->get<bool>();
+  };
+  // One <unk> for any run of unknown text (byte_fallback, when on, replaces <unk> altogether).
+  if (flag("fuse_unk") && !flag("byte_fallback")) return;
+  const Json* normalizer = JsonMember(root, "normalizer");
+  const Json* pre_tokenizer = JsonMember(root, "pre_tokenizer");
+  if ((normalizer != nullptr && HasShrinkingPart(*normalizer, {"Strip", "StripAccents"})) ||
+      (pre_tokenizer != nullptr &&
+       HasShrinkingPart(*pre_tokenizer, {"Whitespace", "WhitespaceSplit", "BertPreTokenizer"}))) {
+    return;  // input can vanish before the model sees it
+  }
+  size_t longest = 4;  // a <unk> or byte-fallback token stands for one character, at most 4 bytes
+  for (int32_t id = 0; id < static_cast<int32_t>(vocab_size()); ++id) longest = std::max(longest, IdToToken(id).size());
+  // A token's string is at least as long as the input bytes it covers (byte-level: one character per byte;
+  // SentencePiece: "▁" for a space). Composition (NFC, NFKC) shrinks text up to 3 times (three Hangul
+  // jamo, 9 bytes, into one syllable, 3 bytes).
+  const bool composes = normalizer != nullptr && HasShrinkingPart(*normalizer, {"NFC", "NFKC"});
+  max_input_bytes_per_token_ = longest * (composes ? 3 : 1);
 }
 
 absl::Status Tokenizer::Impl::LoadSpecialTokens(const std::filesystem::path& dir) {
@@ -302,20 +370,23 @@ absl::Status Tokenizer::Impl::LoadSpecialTokens(const std::filesystem::path& dir
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<int32_t>> Tokenizer::Impl::Encode(std::string_view text, bool add_special_tokens) const {
+absl::StatusOr<std::vector<int32_t>> Tokenizer::Impl::Encode(std::string_view text, bool add_special_tokens,
+                                                             size_t max_tokens) const {
   if (const size_t bad = Utf8FindInvalid(text); bad != std::string_view::npos) {
     return absl::InvalidArgumentError(
         absl::StrFormat("Encode: text is not valid UTF-8 (invalid byte 0x%02X at offset %d)",
                         static_cast<unsigned char>(text[bad]), bad));
   }
   std::vector<int32_t> ids;
-  ids.reserve(text.size() / 3 + 4);
+  ids.reserve(std::min(text.size() / 3 + 4, max_tokens + 1));
   for (const auto& segment : added_.SplitRaw(text)) {
     if (segment.id >= 0) {
       ids.push_back(segment.id);
       continue;
     }
-    RETURN_IF_ERROR(EncodePlain(text.substr(segment.begin, segment.end - segment.begin), segment.begin == 0, &ids));
+    RETURN_IF_ERROR(
+        EncodePlain(text.substr(segment.begin, segment.end - segment.begin), segment.begin == 0, max_tokens, &ids));
+    if (ids.size() > max_tokens) return TooManyTokens(max_tokens);
   }
   if (add_special_tokens) {
     if (post_processor_ != nullptr) {
@@ -332,7 +403,7 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Impl::Encode(std::string_view te
   return ids;
 }
 
-absl::Status Tokenizer::Impl::EncodePlain(std::string_view piece, bool at_input_start,
+absl::Status Tokenizer::Impl::EncodePlain(std::string_view piece, bool at_input_start, size_t max_tokens,
                                           std::vector<int32_t>* ids) const {
   std::string normalized_storage;
   std::string_view normalized = piece;
@@ -341,7 +412,7 @@ absl::Status Tokenizer::Impl::EncodePlain(std::string_view piece, bool at_input_
     normalized = normalized_storage;
   }
   if (!added_.has_normalized_tokens()) {
-    return EncodeWords(normalized, at_input_start, ids);
+    return EncodeWords(normalized, at_input_start, max_tokens, ids);
   }
   for (const auto& segment : added_.SplitNormalized(normalized)) {
     if (segment.id >= 0) {
@@ -349,12 +420,14 @@ absl::Status Tokenizer::Impl::EncodePlain(std::string_view piece, bool at_input_
       continue;
     }
     RETURN_IF_ERROR(EncodeWords(normalized.substr(segment.begin, segment.end - segment.begin),
-                                at_input_start && segment.begin == 0, ids));
+                                at_input_start && segment.begin == 0, max_tokens, ids));
+    if (ids->size() > max_tokens) return absl::OkStatus();
   }
   return absl::OkStatus();
 }
 
-absl::Status Tokenizer::Impl::EncodeWords(std::string_view text, bool at_input_start, std::vector<int32_t>* ids) const {
+absl::Status Tokenizer::Impl::EncodeWords(std::string_view text, bool at_input_start, size_t max_tokens,
+                                          std::vector<int32_t>* ids) const {
   if (text.empty()) {
     return absl::OkStatus();
   }
@@ -367,6 +440,7 @@ absl::Status Tokenizer::Impl::EncodeWords(std::string_view text, bool at_input_s
   RETURN_IF_ERROR(pre_tokenizer_->PreTokenize(&words));
   for (const PreToken& word : words) {
     model_->Tokenize(word.text, ids);
+    if (ids->size() > max_tokens) return absl::OkStatus();  // the caller refuses it; the rest is not needed
   }
   return absl::OkStatus();
 }
@@ -424,9 +498,12 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromModelDir(const std::fi
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(impl).value()));
 }
 
-absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_special_tokens) const {
-  return impl_->Encode(text, add_special_tokens);
+absl::StatusOr<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_special_tokens,
+                                                       size_t max_tokens) const {
+  return impl_->Encode(text, add_special_tokens, max_tokens);
 }
+
+std::optional<size_t> Tokenizer::max_input_bytes_per_token() const { return impl_->max_input_bytes_per_token(); }
 
 std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   return impl_->Decode(ids, skip_special_tokens);

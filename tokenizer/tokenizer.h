@@ -20,6 +20,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -52,9 +53,20 @@ class Tokenizer {
 
   // Text -> ids. With add_special_tokens the post_processor runs (e.g. a prepended BOS), and, when the
   // tokenizer has no post_processor, `add_bos_token` from tokenizer_config.json is honoured.
-  // Errors: InvalidArgument when the text is not valid UTF-8.
-  [[nodiscard]] absl::StatusOr<std::vector<int32_t>> Encode(std::string_view text,
-                                                            bool add_special_tokens = true) const;
+  // Encoding stops as soon as more than `max_tokens` ids were produced (before the post_processor), so an
+  // oversized text costs only the pre-tokenization and the first max_tokens tokens.
+  // Errors: InvalidArgument when the text is not valid UTF-8; OutOfRange ("the text encodes to more than N
+  // tokens") past max_tokens.
+  [[nodiscard]] absl::StatusOr<std::vector<int32_t>> Encode(
+      std::string_view text, bool add_special_tokens = true,
+      size_t max_tokens = std::numeric_limits<size_t>::max()) const;
+
+  // An upper bound on the input bytes one token can stand for: a text of more than N x this many bytes
+  // encodes to more than N tokens, so it can be refused by its size before encoding. nullopt when no bound
+  // holds: the normalizer strips (Strip, a shrinking Replace), the pre-tokenizer drops text (Whitespace,
+  // a removing Split), unknown runs fuse into one <unk> (fuse_unk), or an added token strips whitespace.
+  // (The longest token's bytes, at least 4, times 3 under NFC/NFKC.)
+  [[nodiscard]] std::optional<size_t> max_input_bytes_per_token() const;
 
   // Ids -> text through the decoder chain. Ids outside the vocabulary are skipped. Invalid UTF-8 produced by
   // a byte-level decode is replaced with U+FFFD, as HF does.

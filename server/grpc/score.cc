@@ -31,7 +31,7 @@ struct Part {
 // (prompt, continuations, continuation_token_ids).
 absl::StatusOr<std::vector<Part>> TokenizeParts(const ScoreRequest& request, const ServiceContext& context,
                                                 std::vector<int32_t>* prompt) {
-  const tokenizer::Tokenizer& tokenizer = *context.model->tokenizer;
+  const int64_t max_context = LimitsFor(context).max_context;
   const bool has_text = !request.prompt().empty();
   const bool has_ids = request.prompt_token_ids_size() > 0;
   if (has_text && has_ids) {
@@ -41,8 +41,9 @@ absl::StatusOr<std::vector<Part>> TokenizeParts(const ScoreRequest& request, con
     return InvalidFieldError("prompt", "prompt: empty (set prompt or prompt_token_ids to at least one token)");
   }
   if (has_text) {
-    absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(request.prompt());
-    if (!ids.ok()) return InvalidFieldError("prompt", StrCatStd("prompt: ", ToStd(ids.status().message())));
+    absl::StatusOr<std::vector<int32_t>> ids =
+        TokenizeBounded(context, request.prompt(), "prompt", max_context, /*add_special_tokens=*/true);
+    if (!ids.ok()) return ids.status();
     if (ids->empty()) return InvalidFieldError("prompt", "prompt: the text encodes to no tokens");
     *prompt = *std::move(ids);
   } else {
@@ -65,19 +66,25 @@ absl::StatusOr<std::vector<Part>> TokenizeParts(const ScoreRequest& request, con
     Part& part = parts[static_cast<size_t>(i)];
     part.context_tokens = static_cast<int64_t>(prompt->size());
     if (texts > 0) {
-      absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(request.continuations(static_cast<int>(i)),
-                                                                  /*add_special_tokens=*/false);
-      if (!ids.ok()) {
-        return InvalidFieldError("continuations", StrCatStd("continuations[", i, "]: ", ToStd(ids.status().message())));
-      }
+      absl::StatusOr<std::vector<int32_t>> ids =
+          TokenizeBounded(context, request.continuations(static_cast<int>(i)), StrCatStd("continuations[", i, "]"),
+                          max_context, /*add_special_tokens=*/false);
+      if (!ids.ok()) return WithErrorField(ids.status(), "continuations");
       part.continuation = *std::move(ids);
     } else {
       const adak::v1::TokenIds& ids = request.continuation_token_ids(static_cast<int>(i));
       part.continuation.assign(ids.ids().begin(), ids.ids().end());
     }
+    const char* field = texts > 0 ? "continuations" : "continuation_token_ids";
     if (part.continuation.empty()) {
-      const char* field = texts > 0 ? "continuations" : "continuation_token_ids";
       return InvalidFieldError(field, StrCatStd(field, "[", i, "]: empty (at least one token to score)"));
+    }
+    // Score's own words for the context check (BuildRequest would name max_tokens, which Score has not).
+    const int64_t total = part.context_tokens + static_cast<int64_t>(part.continuation.size());
+    if (total > max_context) {
+      return InvalidFieldError(
+          field, StrCatStd("prompt + ", field, "[", i, "] = ", part.context_tokens, " + ", part.continuation.size(),
+                           " = ", total, " tokens exceeds the model's context length of ", max_context));
     }
   }
   return parts;

@@ -1,5 +1,6 @@
 #include "server/grpc/server.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -11,6 +12,8 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "server/admission.h"
+#include "server/grpc/score.h"
 #include "server/grpc/service.h"
 
 namespace adak::server {
@@ -54,7 +57,14 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
   const std::string address = HostPort(options.host, options.port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port_);
   builder.RegisterService(&impl->service_);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
+  // Nothing larger than the longest useful request (Score: the prompt and its continuations, each within the
+  // context) is received: a bigger message is refused (RESOURCE_EXHAUSTED) before it is parsed.
+  // (A context without a model -- health and reflection only -- keeps the option.)
+  const int64_t max_receive =
+      context->model == nullptr
+          ? options.max_message_bytes
+          : std::min(options.max_message_bytes, MaxRequestBytes(*context, kMaxScoreContinuations + 1));
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_receive));
   builder.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
   // gRPC turns SO_REUSEPORT on by default, which would let a second server bind a port in use.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);

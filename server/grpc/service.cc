@@ -50,8 +50,11 @@ adak::v1::ModelInfo MakeModelInfo(const ServiceContext& context) {
 
 absl::StatusOr<adak::v1::TokenizeResponse> TokenizeText(const ServiceContext& context, const std::string& text) {
   const tokenizer::Tokenizer& tokenizer = *context.model->tokenizer;
-  absl::StatusOr<std::vector<int32_t>> ids = tokenizer.Encode(text);
-  if (!ids.ok()) return InvalidFieldError("text", StrCatStd("text: ", ToStd(ids.status().message())));
+  // No more than the model's context: refused by size before tokenizing, so an oversized text costs nothing
+  // (and never builds a response over the message limit).
+  absl::StatusOr<std::vector<int32_t>> ids =
+      TokenizeBounded(context, text, "text", LimitsFor(context).max_context, /*add_special_tokens=*/true);
+  if (!ids.ok()) return ids.status();
   adak::v1::TokenizeResponse response;
   for (int32_t id : *ids) {
     response.add_token_ids(id);

@@ -36,7 +36,8 @@ class GenerationService final : public adak::v1::Generation::CallbackService {
 // The model description GetModelInfo returns (also usable without a call).
 [[nodiscard]] adak::v1::ModelInfo MakeModelInfo(const ServiceContext& context);
 
-// Tokenize without a call. InvalidArgument naming "text" when it is not valid UTF-8.
+// Tokenize without a call. InvalidArgument naming "text" when it is not valid UTF-8 or does not fit in the
+// model's context (refused by its size before tokenizing when it cannot fit; see TokenizeBounded).
 [[nodiscard]] absl::StatusOr<adak::v1::TokenizeResponse> TokenizeText(const ServiceContext& context,
                                                                       const std::string& text);
 

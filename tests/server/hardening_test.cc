@@ -131,6 +131,63 @@ TEST_F(HardeningTest, DeeplyNestedJsonIsRefusedNamingTheLimit) {
   EXPECT_EQ(text.status, 200) << text.body;
 }
 
+// A 7 MB prompt used to be tokenized (~1 s of CPU, more under load) before the context check refused it.
+// Now a text longer than context x the most bytes a token covers is refused by its size, and a shorter one
+// that still does not fit stops the tokenizer once it passes the context.
+TEST_F(HardeningTest, OversizedPromptIsRefusedBeforeTokenizing) {
+  const std::string huge(7 << 20, 'a');
+  const absl::Time start = absl::Now();
+  const HttpResponse response = Post(Json{{"prompt", huge}, {"max_tokens", 1}}.dump());
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(response.status, 400) << response.body;
+  EXPECT_THAT(response.body, HasSubstr("bytes of text cannot fit in 512 tokens"));
+  EXPECT_THAT(response.body, HasSubstr(R"("param":"prompt")"));
+  std::cout << "[ measured ] 7 MiB HTTP prompt refused after " << absl::FormatDuration(took) << "\n";
+
+  // Under the byte bound but over the context: " a" is one token each.
+  std::string words;
+  for (int i = 0; i < 600; ++i) words += " a";
+  const HttpResponse over = Post(Json{{"prompt", words}, {"max_tokens", 1}}.dump());
+  EXPECT_EQ(over.status, 400) << over.body;
+  EXPECT_THAT(over.body, HasSubstr("encodes to more than 512 tokens"));
+}
+
+// gRPC: the receive limit follows the context (a 15 MiB prompt is refused before it is parsed), Tokenize
+// refuses what cannot fit up front, and Score's context error names Score's fields.
+TEST_F(HardeningTest, GrpcOversizedRequestsAreRefusedUpFront) {
+  auto stub = GenerationStub(server_->grpc_port());
+  {
+    grpc::ClientContext call;
+    adak::v1::GenerateResponse response;
+    const absl::Time start = absl::Now();
+    const grpc::Status status = stub->Generate(&call, GreedyRequest(std::string(15 << 20, 'a'), 1), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+    std::cout << "[ measured ] 15 MiB gRPC prompt refused after " << absl::FormatDuration(absl::Now() - start) << ": "
+              << status.error_message() << "\n";
+  }
+  {
+    grpc::ClientContext call;
+    adak::v1::TokenizeRequest request;
+    request.set_text(std::string(1 << 20, 'a'));
+    adak::v1::TokenizeResponse response;
+    const grpc::Status status = stub->Tokenize(&call, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("text: 1048576 bytes of text cannot fit in 512 tokens"));
+  }
+  {
+    grpc::ClientContext call;
+    adak::v1::ScoreRequest request;
+    for (int i = 0; i < 500; ++i) request.add_prompt_token_ids(300 + i % 100);
+    adak::v1::TokenIds* continuation = request.add_continuation_token_ids();
+    for (int i = 0; i < 20; ++i) continuation->add_ids(400);
+    adak::v1::ScoreResponse response;
+    const grpc::Status status = stub->Score(&call, request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("prompt + continuation_token_ids[0] = 500 + 20 = 520 tokens"));
+    EXPECT_THAT(status.error_message(), Not(HasSubstr("max_tokens")));
+  }
+}
+
 TEST_F(HardeningTest, UnsupportedTransferEncodingIsNotImplemented) {
   absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Connect(server_->http_port());
   ASSERT_TRUE(connection.ok()) << connection.status();

@@ -292,6 +292,29 @@ TEST(SentencePieceTokenizerTest, EncodesWithPrependAndReplaceNormalizer) {
   EXPECT_EQ(tok->vocab_size(), 277);
 }
 
+// Oversized input costs only the first max_tokens tokens, and a text longer than max_tokens x the byte bound
+// can never fit (the server refuses it by size before encoding).
+TEST(SentencePieceTokenizerTest, EncodeStopsPastMaxTokensAndTheByteBoundHolds) {
+  auto tok = LoadFixture("llama_tiny.json");
+  ASSERT_NE(tok, nullptr);
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "hello world ";
+  EXPECT_THAT(tok->Encode(text, false, 50), StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("more than 50 tokens")));
+  EXPECT_EQ(EncodeOrDie(*tok, text, false).size(), 201u);  // the trailing space is a token of its own
+  EXPECT_TRUE(tok->Encode(text, false, 201).ok());
+  const std::optional<size_t> per_token = tok->max_input_bytes_per_token();
+  ASSERT_TRUE(per_token.has_value());  // Prepend + Replace(" " -> "▁") only grow the text
+  EXPECT_GE(*per_token, 4u);
+  const std::vector<int32_t> ids = EncodeOrDie(*tok, text, false);
+  EXPECT_LE(text.size(), ids.size() * *per_token);
+  // A Strip normalizer can make any amount of input vanish: no bound.
+  nlohmann::json json = nlohmann::json::parse(::adak::testing::ReadFile(FixtureDir() / "llama_tiny.json"));
+  json["normalizer"] = {{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}};
+  auto stripped = LoadJsonOrDie(json.dump());
+  ASSERT_NE(stripped, nullptr);
+  EXPECT_FALSE(stripped->max_input_bytes_per_token().has_value());
+}
+
 TEST(SentencePieceTokenizerTest, FallsBackToBytesForCharactersNotInVocab) {
   auto tok = LoadFixture("llama_tiny.json");
   ASSERT_NE(tok, nullptr);
