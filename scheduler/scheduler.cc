@@ -24,6 +24,10 @@ namespace adak::scheduler {
 
 class Scheduler::Impl {
  public:
+  struct CancelEntry {  // one Cancel call
+    uint64_t id = 0;
+    CancelReason reason = CancelReason::kClient;
+  };
   Impl(StepExecutor* executor, const tokenizer::Tokenizer* tokenizer, const SchedulerOptions& options,
        const Clock* clock, SchedulerObserver* observer)
       : executor_(executor),
@@ -69,10 +73,10 @@ class Scheduler::Impl {
     return id;
   }
 
-  void Cancel(uint64_t id) {
+  void Cancel(uint64_t id, CancelReason reason) {
     absl::MutexLock lock(&mu_);
     if (id == 0 || id >= next_id_.load(std::memory_order_relaxed) || stopping_) return;
-    cancels_.push_back(id);
+    cancels_.push_back({id, reason});
   }
 
   void BeginDrain() {
@@ -125,7 +129,7 @@ class Scheduler::Impl {
   void Loop() {
     for (;;) {
       std::vector<std::unique_ptr<Sequence>> incoming;
-      std::vector<uint64_t> cancels;
+      std::vector<CancelEntry> cancels;
       {
         absl::MutexLock lock(&mu_);
         auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -213,13 +217,18 @@ class Scheduler::Impl {
     std::erase_if(waiting_, [](const std::unique_ptr<Sequence>& s) { return s->finished; });
   }
 
-  void ApplyCancelsAndDeadlines(const std::vector<uint64_t>& cancels) {
+  void ApplyCancelsAndDeadlines(const std::vector<CancelEntry>& cancels) {
     const absl::Time now = clock_->Now();
     auto visit = [&](Sequence& seq) {
       if (seq.finished) return;
-      if (std::find(cancels.begin(), cancels.end(), seq.id) != cancels.end()) {
+      auto cancel = std::find_if(cancels.begin(), cancels.end(), [&](const CancelEntry& c) { return c.id == seq.id; });
+      // A deadline that passed wins over a cancel: the front end may notice the deadline first (gRPC cancels
+      // the call when it expires) and it must still count as a deadline.
+      const bool expired =
+          seq.request.deadline <= now || (cancel != cancels.end() && cancel->reason == CancelReason::kDeadline);
+      if (cancel != cancels.end() && !expired) {
         Finish(seq, absl::CancelledError("request cancelled"), FinishReason::kCancelled);
-      } else if (seq.request.deadline <= now) {
+      } else if (expired) {
         Finish(seq,
                absl::DeadlineExceededError(StrCatStd("deadline exceeded after ", seq.emitted, " generated tokens")),
                FinishReason::kDeadline);
@@ -231,7 +240,7 @@ class Scheduler::Impl {
   }
 
   // One step. False when sequences are live but nothing could be planned.
-  bool Step(const std::vector<uint64_t>& cancels) {
+  bool Step(const std::vector<CancelEntry>& cancels) {
     ApplyCancelsAndDeadlines(cancels);
     if (running_.empty() && waiting_.empty()) return true;
     const absl::Time start = clock_->Now();
@@ -608,7 +617,7 @@ class Scheduler::Impl {
   absl::Mutex join_mu_;  // serialises Shutdown
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<Sequence>> inbox_ ABSL_GUARDED_BY(mu_);
-  std::vector<uint64_t> cancels_ ABSL_GUARDED_BY(mu_);
+  std::vector<CancelEntry> cancels_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_id_{1};
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -701,7 +710,7 @@ void Scheduler::Start() { impl_->Start(); }
 absl::StatusOr<uint64_t> Scheduler::Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
   return impl_->Submit(std::move(request), std::move(sink));
 }
-void Scheduler::Cancel(uint64_t id) { impl_->Cancel(id); }
+void Scheduler::Cancel(uint64_t id, CancelReason reason) { impl_->Cancel(id, reason); }
 void Scheduler::BeginDrain() { impl_->BeginDrain(); }
 bool Scheduler::WaitIdle(absl::Duration timeout) { return impl_->WaitIdle(timeout); }
 void Scheduler::Shutdown() { impl_->Shutdown(); }

@@ -74,9 +74,13 @@ class Scheduler {
   // Unavailable while draining or after Shutdown.
   [[nodiscard]] absl::StatusOr<uint64_t> Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink);
 
-  // The request ends with Cancelled (OnFinish) and its KV blocks are freed at the next step boundary.
-  // Unknown or finished ids are ignored; idempotent.
-  void Cancel(uint64_t id);
+  // Why a request is cancelled: the client went away (Cancelled, FinishReason::kCancelled), or its front end
+  // saw its deadline expire (DeadlineExceeded, FinishReason::kDeadline, as if the scheduler had seen it).
+  enum class CancelReason { kClient, kDeadline };
+  // The request ends with Cancelled (OnFinish) -- DeadlineExceeded for kDeadline, or when its deadline has
+  // passed by then -- and its KV blocks are freed at the next step boundary. Unknown or finished ids are
+  // ignored; idempotent.
+  void Cancel(uint64_t id, CancelReason reason = CancelReason::kClient);
 
   // Stops admitting (Submit returns Unavailable); queued and running requests go on.
   void BeginDrain();

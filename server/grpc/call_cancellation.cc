@@ -3,28 +3,43 @@
 #include <utility>
 
 namespace adak::server {
+namespace {
+
+// gRPC's deadline timer and absl::Now() may disagree by a little.
+constexpr absl::Duration kDeadlineSlack = absl::Milliseconds(20);
+
+}  // namespace
+
+scheduler::Scheduler::CancelReason CallCancellation::ReasonNow() const {
+  return absl::Now() + kDeadlineSlack >= deadline_ ? scheduler::Scheduler::CancelReason::kDeadline
+                                                   : scheduler::Scheduler::CancelReason::kClient;
+}
 
 void CallCancellation::SetIds(std::vector<uint64_t> ids) {
+  scheduler::Scheduler::CancelReason reason;
   {
     absl::MutexLock lock(&mu_);
     ids_ = ids;
     if (!cancelled_) return;
+    reason = reason_;
   }
-  for (uint64_t id : ids) cancel_(id);
+  for (uint64_t id : ids) cancel_(id, reason);
 }
 
 void CallCancellation::Cancel() {
   std::vector<uint64_t> ids;
+  const scheduler::Scheduler::CancelReason reason = ReasonNow();
   {
     absl::MutexLock lock(&mu_);
+    if (!cancelled_) reason_ = reason;
     cancelled_ = true;
     ids = ids_;
   }
-  for (uint64_t id : ids) cancel_(id);
+  for (uint64_t id : ids) cancel_(id, reason);
 }
 
-std::function<void(uint64_t)> CancelIn(scheduler::Scheduler* scheduler) {
-  return [scheduler](uint64_t id) { scheduler->Cancel(id); };
+CallCancellation::CancelFn CancelIn(scheduler::Scheduler* scheduler) {
+  return [scheduler](uint64_t id, scheduler::Scheduler::CancelReason reason) { scheduler->Cancel(id, reason); };
 }
 
 bool CallCancellation::cancelled() const {

@@ -12,14 +12,21 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "scheduler/scheduler.h"
 
 namespace adak::server {
 
 class CallCancellation {
  public:
-  // `cancel` ends one scheduler request (Scheduler::Cancel: idempotent, unknown ids ignored).
-  explicit CallCancellation(std::function<void(uint64_t)> cancel) : cancel_(std::move(cancel)) {}
+  using CancelFn = std::function<void(uint64_t, scheduler::Scheduler::CancelReason)>;
+
+  // `cancel` ends one scheduler request (Scheduler::Cancel: idempotent, unknown ids ignored). `deadline` is
+  // the call's: a cancel at or after it (gRPC cancels a call whose deadline expires) is a deadline, and is
+  // passed on as CancelReason::kDeadline so the request is counted as one, not as a client cancel.
+  explicit CallCancellation(CancelFn cancel, absl::Time deadline = absl::InfiniteFuture())
+      : cancel_(std::move(cancel)), deadline_(deadline) {}
 
   CallCancellation(const CallCancellation&) = delete;
   CallCancellation& operator=(const CallCancellation&) = delete;
@@ -34,14 +41,20 @@ class CallCancellation {
   [[nodiscard]] bool cancelled() const;
 
  private:
-  const std::function<void(uint64_t)> cancel_;
+  // The reason of a cancel now: kDeadline from shortly before the deadline on (timers and clocks differ by
+  // a little), kClient before.
+  scheduler::Scheduler::CancelReason ReasonNow() const;
+
+  const CancelFn cancel_;
+  const absl::Time deadline_;
   mutable absl::Mutex mu_;
   std::vector<uint64_t> ids_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  scheduler::Scheduler::CancelReason reason_ ABSL_GUARDED_BY(mu_) = scheduler::Scheduler::CancelReason::kClient;
 };
 
 // The cancel function of a call whose requests live in `scheduler`.
-std::function<void(uint64_t)> CancelIn(scheduler::Scheduler* scheduler);
+CallCancellation::CancelFn CancelIn(scheduler::Scheduler* scheduler);
 
 }  // namespace adak::server
 

@@ -39,8 +39,9 @@ ApiRequest ApiRequestFromCall(grpc::CallbackServerContext* call, const GenerateR
 
 class UnaryState final : public scheduler::RequestSink {
  public:
-  UnaryState(ServiceContext* context, grpc::ServerUnaryReactor* reactor, GenerateResponse* response, bool logprobs)
-      : context_(context), reactor_(reactor), response_(response), logprobs_(logprobs) {}
+  UnaryState(ServiceContext* context, grpc::ServerUnaryReactor* reactor, GenerateResponse* response, bool logprobs,
+             absl::Time deadline)
+      : context_(context), reactor_(reactor), response_(response), logprobs_(logprobs), deadline_(deadline) {}
 
   void OnTokens(std::vector<scheduler::TokenOutput> tokens) override {
     absl::MutexLock lock(&mu_);
@@ -90,10 +91,11 @@ class UnaryState final : public scheduler::RequestSink {
   grpc::ServerUnaryReactor* const reactor_;  // valid until done_ is set and Finish called
   GenerateResponse* const response_;         // owned by gRPC, valid until Finish
   const bool logprobs_;
+  const absl::Time deadline_;
   absl::Mutex mu_;
   std::string text_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  CallCancellation cancellation_{CancelIn(context_->scheduler)};
+  CallCancellation cancellation_{CancelIn(context_->scheduler), deadline_};
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -104,8 +106,8 @@ class StreamState final : public scheduler::RequestSink {
  public:
   using Reactor = grpc::ServerWriteReactor<GenerateStreamResponse>;
 
-  StreamState(ServiceContext* context, Reactor* reactor, bool logprobs)
-      : context_(context), reactor_(reactor), logprobs_(logprobs) {}
+  StreamState(ServiceContext* context, Reactor* reactor, bool logprobs, absl::Time deadline)
+      : context_(context), reactor_(reactor), logprobs_(logprobs), deadline_(deadline) {}
 
   void OnTokens(std::vector<scheduler::TokenOutput> tokens) override {
     {
@@ -213,12 +215,13 @@ class StreamState final : public scheduler::RequestSink {
   ServiceContext* const context_;
   Reactor* const reactor_;
   const bool logprobs_;
+  const absl::Time deadline_;
   absl::Mutex mu_;
   std::vector<scheduler::TokenOutput> pending_ ABSL_GUARDED_BY(mu_);
   std::optional<scheduler::FinalOutput> final_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
-  CallCancellation cancellation_{CancelIn(context_->scheduler)};  // its lock nests inside mu_ (in Pump)
+  CallCancellation cancellation_{CancelIn(context_->scheduler), deadline_};  // its lock nests inside mu_ (in Pump)
   GenerateStreamResponse message_;  // the write in flight; lives until OnDone (the state outlives the reactor)
 };
 
@@ -238,7 +241,8 @@ class StreamReactor final : public grpc::ServerWriteReactor<GenerateStreamRespon
 grpc::ServerUnaryReactor* StartGenerate(grpc::CallbackServerContext* call, const GenerateRequest* request,
                                         GenerateResponse* response, ServiceContext* context) {
   auto* reactor = new UnaryCallReactor<UnaryState>();
-  auto state = std::make_shared<UnaryState>(context, reactor, response, request->has_logprobs());
+  auto state = std::make_shared<UnaryState>(context, reactor, response, request->has_logprobs(),
+                                            DeadlineFromGrpc(call->deadline()));
   reactor->set_state(state);
   absl::StatusOr<Admitted> admitted = Admit(*context, ApiRequestFromCall(call, *request), state);
   if (!admitted.ok()) {
@@ -253,7 +257,8 @@ grpc::ServerWriteReactor<GenerateStreamResponse>* StartGenerateStream(grpc::Call
                                                                       const GenerateRequest* request,
                                                                       ServiceContext* context) {
   auto* reactor = new StreamReactor();
-  auto state = std::make_shared<StreamState>(context, reactor, request->has_logprobs());
+  auto state =
+      std::make_shared<StreamState>(context, reactor, request->has_logprobs(), DeadlineFromGrpc(call->deadline()));
   reactor->set_state(state);
   absl::StatusOr<Admitted> admitted = Admit(*context, ApiRequestFromCall(call, *request), state);
   if (!admitted.ok()) {

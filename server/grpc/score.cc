@@ -117,8 +117,8 @@ absl::StatusOr<std::vector<scheduler::GenerationRequest>> BuildPartRequests(cons
 
 class ScoreState final : public std::enable_shared_from_this<ScoreState> {
  public:
-  ScoreState(ServiceContext* context, grpc::ServerUnaryReactor* reactor, ScoreResponse* response)
-      : context_(context), reactor_(reactor), response_(response) {}
+  ScoreState(ServiceContext* context, grpc::ServerUnaryReactor* reactor, ScoreResponse* response, absl::Time deadline)
+      : context_(context), reactor_(reactor), response_(response), deadline_(deadline) {}
 
   // The sink of part `index`.
   class PartSink final : public scheduler::RequestSink {
@@ -220,12 +220,13 @@ class ScoreState final : public std::enable_shared_from_this<ScoreState> {
   ServiceContext* const context_;
   grpc::ServerUnaryReactor* const reactor_;  // valid until done_ is set and Finish called
   ScoreResponse* const response_;
+  const absl::Time deadline_;
   absl::Mutex mu_;
   std::vector<Part> parts_ ABSL_GUARDED_BY(mu_);
   std::vector<std::optional<scheduler::FinalOutput>> results_ ABSL_GUARDED_BY(mu_);
   size_t remaining_ ABSL_GUARDED_BY(mu_) = 0;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  CallCancellation cancellation_{CancelIn(context_->scheduler)};
+  CallCancellation cancellation_{CancelIn(context_->scheduler), deadline_};
 };
 
 }  // namespace
@@ -233,7 +234,7 @@ class ScoreState final : public std::enable_shared_from_this<ScoreState> {
 grpc::ServerUnaryReactor* StartScore(grpc::CallbackServerContext* call, const ScoreRequest* request,
                                      ScoreResponse* response, ServiceContext* context) {
   auto* reactor = new UnaryCallReactor<ScoreState>();
-  auto state = std::make_shared<ScoreState>(context, reactor, response);
+  auto state = std::make_shared<ScoreState>(context, reactor, response, DeadlineFromGrpc(call->deadline()));
   reactor->set_state(state);
   if (absl::Status serving = CheckServing(*context); !serving.ok()) {
     state->FinishOnce(ToGrpcStatus(Reject(*context, std::move(serving))));

@@ -188,6 +188,55 @@ TEST_F(HardeningTest, GrpcOversizedRequestsAreRefusedUpFront) {
   }
 }
 
+// The value of the Prometheus sample `series` (e.g. adak_requests_total{finished_reason="deadline"}), 0
+// when absent.
+double MetricValue(const std::string& metrics, const std::string& series) {
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(metrics, '\n'))) {
+    if (line.size() > series.size() && line.substr(0, series.size()) == series && line[series.size()] == ' ') {
+      double value = 0;
+      if (absl::SimpleAtod(line.substr(series.size() + 1), &value)) return value;
+    }
+  }
+  return 0;
+}
+
+// A gRPC call whose deadline expires is counted as a deadline (as HTTP timeouts are), not as a cancel: gRPC
+// cancels the call at its deadline, and that cancel used to be counted as the client's.
+TEST_F(HardeningTest, GrpcDeadlineIsCountedAsADeadline) {
+  const auto scrape = [] {
+    absl::StatusOr<HttpResponse> metrics = HttpRequest(server_->http_port(), "GET", "/metrics");
+    EXPECT_TRUE(metrics.ok());
+    return metrics.ok() ? metrics->body : "";
+  };
+  const std::string deadline = R"(adak_requests_total{finished_reason="deadline"})";
+  const std::string cancelled = R"(adak_requests_total{finished_reason="cancelled"})";
+  const std::string before = scrape();
+  auto stub = GenerationStub(server_->grpc_port());
+  for (bool stream : {false, true}) {
+    adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 480);
+    if (stream) {
+      const StreamResult result = RunStream(stub.get(), request, absl::Milliseconds(40));
+      EXPECT_EQ(result.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << result.status.error_message();
+    } else {
+      grpc::ClientContext call;
+      call.set_deadline(absl::ToChronoTime(absl::Now() + absl::Milliseconds(40)));
+      adak::v1::GenerateResponse response;
+      const grpc::Status status = stub->Generate(&call, request, &response);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+    }
+  }
+  std::string after;
+  EXPECT_TRUE(WaitFor("both requests to be counted", [&] {
+    after = scrape();
+    return MetricValue(after, deadline) + MetricValue(after, cancelled) >=
+           MetricValue(before, deadline) + MetricValue(before, cancelled) + 2;
+  }));
+  EXPECT_EQ(MetricValue(after, deadline) - MetricValue(before, deadline), 2) << after;
+  EXPECT_EQ(MetricValue(after, cancelled) - MetricValue(before, cancelled), 0) << after;
+  EXPECT_EQ(MetricValue(after, R"(adak_request_errors_total{code="cancelled"})"),
+            MetricValue(before, R"(adak_request_errors_total{code="cancelled"})"));
+}
+
 TEST_F(HardeningTest, UnsupportedTransferEncodingIsNotImplemented) {
   absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Connect(server_->http_port());
   ASSERT_TRUE(connection.ok()) << connection.status();

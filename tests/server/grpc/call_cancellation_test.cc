@@ -19,11 +19,16 @@ using ::testing::IsEmpty;
 // Records every id the CallCancellation cancels.
 class Recorder {
  public:
-  std::function<void(uint64_t)> Fn() {
-    return [this](uint64_t id) {
+  CallCancellation::CancelFn Fn() {
+    return [this](uint64_t id, scheduler::Scheduler::CancelReason reason) {
       absl::MutexLock lock(&mu_);
       ids_.push_back(id);
+      reasons_.push_back(reason);
     };
+  }
+  std::vector<scheduler::Scheduler::CancelReason> reasons() {
+    absl::MutexLock lock(&mu_);
+    return reasons_;
   }
   std::vector<uint64_t> ids() {
     absl::MutexLock lock(&mu_);
@@ -33,7 +38,23 @@ class Recorder {
  private:
   absl::Mutex mu_;
   std::vector<uint64_t> ids_;
+  std::vector<scheduler::Scheduler::CancelReason> reasons_;
 };
+
+// gRPC cancels a call whose deadline expired: that is passed on as a deadline, not as a client cancel.
+TEST(CallCancellationTest, CancelAfterTheDeadlineIsADeadline) {
+  Recorder before;
+  CallCancellation live(before.Fn(), absl::Now() + absl::Hours(1));
+  live.SetIds({7});
+  live.Cancel();
+  EXPECT_THAT(before.reasons(), ElementsAre(scheduler::Scheduler::CancelReason::kClient));
+  Recorder after;
+  CallCancellation expired(after.Fn(), absl::Now() - absl::Milliseconds(1));
+  expired.Cancel();
+  expired.SetIds({8});
+  EXPECT_THAT(after.ids(), ElementsAre(8u));
+  EXPECT_THAT(after.reasons(), ElementsAre(scheduler::Scheduler::CancelReason::kDeadline));
+}
 
 TEST(CallCancellationTest, NothingIsCancelledWithoutCancel) {
   Recorder recorder;
