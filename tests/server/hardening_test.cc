@@ -20,7 +20,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "nlohmann/json.hpp"
 #include "tests/grpc_client.h"
 #include "tests/http_client.h"
@@ -235,6 +237,32 @@ TEST_F(HardeningTest, GrpcDeadlineIsCountedAsADeadline) {
   EXPECT_EQ(MetricValue(after, cancelled) - MetricValue(before, cancelled), 0) << after;
   EXPECT_EQ(MetricValue(after, R"(adak_request_errors_total{code="cancelled"})"),
             MetricValue(before, R"(adak_request_errors_total{code="cancelled"})"));
+}
+
+// Documented gRPC library behaviour (docs/serving.md): bytes that do not decode as the request message never
+// reach the service and are answered by the library; the server keeps serving.
+TEST_F(HardeningTest, UndecodableGrpcRequestIsAnsweredByTheLibrary) {
+  std::shared_ptr<grpc::Channel> channel = LocalChannel(server_->grpc_port());
+  grpc::GenericStub generic(channel);
+  const std::string garbage = "\xff\xff\xff\xff\x0f garbage";
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext call;
+  call.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  grpc::Status status;
+  absl::Notification done;
+  generic.UnaryCall(&call, "/adak.v1.Generation/Generate", grpc::StubOptions(), &request, &response,
+                    [&](grpc::Status s) {
+                      status = std::move(s);
+                      done.Notify();
+                    });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(15)));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << status.error_message();
+  auto stub = GenerationStub(server_->grpc_port());
+  grpc::ClientContext ok_call;
+  adak::v1::GenerateResponse ok;
+  EXPECT_TRUE(stub->Generate(&ok_call, GreedyRequest("Once", 1), &ok).ok());
 }
 
 TEST_F(HardeningTest, UnsupportedTransferEncodingIsNotImplemented) {
