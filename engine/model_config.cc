@@ -268,6 +268,9 @@ absl::Status ParseArchitectureFields(const ConfigReader& r, ModelConfig& c) {
       if (routed) {
         ASSIGN_OR_RETURN(c.num_experts, r.Int("n_routed_experts", 1));
         ASSIGN_OR_RETURN(c.num_experts_per_tok, r.Int("num_experts_per_tok", 1));
+        // Hugging Face's DeepSeek gate renormalises only when top_k > 1 (`if self.top_k > 1 and
+        // self.norm_topk_prob`): a single expert keeps its softmax weight.
+        if (c.num_experts_per_tok == 1) c.norm_topk_prob = false;
         ASSIGN_OR_RETURN(c.moe_intermediate_size, r.Int("moe_intermediate_size", 1));
         ASSIGN_OR_RETURN(c.num_shared_experts, r.Int("n_shared_experts", 0, 0));
         c.shared_expert_intermediate_size = c.moe_intermediate_size * c.num_shared_experts;
@@ -367,6 +370,11 @@ absl::StatusOr<ModelConfig> ParseJson(const Json& j) {
                                                     arch_name));
       }
     }
+  }
+  if (c.head_dim % 2 != 0) {
+    return absl::InvalidArgumentError(StrCatStd("config.json: head_dim = ", c.head_dim,
+                                                " is odd; rotary position embeddings (RoPE) rotate pairs of "
+                                                "dimensions and need an even head_dim"));
   }
   ASSIGN_OR_RETURN(c.max_position_embeddings, r.Int("max_position_embeddings", 1, defaults.max_position_embeddings));
   double theta = defaults.rope_theta;

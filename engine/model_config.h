@@ -55,10 +55,12 @@ struct ModelConfig {
   bool tie_word_embeddings = false;  // lm_head = embed_tokens when true.
 
   // MoE.
-  int64_t num_experts = 0;                      // E routed experts.
-  int64_t num_experts_per_tok = 0;              // native top-K.
-  int64_t moe_intermediate_size = 0;            // I of one routed expert.
-  bool norm_topk_prob = false;                  // renormalise the chosen K weights (Mixtral: always true).
+  int64_t num_experts = 0;            // E routed experts.
+  int64_t num_experts_per_tok = 0;    // native top-K.
+  int64_t moe_intermediate_size = 0;  // I of one routed expert.
+  // Renormalise the chosen K weights (Mixtral: always true; DeepSeek: only when num_experts_per_tok > 1,
+  // as its Hugging Face gate does, so a DeepSeek config with top-1 reads false here).
+  bool norm_topk_prob = false;
   int64_t num_shared_experts = 0;               // DeepSeek "n_shared_experts"; Qwen2-MoE: 1 when it has one.
   int64_t shared_expert_intermediate_size = 0;  // total intermediate of the shared expert MLP.
   bool shared_expert_gate = false;              // Qwen2-MoE: sigmoid(gate x) scales the shared expert output.

@@ -233,6 +233,27 @@ TEST(ModelConfigTest, DeepseekLayerLayoutFollowsFirstKDenseAndFrequency) {
   ExpectRoundTrips(*no_shared);
 }
 
+// Hugging Face's DeepSeek gate: `if self.top_k > 1 and self.norm_topk_prob` -- a single expert keeps its
+// softmax weight (the engine used to weight it 1.0).
+TEST(ModelConfigTest, DeepseekTopOneNeverRenormalises) {
+  auto top1 = ParseModelConfig(Patched(kDeepseekMoe16b, R"({"num_experts_per_tok": 1, "norm_topk_prob": true})"));
+  ASSERT_THAT(top1, IsOk());
+  EXPECT_FALSE(top1->norm_topk_prob);
+  auto top2 = ParseModelConfig(Patched(kDeepseekMoe16b, R"({"num_experts_per_tok": 2, "norm_topk_prob": true})"));
+  ASSERT_THAT(top2, IsOk());
+  EXPECT_TRUE(top2->norm_topk_prob);
+}
+
+TEST(ModelConfigTest, RefusesAnOddHeadDim) {
+  EXPECT_THAT(
+      ParseModelConfig(Patched(kMixtral8x7b, R"({"head_dim": 127})")),
+      StatusIs(absl::StatusCode::kInvalidArgument, AllOf(HasSubstr("head_dim = 127 is odd"), HasSubstr("RoPE"))));
+  // hidden / heads odd (DeepSeek derives head_dim): 2050 / 2 = 1025.
+  EXPECT_THAT(ParseModelConfig(Patched(kDeepseekMoe16b, R"({"hidden_size": 2050, "num_attention_heads": 2,
+      "num_key_value_heads": 2})")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("head_dim = 1025 is odd")));
+}
+
 TEST(ModelConfigTest, DeepseekRejectsSigmoidScoring) {
   EXPECT_THAT(ParseModelConfig(Patched(kDeepseekMoe16b, R"({"scoring_func": "sigmoid"})")),
               StatusIs(absl::StatusCode::kInvalidArgument, AllOf(HasSubstr("scoring_func"), HasSubstr("sigmoid"))));
