@@ -1,11 +1,14 @@
 #include "engine/model_weights.h"
 
+#include <algorithm>
 #include <string>
 #include <type_traits>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "engine/safetensors.h"
@@ -18,7 +21,18 @@ class Binder {
   explicit Binder(const WeightStore& store) : store_(store) {}
 
   [[nodiscard]] absl::StatusOr<TensorView> Get(const std::string& name, std::initializer_list<int64_t> shape) const {
+    used_.insert(name);
     return store_.Get(name, std::span<const int64_t>(shape.begin(), shape.size()));
+  }
+
+  // The store's tensors no Get asked for, without the buffers Hugging Face ignores too.
+  [[nodiscard]] std::vector<std::string> Unused() const {
+    std::vector<std::string> unused;
+    for (std::string& name : store_.TensorNames()) {
+      if (used_.contains(name) || name.ends_with("rotary_emb.inv_freq")) continue;
+      unused.push_back(std::move(name));
+    }
+    return unused;
   }
 
   // `prefix` + {gate,up,down}_proj.weight, or Mixtral's w1 / w3 / w2.
@@ -36,6 +50,7 @@ class Binder {
 
  private:
   const WeightStore& store_;
+  mutable absl::flat_hash_set<std::string> used_;  // every name asked for
 };
 
 absl::StatusOr<LayerWeights> BindLayer(const ModelConfig& c, const Binder& b, int64_t i) {
@@ -108,6 +123,18 @@ absl::StatusOr<ModelWeights> BindModelWeights(const ModelConfig& config, std::sh
   for (int64_t i = 0; i < config.num_layers; ++i) {
     ASSIGN_OR_RETURN(LayerWeights layer, BindLayer(config, b, i));
     w.layers.push_back(std::move(layer));
+  }
+  w.unused_tensors = b.Unused();
+  if (!w.unused_tensors.empty()) {
+    constexpr size_t kNamed = 8;
+    std::string names;
+    for (size_t i = 0; i < std::min(kNamed, w.unused_tensors.size()); ++i) {
+      absl::StrAppend(&names, i > 0 ? ", " : "", w.unused_tensors[i]);
+    }
+    if (w.unused_tensors.size() > kNamed)
+      absl::StrAppend(&names, ", ... (", w.unused_tensors.size() - kNamed, " more)");
+    LogWarning(StrCatStd("model weights: ", w.unused_tensors.size(),
+                         " checkpoint tensor(s) no module uses (ignored): ", names));
   }
   w.store = std::move(store);
   return w;

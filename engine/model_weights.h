@@ -11,6 +11,7 @@
 #define ADAK_ENGINE_MODEL_WEIGHTS_H_
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -54,6 +55,9 @@ struct ModelWeights {
   TensorView final_norm;    // [H]
   TensorView lm_head;       // [V, H]; the embed_tokens view when tie_word_embeddings
   std::vector<LayerWeights> layers;
+  // Checkpoint tensors no module uses (sorted; buffers HF also ignores, `*.rotary_emb.inv_freq`, left out).
+  // BindModelWeights logs a warning naming them, as Hugging Face does, and loads the model anyway.
+  std::vector<std::string> unused_tensors;
   std::shared_ptr<const WeightStore> store;  // keeps the mapped files alive
 };
 

@@ -335,6 +335,13 @@ absl::StatusOr<std::unique_ptr<WeightStore>> WeightStore::Open(const std::filesy
   return store;
 }
 
+std::vector<std::string> WeightStore::TensorNames() const {
+  std::vector<std::string> names;
+  names.reserve(index_.size());
+  for (const auto& [name, file] : index_) names.push_back(name);
+  return names;
+}
+
 const TensorView* WeightStore::Find(std::string_view name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : files_[it->second]->Find(name);

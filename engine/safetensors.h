@@ -38,6 +38,8 @@ class SafetensorsFile {
 
   // nullptr when absent. The view's `name` is the tensor name.
   [[nodiscard]] const TensorView* Find(std::string_view name) const;
+  // Every tensor name of every file, sorted.
+  [[nodiscard]] std::vector<std::string> TensorNames() const;
   [[nodiscard]] const std::map<std::string, TensorView, std::less<>>& tensors() const { return tensors_; }
   // The `__metadata__` string map (empty when absent).
   [[nodiscard]] const std::map<std::string, std::string, std::less<>>& metadata() const { return metadata_; }
@@ -67,6 +69,8 @@ class WeightStore {
   // BF16/F16/F32.
   [[nodiscard]] absl::StatusOr<TensorView> Get(std::string_view name, std::span<const int64_t> shape) const;
   [[nodiscard]] const TensorView* Find(std::string_view name) const;
+  // Every tensor name of every file, sorted.
+  [[nodiscard]] std::vector<std::string> TensorNames() const;
   // The file that holds `name` (for error messages); empty when absent.
   [[nodiscard]] std::filesystem::path FileOf(std::string_view name) const;
   [[nodiscard]] const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }

@@ -115,6 +115,33 @@ TEST(BindModelWeightsTest, MisShapedExpertNamesTensorFileAndShapes) {
                              HasSubstr("has shape [512, 256]"), HasSubstr("expected [256, 512]"))));
 }
 
+// A tensor no module uses loads (as in Hugging Face) but is named, so a checkpoint/config mismatch is visible.
+TEST(BindModelWeightsTest, UnusedTensorIsNamed) {
+  TempDir dir;
+  ASSERT_THAT(testing::MakeModel(testing::MakeModelParams{}, dir.path() / "good"), IsOk());
+  const Checkpoint good = Load(dir.path() / "good");
+  auto clean = BindModelWeights(good.config, good.store);
+  ASSERT_THAT(clean, IsOk());
+  EXPECT_TRUE(clean->unused_tensors.empty());
+
+  std::filesystem::create_directories(dir.path() / "extra");
+  std::filesystem::copy_file(dir.path() / "good/config.json", dir.path() / "extra/config.json");
+  auto file = SafetensorsFile::Open(dir.path() / "good/model.safetensors");
+  ASSERT_THAT(file, IsOk());
+  std::vector<TensorToWrite> tensors;
+  for (const auto& [name, view] : (*file)->tensors())
+    tensors.push_back({name, view.dtype, view.shape, {view.data, view.nbytes()}});
+  const float extra[2] = {1.0f, 2.0f};
+  tensors.push_back({"model.layers.0.mlp.unexpected.weight", DType::kF32, {2}, std::as_bytes(std::span(extra))});
+  tensors.push_back(
+      {"model.layers.0.self_attn.rotary_emb.inv_freq", DType::kF32, {2}, std::as_bytes(std::span(extra))});
+  ASSERT_THAT(WriteSafetensors(dir.path() / "extra/model.safetensors", tensors), IsOk());
+  const Checkpoint extra_ckpt = Load(dir.path() / "extra");
+  auto bound = BindModelWeights(extra_ckpt.config, extra_ckpt.store);
+  ASSERT_THAT(bound, IsOk());
+  EXPECT_THAT(bound->unused_tensors, ElementsAre("model.layers.0.mlp.unexpected.weight"));
+}
+
 TEST(BindModelWeightsTest, MissingTensorIsNotFound) {
   TempDir dir;
   testing::MakeModelParams params;
