@@ -1,5 +1,9 @@
 #include "tokenizer/normalizer.h"
 
+#include <utf8proc.h>
+
+#include <cstdlib>
+
 #include <utility>
 #include <vector>
 
@@ -89,10 +93,27 @@ class StripNormalizer final : public Normalizer {
   bool right_;
 };
 
-// See the header: NFC is assumed to hold already.
-class NfcNormalizer final : public Normalizer {
+// NFC, NFD, NFKC, NFKD through utf8proc (the Unicode tables of the Debian library).
+class UnicodeNormalizer final : public Normalizer {
  public:
-  absl::StatusOr<std::string> Normalize(std::string_view text) const override { return std::string(text); }
+  UnicodeNormalizer(std::string name, utf8proc_option_t options) : name_(std::move(name)), options_(options) {}
+  absl::StatusOr<std::string> Normalize(std::string_view text) const override {
+    if (text.empty()) return std::string();
+    utf8proc_uint8_t* out = nullptr;
+    const utf8proc_ssize_t size =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
+                     &out, static_cast<utf8proc_option_t>(options_ | UTF8PROC_STABLE));
+    if (size < 0) {
+      return absl::InternalError(StrCatStd("normalizer ", name_, ": ", utf8proc_errmsg(size)));
+    }
+    std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(size));
+    std::free(out);
+    return result;
+  }
+
+ private:
+  std::string name_;
+  utf8proc_option_t options_;
 };
 
 }  // namespace
@@ -127,12 +148,18 @@ absl::StatusOr<std::unique_ptr<Normalizer>> NormalizerFromJson(const Json& json,
     ASSIGN_OR_RETURN(const bool right, JsonBool(json, "strip_right", true, where));
     return std::make_unique<StripNormalizer>(left, right);
   }
-  if (type == "NFC") {
-    return std::make_unique<NfcNormalizer>();
-  }
-  return TokenizerJsonError(
-      JsonPath(where, "type"),
-      StrCatStd("normalizer type '", type, "' is not supported (supported: Sequence, Prepend, Replace, Strip, NFC)"));
+  if (type == "NFC") return std::make_unique<UnicodeNormalizer>(type, UTF8PROC_COMPOSE);
+  if (type == "NFD") return std::make_unique<UnicodeNormalizer>(type, UTF8PROC_DECOMPOSE);
+  if (type == "NFKC")
+    return std::make_unique<UnicodeNormalizer>(type,
+                                               static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
+  if (type == "NFKD")
+    return std::make_unique<UnicodeNormalizer>(type,
+                                               static_cast<utf8proc_option_t>(UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT));
+  return TokenizerJsonError(JsonPath(where, "type"),
+                            StrCatStd("normalizer type '", type,
+                                      "' is not supported (supported: Sequence, Prepend, Replace, Strip, NFC, NFD, "
+                                      "NFKC, NFKD)"));
 }
 
 }  // namespace adak::tokenizer

@@ -2,9 +2,9 @@
 // added token, before pre-tokenization.
 //
 // Supported types: Sequence, Prepend (only non-empty text), Replace (String or Regex pattern, literal
-// content), Strip (Unicode whitespace, left/right), NFC. NFC is applied as the identity: text is assumed to be
-// in NFC already (true of nearly all text from clients; precomposed characters pass through unchanged), since
-// no Unicode composition tables are linked. Any other type is refused with InvalidArgument.
+// content), Strip (Unicode whitespace, left/right), and the Unicode normal forms NFC, NFD, NFKC, NFKD
+// (utf8proc, Debian's libutf8proc: its Unicode version's tables). Any other type is refused with
+// InvalidArgument.
 // Normalizers are immutable after construction and safe to use from many threads.
 #ifndef ADAK_TOKENIZER_NORMALIZER_H_
 #define ADAK_TOKENIZER_NORMALIZER_H_

@@ -12,8 +12,8 @@
 // `add_special_tokens` is true. Immutable after construction; safe to use from many threads.
 //
 // Clarifications (see the tokenizer/*.h, pre_tokenizer.h and bpe_model.h headers for each part):
-// normalizers Sequence/Prepend/Replace/Strip/NFC are supported, NFC being applied as the identity (input is
-// assumed to be NFC already); pre-tokenizers ByteLevel/Split/Metaspace/Digits/Whitespace/WhitespaceSplit/
+// normalizers Sequence/Prepend/Replace/Strip/NFC/NFD/NFKC/NFKD are supported (the normal forms through
+// utf8proc); pre-tokenizers ByteLevel/Split/Metaspace/Digits/Whitespace/WhitespaceSplit/
 // Sequence; BPE `dropout` is ignored. Anything else is refused at load time with InvalidArgument.
 #ifndef ADAK_TOKENIZER_TOKENIZER_H_
 #define ADAK_TOKENIZER_TOKENIZER_H_

@@ -8,6 +8,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tests/test_util.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/utf8.h"
@@ -41,6 +42,43 @@ TEST(SplitRangesTest, FollowsEveryDelimiterBehavior) {
   // invert: the matches are the words, the rest the delimiters.
   EXPECT_THAT(Pieces("a1b22c", "2", SplitBehavior::kRemoved, /*invert=*/true), ElementsAre("2", "2"));
   EXPECT_THAT(Pieces("", "-", SplitBehavior::kIsolated), ElementsAre());
+}
+
+std::string Normalized(const char* type, std::string_view text) {
+  auto normalizer = NormalizerFromJson(nlohmann::json{{"type", type}}, "normalizer");
+  EXPECT_TRUE(normalizer.ok()) << normalizer.status();
+  if (!normalizer.ok()) return "";
+  auto out = (*normalizer)->Normalize(text);
+  EXPECT_TRUE(out.ok()) << out.status();
+  return out.ok() ? *out : "";
+}
+
+// The four Unicode normal forms, as Hugging Face's normalizers apply them (NFC used to be the identity).
+TEST(UnicodeNormalizerTest, AppliesTheFourNormalForms) {
+  EXPECT_EQ(Normalized("NFC", "e\u0301"), "\u00e9");              // e + combining acute -> é
+  EXPECT_EQ(Normalized("NFC", "\u212b"), "\u00c5");               // ANGSTROM SIGN -> Å
+  EXPECT_EQ(Normalized("NFC", "\u1100\u1161\u11a8"), "\uac01");   // Hangul jamo -> 각
+  EXPECT_EQ(Normalized("NFC", "a\u0323\u0307"), "\u1ea1\u0307");  // canonical order, then composition
+  EXPECT_EQ(Normalized("NFC", "\uf900"), "\u8c48");               // compatibility ideograph (singleton)
+  EXPECT_EQ(Normalized("NFD", "\u00e9"), "e\u0301");
+  EXPECT_EQ(Normalized("NFKC", "\ufb01 \u2460"), "fi 1");  // ligature, circled digit
+  EXPECT_EQ(Normalized("NFKD", "\u00e9\u2460"), "e\u03011");
+  EXPECT_EQ(Normalized("NFC", "plain ascii"), "plain ascii");
+}
+
+// A tokenizer with an NFC normalizer encodes decomposed input like the composed one.
+TEST(UnicodeNormalizerTest, NfcTokenizerEncodesDecomposedInputAsComposed) {
+  auto json = nlohmann::json::parse(
+      ::adak::testing::ReadFile(::adak::testing::SourceDir() / "tests/tokenizer/testdata/llama_tiny.json"));
+  json["normalizer"]["normalizers"].insert(json["normalizer"]["normalizers"].begin(),
+                                           nlohmann::json::object({{"type", "NFC"}}));
+  auto tokenizer = Tokenizer::FromJson(json.dump());
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  auto composed = (*tokenizer)->Encode("caf\u00e9", false);
+  auto decomposed = (*tokenizer)->Encode("cafe\u0301", false);
+  ASSERT_TRUE(composed.ok()) << composed.status();
+  ASSERT_TRUE(decomposed.ok()) << decomposed.status();
+  EXPECT_EQ(*composed, *decomposed);
 }
 
 TEST(Utf8Test, ValidatesAndReplacesMaximalInvalidSubparts) {
