@@ -84,6 +84,7 @@ class Tokenizer::Impl {
   std::unique_ptr<PostProcessor> post_processor_;  // may be null
   std::unique_ptr<Decoder> decoder_;               // may be null: tokens are then joined with spaces
   bool add_bos_token_ = false;                     // from tokenizer_config.json, used without post_processor
+  bool llama_special_tokens_ = false;              // LlamaTokenizerFast: add_bos/eos_token replace it
   bool add_eos_token_ = false;
   std::optional<int32_t> bos_token_id_;
   std::vector<int32_t> eos_token_ids_;
@@ -316,6 +317,15 @@ absl::Status Tokenizer::Impl::LoadSpecialTokens(const std::filesystem::path& dir
             StrCatStd("tokenizer_config.json: ", key, " '", *content, "' is not in the vocabulary"));
       }
     }
+    // transformers' LlamaTokenizerFast (and LlamaTokenizer) rebuild the post_processor from add_bos_token
+    // (default true) and add_eos_token (default false) whatever tokenizer.json says (update_post_processor).
+    if (const Json* tokenizer_class = JsonMember(*tokenizer_config, "tokenizer_class");
+        tokenizer_class != nullptr && tokenizer_class->is_string() &&
+        (*tokenizer_class == "LlamaTokenizerFast" || *tokenizer_class == "LlamaTokenizer")) {
+      llama_special_tokens_ = true;
+      add_bos_token_ = true;
+      add_eos_token_ = false;
+    }
     for (const auto& [key, target] :
          {std::pair{"add_bos_token", &add_bos_token_}, std::pair{"add_eos_token", &add_eos_token_}}) {
       const Json* value = JsonMember(*tokenizer_config, key);
@@ -389,7 +399,7 @@ absl::StatusOr<std::vector<int32_t>> Tokenizer::Impl::Encode(std::string_view te
     if (ids.size() > max_tokens) return TooManyTokens(max_tokens);
   }
   if (add_special_tokens) {
-    if (post_processor_ != nullptr) {
+    if (post_processor_ != nullptr && !llama_special_tokens_) {
       post_processor_->ProcessSingle(&ids);
     } else {
       if (add_bos_token_ && bos_token_id_.has_value()) {

@@ -52,7 +52,9 @@ class Tokenizer {
   Tokenizer& operator=(const Tokenizer&) = delete;
 
   // Text -> ids. With add_special_tokens the post_processor runs (e.g. a prepended BOS), and, when the
-  // tokenizer has no post_processor, `add_bos_token` from tokenizer_config.json is honoured.
+  // tokenizer has no post_processor, `add_bos_token` from tokenizer_config.json is honoured. With
+  // tokenizer_class LlamaTokenizerFast (or LlamaTokenizer) in tokenizer_config.json, add_bos_token (default
+  // true) and add_eos_token (default false) decide instead of the post_processor, as in transformers.
   // Encoding stops as soon as more than `max_tokens` ids were produced (before the post_processor), so an
   // oversized text costs only the pre-tokenization and the first max_tokens tokens.
   // Errors: InvalidArgument when the text is not valid UTF-8; OutOfRange ("the text encodes to more than N

@@ -424,6 +424,35 @@ TEST(SentencePieceTokenizerTest, HonoursAddBosTokenWithoutPostProcessor) {
   EXPECT_THAT(EncodeOrDie(**tok, "hello", false), ElementsAre(kHello));
 }
 
+// transformers' LlamaTokenizerFast rebuilds the post_processor from add_bos_token / add_eos_token, whatever
+// tokenizer.json says (DeepSeek-V3 ships a post_processor without BOS and add_bos_token: true).
+TEST(SentencePieceTokenizerTest, LlamaTokenizerFastAddsBosWhateverThePostProcessorSays) {
+  const auto load = [](const std::string& post_processor, const std::string& config) {
+    ::adak::testing::TempDir dir;
+    auto json = nlohmann::json::parse(::adak::testing::ReadFile(FixtureDir() / "llama_tiny.json"));
+    json["post_processor"] = nlohmann::json::parse(post_processor);
+    ::adak::testing::WriteFile(dir.path() / "tokenizer.json", json.dump());
+    ::adak::testing::WriteFile(dir.path() / "tokenizer_config.json", config);
+    auto tok = Tokenizer::FromModelDir(dir.path());
+    EXPECT_TRUE(tok.ok()) << tok.status();
+    return tok.ok() ? std::move(tok).value() : nullptr;
+  };
+  const std::string no_bos = R"({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false})";
+  auto plain = load(no_bos, R"({"bos_token": "<s>", "add_bos_token": true})");
+  ASSERT_NE(plain, nullptr);
+  EXPECT_THAT(EncodeOrDie(*plain, "hello", true), ElementsAre(kHello));  // a post_processor decides
+  auto llama = load(no_bos, R"({"bos_token": "<s>", "add_bos_token": true, "tokenizer_class": "LlamaTokenizerFast"})");
+  ASSERT_NE(llama, nullptr);
+  EXPECT_THAT(EncodeOrDie(*llama, "hello", true), ElementsAre(kBos, kHello));
+  EXPECT_THAT(EncodeOrDie(*llama, "hello", false), ElementsAre(kHello));
+  auto by_default = load(no_bos, R"({"bos_token": "<s>", "tokenizer_class": "LlamaTokenizerFast"})");
+  ASSERT_NE(by_default, nullptr);
+  EXPECT_THAT(EncodeOrDie(*by_default, "hello", true), ElementsAre(kBos, kHello));  // add_bos_token defaults true
+  auto off = load(no_bos, R"({"bos_token": "<s>", "add_bos_token": false, "tokenizer_class": "LlamaTokenizerFast"})");
+  ASSERT_NE(off, nullptr);
+  EXPECT_THAT(EncodeOrDie(*off, "hello", true), ElementsAre(kHello));
+}
+
 TEST(SentencePieceTokenizerTest, FallsBackToConfigJsonIds) {
   ::adak::testing::TempDir dir;
   ::adak::testing::WriteFile(dir.path() / "tokenizer.json",
