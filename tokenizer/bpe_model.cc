@@ -103,7 +103,12 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::FromJson(const Json& model) 
   }
 
   const Json* merges = JsonMember(model, "merges");
-  if (merges != nullptr && !merges->is_array()) {
+  if (merges == nullptr) {
+    // Hugging Face refuses it too (serde: missing field `merges`); without merges every word would be split
+    // into characters.
+    return TokenizerJsonError("model.merges", "missing (a BPE model needs its merges; [] for none)");
+  }
+  if (!merges->is_array()) {
     return TokenizerJsonError("model.merges", "expected an array");
   }
   if (merges != nullptr) {

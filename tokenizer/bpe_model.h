@@ -32,8 +32,9 @@ namespace adak::tokenizer {
 class BpeModel {
  public:
   // Builds the model from the "model" object of tokenizer.json. Errors: InvalidArgument naming the problem,
-  // e.g. "tokenizer.json: model.vocab: missing", "tokenizer.json: model.merges[3]: token 'xy' is not in
-  // model.vocab", an unsupported model type, or an unk_token that is not in the vocabulary.
+  // e.g. "tokenizer.json: model.vocab: missing", "tokenizer.json: model.merges: missing (...)", "tokenizer.json:
+  // model.merges[3]: token 'xy' is not in model.vocab", an unsupported model type, or an unk_token that is not in the
+  // vocabulary.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<BpeModel>> FromJson(const Json& model);
 
   BpeModel(const BpeModel&) = delete;

@@ -580,8 +580,17 @@ TEST(TokenizerErrorTest, RejectsMissingOrMalformedVocab) {
   EXPECT_THAT(Tokenizer::FromJson(R"({"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}})"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model.vocab['a']")));
   EXPECT_THAT(
-      Tokenizer::FromJson(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "unk_token": "<unk>"}})"),
+      Tokenizer::FromJson(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<unk>"}})"),
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model.unk_token: '<unk>' is not in model.vocab")));
+}
+
+// Hugging Face refuses a BPE model without merges; it used to load and tokenize character by character.
+TEST(TokenizerErrorTest, RejectsBpeWithoutMerges) {
+  EXPECT_THAT(Tokenizer::FromJson(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tokenizer.json: model.merges: missing")));
+  EXPECT_THAT(Tokenizer::FromJson(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": null}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("model.merges: missing")));
+  EXPECT_TRUE(Tokenizer::FromJson(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}})").ok());
 }
 
 TEST(TokenizerErrorTest, RejectsMergeWithUnknownToken) {
