@@ -243,6 +243,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer::Impl>> Tokenizer::Impl::FromParsedJson
   const bool strips = std::any_of(added.begin(), added.end(), [](const AddedToken& t) { return t.lstrip || t.rstrip; });
   ASSIGN_OR_RETURN(impl->added_, AddedVocabulary::Build(std::move(added), impl->normalizer_.get()));
   impl->ComputeInputBytesBound(root);
+
   if (strips) impl->max_input_bytes_per_token_.reset();  // an added token may absorb any run of whitespace
   return impl;
 }
@@ -584,6 +585,7 @@ IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, std::
 
 std::string IncrementalDetokenizer::Push(int32_t id) {
   ids_.push_back(id);
+
   const std::span<const int32_t> all(ids_);
   const std::string prefix_text =
       tokenizer_.Decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_tokens_);
@@ -591,9 +593,24 @@ std::string IncrementalDetokenizer::Push(int32_t id) {
   if (new_text.size() <= prefix_text.size() || Utf8EndsWithReplacement(new_text)) {
     return std::string();
   }
+  return Release(prefix_text, new_text);
+}
+
+std::string IncrementalDetokenizer::Release(const std::string& prefix_text, const std::string& new_text) {
+  const std::span<const int32_t> all(ids_);
+  std::string piece;
+  if (new_text.compare(0, prefix_text.size(), prefix_text) == 0) {
+    piece = new_text.substr(prefix_text.size());
+  } else {
+    // The text already released decodes differently now (a ByteFallback run that turned invalid: Decode gives
+    // one U+FFFD per byte of the whole run). What is released cannot change; slicing new_text at the old
+    // length would cut a U+FFFD in the middle. Release the new ids on their own instead: one U+FFFD per
+    // invalid byte sequence among them, always valid UTF-8.
+    piece = tokenizer_.Decode(all.subspan(read_offset_), skip_special_tokens_);
+  }
   prefix_offset_ = read_offset_;
   read_offset_ = ids_.size();
-  return new_text.substr(prefix_text.size());
+  return piece;
 }
 
 std::string IncrementalDetokenizer::Flush() {
@@ -604,12 +621,7 @@ std::string IncrementalDetokenizer::Flush() {
   const std::string prefix_text =
       tokenizer_.Decode(all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_tokens_);
   const std::string new_text = tokenizer_.Decode(all.subspan(prefix_offset_), skip_special_tokens_);
-  prefix_offset_ = read_offset_;
-  read_offset_ = ids_.size();
-  if (new_text.size() <= prefix_text.size()) {
-    return std::string();
-  }
-  return new_text.substr(prefix_text.size());
+  return Release(prefix_text, new_text);
 }
 
 }  // namespace adak::tokenizer

@@ -97,7 +97,8 @@ class Tokenizer {
 // strip) is applied as if the whole sequence were decoded at once. Concatenating every Push() and the final
 // Flush() equals Decode(all ids). (One exception, for invalid output only: with a ByteFallback decoder a run
 // of <0xNN> tokens that becomes invalid UTF-8 only after a complete character of it was released decodes, in
-// Decode, to one U+FFFD per byte of the whole run; the stream keeps the character it already released.)
+// Decode, to one U+FFFD per byte of the whole run; the stream keeps the character it already released and
+// releases the rest on its own, one U+FFFD per invalid byte sequence. Every piece is valid UTF-8.)
 // One instance per sequence; not thread-safe.
 class IncrementalDetokenizer {
  public:
@@ -111,6 +112,10 @@ class IncrementalDetokenizer {
   [[nodiscard]] std::string Flush();
 
  private:
+  // The text of ids_[read_offset_, end) given the decodes of [prefix_offset_, read_offset_) and
+  // [prefix_offset_, end); advances the offsets.
+  std::string Release(const std::string& prefix_text, const std::string& new_text);
+
   const Tokenizer& tokenizer_;
   bool skip_special_tokens_;
   std::vector<int32_t> ids_;

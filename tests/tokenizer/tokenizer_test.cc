@@ -478,6 +478,24 @@ TEST(IncrementalDetokenizerTest, HoldsByteFallbackPiecesUntilTheCharacterIsCompl
   EXPECT_EQ(Concat(pieces), tok->Decode(ids));
 }
 
+// <C3 82> is "Â", released at once; the dangling <C3> after it makes Decode read the whole run as three U+FFFD.
+// The stream used to cut new text at the old length, slicing a U+FFFD (invalid UTF-8, extra U+FFFDs); now
+// the dangling byte comes out as one U+FFFD and every piece is valid UTF-8.
+TEST(IncrementalDetokenizerTest, DanglingByteAfterAReleasedCharacterIsOneReplacement) {
+  auto tok = LoadFixture("llama_tiny.json");
+  ASSERT_NE(tok, nullptr);
+  const std::vector<int32_t> ids = {ByteToken(0xC3), ByteToken(0x82), ByteToken(0xC3), kWorld};
+  EXPECT_EQ(tok->Decode(ids), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD world");
+  const auto pieces = Stream(*tok, ids);
+  EXPECT_THAT(pieces, ElementsAre("", "\xC3\x82", "", "\xEF\xBF\xBD world", ""));
+  // The same run ending the stream: Flush releases the one dangling byte.
+  IncrementalDetokenizer detokenizer(*tok);
+  EXPECT_EQ(detokenizer.Push(ByteToken(0xC3)), "");
+  EXPECT_EQ(detokenizer.Push(ByteToken(0x82)), "\xC3\x82");
+  EXPECT_EQ(detokenizer.Push(ByteToken(0xC3)), "");
+  EXPECT_EQ(detokenizer.Flush(), "\xEF\xBF\xBD");
+}
+
 TEST(IncrementalDetokenizerTest, AppliesTheLeadingSpaceRuleOnlyAtTheStart) {
   auto tok = LoadFixture("llama_tiny.json");
   ASSERT_NE(tok, nullptr);
