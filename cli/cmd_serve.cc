@@ -5,10 +5,12 @@
 // requests finish for up to --drain-timeout, then the rest are cancelled) and the process exits 0; a
 // second one during the drain cancels the remaining requests at once.
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
@@ -18,6 +20,7 @@
 #include "cli/flags.h"
 #include "cli/routing_flags.h"
 #include "cli/serve_command.h"
+#include "server/auth.h"
 #include "server/server_app.h"
 
 namespace adak::cli {
@@ -31,6 +34,7 @@ struct ServeFlags {
   double drain_timeout_s = 30.0;
   double http_header_timeout_s = 10.0;
   double http_idle_timeout_s = 60.0;
+  std::vector<std::string> api_keys;
   CLI::Option* default_routing_option = nullptr;
 };
 
@@ -44,6 +48,14 @@ absl::StatusOr<server::ServerAppOptions> OptionsFromFlags(const ServeFlags& flag
   o.drain_timeout = absl::Seconds(flags.drain_timeout_s);
   o.http_header_timeout = absl::Seconds(flags.http_header_timeout_s);
   o.http_idle_timeout = absl::Seconds(flags.http_idle_timeout_s);
+  o.api_keys = flags.api_keys;
+  if (const char* file = std::getenv("ADAK_API_KEYS_FILE"); file != nullptr && *file != '\0') {
+    ASSIGN_OR_RETURN(std::vector<std::string> keys, server::ApiKeys::ReadFile(file));
+    if (keys.empty()) {
+      return absl::InvalidArgumentError(StrCatStd("ADAK_API_KEYS_FILE ", file, " holds no key"));
+    }
+    o.api_keys.insert(o.api_keys.end(), keys.begin(), keys.end());
+  }
   return o;
 }
 
@@ -53,6 +65,12 @@ absl::Status Serve(const ServeFlags& flags, const sigset_t& signals) {
   ASSIGN_OR_RETURN(server::ServerAppOptions options, OptionsFromFlags(flags));
   ASSIGN_OR_RETURN(std::unique_ptr<server::ServerApp> app, server::ServerApp::Create(options));
   RETURN_IF_ERROR(app->Start());
+  if (!options.api_keys.empty()) {
+    LogInfo(StrCatStd("adak serve: ", options.api_keys.size(),
+                      " API key(s) required on HTTP /v1/* and adak.v1.Generation",
+                      options.protect_metrics ? " and /metrics" : "", "; health",
+                      options.protect_metrics ? "" : " and metrics", " open"));
+  }
   LogInfo(app->ReadyLine());
 
   int signal = 0;
@@ -114,6 +132,13 @@ CommandFn SetUpServe(CLI::App* command) {
             "seconds an HTTP connection has to send a complete request header (slowloris)", 0.001, 86400.0);
   AddDouble(command, "http-idle-timeout", &flags->http_idle_timeout_s,
             "seconds a kept-alive HTTP connection may idle between requests", 0.001, 86400.0);
+  command
+      ->add_option("--api-key", flags->api_keys,
+                   "API key clients must send (Authorization: Bearer KEY; gRPC metadata authorization); repeatable; "
+                   "also read from the file named by ADAK_API_KEYS_FILE, one a line")
+      ->type_name("KEY")
+      ->allow_extra_args(false);
+  AddFlag(command, "protect-metrics", &o.protect_metrics, "with API keys, /metrics needs a key too");
   AddInt(command, "threads", &o.threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
   AddInt(command, "max-batch-tokens", &o.max_batch_tokens, "tokens per forward (prefill chunks + decodes)", 1, 1 << 20);
   AddInt(command, "max-running-requests", &o.max_running_requests, "sequences holding KV blocks", 1, 1 << 16);

@@ -11,6 +11,7 @@
 #include "engine/model_runner.h"
 #include "engine/routing_weights.h"
 #include "scheduler/executor.h"
+#include "server/auth.h"
 #include "server/engine_health.h"
 #include "server/grpc/server.h"
 #include "server/http/gateway.h"
@@ -127,6 +128,7 @@ class ServerApp::Impl {
   // a device failure.
   std::unique_ptr<EngineHealthObserver> observer;
   std::unique_ptr<scheduler::Scheduler> scheduler;
+  ApiKeys api_keys;
   ServiceContext context;
   // Front ends last, so they are destroyed first.
   std::unique_ptr<GrpcServer> grpc;
@@ -177,6 +179,8 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   impl->context.scheduler = impl->scheduler.get();
   impl->context.metrics = impl->metrics.get();
   impl->context.state = &impl->state;
+  ASSIGN_OR_RETURN(impl->api_keys, ApiKeys::Create(options.api_keys, options.protect_metrics));
+  impl->context.api_keys = &impl->api_keys;
   return std::unique_ptr<ServerApp>(new ServerApp(std::move(impl)));
 }
 

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -48,6 +49,9 @@ struct ServerAppOptions {
   int64_t max_connections = 0;
   absl::Duration http_header_timeout = absl::Seconds(10);
   absl::Duration http_idle_timeout = absl::Seconds(60);
+  // API keys (server/auth.h); empty = no authentication. protect_metrics: /metrics needs a key too.
+  std::vector<std::string> api_keys;
+  bool protect_metrics = false;
 
   int threads = 0;  // engine worker threads; 0 = all hardware threads
   int64_t max_batch_tokens = 512;

@@ -14,6 +14,7 @@
 
 namespace adak::server {
 
+class ApiKeys;
 class Metrics;
 
 struct ServiceContext {
@@ -24,6 +25,7 @@ struct ServiceContext {
   scheduler::Scheduler* scheduler = nullptr;
   Metrics* metrics = nullptr;  // may be null in tests
   ServingState* state = nullptr;
+  const ApiKeys* api_keys = nullptr;  // null or empty: no authentication (server/auth.h)
 };
 
 }  // namespace adak::server

@@ -45,6 +45,8 @@ int HttpStatusCode(const absl::Status& status) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange:
     case absl::StatusCode::kFailedPrecondition: return 400;
+    case absl::StatusCode::kUnauthenticated: return 401;
+    case absl::StatusCode::kPermissionDenied: return 403;
     case absl::StatusCode::kNotFound: return 404;
     case absl::StatusCode::kResourceExhausted: return 429;
     case absl::StatusCode::kUnavailable: return 503;
@@ -58,6 +60,8 @@ int HttpStatusCode(const absl::Status& status) {
 const char* OpenAiErrorType(const absl::Status& status) {
   switch (HttpStatusCode(status)) {
     case 400: return "invalid_request_error";
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
     case 404: return "not_found_error";
     case 429: return "rate_limit_exceeded";
     case 503: return "service_unavailable";

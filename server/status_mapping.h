@@ -5,7 +5,8 @@
 // field (base/error_field.h) also carries google.rpc.Status error details (the
 // "grpc-status-details-bin" trailer) holding a google.rpc.BadRequest with one field violation: that
 // field and the message.
-// HTTP (OpenAI style): InvalidArgument/OutOfRange/FailedPrecondition 400, NotFound 404, ResourceExhausted
+// HTTP (OpenAI style): InvalidArgument/OutOfRange/FailedPrecondition 400, Unauthenticated 401,
+// PermissionDenied 403, NotFound 404, ResourceExhausted
 // 429, Cancelled 499, Unimplemented 501, Unavailable 503, DeadlineExceeded 504, everything else
 // (Internal, Unknown, DataLoss, ...) 500; the body is {"error": {"message", "type", "param", "code"}} with
 // `param` the attached field in the JSON spelling (ErrorParam), null when none.
@@ -26,8 +27,8 @@ namespace adak::server {
 [[nodiscard]] absl::Status FromGrpcStatus(const grpc::Status& status);
 
 [[nodiscard]] int HttpStatusCode(const absl::Status& status);
-// OpenAI's error "type": invalid_request_error, not_found_error, rate_limit_exceeded, service_unavailable,
-// timeout, server_error.
+// OpenAI's error "type": invalid_request_error, authentication_error, permission_error, not_found_error,
+// rate_limit_exceeded, service_unavailable, timeout, server_error.
 [[nodiscard]] const char* OpenAiErrorType(const absl::Status& status);
 
 // A request field as the HTTP JSON body spells it: the routing options live under "adak" ("routing.top_k"

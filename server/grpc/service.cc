@@ -7,6 +7,7 @@
 #include "base/strings.h"
 #include "engine/model.h"
 #include "server/admission.h"
+#include "server/auth.h"
 #include "server/grpc/generate.h"
 #include "server/grpc/score.h"
 #include "server/status_mapping.h"
@@ -21,6 +22,17 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* call, const abs
 }
 
 }  // namespace
+
+absl::Status Authenticate(const grpc::CallbackServerContext& call, const ServiceContext& context) {
+  if (context.api_keys == nullptr || !context.api_keys->enabled()) return absl::OkStatus();
+  const auto& metadata = call.client_metadata();
+  auto it = metadata.find("authorization");
+  const std::string_view value =
+      it == metadata.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
+  absl::Status status = context.api_keys->Check(value);
+  if (!status.ok()) return Reject(context, std::move(status));
+  return status;
+}
 
 adak::v1::ModelInfo MakeModelInfo(const ServiceContext& context) {
   const engine::ModelConfig& config = context.model->config;
@@ -66,23 +78,35 @@ absl::StatusOr<adak::v1::TokenizeResponse> TokenizeText(const ServiceContext& co
 grpc::ServerUnaryReactor* GenerationService::Generate(grpc::CallbackServerContext* call,
                                                       const adak::v1::GenerateRequest* request,
                                                       adak::v1::GenerateResponse* response) {
+  if (absl::Status auth = Authenticate(*call, *context_); !auth.ok()) return FinishNow(call, auth);
   return StartGenerate(call, request, response, context_);
 }
 
 grpc::ServerWriteReactor<adak::v1::GenerateStreamResponse>* GenerationService::GenerateStream(
     grpc::CallbackServerContext* call, const adak::v1::GenerateRequest* request) {
+  if (absl::Status auth = Authenticate(*call, *context_); !auth.ok()) {
+    // A write reactor that finishes at once (the default reactor is unary only).
+    class Refused final : public grpc::ServerWriteReactor<adak::v1::GenerateStreamResponse> {
+     public:
+      explicit Refused(const grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(ToGrpcStatus(auth));
+  }
   return StartGenerateStream(call, request, context_);
 }
 
 grpc::ServerUnaryReactor* GenerationService::Score(grpc::CallbackServerContext* call,
                                                    const adak::v1::ScoreRequest* request,
                                                    adak::v1::ScoreResponse* response) {
+  if (absl::Status auth = Authenticate(*call, *context_); !auth.ok()) return FinishNow(call, auth);
   return StartScore(call, request, response, context_);
 }
 
 grpc::ServerUnaryReactor* GenerationService::Tokenize(grpc::CallbackServerContext* call,
                                                       const adak::v1::TokenizeRequest* request,
                                                       adak::v1::TokenizeResponse* response) {
+  if (absl::Status auth = Authenticate(*call, *context_); !auth.ok()) return FinishNow(call, auth);
   if (absl::Status serving = CheckServing(*context_); !serving.ok()) {
     return FinishNow(call, Reject(*context_, std::move(serving)));
   }
@@ -95,6 +119,7 @@ grpc::ServerUnaryReactor* GenerationService::Tokenize(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* GenerationService::GetModelInfo(grpc::CallbackServerContext* call,
                                                           const adak::v1::GetModelInfoRequest* /*request*/,
                                                           adak::v1::ModelInfo* response) {
+  if (absl::Status auth = Authenticate(*call, *context_); !auth.ok()) return FinishNow(call, auth);
   if (absl::Status serving = CheckServing(*context_); !serving.ok()) {
     return FinishNow(call, Reject(*context_, std::move(serving)));
   }

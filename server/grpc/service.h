@@ -33,6 +33,10 @@ class GenerationService final : public adak::v1::Generation::CallbackService {
   ServiceContext* context_;
 };
 
+// OK when the call carries a valid API key in its `authorization` metadata, or the server has none
+// (server/auth.h); Unauthenticated otherwise, counted as a refusal.
+[[nodiscard]] absl::Status Authenticate(const grpc::CallbackServerContext& call, const ServiceContext& context);
+
 // The model description GetModelInfo returns (also usable without a call).
 [[nodiscard]] adak::v1::ModelInfo MakeModelInfo(const ServiceContext& context);
 

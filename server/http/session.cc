@@ -21,6 +21,7 @@
 #include "boost/beast/http.hpp"
 #include "nlohmann/json.hpp"
 #include "server/admission.h"
+#include "server/auth.h"
 #include "server/http/completions.h"
 #include "server/metrics.h"
 #include "server/status_mapping.h"
@@ -290,6 +291,17 @@ void Session::Handle() {
                                                                " is not allowed on ", path, " (use ", allowed, ")"))),
           "application/json", allowed);
   };
+  // API keys guard the API (/v1/*), and /metrics when asked to; health and readiness stay open.
+  if (const ApiKeys* keys = context().api_keys;
+      keys != nullptr && keys->enabled() &&
+      (path.starts_with("/v1/") || (path == "/metrics" && keys->protect_metrics()))) {
+    auto header = request.find(http::field::authorization);
+    const std::string_view value = header == request.end() ? std::string_view() : ToView(header->value());
+    if (absl::Status auth = keys->Check(value); !auth.ok()) {
+      if (context().metrics != nullptr) context().metrics->RecordRejected(auth.code());
+      return ReplyError(auth);
+    }
+  }
   try {
     if (path == "/v1/completions") {
       if (method != http::verb::post) return method_not_allowed("POST");
@@ -541,6 +553,7 @@ void Session::Reply(http::status status, std::string body, std::string_view cont
   response->set(http::field::server, "adak");
   response->set(http::field::content_type, std::string(content_type));
   if (!allow.empty()) response->set(http::field::allow, std::string(allow));
+  if (status == http::status::unauthorized) response->set(http::field::www_authenticate, "Bearer");
   if (status == http::status::too_many_requests || status == http::status::service_unavailable) {
     response->set(http::field::retry_after, "1");  // seconds; OpenAI clients honour it
   }
