@@ -138,6 +138,13 @@ CommandFn SetUpServe(CLI::App* command) {
                    "also read from the file named by ADAK_API_KEYS_FILE, one a line")
       ->type_name("KEY")
       ->allow_extra_args(false);
+  command
+      ->add_option("--allowed-origins", o.allowed_origins,
+                   "browser origins allowed to call the HTTP API cross-site (CORS), e.g. https://app.example.com or *; "
+                   "repeatable or comma-separated; default none")
+      ->delimiter(',')
+      ->type_name("ORIGIN")
+      ->allow_extra_args(false);
   AddFlag(command, "protect-metrics", &o.protect_metrics, "with API keys, /metrics needs a key too");
   AddInt(command, "threads", &o.threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
   AddInt(command, "max-batch-tokens", &o.max_batch_tokens, "tokens per forward (prefill chunks + decodes)", 1, 1 << 20);

@@ -29,8 +29,8 @@ absl::StatusOr<ApiKeys> ApiKeys::Create(std::vector<std::string> keys, bool prot
   for (size_t i = 0; i < keys.size(); ++i) {
     const std::string& key = keys[i];
     if (key.empty() || !std::all_of(key.begin(), key.end(), IsKeyChar)) {
-      return absl::InvalidArgumentError(StrCatStd("API key #", i + 1,
-                                                  " is empty or contains whitespace or control characters"));
+      return absl::InvalidArgumentError(
+          StrCatStd("API key #", i + 1, " is empty or contains whitespace or control characters"));
     }
   }
   ApiKeys out;
@@ -62,8 +62,7 @@ absl::StatusOr<std::vector<std::string>> ApiKeys::ReadFile(const std::filesystem
 absl::Status ApiKeys::Check(std::string_view authorization) const {
   if (keys_.empty()) return absl::OkStatus();
   constexpr std::string_view kBearer = "Bearer ";
-  if (authorization.size() <= kBearer.size() ||
-      !ConstantTimeEquals(authorization.substr(0, kBearer.size()), kBearer)) {
+  if (authorization.size() <= kBearer.size() || !ConstantTimeEquals(authorization.substr(0, kBearer.size()), kBearer)) {
     return absl::UnauthenticatedError(
         "missing API key: send the header 'Authorization: Bearer <key>' (gRPC: metadata 'authorization')");
   }

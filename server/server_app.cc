@@ -215,6 +215,7 @@ absl::Status ServerApp::Start() {
     http.max_connections = s.options.max_connections;
     http.header_timeout = s.options.http_header_timeout;
     http.idle_timeout = s.options.http_idle_timeout;
+    http.allowed_origins = s.options.allowed_origins;
     absl::StatusOr<std::unique_ptr<HttpGateway>> gateway = HttpGateway::Start(http, &s.context);
     if (!gateway.ok()) {
       Shutdown();

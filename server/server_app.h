@@ -52,6 +52,8 @@ struct ServerAppOptions {
   // API keys (server/auth.h); empty = no authentication. protect_metrics: /metrics needs a key too.
   std::vector<std::string> api_keys;
   bool protect_metrics = false;
+  // Browser origins allowed cross-site (CORS, server/http/gateway.h); empty = none.
+  std::vector<std::string> allowed_origins;
 
   int threads = 0;  // engine worker threads; 0 = all hardware threads
   int64_t max_batch_tokens = 512;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -32,6 +33,11 @@ struct HttpGatewayOptions {
   absl::Duration idle_timeout = absl::Seconds(60);
   // How long reading a request body, or writing a response, may take.
   absl::Duration io_timeout = absl::Seconds(120);
+  // Browser origins (e.g. "https://app.example.com", or "*") allowed to call the API cross-site: their
+  // requests get Access-Control-Allow-Origin and their OPTIONS preflights 204. Empty: no CORS at all, so no
+  // web page can read a response. POST bodies must be application/json (415 otherwise), so a page cannot
+  // make the server generate with a "simple" text/plain request either.
+  std::vector<std::string> allowed_origins;
 };
 
 // max_connections as the gateway applies it (0 resolved against the file-descriptor limit).

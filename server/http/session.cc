@@ -105,6 +105,34 @@ class Session : public std::enable_shared_from_this<Session> {
   void HandleMetrics();
   void HandleModels(std::string_view path);
 
+  // The request's Origin when --allowed-origins admits it ("*" admits every origin), else "".
+  std::string AllowedOrigin(const http::request<http::string_body>& request) const {
+    auto origin = request.find(http::field::origin);
+    if (origin == request.end()) return "";
+    const std::string value(ToView(origin->value()));
+    for (const std::string& allowed : shared_->options.allowed_origins) {
+      if (allowed == "*" || allowed == value) return value;
+    }
+    return "";
+  }
+  static bool IsJson(const http::request<http::string_body>& request) {
+    auto type = request.find(http::field::content_type);
+    if (type == request.end()) return false;
+    std::string_view value = ToView(type->value());
+    value = value.substr(0, value.find(';'));
+    while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+    return beast::iequals(beast::string_view(value.data(), value.size()), "application/json");
+  }
+  template <typename Message>
+  void AddCorsHeaders(Message& message) const {
+    if (cors_origin_.empty()) return;
+    message.set(http::field::access_control_allow_origin, cors_origin_);
+    message.set(http::field::vary, "Origin");
+    message.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+    message.set(http::field::access_control_allow_headers, "Authorization, Content-Type");
+    message.set(http::field::access_control_max_age, "600");
+  }
+
   void Reply(http::status status, std::string body, std::string_view content_type = "application/json",
              std::string_view allow = "");
   // The error body of server/status_mapping.h (its `param` is the field the status carries), with the
@@ -134,6 +162,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<http::response<http::string_body>> response_;
   bool keep_alive_ = true;
+  std::string cors_origin_;    // the current request's allowed Origin, "" for none
   bool answered_any_ = false;  // a response was written: the connection is a kept-alive one
   unsigned version_ = 11;
   bool closed_ = false;
@@ -291,6 +320,16 @@ void Session::Handle() {
                                                                " is not allowed on ", path, " (use ", allowed, ")"))),
           "application/json", allowed);
   };
+  cors_origin_ = AllowedOrigin(request);
+  if (method == http::verb::options) {
+    // A CORS preflight: answered for allowed origins only (no key needed: browsers send none with it).
+    if (cors_origin_.empty()) {
+      return ReplyError(
+          absl::PermissionDeniedError("cross-origin requests from this origin are not allowed "
+                                      "(see the server's --allowed-origins)"));
+    }
+    return Reply(http::status::no_content, "", "text/plain");
+  }
   // API keys guard the API (/v1/*), and /metrics when asked to; health and readiness stay open.
   if (const ApiKeys* keys = context().api_keys;
       keys != nullptr && keys->enabled() &&
@@ -305,6 +344,12 @@ void Session::Handle() {
   try {
     if (path == "/v1/completions") {
       if (method != http::verb::post) return method_not_allowed("POST");
+      if (!IsJson(request)) {
+        auto type = request.find(http::field::content_type);
+        return ReplyStatus(415, absl::InvalidArgumentError(StrCatStd(
+                                    "Content-Type must be application/json, got '",
+                                    type == request.end() ? std::string_view("(none)") : ToView(type->value()), "'")));
+      }
       return HandleCompletion(request.body());
     }
     const bool get = method == http::verb::get;
@@ -455,11 +500,14 @@ void Session::OnFinish(scheduler::FinalOutput final) {
 void Session::StartStream() {
   headers_sent_ = true;
   if (!chunked_) keep_alive_ = false;  // HTTP/1.0: the end of the stream is the end of the connection
-  Enqueue(StrCatStd("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
-                    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nServer: adak\r\n",
-                    chunked_ ? "Transfer-Encoding: chunked\r\n" : "",
-                    keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n", "\r\n"),
-          /*raw=*/true);
+  Enqueue(
+      StrCatStd("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+                "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nServer: adak\r\n",
+                cors_origin_.empty() ? std::string()
+                                     : StrCatStd("Access-Control-Allow-Origin: ", cors_origin_, "\r\nVary: Origin\r\n"),
+                chunked_ ? "Transfer-Encoding: chunked\r\n" : "",
+                keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n", "\r\n"),
+      /*raw=*/true);
   if (echo_chunk_) Enqueue(builder_->EchoChunk());
 }
 
@@ -554,6 +602,7 @@ void Session::Reply(http::status status, std::string body, std::string_view cont
   response->set(http::field::content_type, std::string(content_type));
   if (!allow.empty()) response->set(http::field::allow, std::string(allow));
   if (status == http::status::unauthorized) response->set(http::field::www_authenticate, "Bearer");
+  AddCorsHeaders(*response);
   if (status == http::status::too_many_requests || status == http::status::service_unavailable) {
     response->set(http::field::retry_after, "1");  // seconds; OpenAI clients honour it
   }

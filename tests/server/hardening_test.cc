@@ -265,6 +265,58 @@ TEST_F(HardeningTest, UndecodableGrpcRequestIsAnsweredByTheLibrary) {
   EXPECT_TRUE(stub->Generate(&ok_call, GreedyRequest("Once", 1), &ok).ok());
 }
 
+// A web page can POST text/plain to any local server without a preflight; only application/json bodies are
+// accepted now (415 otherwise).
+TEST_F(HardeningTest, CompletionsRequireJsonBodies) {
+  const std::string body = R"({"prompt": "Once", "max_tokens": 1})";
+  for (const char* type : {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"}) {
+    absl::StatusOr<HttpResponse> response = HttpRequest(server_->http_port(), "POST", "/v1/completions", body, type);
+    ASSERT_TRUE(response.ok());
+    EXPECT_EQ(response->status, 415) << type << ": " << response->body;
+    EXPECT_THAT(response->body, HasSubstr("Content-Type must be application/json"));
+  }
+  absl::StatusOr<HttpResponse> json =
+      HttpRequest(server_->http_port(), "POST", "/v1/completions", body, "application/json; charset=utf-8");
+  ASSERT_TRUE(json.ok());
+  EXPECT_EQ(json->status, 200) << json->body;
+  // No CORS without --allowed-origins.
+  EXPECT_EQ(json->Header("access-control-allow-origin"), "");
+}
+
+// CORS only for the origins --allowed-origins names.
+TEST(HardeningProcessTest, CorsOnlyForAllowedOrigins) {
+  std::vector<std::string> args = ModelArgs();
+  args.insert(args.end(), {"--allowed-origins", "https://good.example,https://other.example"});
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(args);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const auto raw = [&](const std::string& request) {
+    absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Connect((*server)->http_port());
+    EXPECT_TRUE(connection.ok());
+    if (!connection.ok()) return std::string();
+    EXPECT_TRUE((*connection)->WriteRaw(request).ok());
+    return (*connection)->ReadRawUntil("\x01", absl::Seconds(20));  // until the server closes
+  };
+  const std::string preflight =
+      "OPTIONS /v1/completions HTTP/1.1\r\nHost: x\r\nOrigin: https://good.example\r\n"
+      "Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n";
+  const std::string good = raw(preflight);
+  EXPECT_THAT(good, HasSubstr("HTTP/1.1 204"));
+  EXPECT_THAT(good, HasSubstr("Access-Control-Allow-Origin: https://good.example"));
+  EXPECT_THAT(good, HasSubstr("Access-Control-Allow-Headers: Authorization, Content-Type"));
+  std::string evil_preflight = preflight;
+  evil_preflight.replace(evil_preflight.find("good"), 4, "evil");
+  const std::string evil = raw(evil_preflight);
+  EXPECT_THAT(evil, HasSubstr("HTTP/1.1 403"));
+  EXPECT_THAT(evil, Not(HasSubstr("Access-Control-Allow-Origin")));
+  const std::string body = R"({"prompt": "Once", "max_tokens": 1})";
+  const std::string post = raw(absl::StrCat(
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nOrigin: https://other.example\r\nContent-Type: application/json\r\n"
+      "Content-Length: ",
+      body.size(), "\r\nConnection: close\r\n\r\n", body));
+  EXPECT_THAT(post, HasSubstr("HTTP/1.1 200"));
+  EXPECT_THAT(post, HasSubstr("Access-Control-Allow-Origin: https://other.example"));
+}
+
 TEST_F(HardeningTest, UnsupportedTransferEncodingIsNotImplemented) {
   absl::StatusOr<std::unique_ptr<HttpConnection>> connection = HttpConnection::Connect(server_->http_port());
   ASSERT_TRUE(connection.ok()) << connection.status();

@@ -37,7 +37,7 @@ const std::vector<CodeCase>& AllCodes() {
       {absl::StatusCode::kDeadlineExceeded, grpc::StatusCode::DEADLINE_EXCEEDED, 504, "timeout", "deadline_exceeded"},
       {absl::StatusCode::kNotFound, grpc::StatusCode::NOT_FOUND, 404, "not_found_error", "not_found"},
       {absl::StatusCode::kAlreadyExists, grpc::StatusCode::ALREADY_EXISTS, 500, "server_error", "already_exists"},
-      {absl::StatusCode::kPermissionDenied, grpc::StatusCode::PERMISSION_DENIED, 500, "server_error",
+      {absl::StatusCode::kPermissionDenied, grpc::StatusCode::PERMISSION_DENIED, 403, "permission_error",
        "permission_denied"},
       {absl::StatusCode::kResourceExhausted, grpc::StatusCode::RESOURCE_EXHAUSTED, 429, "rate_limit_exceeded",
        "resource_exhausted"},
@@ -49,7 +49,8 @@ const std::vector<CodeCase>& AllCodes() {
       {absl::StatusCode::kInternal, grpc::StatusCode::INTERNAL, 500, "server_error", "internal"},
       {absl::StatusCode::kUnavailable, grpc::StatusCode::UNAVAILABLE, 503, "service_unavailable", "unavailable"},
       {absl::StatusCode::kDataLoss, grpc::StatusCode::DATA_LOSS, 500, "server_error", "data_loss"},
-      {absl::StatusCode::kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED, 500, "server_error", "unauthenticated"},
+      {absl::StatusCode::kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED, 401, "authentication_error",
+       "unauthenticated"},
   };
   return cases;
 }

@@ -482,8 +482,9 @@ TEST(HttpGatewayQueue, FullQueueIs429) {
   ASSERT_TRUE((*app)->Start().ok());
   const int port = (*app)->http_port();
   const std::string body = Json{{"prompt", "Once"}, {"max_tokens", 500}, {"ignore_eos", true}, {"stream", true}}.dump();
-  const std::string raw =
-      absl::StrCat("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: ", body.size(), "\r\n\r\n", body);
+  const std::string raw = absl::StrCat(
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
+      "\r\n\r\n", body);
   absl::StatusOr<std::unique_ptr<HttpConnection>> running = HttpConnection::Connect(port);
   ASSERT_TRUE(running.ok());
   ASSERT_TRUE((*running)->WriteRaw(raw).ok());
