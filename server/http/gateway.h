@@ -37,7 +37,7 @@ struct HttpGatewayOptions {
   // requests get Access-Control-Allow-Origin and their OPTIONS preflights 204. Empty: no CORS at all, so no
   // web page can read a response. POST bodies must be application/json (415 otherwise), so a page cannot
   // make the server generate with a "simple" text/plain request either.
-  std::vector<std::string> allowed_origins;
+  std::vector<std::string> allowed_origins = {};
 };
 
 // max_connections as the gateway applies it (0 resolved against the file-descriptor limit).
