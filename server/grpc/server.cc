@@ -1,10 +1,13 @@
 #include "server/grpc/server.h"
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "base/status_macros.h"
 #include "base/strings.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -25,6 +28,35 @@ constexpr char kReadinessService[] = "adak.v1.Generation";
 std::string HostPort(const std::string& host, int port) {
   const bool ipv6 = host.find(':') != std::string::npos && host.front() != '[';
   return ipv6 ? StrCatStd("[", host, "]:", port) : StrCatStd(host, ":", port);
+}
+
+// The contents of the PEM file of option `name`. InvalidArgument naming the option and the file.
+absl::StatusOr<std::string> ReadPem(const char* name, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) text.clear();
+  if (text.empty()) return absl::InvalidArgumentError(StrCatStd("--", name, ": cannot read ", path, " (a PEM file)"));
+  return text;
+}
+
+// Plaintext, or TLS (and mutual TLS) from the options' PEM files.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const GrpcServerOptions& options) {
+  if (options.tls_cert.empty() && options.tls_key.empty() && options.tls_client_ca.empty()) {
+    return grpc::InsecureServerCredentials();
+  }
+  if (options.tls_cert.empty() || options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together (and --tls-client-ca needs both)");
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  ASSIGN_OR_RETURN(pair.cert_chain, ReadPem("tls-cert", options.tls_cert));
+  ASSIGN_OR_RETURN(pair.private_key, ReadPem("tls-key", options.tls_key));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!options.tls_client_ca.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("tls-client-ca", options.tls_client_ca));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
 }
 
 }  // namespace
@@ -50,12 +82,13 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const GrpcServerOp
     return absl::InvalidArgumentError(
         StrCatStd("grpc max_message_bytes must be in [1, 2^31), got ", options.max_message_bytes));
   }
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials, Credentials(options));
   auto impl = std::make_unique<Impl>(context);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   const std::string address = HostPort(options.host, options.port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &impl->port_);
+  builder.AddListeningPort(address, credentials, &impl->port_);
   builder.RegisterService(&impl->service_);
   // Nothing larger than the longest useful request (Score: the prompt and its continuations, each within the
   // context) is received: a bigger message is refused (RESOURCE_EXHAUSTED) before it is parsed.

@@ -18,13 +18,19 @@ struct GrpcServerOptions {
   std::string host = "127.0.0.1";
   int port = 50051;  // 0 = an ephemeral port (see GrpcServer::port)
   int64_t max_message_bytes = 16 << 20;
+  // TLS: PEM files. With tls_cert and tls_key the port speaks TLS only; with tls_client_ca too, clients must
+  // present a certificate that CA signed (mutual TLS). All empty: plaintext.
+  std::string tls_cert = {};
+  std::string tls_key = {};
+  std::string tls_client_ca = {};
 };
 
 class GrpcServer {
  public:
   // Builds and starts the server. With a serving state in `context`, the server is that state's readiness
   // listener (ServingState::SetReadinessListener) until Shutdown. REQUIRES: `context` outlives it. Errors:
-  // Unavailable when the port cannot be bound (names host:port).
+  // Unavailable when the port cannot be bound (names host:port); InvalidArgument naming the TLS option whose
+  // file cannot be read, or tls_cert without tls_key (or the reverse), or tls_client_ca without them.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(const GrpcServerOptions& options,
                                                                          ServiceContext* context);
   ~GrpcServer();  // Shutdown(now)
