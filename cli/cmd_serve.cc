@@ -145,11 +145,10 @@ CommandFn SetUpServe(CLI::App* command) {
       ->delimiter(',')
       ->type_name("ORIGIN")
       ->allow_extra_args(false);
-  AddString(command, "tls-cert", &o.tls_cert, "PEM certificate chain: the gRPC port speaks TLS (HTTP must be off)",
-            "FILE");
+  AddString(command, "tls-cert", &o.tls_cert, "PEM certificate chain: the gRPC and HTTP ports speak TLS", "FILE");
   AddString(command, "tls-key", &o.tls_key, "PEM private key of --tls-cert", "FILE");
   AddString(command, "tls-client-ca", &o.tls_client_ca,
-            "PEM CA: gRPC clients must present a certificate it signed (mutual TLS)", "FILE");
+            "PEM CA: clients must present a certificate it signed (mutual TLS, both ports)", "FILE");
   AddFlag(command, "protect-metrics", &o.protect_metrics, "with API keys, /metrics needs a key too");
   AddInt(command, "threads", &o.threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
   AddInt(command, "max-batch-tokens", &o.max_batch_tokens, "tokens per forward (prefill chunks + decodes)", 1, 1 << 20);

@@ -59,11 +59,6 @@ absl::Status ValidateOptions(const ServerAppOptions& o) {
     return absl::InvalidArgumentError(
         StrCatStd("--drain-timeout must be >= 0 seconds, got ", absl::FormatDuration(o.drain_timeout)));
   }
-  if (!(o.tls_cert.empty() && o.tls_key.empty() && o.tls_client_ca.empty()) && o.http_port >= 0) {
-    return absl::InvalidArgumentError(
-        "--tls-cert/--tls-key secure the gRPC port only: the HTTP gateway has no TLS yet, so with TLS it must be "
-        "off (--http-port -1) or put behind a TLS-terminating proxy");
-  }
   if (o.grpc_port < 0 && o.http_port < 0) {
     return absl::InvalidArgumentError("--grpc-port and --http-port are both off (-1): nothing would listen");
   }
@@ -224,6 +219,9 @@ absl::Status ServerApp::Start() {
     http.header_timeout = s.options.http_header_timeout;
     http.idle_timeout = s.options.http_idle_timeout;
     http.allowed_origins = s.options.allowed_origins;
+    http.tls_cert = s.options.tls_cert;
+    http.tls_key = s.options.tls_key;
+    http.tls_client_ca = s.options.tls_client_ca;
     absl::StatusOr<std::unique_ptr<HttpGateway>> gateway = HttpGateway::Start(http, &s.context);
     if (!gateway.ok()) {
       Shutdown();

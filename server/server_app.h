@@ -52,8 +52,8 @@ struct ServerAppOptions {
   // API keys (server/auth.h); empty = no authentication. protect_metrics: /metrics needs a key too.
   std::vector<std::string> api_keys;
   bool protect_metrics = false;
-  // TLS for the gRPC port (server/grpc/server.h): PEM certificate chain and key, and optionally the CA client
-  // certificates must chain to (mutual TLS). The HTTP gateway has no TLS: with TLS set, http_port must be -1.
+  // TLS for both front ends (server/grpc/server.h, server/http/gateway.h): PEM certificate chain and key, and
+  // optionally the CA client certificates must chain to (mutual TLS). All empty: plaintext.
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;

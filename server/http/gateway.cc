@@ -20,6 +20,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/ssl.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/beast/core/error.hpp"
@@ -57,6 +58,32 @@ std::string RandomPrefix() {
   return absl::StrCat(absl::Hex(device(), absl::kZeroPad8));
 }
 
+// The server's TLS context from the options' PEM files; null for plaintext.
+absl::StatusOr<std::shared_ptr<net::ssl::context>> TlsContext(const HttpGatewayOptions& options) {
+  if (options.tls_cert.empty() && options.tls_key.empty() && options.tls_client_ca.empty()) return nullptr;
+  if (options.tls_cert.empty() || options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together (and --tls-client-ca needs both)");
+  }
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  context->set_options(net::ssl::context::default_workarounds | net::ssl::context::no_sslv2 |
+                       net::ssl::context::no_sslv3 | net::ssl::context::no_tlsv1 | net::ssl::context::no_tlsv1_1);
+  beast::error_code ec;
+  if (context->use_certificate_chain_file(options.tls_cert, ec); ec) {
+    return absl::InvalidArgumentError(StrCatStd("--tls-cert: cannot read ", options.tls_cert, ": ", ec.message()));
+  }
+  if (context->use_private_key_file(options.tls_key, net::ssl::context::pem, ec); ec) {
+    return absl::InvalidArgumentError(StrCatStd("--tls-key: cannot read ", options.tls_key, ": ", ec.message()));
+  }
+  if (!options.tls_client_ca.empty()) {
+    if (context->load_verify_file(options.tls_client_ca, ec); ec) {
+      return absl::InvalidArgumentError(
+          StrCatStd("--tls-client-ca: cannot read ", options.tls_client_ca, ": ", ec.message()));
+    }
+    context->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
+  }
+  return context;
+}
+
 }  // namespace
 
 int64_t EffectiveMaxConnections(const HttpGatewayOptions& options) {
@@ -71,7 +98,10 @@ class HttpGateway::Impl {
   ~Impl() { Shutdown(); }
 
   absl::Status Start(const HttpGatewayOptions& options, ServiceContext* context) {
+    absl::StatusOr<std::shared_ptr<net::ssl::context>> tls = TlsContext(options);
+    if (!tls.ok()) return tls.status();
     shared_ = std::make_shared<HttpGatewayShared>();
+    shared_->tls = *std::move(tls);
     shared_->context = context;
     shared_->options = options;
     shared_->id_prefix = RandomPrefix();
@@ -157,8 +187,10 @@ class HttpGateway::Impl {
       backoff_ = std::chrono::milliseconds(0);
       if (shared_->connections.load() >= shared_->max_connections) {
         // Over the cap: a short 503 the socket buffer takes at once, then closed (no session, no timer).
-        const std::string& response = TooManyConnectionsResponse();
-        (void)::send(socket.native_handle(), response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (shared_->tls == nullptr) {  // (a TLS client could not read it: closed without a word)
+          const std::string& response = TooManyConnectionsResponse();
+          (void)::send(socket.native_handle(), response.data(), response.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
         beast::error_code close_ec;
         socket.shutdown(tcp::socket::shutdown_both, close_ec);
         socket.close(close_ec);

@@ -38,6 +38,11 @@ struct HttpGatewayOptions {
   // web page can read a response. POST bodies must be application/json (415 otherwise), so a page cannot
   // make the server generate with a "simple" text/plain request either.
   std::vector<std::string> allowed_origins = {};
+  // TLS (HTTPS): PEM certificate chain and key; with tls_client_ca, clients must present a certificate that CA
+  // signed (mutual TLS). All empty: plaintext.
+  std::string tls_cert = {};
+  std::string tls_key = {};
+  std::string tls_client_ca = {};
 };
 
 // max_connections as the gateway applies it (0 resolved against the file-descriptor limit).
@@ -46,7 +51,8 @@ struct HttpGatewayOptions {
 class HttpGateway {
  public:
   // Binds and starts serving. REQUIRES: `context` outlives the gateway. Errors: Unavailable when the
-  // address cannot be bound (names host:port), InvalidArgument for bad options.
+  // address cannot be bound (names host:port), InvalidArgument for bad options (a TLS file that cannot be
+  // loaded is named with its option).
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HttpGateway>> Start(const HttpGatewayOptions& options,
                                                                           ServiceContext* context);
   ~HttpGateway();  // Shutdown()

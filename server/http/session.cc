@@ -16,6 +16,7 @@
 #include "base/strings.h"
 #include "boost/asio/dispatch.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/ssl.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
@@ -71,6 +72,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, std::weak_ptr<net::io_context> io, std::shared_ptr<HttpGatewayShared> shared)
       : executor_(socket.get_executor()), stream_(std::move(socket)), io_(std::move(io)), shared_(std::move(shared)) {
     shared_->connections.fetch_add(1);
+    if (shared_->tls != nullptr) tls_ = std::make_unique<net::ssl::stream<beast::tcp_stream&>>(stream_, *shared_->tls);
   }
   ~Session() {
     shared_->connections.fetch_sub(1);
@@ -81,7 +83,15 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Start() {
-    net::dispatch(executor_, [self = shared_from_this()] { self->ReadRequest(); });
+    net::dispatch(executor_, [self = shared_from_this()] {
+      if (self->tls_ == nullptr) return self->ReadRequest();
+      // The handshake counts against the header timeout.
+      self->stream_.expires_after(self->HeaderTimeout());
+      self->tls_->async_handshake(net::ssl::stream_base::server, [self](beast::error_code ec) {
+        if (ec) return self->Close();
+        self->ReadRequest();
+      });
+    });
   }
 
   void OnTokens(std::vector<scheduler::TokenOutput> tokens);
@@ -89,6 +99,19 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   ServiceContext& context() const { return *shared_->context; }
+  // Runs `f` on the stream requests and responses go through: the TLS stream, or the TCP stream.
+  template <typename F>
+  void Io(F&& f) {
+    if (tls_ != nullptr) {
+      f(*tls_);
+    } else {
+      f(stream_);
+    }
+  }
+  std::chrono::steady_clock::duration HeaderTimeout() const {
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        absl::ToChronoNanoseconds(shared_->options.header_timeout));
+  }
   std::chrono::steady_clock::duration IoTimeout() const {
     return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
         absl::ToChronoNanoseconds(shared_->options.io_timeout));
@@ -156,6 +179,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   net::any_io_executor executor_;
   beast::tcp_stream stream_;
+  std::unique_ptr<net::ssl::stream<beast::tcp_stream&>> tls_;  // over stream_, with --tls-cert
   std::weak_ptr<net::io_context> io_;
   std::shared_ptr<HttpGatewayShared> shared_;
   beast::flat_buffer buffer_;
@@ -208,14 +232,16 @@ void Session::ReadRequest() {
     return;
   }
   stream_.expires_after(absl::ToChronoSeconds(shared_->options.idle_timeout));
-  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t bytes) {
-    if (self->closed_) return;
-    if (ec) {
-      self->Close();  // idle timeout, end of stream, reset
-      return;
-    }
-    self->buffer_.commit(bytes);
-    self->ReadHeader();
+  Io([&](auto& stream) {
+    stream.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+      if (self->closed_) return;
+      if (ec) {
+        self->Close();  // idle timeout, end of stream, reset
+        return;
+      }
+      self->buffer_.commit(bytes);
+      self->ReadHeader();
+    });
   });
 }
 
@@ -223,10 +249,11 @@ void Session::ReadHeader() {
   parser_.emplace();
   parser_->header_limit(kHeaderLimit);
   parser_->body_limit(static_cast<uint64_t>(shared_->options.max_body_bytes));
-  stream_.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      absl::ToChronoNanoseconds(shared_->options.header_timeout)));
-  http::async_read_header(stream_, buffer_, *parser_,
-                          [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  stream_.expires_after(HeaderTimeout());
+  Io([&](auto& stream) {
+    http::async_read_header(stream, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  });
 }
 
 void Session::OnReadError(beast::error_code ec) {
@@ -276,14 +303,16 @@ void Session::OnHeader(beast::error_code ec) {
   if (expect != request.end() && beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
     // curl sends Expect: 100-continue for bodies over 1 KiB and waits for this before sending them.
     auto interim = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
-    net::async_write(stream_, net::buffer(*interim),
-                     [self = shared_from_this(), interim](beast::error_code write_ec, size_t) {
-                       if (write_ec) {
-                         self->Close();
-                         return;
-                       }
-                       self->ReadBody();
-                     });
+    Io([&](auto& stream) {
+      net::async_write(stream, net::buffer(*interim),
+                       [self = shared_from_this(), interim](beast::error_code write_ec, size_t) {
+                         if (write_ec) {
+                           self->Close();
+                           return;
+                         }
+                         self->ReadBody();
+                       });
+    });
     return;
   }
   ReadBody();
@@ -295,8 +324,10 @@ void Session::ReadBody() {
     Handle();
     return;
   }
-  http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+  Io([&](auto& stream) {
+    http::async_read(stream, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+  });
 }
 
 void Session::OnBody(beast::error_code ec) {
@@ -520,8 +551,10 @@ void Session::Enqueue(std::string data, bool raw) {
 
 void Session::WriteNext() {
   writing_ = true;
-  net::async_write(stream_, net::buffer(pending_.front()),
-                   [self = shared_from_this()](beast::error_code ec, size_t) { self->OnStreamWrite(ec); });
+  Io([&](auto& stream) {
+    net::async_write(stream, net::buffer(pending_.front()),
+                     [self = shared_from_this()](beast::error_code ec, size_t) { self->OnStreamWrite(ec); });
+  });
 }
 
 void Session::OnStreamWrite(beast::error_code ec) {
@@ -541,8 +574,10 @@ void Session::OnStreamWrite(beast::error_code ec) {
 
 void Session::Watch() {
   watching_ = true;
-  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t bytes) {
-    self->OnWatch(ec, bytes);
+  Io([&](auto& stream) {
+    stream.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+      self->OnWatch(ec, bytes);
+    });
   });
 }
 
@@ -611,13 +646,15 @@ void Session::Reply(http::status status, std::string body, std::string_view cont
   response->prepare_payload();
   response_ = response;
   stream_.expires_after(IoTimeout());
-  http::async_write(stream_, *response, [self = shared_from_this(), response](beast::error_code ec, size_t) {
-    self->response_.reset();
-    if (ec) {
-      self->PeerGone();
-      return;
-    }
-    self->AfterResponse();
+  Io([&](auto& stream) {
+    http::async_write(stream, *response, [self = shared_from_this(), response](beast::error_code ec, size_t) {
+      self->response_.reset();
+      if (ec) {
+        self->PeerGone();
+        return;
+      }
+      self->AfterResponse();
+    });
   });
 }
 

@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/ssl/context.hpp"
 #include "server/http/gateway.h"
 #include "server/service_context.h"
 
@@ -30,9 +31,10 @@ struct HttpGatewayShared {
   HttpGatewayOptions options;
   std::string id_prefix;  // random, so completion ids differ across restarts
   std::atomic<uint64_t> next_id{0};
-  int64_t created = 0;                  // /v1/models "created"
-  int64_t max_connections = 0;          // EffectiveMaxConnections(options)
-  std::atomic<int64_t> connections{0};  // open sessions
+  int64_t created = 0;                             // /v1/models "created"
+  int64_t max_connections = 0;                     // EffectiveMaxConnections(options)
+  std::shared_ptr<boost::asio::ssl::context> tls;  // null: plaintext
+  std::atomic<int64_t> connections{0};             // open sessions
 
   absl::Mutex mu;
   absl::flat_hash_set<uint64_t> in_flight ABSL_GUARDED_BY(mu);  // scheduler ids not yet finished

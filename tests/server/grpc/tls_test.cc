@@ -1,5 +1,6 @@
-// TLS and mutual TLS on the gRPC port of a real `adak serve` over loopback, with a throwaway CA, server and
-// client certificates made in the test by the openssl command line tool.
+// TLS and mutual TLS on both ports of a real `adak serve` over loopback (gRPC through grpc::SslCredentials,
+// HTTPS through curl), with a throwaway CA, server and client certificates made in the test by the openssl
+// command line tool.
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,11 +62,23 @@ grpc::Status Info(int port, const std::shared_ptr<grpc::ChannelCredentials>& cre
 }
 
 std::vector<std::string> Args(const Pki& pki) {
-  return {"--model",    DefaultModelDir().string(), "--threads", "1", "--http-port", "-1", "--tls-cert",
-          pki.Path("server.pem"), "--tls-key", pki.Path("server.key")};
+  return {"--model",    DefaultModelDir().string(), "--threads", "1",
+          "--tls-cert", pki.Path("server.pem"),     "--tls-key", pki.Path("server.key")};
 }
 
-TEST(GrpcTlsTest, ServesTlsOnlyToClientsThatTrustTheCertificate) {
+// curl `path` on the HTTPS port as https://localhost:port (resolved to 127.0.0.1) with `options`; the HTTP
+// status, or "000" when no response came (curl's own failure).
+std::string Curl(int port, const std::string& path, const std::string& options, std::string* body = nullptr) {
+  int code = -1;
+  const std::string out = RunCommand(absl::StrCat("curl -s -m 20 -o - -w '\n%{http_code}' --resolve localhost:", port,
+                                                  ":127.0.0.1 ", options, " https://localhost:", port, path),
+                                     &code);
+  const size_t newline = out.rfind('\n');
+  if (body != nullptr) *body = newline == std::string::npos ? "" : out.substr(0, newline);
+  return newline == std::string::npos ? out : out.substr(newline + 1);
+}
+
+TEST(TlsTest, ServesTlsOnlyToClientsThatTrustTheCertificate) {
   Pki pki;
   ASSERT_TRUE(pki.ok());
   absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(Args(pki));
@@ -79,9 +92,26 @@ TEST(GrpcTlsTest, ServesTlsOnlyToClientsThatTrustTheCertificate) {
   wrong_ca.pem_root_certs = pki.Pem("other-ca.pem");
   EXPECT_EQ(Info(port, grpc::SslCredentials(wrong_ca)).error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(Info(port, grpc::InsecureChannelCredentials()).error_code(), grpc::StatusCode::UNAVAILABLE);
+
+  // HTTPS: a streamed completion, keep-alive, and nothing for clients that do not trust the certificate.
+  const int http = (*server)->http_port();
+  const std::string ca = "--cacert " + ShellQuote(pki.Path("ca.pem"));
+  std::string body;
+  EXPECT_EQ(
+      Curl(http, "/v1/completions",
+           ca + " -H 'Content-Type: application/json' -d '{\"prompt\": \"Once\", \"max_tokens\": 4, \"stream\": true}'",
+           &body),
+      "200");
+  EXPECT_THAT(body, HasSubstr("data: [DONE]"));
+  EXPECT_EQ(Curl(http, "/healthz", ca), "200");
+  EXPECT_EQ(Curl(http, "/healthz", "--cacert " + ShellQuote(pki.Path("other-ca.pem"))), "000");
+  int code = -1;
+  const std::string plain = RunCommand(
+      absl::StrCat("curl -s -m 10 -o /dev/null -w '%{http_code}' http://127.0.0.1:", http, "/healthz"), &code);
+  EXPECT_NE(plain, "200");
 }
 
-TEST(GrpcTlsTest, MutualTlsNeedsAClientCertificateFromTheClientCa) {
+TEST(TlsTest, MutualTlsNeedsAClientCertificateFromTheClientCa) {
   Pki pki;
   ASSERT_TRUE(pki.ok());
   std::vector<std::string> args = Args(pki);
@@ -102,22 +132,34 @@ TEST(GrpcTlsTest, MutualTlsNeedsAClientCertificateFromTheClientCa) {
   stranger.pem_cert_chain = pki.Pem("stranger.pem");
   stranger.pem_private_key = pki.Pem("stranger.key");
   EXPECT_FALSE(Info(port, grpc::SslCredentials(stranger)).ok());
+
+  const int http = (*server)->http_port();
+  const std::string ca = "--cacert " + ShellQuote(pki.Path("ca.pem"));
+  EXPECT_EQ(Curl(http, "/healthz",
+                 ca + " --cert " + ShellQuote(pki.Path("client.pem")) + " --key " + ShellQuote(pki.Path("client.key"))),
+            "200");
+  EXPECT_EQ(Curl(http, "/healthz", ca), "000");
+  EXPECT_EQ(
+      Curl(http, "/healthz",
+           ca + " --cert " + ShellQuote(pki.Path("stranger.pem")) + " --key " + ShellQuote(pki.Path("stranger.key"))),
+      "000");
 }
 
-TEST(GrpcTlsTest, RefusesIncompleteTlsOptionsAndAPlaintextHttpGateway) {
+TEST(TlsTest, RefusesIncompleteOrUnreadableTlsOptions) {
   Pki pki;
   ASSERT_TRUE(pki.ok());
   absl::StatusOr<std::unique_ptr<ServerProcess>> half = ServerProcess::Start(
       {"--model", DefaultModelDir().string(), "--http-port", "-1", "--tls-cert", pki.Path("server.pem")});
   ASSERT_FALSE(half.ok());
   EXPECT_THAT(half.status().message(), HasSubstr("--tls-cert and --tls-key go together"));
-  absl::StatusOr<std::unique_ptr<ServerProcess>> with_http = ServerProcess::Start(
-      {"--model", DefaultModelDir().string(), "--tls-cert", pki.Path("server.pem"), "--tls-key", pki.Path("server.key")});
-  ASSERT_FALSE(with_http.ok());
-  EXPECT_THAT(with_http.status().message(), HasSubstr("the HTTP gateway has no TLS yet"));
-  absl::StatusOr<std::unique_ptr<ServerProcess>> missing = ServerProcess::Start(
-      {"--model", DefaultModelDir().string(), "--http-port", "-1", "--tls-cert", pki.Path("nope.pem"), "--tls-key",
-       pki.Path("server.key")});
+  absl::StatusOr<std::unique_ptr<ServerProcess>> http_only =
+      ServerProcess::Start({"--model", DefaultModelDir().string(), "--grpc-port", "-1", "--tls-cert",
+                            pki.Path("nope.pem"), "--tls-key", pki.Path("server.key")});
+  ASSERT_FALSE(http_only.ok());
+  EXPECT_THAT(http_only.status().message(), HasSubstr("--tls-cert: cannot read"));
+  absl::StatusOr<std::unique_ptr<ServerProcess>> missing =
+      ServerProcess::Start({"--model", DefaultModelDir().string(), "--http-port", "-1", "--tls-cert",
+                            pki.Path("nope.pem"), "--tls-key", pki.Path("server.key")});
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(missing.status().message(), HasSubstr("--tls-cert: cannot read"));
 }
