@@ -7,7 +7,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git python3
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   prometheus-cpp-dev libboost-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
-  libopenblas-dev libpcre2-dev libcli11-dev libutf8proc-dev
+  libopenblas-dev libpcre2-dev libcli11-dev libutf8proc-dev libssl-dev
+  openssl curl  # tests: the throwaway CA of tests/server/grpc/tls_test.cc and its HTTPS client
   clang clang-format clang-tidy  # CI: the thread-safety + sanitizer build, the format and tidy checks
   prometheus  # the real server for tests/server/prometheus_scrape_test.cc (its service is not started)
 )
