@@ -5,7 +5,11 @@
 // (server/http/completions.h, server/request_builder.h), submits it to the scheduler with a sink that
 // posts every event to the connection's strand (the scheduler thread never waits on the network), and
 // writes the response, or the SSE stream one write at a time. While a completion runs it keeps a read
-// pending, so a client that goes away cancels its request. Every member runs on the connection's strand;
+// pending, so a client that goes away cancels its request. Timeouts (HttpGatewayOptions): a complete request
+// header within header_timeout of connecting or of the next request's first byte, kept-alive idling up to
+// idle_timeout, bodies and responses within io_timeout. With a TLS context it handshakes first and then reads
+// and writes through TLS. API keys (server/auth.h) are checked before routing /v1/*; POST bodies must be
+// application/json; CORS headers only for allowed origins. Every member runs on the connection's strand;
 // the session lives as long as an operation of it is pending.
 #ifndef ADAK_SERVER_HTTP_SESSION_H_
 #define ADAK_SERVER_HTTP_SESSION_H_
