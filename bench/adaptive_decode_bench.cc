@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "base/guarded_main.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "cli/app.h"
@@ -230,4 +231,6 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace adak::engine
 
-int main(int argc, char** argv) { return adak::engine::Main(argc, argv); }
+int main(int argc, char** argv) {
+  return adak::GuardedMain("adaptive_decode_bench", [&] { return adak::engine::Main(argc, argv); });
+}

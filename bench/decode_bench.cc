@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "base/guarded_main.h"
 #include "cli/app.h"
 #include "cli/flags.h"
 #include "engine/model.h"
@@ -124,4 +125,6 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return Run(argc, argv); }
+int main(int argc, char** argv) {
+  return adak::GuardedMain("decode_bench", [&] { return Run(argc, argv); });
+}

@@ -85,7 +85,7 @@ absl::Status Serve(const ServeFlags& flags, const sigset_t& signals) {
   });
   // A second signal while draining: stop now (the remaining requests end with UNAVAILABLE).
   while (!drained.HasBeenNotified()) {
-    const timespec poll = {0, 100 * 1000 * 1000};
+    const timespec poll = {0, 100'000'000};  // 100 ms
     siginfo_t info;
     if (sigtimedwait(&signals, &info, &poll) > 0) {
       LogInfo(absl::StrFormat("adak serve: second %s, cancelling the remaining requests", SignalName(info.si_signo)));

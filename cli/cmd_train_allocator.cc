@@ -9,15 +9,18 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include <cmath>
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
+
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "nlohmann/json.hpp"
@@ -29,7 +32,7 @@ namespace {
 constexpr int64_t kCheckpointEvery = 25;
 
 std::string Duration(double seconds) {
-  const int64_t s = static_cast<int64_t>(seconds + 0.5);
+  const int64_t s = std::llround(seconds);
   return s >= 3600 ? absl::StrFormat("%dh%02dm", s / 3600, s / 60 % 60) : absl::StrFormat("%dm%02ds", s / 60, s % 60);
 }
 

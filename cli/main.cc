@@ -4,6 +4,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/guarded_main.h"
 #include "cli/app.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
@@ -28,9 +29,7 @@ constexpr CommandEntry kCommands[] = {
     {"make-model", adak::cli::SetUpMakeModel},
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   CLI::App app("adak: inference, evaluation and Ada-K allocator training for Mixture-of-Experts models", "adak");
   adak::cli::ConfigureApp(&app);
   app.set_version_flag("--version", adak::cli::VersionLine(), "print the version and exit");
@@ -46,4 +45,10 @@ int main(int argc, char** argv) {
     return no_command ? 2 : 0;
   }
   return adak::cli::RunCommandLine(&app, commands, argc, argv);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return adak::GuardedMain("adak", [&] { return Run(argc, argv); });
 }

@@ -4,23 +4,31 @@
 
 namespace adak::engine {
 
-int64_t ExpertActivationFlops(const ModelConfig& c) { return 3 * 2 * c.hidden_size * c.moe_intermediate_size; }
+namespace {
+// Multiply and add: two floating-point operations per weight a token meets.
+constexpr int64_t kFlopsPerMac = 2;
+}  // namespace
 
-int64_t LmHeadFlops(const ModelConfig& c) { return 2 * c.hidden_size * c.vocab_size; }
+int64_t ExpertActivationFlops(const ModelConfig& c) {
+  return 3 * kFlopsPerMac * c.hidden_size * c.moe_intermediate_size;
+}
+
+int64_t LmHeadFlops(const ModelConfig& c) { return kFlopsPerMac * c.hidden_size * c.vocab_size; }
 
 LayerFlops TokenLayerFlops(const ModelConfig& c, int64_t layer, int64_t k, int64_t position, bool allocator) {
   LayerFlops f;
   const int64_t h = c.hidden_size;
-  f.attention = 2 * h * (c.q_dim() + 2 * c.kv_dim()) + 2 * c.q_dim() * h  // projections
-                + 2 * 2 * c.q_dim() * (position + 1);                     // q·k and p·v over the context
+  f.attention = kFlopsPerMac * h * (c.q_dim() + 2 * c.kv_dim()) + kFlopsPerMac * c.q_dim() * h  // projections
+                + 2 * kFlopsPerMac * c.q_dim() * (position + 1);  // q·k and p·v over the context
   if (!c.moe_layers[static_cast<size_t>(layer)]) {
-    f.dense_mlp = 3 * 2 * h * c.intermediate_size;
+    f.dense_mlp = 3 * kFlopsPerMac * h * c.intermediate_size;
     return f;
   }
-  f.router = 2 * c.num_experts * h;
-  f.allocator = allocator ? 2 * c.num_experts * h : 0;
+  f.router = kFlopsPerMac * c.num_experts * h;
+  f.allocator = allocator ? kFlopsPerMac * c.num_experts * h : 0;
   f.routed_experts = k * ExpertActivationFlops(c);
-  f.shared_experts = 3 * 2 * h * c.shared_expert_intermediate_size + (c.shared_expert_gate ? 2 * h : 0);
+  f.shared_experts =
+      3 * kFlopsPerMac * h * c.shared_expert_intermediate_size + (c.shared_expert_gate ? kFlopsPerMac * h : 0);
   return f;
 }
 

@@ -49,6 +49,7 @@ const ArchInfo& InfoOf(Architecture arch) {
 
 std::string SupportedArchitectures() {
   std::vector<std::string> names;
+  names.reserve(std::size(kArchitectures));
   for (const ArchInfo& info : kArchitectures) names.emplace_back(info.class_name);
   return absl::StrJoin(names, ", ");
 }
@@ -63,7 +64,7 @@ struct ArchDefaults {
 
 ArchDefaults DefaultsOf(Architecture arch) {
   switch (arch) {
-    case Architecture::kMixtral: return {4096 * 32, 1e6, 1e-5f, 8};
+    case Architecture::kMixtral: return {int64_t{4096} * 32, 1e6, 1e-5f, 8};
     case Architecture::kQwen2Moe: return {32768, 10000.0, 1e-6f, 16};
     case Architecture::kDeepseek: return {2048, 10000.0, 1e-6f, 32};
     case Architecture::kOlmoe: return {4096, 10000.0, 1e-5f, -1};
@@ -440,6 +441,7 @@ absl::StatusOr<Architecture> ParseArchitecture(std::string_view name) {
     if (name == info.class_name || name == info.model_type) return info.arch;
   }
   std::vector<std::string> known;
+  known.reserve(std::size(kArchitectures));
   for (const ArchInfo& info : kArchitectures) known.push_back(StrCatStd(info.model_type, " (", info.class_name, ")"));
   return absl::InvalidArgumentError(
       StrCatStd("unknown architecture '", name, "'; supported: ", absl::StrJoin(known, ", ")));

@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adak/v1/generation.grpc.pb.h"
+#include "base/guarded_main.h"
 #include "cli/app.h"
 #include "cli/flags.h"
 #include "grpcpp/grpcpp.h"
@@ -80,9 +81,7 @@ int Fail(const std::string& message) {
   return 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int Run(int argc, char** argv) {
   CLI::App app("adak-loadgen: a closed-loop load generator for adak.v1.Generation/GenerateStream", "adak-loadgen");
   adak::cli::ConfigureApp(&app);
   std::string target, prompts_path, routing, label;
@@ -233,4 +232,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return adak::GuardedMain("adak-loadgen", [&] { return Run(argc, argv); });
 }

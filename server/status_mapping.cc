@@ -13,7 +13,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   const auto code = static_cast<grpc::StatusCode>(status.code());
   std::string message(status.message());
   const std::string field = ErrorField(status);
-  if (field.empty()) return grpc::Status(code, std::move(message));
+  if (field.empty()) return grpc::Status(code, message);
   google::rpc::BadRequest bad_request;
   google::rpc::BadRequest::FieldViolation* violation = bad_request.add_field_violations();
   violation->set_field(field);
@@ -22,7 +22,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   details.set_code(static_cast<int32_t>(status.code()));
   details.set_message(message);
   details.add_details()->PackFrom(bad_request);
-  return grpc::Status(code, std::move(message), details.SerializeAsString());
+  return grpc::Status(code, message, details.SerializeAsString());
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {

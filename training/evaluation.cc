@@ -119,7 +119,7 @@ absl::StatusOr<EvalResult> Evaluate(engine::Session& session, std::span<const in
   const int64_t vocab = config.vocab_size;
   const int64_t moe_layers = config.num_moe_layers();
   // Class of each id, decided once: -1 = not yet.
-  std::vector<int8_t> class_of(static_cast<size_t>(std::max<int64_t>(vocab, 0)), -1);
+  std::vector<int16_t> class_of(static_cast<size_t>(std::max<int64_t>(vocab, 0)), -1);  // -1: not yet classified
 
   engine::AppendOptions options;
   options.all_logits = true;
@@ -139,10 +139,10 @@ absl::StatusOr<EvalResult> Evaluate(engine::Session& session, std::span<const in
       const int32_t id = window[i];
       result.total_nats -= LogProb(out.logits.data() + (i - 1) * static_cast<size_t>(vocab), vocab, id);
       ++result.scored;
-      int8_t& cached = class_of[static_cast<size_t>(id)];  // id < vocab: Append checked it
+      int16_t& cached = class_of[static_cast<size_t>(id)];  // id < vocab: Append checked it
       if (cached < 0) {
         ASSIGN_OR_RETURN(TokenClass c, classifier->ClassifyToken(*model.tokenizer, id));
-        cached = static_cast<int8_t>(c);
+        cached = static_cast<int16_t>(c);
       }
       double k = 0.0;
       for (size_t l = 0; l < out.routed_k.size(); ++l) {

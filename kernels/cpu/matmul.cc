@@ -133,7 +133,7 @@ Packing PackingFor(MatMulIsaKind isa, int64_t k) {
 // Copies x into xp (zero-padded rows); for BF16 weights each block is de-interleaved into
 // [elements 0, 2, 4, ...; elements 1, 3, 5, ...] to match how the kernels widen bf16 pairs.
 void PackActivations(const MatMulParams& p, const Packing& packing, float* xp) {
-  const int half = packing.block / 2;
+  const int64_t half = packing.block / 2;
   for (int64_t t = 0; t < p.rows; ++t) {
     const float* x = p.x + t * p.x_stride;
     float* dst = xp + t * packing.stride;
@@ -144,7 +144,7 @@ void PackActivations(const MatMulParams& p, const Packing& packing, float* xp) {
     }
     const int64_t full = p.k - p.k % packing.block;
     for (int64_t b = 0; b < full; b += packing.block) {
-      for (int j = 0; j < half; ++j) {
+      for (int64_t j = 0; j < half; ++j) {
         dst[b + j] = x[b + 2 * j];
         dst[b + half + j] = x[b + 2 * j + 1];
       }
@@ -207,7 +207,8 @@ void SgemmPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa) {
   EnsureOpenBlasSingleThreaded();
   const int threads = pool == nullptr ? 1 : pool->num_threads();
   // Tiles of up to kSgemmTileRows rows, at least two per thread when N allows, multiples of 16 rows.
-  int64_t tile = (p.n + 2 * threads - 1) / (2 * threads);
+  const int64_t per_thread_pair = int64_t{2} * threads;
+  int64_t tile = (p.n + per_thread_pair - 1) / per_thread_pair;
   tile = std::clamp<int64_t>((tile + 15) / 16 * 16, 16, kSgemmTileRows);
   const int64_t tiles = (p.n + tile - 1) / tile;
 

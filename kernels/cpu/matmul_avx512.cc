@@ -52,7 +52,7 @@ ADAK_AVX512 inline __m512 Reduce16(const __m512 (&v)[16]) {
   }
   __m512 w[4];
 #pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) {
+  for (int64_t j = 0; j < 4; ++j) {
     w[j] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * j], u[2 * j + 1], 0x88),
                          _mm512_shuffle_f32x4(u[2 * j], u[2 * j + 1], 0xdd));
   }
@@ -104,10 +104,10 @@ constexpr int64_t kPrefetchAheadBytes = 1024;
 // integers because they may lie past the end of the matrix; prefetches never fault.
 template <class W>
 ADAK_AVX512 inline void PrefetchBlock(const typename W::Elem* block, int64_t rows_ahead_bytes) {
-  constexpr int kLines = kBlock * static_cast<int>(sizeof(typename W::Elem)) / 64;
+  constexpr int64_t kLines = kBlock * static_cast<int64_t>(sizeof(typename W::Elem)) / 64;
   const uintptr_t address = reinterpret_cast<uintptr_t>(block);
 #pragma GCC unroll 2
-  for (int l = 0; l < kLines; ++l) {
+  for (int64_t l = 0; l < kLines; ++l) {
     _mm_prefetch(reinterpret_cast<const char*>(address + kPrefetchAheadBytes + 64 * l), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(address + static_cast<uintptr_t>(rows_ahead_bytes) + 64 * l),
                  _MM_HINT_T1);
@@ -204,7 +204,7 @@ template <class W, int kT, int kR, bool kShifted>
 ADAK_AVX512 inline void DotTileStream(const typename W::Elem* w, int64_t k, const float* xp, int64_t xp_stride,
                                       const RowSource& src, const char* pf, float* sums) {
   static_assert(kT * kR + 2 * kT + 3 <= 32, "tile does not fit in the register file");
-  constexpr int kLines = kBlock * static_cast<int>(sizeof(typename W::Elem)) / 64;  // per row per step
+  constexpr int64_t kLines = kBlock * static_cast<int64_t>(sizeof(typename W::Elem)) / 64;  // per row per step
   __m512 acc[32];
 #pragma GCC unroll 32
   for (int i = 0; i < 32; ++i) acc[i] = _mm512_setzero_ps();
@@ -212,7 +212,7 @@ ADAK_AVX512 inline void DotTileStream(const typename W::Elem* w, int64_t k, cons
   for (int64_t kb = 0; kb < k_full; kb += kBlock) {
     if (pf != nullptr) {
 #pragma GCC unroll 32
-      for (int j = 0; j < kR * kLines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
+      for (int64_t j = 0; j < kR * kLines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
       pf += 64 * kR * kLines;
     }
     __m512 xl[kT], xh[kT];

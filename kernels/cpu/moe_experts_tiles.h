@@ -88,8 +88,8 @@ ADAK_MOE_TARGET inline void DotTile(const typename W::Elem* w, int64_t k, const 
   constexpr int kLanes = kBlock / 2;
   constexpr int kAcc = kT * kN;
   static_assert(Isa::TileFits(kT, kN), "tile does not fit in the register file");
-  constexpr int64_t kStepBytes = kBlock * static_cast<int64_t>(sizeof(Elem));       // per row per step
-  constexpr int kLines = kStepBytes >= 64 ? static_cast<int>(kStepBytes / 64) : 1;  // per row per prefetch
+  constexpr int64_t kStepBytes = kBlock * static_cast<int64_t>(sizeof(Elem));               // per row per step
+  constexpr int64_t kLines = kStepBytes >= 64 ? static_cast<int64_t>(kStepBytes / 64) : 1;  // per row per prefetch
   Vec acc[kAcc];
 #pragma GCC unroll 32
   for (int i = 0; i < kAcc; ++i) acc[i] = Isa::Zero();
@@ -101,7 +101,7 @@ ADAK_MOE_TARGET inline void DotTile(const typename W::Elem* w, int64_t k, const 
     // A step reads kStepBytes of each row: kN * kLines lines per 64 bytes of a row.
     if (pf != nullptr && (kStepBytes >= 64 || (kb * static_cast<int64_t>(sizeof(Elem))) % 64 == 0)) {
 #pragma GCC unroll 32
-      for (int j = 0; j < kN * kLines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
+      for (int64_t j = 0; j < kN * kLines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
       pf += 64 * kN * kLines;
     }
     if constexpr (Isa::kSplitSteps) {

@@ -15,7 +15,7 @@ scheduler::Scheduler::CancelReason CallCancellation::ReasonNow() const {
                                                    : scheduler::Scheduler::CancelReason::kClient;
 }
 
-void CallCancellation::SetIds(std::vector<uint64_t> ids) {
+void CallCancellation::SetIds(const std::vector<uint64_t>& ids) {
   scheduler::Scheduler::CancelReason reason;
   {
     absl::MutexLock lock(&mu_);

@@ -33,7 +33,7 @@ class CallCancellation {
 
   // Records the call's requests (once, after they were admitted); cancels them at once when the call was
   // cancelled before.
-  void SetIds(std::vector<uint64_t> ids);
+  void SetIds(const std::vector<uint64_t>& ids);
 
   // Marks the call cancelled and cancels the requests recorded so far. Safe to call more than once.
   void Cancel();

@@ -152,7 +152,7 @@ class ScoreState final : public std::enable_shared_from_this<ScoreState> {
       }
       submitted.push_back(*id);
     }
-    cancellation_.SetIds(std::move(submitted));
+    cancellation_.SetIds(submitted);
   }
 
   void Cancel() {

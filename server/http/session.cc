@@ -35,7 +35,7 @@ namespace http = beast::http;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-constexpr size_t kHeaderLimit = 64 * 1024;
+constexpr size_t kHeaderLimit = size_t{64} * 1024;
 // Bytes a client may send while its completion runs (pipelined requests) before it is treated as abusive.
 constexpr size_t kMaxPipelinedBytes = 1 << 20;
 
@@ -94,8 +94,8 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void OnTokens(std::vector<scheduler::TokenOutput> tokens);
-  void OnFinish(scheduler::FinalOutput final);
+  void OnTokens(const std::vector<scheduler::TokenOutput>& tokens);
+  void OnFinish(const scheduler::FinalOutput& final);
 
  private:
   ServiceContext& context() const { return *shared_->context; }
@@ -212,14 +212,14 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void HttpSink::OnTokens(std::vector<scheduler::TokenOutput> tokens) {
-  net::post(executor_, [session = session_, tokens = std::move(tokens)]() mutable {
-    if (std::shared_ptr<Session> s = session.lock()) s->OnTokens(std::move(tokens));
+  net::post(executor_, [session = session_, tokens = std::move(tokens)]() {
+    if (std::shared_ptr<Session> s = session.lock()) s->OnTokens(tokens);
   });
 }
 
 void HttpSink::OnFinish(scheduler::FinalOutput final) {
-  net::post(executor_, [session = session_, final = std::move(final)]() mutable {
-    if (std::shared_ptr<Session> s = session.lock()) s->OnFinish(std::move(final));
+  net::post(executor_, [session = session_, final = std::move(final)]() {
+    if (std::shared_ptr<Session> s = session.lock()) s->OnFinish(final);
   });
 }
 
@@ -497,7 +497,7 @@ void Session::HandleCompletion(const std::string& body) {
   Watch();
 }
 
-void Session::OnTokens(std::vector<scheduler::TokenOutput> tokens) {
+void Session::OnTokens(const std::vector<scheduler::TokenOutput>& tokens) {
   if (closed_ || !scheduler_active_) return;
   builder_->AddTokens(tokens);
   if (!streaming_) return;
@@ -505,7 +505,7 @@ void Session::OnTokens(std::vector<scheduler::TokenOutput> tokens) {
   Enqueue(builder_->StreamChunk());
 }
 
-void Session::OnFinish(scheduler::FinalOutput final) {
+void Session::OnFinish(const scheduler::FinalOutput& final) {
   if (!scheduler_active_) return;
   scheduler_active_ = false;
   {

@@ -3,6 +3,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
 #include "tests/test_util.h"
 
@@ -158,8 +159,8 @@ TEST(AdakCli, MakeModelInspectGenerateRoundTrip) {
     SCOPED_TRACE(arch);
     const std::string dir = (tmp.path() / arch).string();
     int code = 0;
-    std::string out = RunCommand(Adak() + " make-model --arch " + arch + " --out " + dir +
-                                     " --seed 5 --set num_hidden_layers=2 --set hidden_size=64 2>&1",
+    std::string out = RunCommand(absl::StrCat(Adak(), " make-model --arch ", arch, " --out ", dir,
+                                              " --seed 5 --set num_hidden_layers=2 --set hidden_size=64 2>&1"),
                                  &code);
     ASSERT_EQ(code, 0) << out;
     out = RunCommand(Adak() + " inspect --model " + dir + " 2>&1", &code);

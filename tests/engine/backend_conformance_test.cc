@@ -155,7 +155,8 @@ void ExpectEqualSeq(std::span<const T> got, std::span<const T> want, const std::
   ASSERT_EQ(got.size(), want.size()) << what;
   int reported = 0;
   for (size_t i = 0; i < got.size(); ++i) {
-    if (std::memcmp(&got[i], &want[i], sizeof(T)) == 0) continue;
+    // Bit-exact on purpose: -0.0 vs 0.0 and NaN payloads count as differences.
+    if (std::memcmp(&got[i], &want[i], sizeof(T)) == 0) continue;  // NOLINT(bugprone-suspicious-memory-comparison)
     if (reported++ < 5) ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", want " << want[i];
   }
 }
@@ -885,6 +886,7 @@ float TopPFor(const std::vector<double>& router_logits, std::mt19937_64& rng) {
   const std::vector<double> p = SoftmaxRef(router_logits);
   const std::vector<int32_t> order = OrderRef(p);
   std::vector<double> cum;
+  cum.reserve(order.size());
   double mass = 0.0;
   for (int32_t id : order) cum.push_back(mass += p[id]);
   std::vector<size_t> ok;  // k - 1 where the k-th expert's probability is large enough
@@ -970,6 +972,7 @@ TEST_P(MoeTest, MatchesReference) {
   // Experts.
   std::vector<HostMlp> experts;
   std::vector<MlpTensors> expert_tensors;
+  experts.reserve(static_cast<size_t>(e));
   for (int64_t i = 0; i < e; ++i) experts.push_back(RandomMlp(mc.dtype, h, mc.inter, rng));
   for (const HostMlp& w : experts) expert_tensors.push_back({Weight(w.gate), Weight(w.up), Weight(w.down)});
   const HostMlp shared = RandomMlp(mc.dtype, h, mc.inter + 8, rng);

@@ -41,7 +41,7 @@ Checkpoint Load(const std::filesystem::path& dir) {
 // Copies model.safetensors of `from` to `to`, dropping `drop` and giving `reshape` the shape `new_shape`
 // (same byte count, so the file stays valid).
 void RewriteCheckpoint(const std::filesystem::path& from, const std::filesystem::path& to, const std::string& drop,
-                       const std::string& reshape = "", std::vector<int64_t> new_shape = {}) {
+                       const std::string& reshape = "", const std::vector<int64_t>& new_shape = {}) {
   std::filesystem::create_directories(to);
   std::filesystem::copy_file(from / "config.json", to / "config.json");
   auto file = SafetensorsFile::Open(from / "model.safetensors");

@@ -46,7 +46,7 @@ TEST(DispatchPlan, InvariantsOnRandomMixedK) {
         const int32_t tok = plan.row_token[static_cast<size_t>(r)];
         EXPECT_GT(tok, last_token) << "rows of an expert are in token order";
         last_token = tok;
-        EXPECT_EQ(plan.row_weight[static_cast<size_t>(r)], static_cast<float>(tok * 100 + ex));
+        EXPECT_EQ(plan.row_weight[static_cast<size_t>(r)], static_cast<float>(int64_t{tok} * 100 + ex));
         EXPECT_TRUE(seen.insert({tok, static_cast<int32_t>(ex)}).second);
       }
     }

@@ -95,7 +95,7 @@ TEST(PagedAttention, MatchesReferenceAcrossShapes) {
 TEST(PagedAttention, SingleKeyReturnsItsValue) {
   // With only position 0, the softmax is one-hot: the output is v exactly.
   const KvCacheLayout layout{2, 4, 1, 4};
-  std::vector<float> kc(2 * 4 * 4, 0.0f), vc(2 * 4 * 4, 0.0f);
+  std::vector<float> kc(size_t{2} * 4 * 4, 0.0f), vc(size_t{2} * 4 * 4, 0.0f);
   const std::vector<float> q = {1, 2, 3, 4}, k = {0.5f, -1, 2, 0}, v = {7, -8, 9, 10};
   const int32_t slot = 1 * 4 + 0, seq = 0, pos = 0, table = 1;
   ThreadPool pool(1);

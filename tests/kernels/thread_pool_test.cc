@@ -87,7 +87,7 @@ TEST(ThreadPool, CallerParticipates) {
 
 TEST(ThreadPool, NestedParallelForRunsInline) {
   ThreadPool pool(4);
-  std::vector<std::atomic<int>> hits(64 * 32);
+  std::vector<std::atomic<int>> hits(size_t{64} * 32);
   std::atomic<int> inline_violations{0};
   std::atomic<int> inner_calls{0};
   pool.ParallelFor(64, 1, [&](int64_t begin, int64_t end) {

@@ -67,6 +67,7 @@ namespace {
 
 std::vector<int32_t> Tokens(int32_t first, int n) {
   std::vector<int32_t> t;
+  t.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) t.push_back(first + i);
   return t;
 }
@@ -75,7 +76,7 @@ std::vector<int32_t> Tokens(int32_t first, int n) {
 std::vector<uint64_t> PublishAll(BlockManager& blocks, const std::vector<int32_t>& table,
                                  const std::vector<int32_t>& tokens, uint64_t salt) {
   std::vector<uint64_t> hashes;
-  const std::vector<uint16_t> k(4 * 2, 1);
+  const std::vector<uint16_t> k(size_t{4} * 2, 1);
   uint64_t parent = 0;
   for (size_t j = 0; (j + 1) * 4 <= tokens.size(); ++j) {
     const auto chunk = std::span<const int32_t>(tokens).subspan(j * 4, 4);

@@ -386,7 +386,7 @@ class RecordingObserver final : public SchedulerObserver {
 // `n` prompt tokens starting at `seed` (distinct prompts for distinct seeds).
 inline std::vector<int32_t> Prompt(int64_t n, int32_t seed) {
   std::vector<int32_t> p;
-  for (int64_t i = 0; i < n; ++i) p.push_back(static_cast<int32_t>((seed * 7 + i * 3) % 26));
+  for (int64_t i = 0; i < n; ++i) p.push_back(static_cast<int32_t>((int64_t{seed} * 7 + i * 3) % 26));
   return p;
 }
 

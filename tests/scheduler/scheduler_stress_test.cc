@@ -43,6 +43,7 @@ TEST(SchedulerStress, RandomWorkloadUnderKvPressure) {
     };
     std::vector<std::vector<Submitted>> all(kThreads);
     std::vector<std::thread> threads;
+    threads.reserve(kThreads);
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         std::mt19937 rng(seed * 100 + static_cast<uint32_t>(t));

@@ -157,6 +157,7 @@ TEST(Scheduler, KvExhaustionPreemptsNewestAndOutputIsUnchanged) {
   // All three are queued before the loop starts: submitted into a running scheduler, the first could finish
   // before the last arrives on a loaded machine, and nothing would need preempting.
   std::vector<std::shared_ptr<RecordingSink>> sinks;
+  sinks.reserve(3);
   for (int32_t i = 0; i < 3; ++i) sinks.push_back(h.Submit(Greedy(Prompt(8, 10 + i), 24)));
   h.scheduler->Start();
   for (int32_t i = 0; i < 3; ++i) {
@@ -340,6 +341,7 @@ std::vector<float> LogSoftmax(const std::vector<float>& logits) {
   double sum = 0.0;
   for (float x : logits) sum += std::exp(x - max);
   std::vector<float> out;
+  out.reserve(logits.size());
   for (float x : logits) out.push_back(static_cast<float>(x - max - std::log(sum)));
   return out;
 }

@@ -103,6 +103,7 @@ class PrometheusProcess {
                                      "--storage.tsdb.path=" + (dir / "data").string(),
                                      absl::StrCat("--web.listen-address=127.0.0.1:", port), "--log.level=warn"};
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;

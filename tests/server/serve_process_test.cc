@@ -65,6 +65,7 @@ TEST(ServeProcessTest, ConcurrentStreamsGetTheirSoloText) {
   constexpr int kClients = 32;
   std::vector<StreamResult> results(kClients);
   std::vector<std::thread> clients;
+  clients.reserve(kClients);
   std::atomic<int> ready{0};
   for (int i = 0; i < kClients; ++i) {
     clients.emplace_back([&, i] {
@@ -100,6 +101,7 @@ TEST(ServeProcessTest, SigtermDrainsInFlightStreamsAndExitsZero) {
   std::atomic<int> started{0};
   std::atomic<int> finished{0};
   std::vector<std::thread> streams;
+  streams.reserve(kStreams);
   for (int i = 0; i < kStreams; ++i) {
     streams.emplace_back([&, i] {
       grpc::ClientContext context;

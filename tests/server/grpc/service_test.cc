@@ -355,6 +355,7 @@ TEST_F(GrpcServiceTest, ConcurrentCancellationsRaceSafely) {
   std::vector<grpc::Status> statuses(kClients);
   std::vector<size_t> tokens(kClients, 0);
   std::vector<std::thread> clients;
+  clients.reserve(kClients);
   for (int i = 0; i < kClients; ++i) {
     clients.emplace_back([&, i] {
       grpc::ClientContext context;

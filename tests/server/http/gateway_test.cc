@@ -179,6 +179,7 @@ TEST_F(HttpGatewayTest, ConcurrentStreamsGetTheTextTheyGetAlone) {
   std::vector<std::string> texts(kClients);
   std::vector<std::string> errors(kClients);
   std::vector<std::thread> threads;
+  threads.reserve(kClients);
   for (int c = 0; c < kClients; ++c) {
     threads.emplace_back([&, c] {
       Json request = Greedy(prompts[c % prompts.size()], 16);
