@@ -8,7 +8,7 @@
 set -euo pipefail
 DEBIAN12=(
   libabsl20220623 libc-ares2 libgfortran5 libgrpc++1.51 libgrpc29 libopenblas0-pthread libpcre2-8-0
-  libprometheus-cpp-core1.0 libprotobuf32 libquadmath0 libre2-9 libssl3 libstdc++6
+  libprometheus-cpp-core1.0 libprotobuf32 libquadmath0 libre2-9 libssl3 libstdc++6 libutf8proc2
 )
 if [ "${1:-}" = "--list" ]; then
   # dpkg -S fails for a library no package owns (then that library is missing from the list: check-docker.sh
