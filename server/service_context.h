@@ -19,7 +19,7 @@ class Metrics;
 
 struct ServiceContext {
   const engine::Model* model = nullptr;
-  const engine::RoutingWeights* routing_weights = nullptr;
+  const engine::RoutingWeights* routing_weights = nullptr;  // never null once a front end uses the context
   std::string model_name;                 // as /v1/models and GetModelInfo report it (the model dir's name)
   engine::RoutingParams default_routing;  // for requests that name no policy
   scheduler::Scheduler* scheduler = nullptr;

@@ -1,0 +1,20 @@
+// libFuzzer target: the body of POST /v1/completions as a remote party sends it, through the gateway's JSON
+// mapping (ParseCompletionRequest, which checks the nesting depth first) and the shared admission
+// (BuildRequest: defaults, tokenizing under the byte and token bounds, every limit). Any input must come
+// back as a value or an error Status: a crash, a sanitizer report or a timeout is a bug.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "fuzz/fuzz_model.h"
+#include "server/admission.h"
+#include "server/http/completions.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const adak::server::ServiceContext& context = adak::fuzz::DefaultContext();
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  absl::StatusOr<adak::server::CompletionCall> call = adak::server::ParseCompletionRequest(body, context);
+  if (!call.ok()) return 0;
+  (void)adak::server::BuildRequest(call->api, context);
+  return 0;
+}
