@@ -213,7 +213,7 @@ ADAK_AVX512 inline void DotTileStream(const typename W::Elem* w, int64_t k, cons
     if (pf != nullptr) {
 #pragma GCC unroll 32
       for (int64_t j = 0; j < kR * kLines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
-      pf += 64 * kR * kLines;
+      pf += int64_t{64} * kR * kLines;
     }
     __m512 xl[kT], xh[kT];
 #pragma GCC unroll 4

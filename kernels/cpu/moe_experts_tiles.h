@@ -102,7 +102,7 @@ ADAK_MOE_TARGET inline void DotTile(const typename W::Elem* w, int64_t k, const 
     if (pf != nullptr && (kStepBytes >= 64 || (kb * static_cast<int64_t>(sizeof(Elem))) % 64 == 0)) {
 #pragma GCC unroll 32
       for (int64_t j = 0; j < kN * kLines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
-      pf += 64 * kN * kLines;
+      pf += int64_t{64} * kN * kLines;
     }
     if constexpr (Isa::kSplitSteps) {
       const Elem* wb[kN];
