@@ -12,7 +12,8 @@
 
 namespace {
 
-constexpr std::string_view kText = "Once upon a time, Ünïcödé e\xcc\x81 \xe6\x97\xa5\xe6\x9c\xac 123  tabs\tand\nnewlines!";
+constexpr std::string_view kText =
+    "Once upon a time, Ünïcödé e\xcc\x81 \xe6\x97\xa5\xe6\x9c\xac 123  tabs\tand\nnewlines!";
 constexpr size_t kMaxTokens = 256;
 
 }  // namespace
