@@ -132,7 +132,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string AllowedOrigin(const http::request<http::string_body>& request) const {
     auto origin = request.find(http::field::origin);
     if (origin == request.end()) return "";
-    const std::string value(ToView(origin->value()));
+    std::string value(ToView(origin->value()));
     for (const std::string& allowed : shared_->options.allowed_origins) {
       if (allowed == "*" || allowed == value) return value;
     }

@@ -974,6 +974,7 @@ TEST_P(MoeTest, MatchesReference) {
   std::vector<MlpTensors> expert_tensors;
   experts.reserve(static_cast<size_t>(e));
   for (int64_t i = 0; i < e; ++i) experts.push_back(RandomMlp(mc.dtype, h, mc.inter, rng));
+  expert_tensors.reserve(experts.size());
   for (const HostMlp& w : experts) expert_tensors.push_back({Weight(w.gate), Weight(w.up), Weight(w.down)});
   const HostMlp shared = RandomMlp(mc.dtype, h, mc.inter + 8, rng);
   const HostMatrix shared_gate = RandomMatrix(mc.dtype, 1, h, rng, 0.25f);

@@ -351,6 +351,7 @@ TEST(HardeningProcessTest, RetryAfterOn429WhenTheQueueIsFull) {
   for (int burst = 0; burst < 10 && busy.status != 429; ++burst) {
     std::vector<HttpResponse> responses(16);
     std::vector<std::thread> clients;
+    clients.reserve(responses.size());
     for (HttpResponse& response : responses) {
       clients.emplace_back([&response, port] {
         absl::StatusOr<HttpResponse> r =
