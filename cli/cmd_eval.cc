@@ -1,10 +1,12 @@
 // `adak eval`: `adak perplexity`'s richer sibling. Over the first N tokens of a text file (windows of L
 // tokens, each on a fresh context, the first token of a window only context; training/evaluation.h) it
 // reports perplexity, nats/token, mean k overall, per layer and per token class (word, number,
-// punctuation, space/other), expert FLOPs and the savings against native top-K. With --sweep-topk it also
-// evaluates, on the same tokens, fixed top-1..top-K and top-p at p = 0.3, 0.5, 0.7, and prints the
-// frontier table (the requested routing first). --json prints one JSON object instead of the report; its
-// "sweep" array holds the baseline rows only (the requested routing is the top-level object).
+// punctuation, space/other), expert FLOPs and the savings against native top-K. With --sweep FAMILIES it
+// also evaluates, on the same tokens, the training-free baselines of each family (training/evaluation.h:
+// topk = fixed top-1..top-K, topp = top-p with the model's weighting, topp-raw, threshold), and prints the
+// frontier table (the requested routing first); --sweep-topk is short for --sweep topk,topp-raw. --json prints one JSON
+// object instead of the report; its "sweep" array holds the baseline rows only (the requested routing is the top-level
+// object).
 //
 // --max-tokens defaults to 4096 as for `adak perplexity`; 0 means the whole file. --context defaults to
 // min(256, the model's max context).
@@ -39,7 +41,14 @@ nlohmann::json RowJson(const training::EvalResult& r, const engine::ModelConfig&
   if (r.routing.policy == engine::RoutingPolicy::kTopK) {
     row["top_k"] = r.routing.top_k == 0 ? config.num_experts_per_tok : r.routing.top_k;
   }
-  if (r.routing.policy == engine::RoutingPolicy::kTopP) row["top_p"] = Round6(r.routing.top_p);
+  if (r.routing.policy == engine::RoutingPolicy::kTopP) {
+    row["top_p"] = Round6(r.routing.top_p);
+    row["top_p_weighting"] = std::string(engine::TopPWeightingName(r.routing.top_p_weighting));
+  }
+  if (r.routing.policy == engine::RoutingPolicy::kThreshold) {
+    row["threshold"] = Round6(r.routing.threshold);
+    row["min_k"] = r.routing.min_k == 0 ? 1 : r.routing.min_k;
+  }
   row["perplexity"] = r.perplexity();
   row["nats_per_token"] = r.nats_per_token();
   row["tokens"] = r.scored;
@@ -125,12 +134,25 @@ struct EvalFlags {
   int64_t context = 0;
   bool json = false;
   bool sweep_topk = false;
+  std::string sweep;
   CLI::Option* context_option = nullptr;
+  CLI::Option* sweep_option = nullptr;
 };
 
 absl::Status Eval(const EvalFlags& flags) {
   const std::string& path = flags.data;
   RETURN_IF_ERROR(CheckRoutingFlags(flags.model.routing));
+  std::vector<training::SweepFamily> families;
+  if (flags.sweep_topk && Given(flags.sweep_option)) {
+    return absl::InvalidArgumentError(
+        "--sweep-topk and --sweep were both given; --sweep-topk is --sweep topk,topp-raw");
+  }
+  if (flags.sweep_topk) families = {training::SweepFamily::kTopK, training::SweepFamily::kTopPRaw};
+  if (Given(flags.sweep_option)) {
+    absl::StatusOr<std::vector<training::SweepFamily>> parsed = training::ParseSweepFamilies(flags.sweep);
+    if (!parsed.ok()) return absl::InvalidArgumentError(StrCatStd("--sweep: ", ToStd(parsed.status().message())));
+    families = *std::move(parsed);
+  }
   if (flags.max_tokens == 1) {
     return absl::InvalidArgumentError("--max-tokens must be 0 (the whole file) or at least 2, got 1");
   }
@@ -155,8 +177,8 @@ absl::Status Eval(const EvalFlags& flags) {
   params.routing = s.routing;
   ASSIGN_OR_RETURN(training::EvalResult main, training::Evaluate(*s.session, ids, params));
   std::vector<training::EvalResult> sweep;
-  if (flags.sweep_topk) {
-    for (const engine::RoutingParams& routing : training::FrontierRoutings(config)) {
+  if (!families.empty()) {
+    for (const engine::RoutingParams& routing : training::FrontierRoutings(config, families)) {
       params.routing = routing;
       ASSIGN_OR_RETURN(training::EvalResult r, training::Evaluate(*s.session, ids, params));
       sweep.push_back(std::move(r));
@@ -185,8 +207,11 @@ CommandFn SetUpEval(CLI::App* command) {
              "window length L, each window on a fresh context; at most the model's max context", 2, kNoMax)
           ->default_str("min(256, max context)");
   AddFlag(command, "json", &flags->json, "print one JSON object instead of the report");
-  AddFlag(command, "sweep-topk", &flags->sweep_topk,
-          "also evaluate top-1..top-K and top-p 0.3/0.5/0.7 on the same tokens and print the frontier");
+  flags->sweep_option = AddString(command, "sweep", &flags->sweep,
+                                  "also evaluate these training-free baselines on the same tokens and print the "
+                                  "frontier: a comma list of topk, topp, topp-raw, threshold, or all",
+                                  "FAMILIES");
+  AddFlag(command, "sweep-topk", &flags->sweep_topk, "short for --sweep topk,topp-raw");
   return [flags] { return Eval(*flags); };
 }
 

@@ -118,10 +118,12 @@ CommandFn SetUpServe(CLI::App* command) {
   AddRoutingFileFlags(command, "default-routing", &flags->files);
   flags->default_routing_option =
       AddString(command, "default-routing", &flags->default_routing,
-                "routing of requests that name none: topk, adak (needs --allocator), null (needs --null-experts) or "
-                "topp (default: adak with --allocator, null with --null-experts, else topk)",
+                "routing of requests that name none: topk, adak (needs --allocator), null (needs --null-experts), "
+                "topp or threshold (default: adak with --allocator, null with --null-experts, else topk)",
                 "POLICY");
   AddDouble(command, "default-top-p", &o.default_top_p, "threshold of --default-routing topp; 0 = 0.5", 0.0, 1.0);
+  AddDouble(command, "default-threshold", &o.default_threshold,
+            "t of --default-routing threshold: keep expert i of the native top-K while p_i >= t * p_1", 0.0, 1.0);
   AddString(command, "host", &o.host, "address to listen on", "HOST");
   AddInt(command, "grpc-port", &o.grpc_port, "gRPC port; 0 = ephemeral, -1 = no gRPC server", -1, 65535);
   AddInt(command, "http-port", &o.http_port, "HTTP port; 0 = ephemeral, -1 = no HTTP gateway", -1, 65535);

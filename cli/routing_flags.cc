@@ -45,8 +45,8 @@ absl::StatusOr<std::string> ImpliedRoutingPolicy(const std::string& policy_flag,
 
 void AddRoutingFlags(CLI::App* app, RoutingFlags* flags) {
   flags->routing_option = AddString(app, "routing", &flags->routing,
-                                    "routing policy: topk, adak, null or topp (default: adak with --allocator, "
-                                    "null with --null-experts, else topk)",
+                                    "routing policy: topk, adak, null, topp or threshold (default: adak with "
+                                    "--allocator, null with --null-experts, else topk)",
                                     "POLICY");
   AddRoutingFileFlags(app, "routing", &flags->files);
   // The upper bounds of the k flags are the model's expert count, checked once it is loaded.
@@ -55,8 +55,15 @@ void AddRoutingFlags(CLI::App* app, RoutingFlags* flags) {
   flags->top_p_option =
       AddDouble(app, "top-p", &flags->top_p,
                 "--routing topp (required there): smallest expert set with probability >= P", 0.0, 1.0);
-  flags->min_k_option = AddInt(app, "min-k", &flags->min_k,
-                               "--routing adak: at least this many experts, up to E; 0 = no bound", 0, kNoMax);
+  flags->top_p_weighting_option = AddString(
+      app, "top-p-weighting", &flags->top_p_weighting,
+      "--routing topp: model (the native top-K's share and weights) or raw (softmax over all experts)", "WEIGHTING");
+  flags->threshold_option = AddDouble(
+      app, "threshold", &flags->threshold,
+      "--routing threshold (required there): keep expert i of the native top-K while p_i >= T * p_1", 0.0, 1.0);
+  flags->min_k_option =
+      AddInt(app, "min-k", &flags->min_k,
+             "--routing adak or threshold: at least this many experts (threshold: up to K); 0 = no bound", 0, kNoMax);
   flags->max_k_option = AddInt(app, "max-k", &flags->max_k,
                                "--routing adak: at most this many experts, up to E; 0 = no bound", 0, kNoMax);
 }
@@ -84,8 +91,28 @@ absl::StatusOr<engine::RoutingParams> RoutingFromFlags(const RoutingFlags& flags
   if (Given(flags.top_p_option) && r.policy != engine::RoutingPolicy::kTopP) {
     return absl::InvalidArgumentError("--top-p applies to --routing topp only");
   }
-  if ((Given(flags.min_k_option) || Given(flags.max_k_option)) && r.policy != engine::RoutingPolicy::kAdaK) {
-    return absl::InvalidArgumentError("--min-k and --max-k apply to --routing adak only");
+  if (Given(flags.top_p_weighting_option)) {
+    if (r.policy != engine::RoutingPolicy::kTopP) {
+      return absl::InvalidArgumentError("--top-p-weighting applies to --routing topp only");
+    }
+    absl::StatusOr<engine::TopPWeighting> weighting = engine::ParseTopPWeighting(flags.top_p_weighting);
+    if (!weighting.ok())
+      return absl::InvalidArgumentError(StrCatStd("--top-p-weighting: ", weighting.status().message()));
+    r.top_p_weighting = *weighting;
+  }
+  r.threshold = static_cast<float>(flags.threshold);
+  if (r.policy == engine::RoutingPolicy::kThreshold && !Given(flags.threshold_option)) {
+    return absl::InvalidArgumentError("--routing threshold needs --threshold T with T in [0, 1]");
+  }
+  if (Given(flags.threshold_option) && r.policy != engine::RoutingPolicy::kThreshold) {
+    return absl::InvalidArgumentError("--threshold applies to --routing threshold only");
+  }
+  if (Given(flags.max_k_option) && r.policy != engine::RoutingPolicy::kAdaK) {
+    return absl::InvalidArgumentError("--max-k applies to --routing adak only");
+  }
+  if (Given(flags.min_k_option) && r.policy != engine::RoutingPolicy::kAdaK &&
+      r.policy != engine::RoutingPolicy::kThreshold) {
+    return absl::InvalidArgumentError("--min-k applies to --routing adak and threshold only");
   }
   if (Given(flags.top_k_option) && r.policy != engine::RoutingPolicy::kTopK) {
     return absl::InvalidArgumentError("--top-k applies to --routing topk only");

@@ -1,6 +1,7 @@
 // The routing flags, declared once for every command that routes tokens (`adak generate`, `logits`,
 // `perplexity`, `eval`; `adak serve` and `adak-server` share the routing-file flags):
-//   --routing topk|adak|null|topp  --allocator FILE  --null-experts FILE  --top-k K  --top-p P  --min-k K  --max-k K
+//   --routing topk|adak|null|topp|threshold  --allocator FILE  --null-experts FILE  --top-k K  --top-p P
+//   --top-p-weighting model|raw  --threshold T  --min-k K  --max-k K
 //
 // The policy follows the files given: without --routing, --allocator selects Ada-K and --null-experts
 // selects null routing (both at once is a usage error naming both flags); --routing always wins, so
@@ -52,11 +53,15 @@ struct RoutingFlags {
   RoutingFileFlags files;
   int64_t top_k = 0;
   double top_p = 0.0;
+  std::string top_p_weighting = "model";
+  double threshold = 0.0;
   int64_t min_k = 0;
   int64_t max_k = 0;
   CLI::Option* routing_option = nullptr;
   CLI::Option* top_k_option = nullptr;
   CLI::Option* top_p_option = nullptr;
+  CLI::Option* top_p_weighting_option = nullptr;
+  CLI::Option* threshold_option = nullptr;
   CLI::Option* min_k_option = nullptr;
   CLI::Option* max_k_option = nullptr;
 };

@@ -12,16 +12,28 @@ std::string_view RoutingPolicyName(RoutingPolicy policy) {
     case RoutingPolicy::kAdaK: return "adak";
     case RoutingPolicy::kNull: return "null";
     case RoutingPolicy::kTopP: return "topp";
+    case RoutingPolicy::kThreshold: return "threshold";
   }
   return "?";
 }
 
 absl::StatusOr<RoutingPolicy> ParseRoutingPolicy(std::string_view name) {
-  for (RoutingPolicy p : {RoutingPolicy::kTopK, RoutingPolicy::kAdaK, RoutingPolicy::kNull, RoutingPolicy::kTopP}) {
+  for (RoutingPolicy p : kRoutingPolicies) {
     if (name == RoutingPolicyName(p)) return p;
   }
   return absl::InvalidArgumentError(
-      StrCatStd("unknown routing policy '", name, "' (accepted: topk, adak, null, topp)"));
+      StrCatStd("unknown routing policy '", name, "' (accepted: topk, adak, null, topp, threshold)"));
+}
+
+std::string_view TopPWeightingName(TopPWeighting weighting) {
+  return weighting == TopPWeighting::kRaw ? "raw" : "model";
+}
+
+absl::StatusOr<TopPWeighting> ParseTopPWeighting(std::string_view name) {
+  for (TopPWeighting w : {TopPWeighting::kModel, TopPWeighting::kRaw}) {
+    if (name == TopPWeightingName(w)) return w;
+  }
+  return absl::InvalidArgumentError(StrCatStd("unknown top-p weighting '", name, "' (accepted: model, raw)"));
 }
 
 absl::Status ValidateRoutingParams(const RoutingParams& p, const ModelConfig& config, const RoutingWeights& weights) {
@@ -58,6 +70,15 @@ absl::Status ValidateRoutingParams(const RoutingParams& p, const ModelConfig& co
         return absl::InvalidArgumentError(StrCatStd("routing top_p must be in (0, 1], got ", p.top_p));
       }
       break;
+    case RoutingPolicy::kThreshold:
+      if (!(p.threshold >= 0.0f && p.threshold <= 1.0f)) {
+        return absl::InvalidArgumentError(StrCatStd("routing threshold must be in [0, 1], got ", p.threshold));
+      }
+      if (p.min_k > config.num_experts_per_tok) {
+        return absl::InvalidArgumentError(StrCatStd("routing min_k for policy 'threshold' must be in [0, ",
+                                                    config.num_experts_per_tok, "] (the native K), got ", p.min_k));
+      }
+      break;
   }
   return absl::OkStatus();
 }
@@ -69,6 +90,8 @@ kernels::TokenRoute ToTokenRoute(const RoutingParams& p, const ModelConfig& conf
   r.min_k = static_cast<int32_t>(p.min_k > 0 ? p.min_k : 1);
   r.max_k = static_cast<int32_t>(p.max_k > 0 ? p.max_k : config.num_experts);
   r.top_p = p.top_p;
+  r.topp_raw = p.top_p_weighting == TopPWeighting::kRaw ? 1 : 0;
+  r.threshold = p.threshold;
   r.sample = p.sample ? 1 : 0;
   r.seed = p.seed;
   for (int64_t w = 0; w < kernels::kSampleMaskWords; ++w) {
@@ -85,7 +108,14 @@ kernels::TokenRoute ToTokenRoute(const RoutingParams& p, const ModelConfig& conf
       r.policy = kernels::RoutePolicy::kNull;
       r.k = static_cast<int32_t>(weights.null_top_k > 0 ? weights.null_top_k : native);
       break;
-    case RoutingPolicy::kTopP: r.policy = kernels::RoutePolicy::kTopP; break;
+    case RoutingPolicy::kTopP:
+      r.policy = kernels::RoutePolicy::kTopP;
+      r.k = static_cast<int32_t>(native);  // the candidates of the model weighting
+      break;
+    case RoutingPolicy::kThreshold:
+      r.policy = kernels::RoutePolicy::kThreshold;
+      r.k = static_cast<int32_t>(native);
+      break;
   }
   return r;
 }

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <iterator>
 #include <span>
 #include <vector>
 
@@ -39,7 +40,7 @@ class ExpertBudget {
   [[nodiscard]] double mean_k(engine::RoutingPolicy policy, int64_t layer) const;
 
  private:
-  static constexpr size_t kPolicies = 4;
+  static constexpr size_t kPolicies = std::size(engine::kRoutingPolicies);
   const engine::ModelConfig& config_;
   double limit_;
   double alpha_;

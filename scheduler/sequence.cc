@@ -9,10 +9,17 @@ namespace {
 // Everything in the routing that changes the KV cache contents (the MoE output feeds later layers).
 uint64_t RoutingSalt(const engine::RoutingParams& r) {
   uint32_t top_p_bits = 0;
-  static_assert(sizeof(top_p_bits) == sizeof(r.top_p));
+  uint32_t threshold_bits = 0;
+  static_assert(sizeof(top_p_bits) == sizeof(r.top_p) && sizeof(threshold_bits) == sizeof(r.threshold));
   std::memcpy(&top_p_bits, &r.top_p, sizeof(top_p_bits));
-  const uint64_t parts[] = {static_cast<uint64_t>(r.policy) + 1, static_cast<uint64_t>(r.top_k), top_p_bits,
-                            static_cast<uint64_t>(r.min_k), static_cast<uint64_t>(r.max_k)};
+  std::memcpy(&threshold_bits, &r.threshold, sizeof(threshold_bits));
+  const uint64_t parts[] = {static_cast<uint64_t>(r.policy) + 1,
+                            static_cast<uint64_t>(r.top_k),
+                            top_p_bits,
+                            static_cast<uint64_t>(r.top_p_weighting),
+                            threshold_bits,
+                            static_cast<uint64_t>(r.min_k),
+                            static_cast<uint64_t>(r.max_k)};
   uint64_t h = 0x243f6a8885a308d3ull;
   for (uint64_t v : parts) h = (h ^ v) * 0x100000001b3ull + (h >> 29);
   return h;

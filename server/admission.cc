@@ -188,7 +188,14 @@ absl::StatusOr<engine::RoutingParams> BuildRouting(const ApiRouting& routing, co
     if (!policy.ok()) {
       return InvalidFieldError("routing.policy", StrCatStd("routing.policy: ", ToStd(policy.status().message())));
     }
-    if (*policy != params.policy) params = engine::RoutingParams{.policy = *policy};
+    if (*policy != params.policy) {
+      params = engine::RoutingParams{.policy = *policy};
+      // The server default's own parameters do not carry over to another policy.
+      if (*policy == engine::RoutingPolicy::kThreshold && !routing.threshold.has_value()) {
+        return InvalidFieldError("routing.threshold",
+                                 "routing.threshold is required for routing.policy 'threshold' (in [0, 1])");
+      }
+    }
   }
   const int64_t experts = context.model->config.num_experts;
   RETURN_IF_ERROR(CheckExperts("routing.top_k", routing.top_k, experts));
@@ -205,6 +212,21 @@ absl::StatusOr<engine::RoutingParams> BuildRouting(const ApiRouting& routing, co
   if (routing.max_k.has_value()) params.max_k = *routing.max_k;
   if (params.policy == engine::RoutingPolicy::kTopP && params.top_p == 0.0f) {
     return InvalidFieldError("routing.top_p", "routing.top_p is required for routing.policy 'topp' (in (0, 1])");
+  }
+  if (routing.top_p_weighting.has_value()) {
+    absl::StatusOr<engine::TopPWeighting> weighting = engine::ParseTopPWeighting(*routing.top_p_weighting);
+    if (!weighting.ok()) {
+      return InvalidFieldError("routing.top_p_weighting",
+                               StrCatStd("routing.top_p_weighting: ", ToStd(weighting.status().message())));
+    }
+    params.top_p_weighting = *weighting;
+  }
+  if (routing.threshold.has_value()) {
+    if (!(*routing.threshold >= 0.0 && *routing.threshold <= 1.0)) {
+      return InvalidFieldError("routing.threshold",
+                               StrCatStd("routing.threshold must be in [0, 1], got ", *routing.threshold));
+    }
+    params.threshold = ToFloat(*routing.threshold);
   }
   params.sample = false;  // training-only
   absl::Status valid = engine::ValidateRoutingParams(params, context.model->config, *context.routing_weights);

@@ -11,7 +11,8 @@
 // Field names (the API's shared spelling, as adak.v1 and the messages use it): prompt, max_tokens,
 // temperature, top_p, top_k, min_p, repetition_penalty, logprobs, stop, stop_token_ids, routing (the
 // routing as a whole, e.g. a policy whose file is not loaded), routing.policy, routing.top_k,
-// routing.top_p, routing.min_k, routing.max_k. "prompt + max_tokens" over the context names max_tokens.
+// routing.top_p, routing.top_p_weighting, routing.threshold, routing.min_k, routing.max_k. "prompt +
+// max_tokens" over the context names max_tokens.
 //
 // Admit runs the whole path (serving check, BuildRequest, Scheduler::Submit) and counts every refusal in
 // adak_request_errors_total{code} (Metrics::RecordRejected). Thread-safe: reads the context only.
@@ -40,6 +41,8 @@ struct ApiRouting {
   std::optional<double> top_p;
   std::optional<int64_t> min_k;
   std::optional<int64_t> max_k;
+  std::optional<double> threshold;
+  std::optional<std::string> top_p_weighting;
 };
 
 // One API request, whatever the front end, every optional field explicit.

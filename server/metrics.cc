@@ -53,7 +53,7 @@ Histogram::BucketBoundaries PowersOfTwo() {
   return buckets;
 }
 
-const char* kPolicyNames[] = {"topk", "adak", "null", "topp"};
+constexpr size_t kPolicies = std::size(engine::kRoutingPolicies);
 
 }  // namespace
 
@@ -211,8 +211,9 @@ class Metrics::Impl {
                         .Name("adak_routing_tokens_total")
                         .Help("Tokens forwarded, by routing policy")
                         .Register(reg);
-    for (size_t p = 0; p < std::size(kPolicyNames); ++p) {
-      routing_tokens_[p] = &routing.Add({{"policy", kPolicyNames[p]}});
+    for (engine::RoutingPolicy policy : engine::kRoutingPolicies) {
+      routing_tokens_[static_cast<size_t>(policy)] =
+          &routing.Add({{"policy", std::string(engine::RoutingPolicyName(policy))}});
     }
   }
 
@@ -225,12 +226,12 @@ class Metrics::Impl {
     if (step.preempted > 0) preemptions_->Increment(static_cast<double>(step.preempted));
 
     // Policies.
-    int64_t policy_counts[std::size(kPolicyNames)] = {};
+    int64_t policy_counts[kPolicies] = {};
     for (engine::RoutingPolicy policy : step.token_policy) {
       const auto p = static_cast<size_t>(policy);
-      if (p < std::size(kPolicyNames)) ++policy_counts[p];
+      if (p < kPolicies) ++policy_counts[p];
     }
-    for (size_t p = 0; p < std::size(kPolicyNames); ++p) {
+    for (size_t p = 0; p < kPolicies; ++p) {
       if (policy_counts[p] > 0) routing_tokens_[p]->Increment(static_cast<double>(policy_counts[p]));
     }
 
@@ -344,7 +345,7 @@ class Metrics::Impl {
   Counter* expert_flops_ = nullptr;
   Counter* expert_flops_saved_ = nullptr;
   Gauge* savings_ratio_ = nullptr;
-  Counter* routing_tokens_[std::size(kPolicyNames)] = {};
+  Counter* routing_tokens_[kPolicies] = {};  // by RoutingPolicy value
 
   absl::Mutex mu_;
   double cumulative_flops_ ABSL_GUARDED_BY(mu_) = 0.0;

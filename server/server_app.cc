@@ -78,6 +78,7 @@ absl::StatusOr<engine::RoutingParams> DefaultRouting(const ServerAppOptions& o, 
     }
     params.top_p = o.default_top_p > 0.0 ? static_cast<float>(o.default_top_p) : 0.5f;
   }
+  if (*policy == engine::RoutingPolicy::kThreshold) params.threshold = static_cast<float>(o.default_threshold);
   absl::Status valid = engine::ValidateRoutingParams(params, config, weights);
   if (!valid.ok()) {
     return absl::InvalidArgumentError(StrCatStd("--default-routing ", o.default_routing, ": ", ToStd(valid.message())));

@@ -36,9 +36,10 @@ struct ServerAppOptions {
   std::filesystem::path allocator;     // optional Ada-K allocator file (enables routing "adak")
   std::filesystem::path null_experts;  // optional null-experts file (enables routing "null")
   // The routing of requests that name no policy: "topk", "adak" (needs `allocator`), "null" (needs
-  // `null_experts`) or "topp" (uses default_top_p).
+  // `null_experts`), "topp" (uses default_top_p, the model's weighting) or "threshold" (default_threshold).
   std::string default_routing = "topk";
-  double default_top_p = 0.0;  // for default_routing "topp": (0, 1]; 0 = 0.5
+  double default_top_p = 0.0;      // for default_routing "topp": (0, 1]; 0 = 0.5
+  double default_threshold = 0.3;  // for default_routing "threshold": [0, 1]
 
   std::string host = "127.0.0.1";
   int grpc_port = 50051;  // 0 = ephemeral; -1 = no gRPC server

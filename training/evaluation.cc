@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "tokenizer/utf8.h"
 
 namespace adak::training {
@@ -157,19 +159,57 @@ absl::StatusOr<EvalResult> Evaluate(engine::Session& session, std::span<const in
   return result;
 }
 
-std::vector<engine::RoutingParams> FrontierRoutings(const engine::ModelConfig& config) {
-  std::vector<engine::RoutingParams> out;
-  for (int64_t k = 1; k <= config.num_experts_per_tok; ++k) {
-    engine::RoutingParams r;
-    r.policy = engine::RoutingPolicy::kTopK;
-    r.top_k = k;
-    out.push_back(r);
+absl::StatusOr<std::vector<SweepFamily>> ParseSweepFamilies(std::string_view list) {
+  static constexpr std::pair<std::string_view, SweepFamily> kNames[] = {{"topk", SweepFamily::kTopK},
+                                                                        {"topp", SweepFamily::kTopP},
+                                                                        {"topp-raw", SweepFamily::kTopPRaw},
+                                                                        {"threshold", SweepFamily::kThreshold}};
+  std::vector<SweepFamily> out;
+  if (list == "all") {
+    for (const auto& [name, family] : kNames) out.push_back(family);
+    return out;
   }
-  for (float p : kFrontierTopP) {
-    engine::RoutingParams r;
-    r.policy = engine::RoutingPolicy::kTopP;
-    r.top_p = p;
-    out.push_back(r);
+  while (true) {
+    const size_t comma = list.find(',');
+    const std::string_view entry = list.substr(0, comma);
+    const auto* it =
+        std::find_if(std::begin(kNames), std::end(kNames), [&](const auto& n) { return n.first == entry; });
+    if (it == std::end(kNames)) {
+      return absl::InvalidArgumentError(
+          StrCatStd("unknown sweep family '", entry, "' (accepted: topk, topp, topp-raw, threshold, or all)"));
+    }
+    if (std::find(out.begin(), out.end(), it->second) != out.end()) {
+      return absl::InvalidArgumentError(StrCatStd("sweep family '", entry, "' is listed twice"));
+    }
+    out.push_back(it->second);
+    if (comma == std::string_view::npos) return out;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+std::vector<engine::RoutingParams> FrontierRoutings(const engine::ModelConfig& config,
+                                                    std::span<const SweepFamily> families) {
+  std::vector<engine::RoutingParams> out;
+  for (SweepFamily family : families) {
+    switch (family) {
+      case SweepFamily::kTopK:
+        for (int64_t k = 1; k <= config.num_experts_per_tok; ++k) {
+          out.push_back({.policy = engine::RoutingPolicy::kTopK, .top_k = k});
+        }
+        break;
+      case SweepFamily::kTopP:
+        for (float p : kFrontierTopP) out.push_back({.policy = engine::RoutingPolicy::kTopP, .top_p = p});
+        break;
+      case SweepFamily::kTopPRaw:
+        for (float p : kFrontierTopPRaw) {
+          out.push_back(
+              {.policy = engine::RoutingPolicy::kTopP, .top_p = p, .top_p_weighting = engine::TopPWeighting::kRaw});
+        }
+        break;
+      case SweepFamily::kThreshold:
+        for (float t : kFrontierThreshold) out.push_back({.policy = engine::RoutingPolicy::kThreshold, .threshold = t});
+        break;
+    }
   }
   return out;
 }
@@ -178,7 +218,12 @@ std::string RoutingLabel(const engine::RoutingParams& params, const engine::Mode
   switch (params.policy) {
     case engine::RoutingPolicy::kTopK:
       return absl::StrCat("topk k=", params.top_k == 0 ? config.num_experts_per_tok : params.top_k);
-    case engine::RoutingPolicy::kTopP: return absl::StrFormat("topp p=%.2f", params.top_p);
+    case engine::RoutingPolicy::kTopP:
+      return absl::StrCat(params.top_p_weighting == engine::TopPWeighting::kRaw ? "topp-raw" : "topp",
+                          absl::StrFormat(" p=%.2f", params.top_p));
+    case engine::RoutingPolicy::kThreshold:
+      if (params.min_k > 1) return absl::StrFormat("threshold t=%.2f, min_k=%d", params.threshold, params.min_k);
+      return absl::StrFormat("threshold t=%.2f", params.threshold);
     case engine::RoutingPolicy::kAdaK:
       if (params.min_k == 0 && params.max_k == 0) return "adak";
       return absl::StrCat("adak k=", params.min_k == 0 ? 1 : params.min_k, "..",

@@ -107,13 +107,25 @@ struct EvalResult {
 [[nodiscard]] absl::StatusOr<EvalResult> Evaluate(engine::Session& session, std::span<const int32_t> ids,
                                                   const EvalParams& params);
 
-// The frontier baselines `adak eval --sweep-topk` compares a policy with: fixed top-k for k = 1..K (the
-// model's native num_experts_per_tok), then top-p at each of kFrontierTopP.
-inline constexpr std::array<float, 3> kFrontierTopP = {0.3f, 0.5f, 0.7f};
-[[nodiscard]] std::vector<engine::RoutingParams> FrontierRoutings(const engine::ModelConfig& config);
+// The training-free baselines `adak eval --sweep` compares a policy with, by family:
+//   topk       fixed top-k for k = 1..K (the model's native num_experts_per_tok);
+//   topp       top-p with the model's weighting at each of kFrontierTopP;
+//   topp-raw   top-p over raw probabilities at each of kFrontierTopPRaw;
+//   threshold  SER threshold (min_k 1) at each of kFrontierThreshold.
+enum class SweepFamily { kTopK, kTopP, kTopPRaw, kThreshold };
+inline constexpr std::array<float, 4> kFrontierTopP = {0.6f, 0.7f, 0.8f, 0.9f};
+inline constexpr std::array<float, 3> kFrontierTopPRaw = {0.3f, 0.5f, 0.7f};
+inline constexpr std::array<float, 5> kFrontierThreshold = {0.1f, 0.2f, 0.3f, 0.5f, 0.7f};
+// A comma-separated list of family names ("topk", "topp", "topp-raw", "threshold") or "all", in the order
+// given, without repeats. InvalidArgument naming the unknown or repeated entry and the accepted names.
+[[nodiscard]] absl::StatusOr<std::vector<SweepFamily>> ParseSweepFamilies(std::string_view list);
+// The routings of `families`, family by family in order, each family's values ascending.
+[[nodiscard]] std::vector<engine::RoutingParams> FrontierRoutings(const engine::ModelConfig& config,
+                                                                  std::span<const SweepFamily> families);
 
-// A short name of a routing configuration: "topk k=2" (top_k 0 resolved to the native K), "topp p=0.50",
-// "adak", "adak k=1..4" (with a min/max clamp), "null".
+// A short name of a routing configuration: "topk k=2" (top_k 0 resolved to the native K), "topp p=0.80",
+// "topp-raw p=0.50", "threshold t=0.30" (", min_k=2" with a min_k above 1), "adak", "adak k=1..4" (with a
+// min/max clamp), "null".
 [[nodiscard]] std::string RoutingLabel(const engine::RoutingParams& params, const engine::ModelConfig& config);
 
 }  // namespace adak::training

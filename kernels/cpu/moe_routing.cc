@@ -26,6 +26,22 @@ void TopOrder(const float* probs, int64_t n, int64_t k, std::vector<int32_t>& or
                     [&](int32_t a, int32_t b) { return probs[a] != probs[b] ? probs[a] > probs[b] : a < b; });
 }
 
+// Orders the `candidates` most probable of probs[0..e) (as TopOrder) and returns the length of the shortest
+// prefix whose probability reaches p times the candidates' total mass (all of them if rounding never
+// reaches it).
+int64_t TopPPrefix(const float* probs, int64_t e, int64_t candidates, float p, std::vector<int32_t>& order) {
+  TopOrder(probs, e, candidates, order);
+  float total = 0.0f;
+  for (int64_t j = 0; j < candidates; ++j) total += probs[static_cast<size_t>(order[static_cast<size_t>(j)])];
+  const float target = p * total;
+  float mass = 0.0f;
+  for (int64_t j = 0; j < candidates; ++j) {
+    mass += probs[static_cast<size_t>(order[static_cast<size_t>(j)])];
+    if (mass >= target) return j + 1;
+  }
+  return candidates;
+}
+
 // Index drawn from softmax(logits[0..n)) with uniform u, in double.
 int64_t SampleSoftmax(const float* logits, int64_t n, double u) {
   double mx = logits[0];
@@ -95,25 +111,29 @@ void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
         k = r.k;
       }
       break;
-    case RoutePolicy::kTopP: {
-      TopOrder(s.probs.data(), e, e, s.order);
-      float mass = 0.0f;
-      k = e;
-      for (int64_t j = 0; j < e; ++j) {
-        mass += s.probs[static_cast<size_t>(s.order[static_cast<size_t>(j)])];
-        if (mass >= r.top_p) {
-          k = j + 1;
-          break;
-        }
+    case RoutePolicy::kTopP:
+      if (r.topp_raw != 0) {
+        k = TopPPrefix(s.probs.data(), e, e, r.top_p, s.order);
+        renormalize = false;
+      } else {
+        k = TopPPrefix(s.probs.data(), e, std::clamp<int64_t>(r.k, 0, e), r.top_p, s.order);
       }
-      renormalize = false;
+      break;
+    case RoutePolicy::kThreshold: {
+      const int64_t candidates = std::clamp<int64_t>(r.k, 0, e);
+      TopOrder(s.probs.data(), e, candidates, s.order);
+      k = std::min<int64_t>(candidates, 1);
+      const float bar = candidates > 0 ? r.threshold * s.probs[static_cast<size_t>(s.order[0])] : 0.0f;
+      while (k < candidates && s.probs[static_cast<size_t>(s.order[static_cast<size_t>(k)])] >= bar) ++k;
+      k = std::max<int64_t>(k, std::min<int64_t>(r.min_k, candidates));
       break;
     }
     case RoutePolicy::kNull:  // a layer without null experts routes natively
     case RoutePolicy::kTopK: k = r.k; break;
   }
   k = std::clamp<int64_t>(k, 0, e);
-  if (r.policy != RoutePolicy::kTopP) TopOrder(s.probs.data(), e, k, s.order);
+  // kTopP and kThreshold have ordered (at least) their candidates already.
+  if (r.policy != RoutePolicy::kTopP && r.policy != RoutePolicy::kThreshold) TopOrder(s.probs.data(), e, k, s.order);
   float sum = 0.0f;
   for (int64_t j = 0; j < k; ++j) sum += s.probs[static_cast<size_t>(s.order[static_cast<size_t>(j)])];
   const float scale = renormalize && sum > 0.0f ? 1.0f / sum : 1.0f;

@@ -13,7 +13,13 @@
 //           reproducible, independent across tokens and layers; the other layers take the argmax.
 //   kNull:  softmax over all E + M logits, top-k' over E + M (k' = the token's k); only true experts are
 //           kept and renormalised over themselves; a token that picks only null experts gets k = 0.
-//   kTopP:  the smallest set whose sorted probabilities (softmax over E) sum to >= p; raw probabilities.
+//   kTopP:  with the model's weighting (default): among the token's K candidates (its k: the native top-K),
+//           the smallest prefix whose share of the candidates' probability mass is >= p, weighted as kTopK
+//           (renormalised iff `renormalize`). For a top-2 model this is "k = 1 when p1 / (p1 + p2) >= p".
+//           With `topp_raw`: the smallest set of all E whose sorted probabilities (softmax over E) sum to
+//           >= p, with the raw probabilities as weights (never renormalised).
+//   kThreshold (SER): among the K candidates, keep expert i while p_i >= threshold * p_1, at least
+//           min(min_k, K); weighted as kTopK.
 // Stateless.
 #ifndef ADAK_KERNELS_CPU_MOE_ROUTING_H_
 #define ADAK_KERNELS_CPU_MOE_ROUTING_H_
@@ -24,7 +30,7 @@
 
 namespace adak::kernels {
 
-enum class RoutePolicy : int32_t { kTopK = 0, kAdaK = 1, kNull = 2, kTopP = 3 };
+enum class RoutePolicy : int32_t { kTopK = 0, kAdaK = 1, kNull = 2, kTopP = 3, kThreshold = 4 };
 
 // Layers a TokenRoute's sampling mask can name: layers [0, kMaxSampleMaskLayers).
 inline constexpr int64_t kMaxSampleMaskLayers = 128;
@@ -33,9 +39,12 @@ inline constexpr int64_t kSampleMaskWords = kMaxSampleMaskLayers / 64;
 // One token's routing request (plain data, device-copyable).
 struct TokenRoute {
   RoutePolicy policy = RoutePolicy::kTopK;
-  int32_t k = 0;       // kTopK: experts; kAdaK: fallback for layers without an allocator; kNull: k'
-  float top_p = 0.0f;  // kTopP threshold in (0, 1]
-  int32_t min_k = 1;   // kAdaK clamp, 1 <= min_k <= max_k <= E
+  int32_t k = 0;           // kTopK: experts; kAdaK: fallback for layers without an allocator; kNull: k';
+                           // kTopP (model weighting), kThreshold: the candidates K
+  float top_p = 0.0f;      // kTopP threshold in (0, 1]
+  int32_t topp_raw = 0;    // kTopP: 1 = raw probabilities over all E, 0 = the model's weighting
+  float threshold = 0.0f;  // kThreshold: t in [0, 1]
+  int32_t min_k = 1;       // kAdaK clamp, 1 <= min_k <= max_k <= E; kThreshold: at least this many
   int32_t max_k = 0;
   int32_t sample = 0;  // kAdaK: 1 = draw k from the allocator's softmax (rollouts) in the layers
                        // sample_layers selects, 0 = argmax in every layer

@@ -13,6 +13,8 @@ ApiRouting ApiRoutingFromProto(const adak::v1::RoutingOptions& routing) {
   if (routing.has_top_p()) out.top_p = routing.top_p();
   if (routing.has_min_k()) out.min_k = routing.min_k();
   if (routing.has_max_k()) out.max_k = routing.max_k();
+  if (routing.has_threshold()) out.threshold = routing.threshold();
+  if (!routing.top_p_weighting().empty()) out.top_p_weighting = routing.top_p_weighting();
   return out;
 }
 

@@ -54,6 +54,7 @@ adak::v1::ModelInfo MakeModelInfo(const ServiceContext& context) {
     info.add_routing_policies(std::string(engine::RoutingPolicyName(engine::RoutingPolicy::kNull)));
   }
   info.add_routing_policies(std::string(engine::RoutingPolicyName(engine::RoutingPolicy::kTopP)));
+  info.add_routing_policies(std::string(engine::RoutingPolicyName(engine::RoutingPolicy::kThreshold)));
   info.set_default_routing(std::string(engine::RoutingPolicyName(context.default_routing.policy)));
   for (int32_t id : context.model->tokenizer->eos_token_ids()) info.add_eos_token_ids(id);
   info.set_total_parameters(engine::CountParameters(config).total);

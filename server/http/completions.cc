@@ -271,25 +271,36 @@ absl::Status ParseOutput(const Json& body, CompletionCall* call) {
   return absl::OkStatus();
 }
 
-// adak.routing: policy, top_k, top_p, min_k, max_k.
+// adak.routing: policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k.
 absl::Status ParseRouting(const Json& adak, ApiRequest* api) {
   const Json* routing = Find(adak, "routing");
   if (routing == nullptr) return absl::OkStatus();
   if (!routing->is_object()) {
     return InvalidFieldError("adak.routing", StrCatStd("adak.routing must be an object, got ", Describe(*routing)));
   }
-  RETURN_IF_ERROR(CheckKnownKeys(*routing, "adak.routing.", {"policy", "top_k", "top_p", "min_k", "max_k"},
-                                 "policy, top_k, top_p, min_k, max_k"));
+  RETURN_IF_ERROR(CheckKnownKeys(*routing, "adak.routing.",
+                                 {"policy", "top_k", "top_p", "top_p_weighting", "threshold", "min_k", "max_k"},
+                                 "policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k"));
   if (const Json* policy = Find(*routing, "policy"); policy != nullptr) {
     if (!policy->is_string()) {
       return InvalidFieldError(
           "adak.routing.policy",
-          StrCatStd("adak.routing.policy must be a string (topk, adak, null, topp), got ", Describe(*policy)));
+          StrCatStd("adak.routing.policy must be a string (topk, adak, null, topp, threshold), got ",
+                    Describe(*policy)));
     }
     api->routing.policy = policy->get<std::string>();
   }
   RETURN_IF_ERROR(GetInt(*routing, "top_k", "adak.routing.top_k", &api->routing.top_k));
   RETURN_IF_ERROR(GetNumber(*routing, "top_p", "adak.routing.top_p", &api->routing.top_p));
+  if (const Json* weighting = Find(*routing, "top_p_weighting"); weighting != nullptr) {
+    if (!weighting->is_string()) {
+      return InvalidFieldError(
+          "adak.routing.top_p_weighting",
+          StrCatStd("adak.routing.top_p_weighting must be a string (model, raw), got ", Describe(*weighting)));
+    }
+    api->routing.top_p_weighting = weighting->get<std::string>();
+  }
+  RETURN_IF_ERROR(GetNumber(*routing, "threshold", "adak.routing.threshold", &api->routing.threshold));
   RETURN_IF_ERROR(GetInt(*routing, "min_k", "adak.routing.min_k", &api->routing.min_k));
   return GetInt(*routing, "max_k", "adak.routing.max_k", &api->routing.max_k);
 }

@@ -108,7 +108,7 @@ TEST(AdakPerplexity, BadRoutingFlagsAreUsageErrors) {
   EXPECT_THAT(out, HasSubstr("needs an allocator file (--allocator)"));
   out = RunCommand(Adak() + " perplexity --model " + Quote(dir) + " --data x --routing best 2>&1", &code);
   EXPECT_EQ(code, 2);
-  EXPECT_THAT(out, HasSubstr("unknown routing policy 'best' (accepted: topk, adak, null, topp)"));
+  EXPECT_THAT(out, HasSubstr("unknown routing policy 'best' (accepted: topk, adak, null, topp, threshold)"));
 }
 
 TEST(AdakGenerate, GreedyContinuesTheStoryAsTheReference) {

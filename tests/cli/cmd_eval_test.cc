@@ -158,7 +158,7 @@ TEST(AdakEval, TextReportPrintsTheFrontierTable) {
   EXPECT_THAT(out, HasSubstr("punctuation"));
   EXPECT_THAT(out, HasSubstr("frontier (the same 597 scored tokens; savings against native top-2)"));
   EXPECT_THAT(out, HasSubstr("topk k=1 (requested)"));
-  EXPECT_THAT(out, HasSubstr("topp p=0.70"));
+  EXPECT_THAT(out, HasSubstr("topp-raw p=0.70"));
 }
 
 class AdakEvalErrors : public ::testing::Test {

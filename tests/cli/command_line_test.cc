@@ -64,6 +64,7 @@ const std::vector<FlagHelp> kServeFlags = {
     {"--null-experts", "selects --default-routing null unless --default-routing is given"},
     {"--default-routing", "routing of requests that name none"},
     {"--default-top-p", "threshold of --default-routing topp"},
+    {"--default-threshold", "t of --default-routing threshold"},
     {"--host", "address to listen on"},
     {"--grpc-port", "gRPC port; 0 = ephemeral, -1 = no gRPC server"},
     {"--http-port", "HTTP port; 0 = ephemeral, -1 = no HTTP gateway"},
@@ -100,18 +101,21 @@ TEST(AdakCommandLine, EvalHelpListsEveryFlagWithItsDescriptionAndDefault) {
   ExpectHelpLists(help, {
                             {"--model", "Hugging Face model directory"},
                             {"--threads", "engine worker threads"},
-                            {"--routing", "routing policy: topk, adak, null or topp"},
+                            {"--routing", "routing policy: topk, adak, null, topp or threshold"},
                             {"--allocator", "selects --routing adak unless --routing is given"},
                             {"--null-experts", "selects --routing null unless --routing is given"},
                             {"--top-k", "experts per token"},
                             {"--top-p", "smallest expert set with probability >= P"},
+                            {"--top-p-weighting", "model (the native top-K's share and weights) or raw"},
+                            {"--threshold", "keep expert i of the native top-K while p_i >= T * p_1"},
                             {"--min-k", "at least this many experts"},
                             {"--max-k", "at most this many experts"},
                             {"--data", "text file to score"},
                             {"--max-tokens", "score the first N tokens of --data"},
                             {"--context", "window length L"},
                             {"--json", "print one JSON object"},
-                            {"--sweep-topk", "also evaluate top-1..top-K"},
+                            {"--sweep", "a comma list of topk, topp, topp-raw, threshold, or all"},
+                            {"--sweep-topk", "short for --sweep topk,topp-raw"},
                         });
   EXPECT_THAT(help, HasSubstr("--max-tokens INT=4096"));
   EXPECT_THAT(help, HasSubstr("--model DIR REQUIRED"));

@@ -174,10 +174,34 @@ TEST_F(RoutingFlagsTest, PolicyFlagsOnlyWithTheirPolicy) {
   EXPECT_THAT(Routing("--allocator a.safetensors --top-k 1").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "--top-k applies to --routing topk only"));
   EXPECT_THAT(Routing("--min-k 1").status(),
-              StatusIs(absl::StatusCode::kInvalidArgument, "--min-k and --max-k apply to --routing adak only"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "--min-k applies to --routing adak and threshold only"));
+  EXPECT_THAT(Routing("--routing threshold --threshold 0.3 --max-k 2").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--max-k applies to --routing adak only"));
+  EXPECT_THAT(Routing("--routing threshold").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--routing threshold needs --threshold T with T in [0, 1]"));
+  EXPECT_THAT(Routing("--threshold 0.3").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--threshold applies to --routing threshold only"));
+  EXPECT_THAT(Routing("--top-p-weighting raw").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--top-p-weighting applies to --routing topp only"));
+  EXPECT_THAT(Routing("--routing topp --top-p 0.5 --top-p-weighting sum").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown top-p weighting 'sum'")));
   EXPECT_THAT(Routing("--routing topp").status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "--routing topp needs --top-p P with P in (0, 1]"));
   EXPECT_THAT(Routing("--routing best").status(), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
+}
+
+TEST_F(RoutingFlagsTest, ThresholdAndTopPWeightingReachTheParams) {
+  auto r = Routing("--routing threshold --threshold 0.25 --min-k 2");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->policy, engine::RoutingPolicy::kThreshold);
+  EXPECT_FLOAT_EQ(r->threshold, 0.25f);
+  EXPECT_EQ(r->min_k, 2);
+  r = Routing("--routing topp --top-p 0.8");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->top_p_weighting, engine::TopPWeighting::kModel);
+  r = Routing("--routing topp --top-p 0.8 --top-p-weighting raw");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->top_p_weighting, engine::TopPWeighting::kRaw);
 }
 
 TEST_F(RoutingFlagsTest, KIsBoundedByTheModelsExperts) {
@@ -260,8 +284,8 @@ TEST(RoutingFlags, AreSharedByEveryRoutingCommand) {
     ConfigureApp(&command);
     (void)set_up(&command);
     std::string lines;
-    for (const char* flag :
-         {"--routing", "--allocator", "--null-experts", "--top-k", "--top-p", "--min-k", "--max-k"}) {
+    for (const char* flag : {"--routing", "--allocator", "--null-experts", "--top-k", "--top-p", "--top-p-weighting",
+                             "--threshold", "--min-k", "--max-k"}) {
       const CLI::Option* option = command.get_option_no_throw(flag);
       ASSERT_NE(option, nullptr) << flag;
       lines += option->get_name() + ": " + option->get_description() + "\n";

@@ -151,8 +151,23 @@ TEST_F(RoutingWeightsTest, ValidatesRoutingParams) {
   p.max_k = 3;
   EXPECT_THAT(ValidateRoutingParams(p, model_->config, none),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("min_k (5) must not exceed max_k (3)")));
+  p = {.policy = RoutingPolicy::kThreshold, .threshold = -0.1f};
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, none),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("threshold must be in [0, 1], got -0.1")));
+  p.threshold = 0.5f;
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, none), IsOk());
+  p.min_k = 3;  // native K is 2
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, none),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("min_k for policy 'threshold' must be in [0, 2] (the native K), got 3")));
   EXPECT_THAT(ParseRoutingPolicy("bogus"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("topk, adak, null, topp")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("topk, adak, null, topp, threshold")));
+  for (RoutingPolicy policy : kRoutingPolicies) EXPECT_EQ(*ParseRoutingPolicy(RoutingPolicyName(policy)), policy);
+  for (TopPWeighting w : {TopPWeighting::kModel, TopPWeighting::kRaw}) {
+    EXPECT_EQ(*ParseTopPWeighting(TopPWeightingName(w)), w);
+  }
+  EXPECT_THAT(ParseTopPWeighting("renormalised"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown top-p weighting 'renormalised'")));
 }
 
 // Every policy end to end through the session: k stays in range (0..1 under null experts with k' = 1),
@@ -168,13 +183,13 @@ TEST_F(RoutingWeightsTest, PoliciesRunEndToEnd) {
   auto session = Session::Create(*model_, SessionOptions{}, std::move(w));
   ASSERT_THAT(session.status(), IsOk());
   const std::vector<int32_t> tokens = {5, 9, 33, 2, 17, 80, 3};
-  for (RoutingPolicy policy :
-       {RoutingPolicy::kTopK, RoutingPolicy::kAdaK, RoutingPolicy::kNull, RoutingPolicy::kTopP}) {
+  for (RoutingPolicy policy : kRoutingPolicies) {
     SCOPED_TRACE(RoutingPolicyName(policy));
     (*session)->Reset();
     AppendOptions options;
     options.routing.policy = policy;
     options.routing.top_p = 0.5f;
+    options.routing.threshold = 0.5f;
     AppendResult out;
     ASSERT_THAT((*session)->Append(tokens, options, &out), IsOk());
     for (int32_t k : out.routed_k[0]) EXPECT_EQ(k, 0);
@@ -184,6 +199,9 @@ TEST_F(RoutingWeightsTest, PoliciesRunEndToEnd) {
         EXPECT_LE(k, policy == RoutingPolicy::kNull ? 1 : e_);
         if (policy == RoutingPolicy::kTopK) {
           EXPECT_EQ(k, 2);
+        }
+        if (policy == RoutingPolicy::kTopP || policy == RoutingPolicy::kThreshold) {
+          EXPECT_LE(k, 2);  // within the native top-2
         }
       }
     }

@@ -127,12 +127,15 @@ TEST(RouteTokens, NullExpertsKeepTrueExpertsRenormalised) {
   EXPECT_EQ(skip.ids[0], -1);
 }
 
-// Top-p: the smallest prefix with mass >= p, raw probabilities even when the model renormalises.
-TEST(RouteTokens, TopPUsesRawProbabilities) {
+// Raw top-p: the smallest prefix of all E with mass >= p, raw probabilities even when the model
+// renormalises.
+TEST(RouteTokens, RawTopPUsesRawProbabilities) {
   const auto p = Softmax(kRouter);  // p2 ~ 0.45, p1 ~ 0.27, p3 ~ 0.12, p0 ~ 0.07 (normalised)
   const std::vector<float> logits(kRouter.begin(), kRouter.end());
   TokenRoute r;
   r.policy = RoutePolicy::kTopP;
+  r.topp_raw = 1;
+  r.k = 2;                                          // the native K does not bound raw top-p
   r.top_p = static_cast<float>(p[2] + p[1] * 0.5);  // needs two experts
   Routed out = Route(logits, 4, 0, 0, true, {r});
   ASSERT_EQ(out.k[0], 2);
@@ -142,6 +145,78 @@ TEST(RouteTokens, TopPUsesRawProbabilities) {
   EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).k[0], 4);
   r.top_p = 0.01f;
   EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).k[0], 1);
+}
+
+// Top-p with the model's weighting: among the native top-K (here 3: experts 2, 1, 3), the shortest prefix
+// holding >= p of their mass, weighted as native top-K is (renormalised over the kept experts, or raw).
+TEST(RouteTokens, ModelWeightedTopPMeasuresTheNativeTopKShare) {
+  const auto p = Softmax(kRouter);
+  const double top3 = p[2] + p[1] + p[3];
+  const std::vector<float> logits(kRouter.begin(), kRouter.end());
+  TokenRoute r;
+  r.policy = RoutePolicy::kTopP;
+  r.k = 3;
+  r.top_p = static_cast<float>((p[2] + 0.5 * p[1]) / top3);  // needs two of the three
+  Routed norm = Route(logits, 4, 0, 0, true, {r});
+  ASSERT_EQ(norm.k[0], 2);
+  EXPECT_EQ((std::vector<int32_t>(norm.ids.begin(), norm.ids.end())), (std::vector<int32_t>{2, 1, -1, -1}));
+  EXPECT_NEAR(norm.w[0], p[2] / (p[2] + p[1]), kTol);
+  EXPECT_NEAR(norm.w[1], p[1] / (p[2] + p[1]), kTol);
+  Routed raw = Route(logits, 4, 0, 0, false, {r});
+  ASSERT_EQ(raw.k[0], 2);
+  EXPECT_NEAR(raw.w[0], p[2], kTol);
+  EXPECT_NEAR(raw.w[1], p[1], kTol);
+  // p = 1 keeps the whole native top-K and never more; a small p keeps one expert at weight 1.
+  r.top_p = 1.0f;
+  EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).k[0], 3);
+  r.top_p = static_cast<float>(p[2] / top3 * 0.99);
+  Routed one = Route(logits, 4, 0, 0, true, {r});
+  ASSERT_EQ(one.k[0], 1);
+  EXPECT_FLOAT_EQ(one.w[0], 1.0f);
+  // The share is of the candidates' mass, not of all E: p[2] / top3 > p[2].
+  r.top_p = static_cast<float>(p[2] / top3 * 0.999);
+  EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).k[0], 1);
+  r.topp_raw = 1;
+  EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).k[0], 2);
+}
+
+// Threshold (SER): of the native top-K keep expert i while p_i >= t * p_1, at least min_k, then the model's
+// weighting over the kept experts.
+TEST(RouteTokens, ThresholdKeepsExpertsWithinAFactorOfTheTopOne) {
+  const auto p = Softmax(kRouter);  // ratios to the top one: p1/p2 ~ 0.61, p3/p2 ~ 0.27, p0/p2 ~ 0.15
+  const std::vector<float> logits(kRouter.begin(), kRouter.end());
+  TokenRoute r;
+  r.policy = RoutePolicy::kThreshold;
+  r.k = 3;
+  r.min_k = 1;
+  struct Case {
+    double t;
+    int32_t k;
+  };
+  const double r1 = p[1] / p[2], r3 = p[3] / p[2];
+  for (const Case& c :
+       {Case{1.0, 1}, Case{r1 * 1.01, 1}, Case{r1 * 0.99, 2}, Case{r3 * 1.01, 2}, Case{r3 * 0.99, 3}, Case{0.0, 3}}) {
+    r.threshold = static_cast<float>(c.t);
+    Routed out = Route(logits, 4, 0, 0, true, {r});
+    EXPECT_EQ(out.k[0], c.k) << "t = " << c.t;
+  }
+  // Never beyond the native K, even at t = 0 (expert 0 is fourth).
+  r.threshold = 0.0f;
+  EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).ids[3], -1);
+  // Weights: renormalised over the kept experts (the model's rule), or raw.
+  r.threshold = static_cast<float>(r1 * 0.99);
+  Routed norm = Route(logits, 4, 0, 0, true, {r});
+  EXPECT_NEAR(norm.w[0], p[2] / (p[2] + p[1]), kTol);
+  EXPECT_NEAR(norm.w[1], p[1] / (p[2] + p[1]), kTol);
+  Routed raw = Route(logits, 4, 0, 0, false, {r});
+  EXPECT_NEAR(raw.w[0], p[2], kTol);
+  EXPECT_NEAR(raw.w[1], p[1], kTol);
+  // min_k lifts k, up to the native K.
+  r.threshold = 1.0f;
+  r.min_k = 2;
+  EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).k[0], 2);
+  r.min_k = 4;
+  EXPECT_EQ(Route(logits, 4, 0, 0, true, {r}).k[0], 3);
 }
 
 // Tokens of one batch each follow their own policy.
@@ -158,6 +233,7 @@ TEST(RouteTokens, MixesPoliciesPerToken) {
   adak.min_k = 1;
   adak.max_k = 4;
   topp.policy = RoutePolicy::kTopP;
+  topp.topp_raw = 1;
   topp.top_p = 0.999999f;
   Routed out = Route(logits, 4, 4, 0, true, {top1, adak, topp});
   EXPECT_EQ(out.k, (std::vector<int32_t>{1, 4, 4}));

@@ -47,5 +47,26 @@ TEST(ExpertBudget, NativeKUntilObservedThenMovingAverage) {
   EXPECT_DOUBLE_EQ(budget.PerToken(adak), 0.875);
 }
 
+// Every policy has its own average, the last one of the enum included.
+TEST(ExpertBudget, EveryPolicyKeepsItsOwnAverage) {
+  engine::ModelConfig config = MakeTestConfig();
+  config.moe_layers = {true, false};
+  ExpertBudget budget(config, 0.0, 16, /*alpha=*/1.0);
+  std::vector<engine::RoutingParams> params;
+  for (engine::RoutingPolicy policy : engine::kRoutingPolicies) params.push_back({.policy = policy});
+  std::vector<const engine::RoutingParams*> routing;
+  std::vector<std::vector<int32_t>> routed_k(2);
+  for (size_t p = 0; p < params.size(); ++p) {
+    routing.push_back(&params[p]);
+    routed_k[0].push_back(static_cast<int32_t>(p % 3));
+    routed_k[1].push_back(0);
+  }
+  budget.Observe(routed_k, routing);
+  for (size_t p = 1; p < params.size(); ++p) {  // top-K's estimate is exact, not observed
+    EXPECT_DOUBLE_EQ(budget.PerToken(params[p]), static_cast<double>(p % 3))
+        << engine::RoutingPolicyName(params[p].policy);
+  }
+}
+
 }  // namespace
 }  // namespace adak::scheduler

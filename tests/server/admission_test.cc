@@ -111,6 +111,33 @@ TEST_F(AdmissionTest, SameBadFieldSameMessageAndFieldOnBothFrontEnds) {
       {"topp without top_p", [](auto* r) { r->mutable_routing()->set_policy("topp"); },
        BaseBody({{"adak", {{"routing", {{"policy", "topp"}}}}}}), "routing.top_p", "adak.routing.top_p",
        "routing.top_p is required for routing.policy 'topp'"},
+      {"threshold without its value", [](auto* r) { r->mutable_routing()->set_policy("threshold"); },
+       BaseBody({{"adak", {{"routing", {{"policy", "threshold"}}}}}}), "routing.threshold", "adak.routing.threshold",
+       "routing.threshold is required for routing.policy 'threshold' (in [0, 1])"},
+      {"threshold out of range",
+       [](auto* r) {
+         r->mutable_routing()->set_policy("threshold");
+         r->mutable_routing()->set_threshold(1.5f);
+       },
+       BaseBody({{"adak", {{"routing", {{"policy", "threshold"}, {"threshold", 1.5}}}}}}), "routing.threshold",
+       "adak.routing.threshold", "routing.threshold must be in [0, 1], got 1.5"},
+      {"threshold min_k over the native K",
+       [](auto* r) {
+         r->mutable_routing()->set_policy("threshold");
+         r->mutable_routing()->set_threshold(0.5f);
+         r->mutable_routing()->set_min_k(3);
+       },
+       BaseBody({{"adak", {{"routing", {{"policy", "threshold"}, {"threshold", 0.5}, {"min_k", 3}}}}}}), "routing",
+       "adak.routing", "routing: routing min_k for policy 'threshold' must be in [0, 2] (the native K), got 3"},
+      {"unknown top-p weighting",
+       [](auto* r) {
+         r->mutable_routing()->set_policy("topp");
+         r->mutable_routing()->set_top_p(0.5f);
+         r->mutable_routing()->set_top_p_weighting("softmax");
+       },
+       BaseBody({{"adak", {{"routing", {{"policy", "topp"}, {"top_p", 0.5}, {"top_p_weighting", "softmax"}}}}}}),
+       "routing.top_p_weighting", "adak.routing.top_p_weighting",
+       "routing.top_p_weighting: unknown top-p weighting 'softmax' (accepted: model, raw)"},
       {"null experts not loaded", [](auto* r) { r->mutable_routing()->set_policy("null"); },
        BaseBody({{"adak", {{"routing", {{"policy", "null"}}}}}}), "routing", "adak.routing",
        "routing: routing policy 'null' needs a null-experts file"},

@@ -31,7 +31,7 @@ engine::ModelConfig SmallConfig() {
 // {3, 2}, {3, 2}, {} (k = 2, 2, 0, a token that picked only null experts).
 struct SyntheticStep {
   engine::ForwardResult forward;
-  std::vector<engine::RoutingPolicy> policies = {engine::RoutingPolicy::kAdaK, engine::RoutingPolicy::kAdaK,
+  std::vector<engine::RoutingPolicy> policies = {engine::RoutingPolicy::kAdaK, engine::RoutingPolicy::kThreshold,
                                                  engine::RoutingPolicy::kTopK};
   scheduler::StepStats stats;
 
@@ -92,9 +92,11 @@ TEST(Metrics, ValuesMoveWithEveryStep) {
   EXPECT_THAT(text, HasSubstr("adak_expert_flops_saved_total 240\n"));
   // 240 / (1200 + 240).
   EXPECT_THAT(text, HasSubstr("adak_flop_savings_ratio 0.1666666666666"));
-  EXPECT_THAT(text, HasSubstr("adak_routing_tokens_total{policy=\"adak\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("adak_routing_tokens_total{policy=\"adak\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("adak_routing_tokens_total{policy=\"threshold\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("adak_routing_tokens_total{policy=\"topk\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("adak_routing_tokens_total{policy=\"null\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("adak_routing_tokens_total{policy=\"topp\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("adak_batch_tokens_count 2\n"));
   EXPECT_THAT(text, HasSubstr("adak_batch_tokens_sum 6\n"));
   EXPECT_THAT(text, HasSubstr("adak_step_duration_seconds_count 2\n"));

@@ -263,18 +263,73 @@ TEST_F(EvaluationTest, RefusesBadInput) {
   EXPECT_THAT(Evaluate(*session_, bad, params), StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
 }
 
-TEST_F(EvaluationTest, FrontierIsTopOneToNativeThenTopP) {
-  const std::vector<engine::RoutingParams> sweep = FrontierRoutings(model_->config);
-  ASSERT_EQ(sweep.size(), 2u + kFrontierTopP.size());
-  EXPECT_EQ(sweep[0].policy, engine::RoutingPolicy::kTopK);
-  EXPECT_EQ(sweep[0].top_k, 1);
-  EXPECT_EQ(sweep[1].policy, engine::RoutingPolicy::kTopK);
-  EXPECT_EQ(sweep[1].top_k, 2);
-  for (size_t i = 0; i < kFrontierTopP.size(); ++i) {
-    EXPECT_EQ(sweep[2 + i].policy, engine::RoutingPolicy::kTopP);
-    EXPECT_EQ(sweep[2 + i].top_p, kFrontierTopP[i]);
-    EXPECT_THAT(ValidateRoutingParams(sweep[2 + i], model_->config, session_->routing_weights()), IsOk());
+TEST_F(EvaluationTest, FrontierListsEachFamilyInTheOrderGiven) {
+  const std::vector<SweepFamily> families = {SweepFamily::kThreshold, SweepFamily::kTopK, SweepFamily::kTopP,
+                                             SweepFamily::kTopPRaw};
+  const std::vector<engine::RoutingParams> sweep = FrontierRoutings(model_->config, families);
+  ASSERT_EQ(sweep.size(), kFrontierThreshold.size() + 2u + kFrontierTopP.size() + kFrontierTopPRaw.size());
+  size_t i = 0;
+  for (float t : kFrontierThreshold) {
+    EXPECT_EQ(sweep[i].policy, engine::RoutingPolicy::kThreshold);
+    EXPECT_EQ(sweep[i++].threshold, t);
   }
+  for (int64_t k = 1; k <= 2; ++k) {
+    EXPECT_EQ(sweep[i].policy, engine::RoutingPolicy::kTopK);
+    EXPECT_EQ(sweep[i++].top_k, k);
+  }
+  for (float p : kFrontierTopP) {
+    EXPECT_EQ(sweep[i].policy, engine::RoutingPolicy::kTopP);
+    EXPECT_EQ(sweep[i].top_p_weighting, engine::TopPWeighting::kModel);
+    EXPECT_EQ(sweep[i++].top_p, p);
+  }
+  for (float p : kFrontierTopPRaw) {
+    EXPECT_EQ(sweep[i].policy, engine::RoutingPolicy::kTopP);
+    EXPECT_EQ(sweep[i].top_p_weighting, engine::TopPWeighting::kRaw);
+    EXPECT_EQ(sweep[i++].top_p, p);
+  }
+  for (const engine::RoutingParams& r : sweep) {
+    EXPECT_THAT(ValidateRoutingParams(r, model_->config, session_->routing_weights()), IsOk());
+  }
+}
+
+TEST(SweepFamilies, ParseNamesListsAndRefusesUnknownOrRepeated) {
+  using Families = std::vector<SweepFamily>;
+  auto one = ParseSweepFamilies("topk");
+  ASSERT_THAT(one.status(), IsOk());
+  EXPECT_EQ(*one, Families{SweepFamily::kTopK});
+  auto two = ParseSweepFamilies("threshold,topp-raw");
+  ASSERT_THAT(two.status(), IsOk());
+  EXPECT_EQ(*two, (Families{SweepFamily::kThreshold, SweepFamily::kTopPRaw}));
+  auto all = ParseSweepFamilies("all");
+  ASSERT_THAT(all.status(), IsOk());
+  EXPECT_EQ(*all, (Families{SweepFamily::kTopK, SweepFamily::kTopP, SweepFamily::kTopPRaw, SweepFamily::kThreshold}));
+  EXPECT_THAT(ParseSweepFamilies("topk,ser"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown sweep family 'ser' (accepted: topk")));
+  EXPECT_THAT(ParseSweepFamilies(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown sweep family ''")));
+  EXPECT_THAT(ParseSweepFamilies("topp,topp"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'topp' is listed twice")));
+}
+
+// On a top-2 model, top-p with the model's weighting at p and the threshold rule at t = (1 - p) / p both
+// mean "k = 1 exactly when p1 / (p1 + p2) >= p": the same tokens get the same k and the same perplexity.
+// (The random model's router is nearly uniform, so p is just above 1/2.)
+TEST_F(EvaluationTest, OnATopTwoModelThresholdAndModelWeightedTopPAgree) {
+  ASSERT_EQ(model_->config.num_experts_per_tok, 2);
+  const std::vector<int32_t> ids = RandomTokens(64, 8);
+  EvalParams params;
+  params.context = 32;
+  params.routing.policy = engine::RoutingPolicy::kTopP;
+  params.routing.top_p = 0.52f;
+  auto topp = Evaluate(*session_, ids, params);
+  ASSERT_THAT(topp.status(), IsOk());
+  params.routing = {.policy = engine::RoutingPolicy::kThreshold, .threshold = 0.48f / 0.52f};
+  auto threshold = Evaluate(*session_, ids, params);
+  ASSERT_THAT(threshold.status(), IsOk());
+  EXPECT_GT(topp->flops.mean_k(), 1.0);
+  EXPECT_LT(topp->flops.mean_k(), 2.0);
+  EXPECT_EQ(topp->flops.expert_activations(), threshold->flops.expert_activations());
+  EXPECT_NEAR(topp->total_nats, threshold->total_nats, 1e-6 * std::abs(topp->total_nats));
 }
 
 TEST_F(EvaluationTest, LabelsNameTheConfiguration) {
@@ -287,6 +342,12 @@ TEST_F(EvaluationTest, LabelsNameTheConfiguration) {
   r.policy = engine::RoutingPolicy::kTopP;
   r.top_p = 0.5f;
   EXPECT_EQ(RoutingLabel(r, c), "topp p=0.50");
+  r.top_p_weighting = engine::TopPWeighting::kRaw;
+  EXPECT_EQ(RoutingLabel(r, c), "topp-raw p=0.50");
+  r = {.policy = engine::RoutingPolicy::kThreshold, .threshold = 0.3f};
+  EXPECT_EQ(RoutingLabel(r, c), "threshold t=0.30");
+  r.min_k = 2;
+  EXPECT_EQ(RoutingLabel(r, c), "threshold t=0.30, min_k=2");
   r = {};
   r.policy = engine::RoutingPolicy::kAdaK;
   EXPECT_EQ(RoutingLabel(r, c), "adak");

@@ -127,7 +127,7 @@ TEST_F(GrpcServiceTest, GetModelInfoDescribesTheModelAndItsPolicies) {
   EXPECT_EQ(info.vocab_size(), 4096);
   EXPECT_EQ(info.max_context(), 512);
   EXPECT_EQ(info.default_routing(), "topk");
-  EXPECT_THAT(info.routing_policies(), ::testing::ElementsAre("topk", "adak", "topp"));
+  EXPECT_THAT(info.routing_policies(), ::testing::ElementsAre("topk", "adak", "topp", "threshold"));
   EXPECT_THAT(info.eos_token_ids(), ::testing::ElementsAre(4095));
   EXPECT_EQ(info.total_parameters(), 7'872'192);
 }
@@ -218,6 +218,24 @@ TEST_F(GrpcServiceTest, UsageCountsExpertActivationsAndFlopsSaved) {
   EXPECT_DOUBLE_EQ(usage.expert_flops_saved(), usage.expert_flops());  // k = 1 against native K = 2
   EXPECT_DOUBLE_EQ(usage.mean_k(), 1.0);
   EXPECT_EQ(usage.mean_k_per_layer_size(), 0);  // not asked for
+}
+
+// The threshold rule over gRPC: t = 1 keeps only the top expert (k = 1 in every layer), t = 0.5 keeps the
+// second one for some tokens, and min_k 2 restores native top-2.
+TEST_F(GrpcServiceTest, ThresholdRoutingKeepsExpertsWithinAFactorOfTheTopOne) {
+  auto mean_k = [&](float t, int min_k) {
+    adak::v1::GenerateRequest request = GreedyRequest("Once upon a time", 8, "threshold");
+    request.mutable_routing()->set_threshold(t);
+    if (min_k > 0) request.mutable_routing()->set_min_k(min_k);
+    adak::v1::GenerateResponse response;
+    EXPECT_TRUE(Generate(request, &response).ok());
+    return response.usage().mean_k();
+  };
+  EXPECT_DOUBLE_EQ(mean_k(1.0f, 0), 1.0);
+  const double half = mean_k(0.5f, 0);
+  EXPECT_GT(half, 1.0);
+  EXPECT_LT(half, 2.0);
+  EXPECT_DOUBLE_EQ(mean_k(1.0f, 2), 2.0);
 }
 
 TEST_F(GrpcServiceTest, LogprobsComeWithTheTokens) {

@@ -301,6 +301,37 @@ TEST_F(HttpGatewayTest, AdakRoutingExtensionChangesExpertActivations) {
   for (const Json& k : native["mean_k_per_layer"]) EXPECT_DOUBLE_EQ(k.get<double>(), 2.0);
 }
 
+// The training-free rules over HTTP: on this top-2 model the threshold rule at t and top-p with the model's
+// weighting at p = 1 / (1 + t) keep the second expert for the same tokens, so they run the same experts and
+// write the same text; both run fewer experts than native top-2, and raw top-p is a different rule.
+TEST_F(HttpGatewayTest, ThresholdAndModelWeightedTopPAreTheSameRuleOnATopTwoModel) {
+  auto run = [&](const Json& routing) {
+    Json request = Greedy("Once upon a time there was a little", 12);
+    request["adak"] = {{"routing", routing}, {"return_routing_stats", true}};
+    const HttpResponse response = Post(request);
+    EXPECT_EQ(response.status, 200) << response.body;
+    return Parse(response);
+  };
+  const Json native = run({{"policy", "topk"}});
+  const Json threshold = run({{"policy", "threshold"}, {"threshold", 0.5}});
+  const Json topp = run({{"policy", "topp"}, {"top_p", 1.0 / 1.5}});
+  const Json raw = run({{"policy", "topp"}, {"top_p", 1.0 / 1.5}, {"top_p_weighting", "raw"}});
+  const auto activations = [](const Json& j) { return j["usage"]["adak"]["expert_activations"].get<int64_t>(); };
+  EXPECT_LT(activations(threshold), activations(native));
+  EXPECT_GT(activations(threshold), activations(native) / 2);  // some tokens keep both experts
+  EXPECT_EQ(activations(topp), activations(threshold));
+  EXPECT_EQ(topp["choices"][0]["text"], threshold["choices"][0]["text"]);
+  EXPECT_NE(activations(raw), activations(topp));
+  // t = 0 keeps the whole native top-2; t = 1 keeps one expert (ties aside).
+  EXPECT_EQ(activations(run({{"policy", "threshold"}, {"threshold", 0.0}})), activations(native));
+  EXPECT_EQ(activations(run({{"policy", "threshold"}, {"threshold", 1.0}})) * 2, activations(native));
+  ExpectError(Post(Json{{"prompt", "hi"}, {"adak", {{"routing", {{"policy", "threshold"}}}}}}), 400,
+              "adak.routing.threshold");
+  ExpectError(Post(Json{{"prompt", "hi"},
+                        {"adak", {{"routing", {{"policy", "topp"}, {"top_p", 0.5}, {"top_p_weighting", 1}}}}}}),
+              400, "adak.routing.top_p_weighting");
+}
+
 TEST_F(HttpGatewayTest, BadFieldsAre400NamingTheParam) {
   const std::string name = app_->context()->model_name;
   ExpectError(Post(Json{{"prompt", "hi"}, {"max_tokens", -1}}), 400, "max_tokens");
