@@ -35,9 +35,9 @@ for policy in topk adak; do
   for _ in $(seq 1 600); do grep -q "ready" "$LOG" && break; sleep 0.1; done
   GRPC="$(grep -o 'grpc=[0-9.]*:[0-9]*' "$LOG" | head -1 | cut -d= -f2)"
   HTTP="$(grep -o 'http=[0-9.]*:[0-9]*' "$LOG" | head -1 | cut -d= -f2)"
-  RESULT="$("$BIN/adak-loadgen" --target "$GRPC" --prompts "$ROOT/../shared/data/stories/valid.txt" \
-      --concurrency "$CONCURRENCY" --requests $((CONCURRENCY * 4)) --warmup 0 --max-tokens 4 --prompt-words 200 \
-      --routing "$policy" --json)"
+  RESULT="$("$BIN/adak-loadtest" --target "$GRPC" --prompts "$ROOT/../shared/data/stories/valid.txt" \
+      --concurrency "$CONCURRENCY" --requests $((CONCURRENCY * 4)) --max-tokens 4 --prompt-words 200 \
+      --mix "$policy:1" --no-progress --json -)"
   METRICS="$(curl -s "http://$HTTP/metrics")"
   kill $SERVER; wait $SERVER 2>/dev/null || true
   rm -f "$LOG"
@@ -46,9 +46,10 @@ for policy in topk adak; do
   echo "$RESULT" | SUM="$SUM" COUNT="$COUNT" python3 -c '
 import json, os, sys
 r = json.loads(sys.stdin.read())
+a = r["overall"]
 steps = float(os.environ["COUNT"]); tokens = float(os.environ["SUM"])
-rate = (r["prompt_tokens"] + r["completion_tokens"]) / r["seconds"]
+rate = (a["prompt_tokens"] + a["output_tokens"]) / r["wall_seconds"]
 print("{:5s} steps={:.0f} batch_tokens_mean={:.1f} prompt_tokens={} wall={:.2f}s prompt+gen tok/s={:.0f} "
-      "TTFT p50 {:.0f} ms mean_k={:.3f} errors={}".format(r["routing"], steps, tokens / steps, r["prompt_tokens"],
-      r["seconds"], rate, r["ttft_ms_p50"], r["mean_k"], r["errors"]))'
+      "TTFT p50 {:.0f} ms mean_k={:.3f} errors={}".format(r["config"]["mix"].split(":")[0], steps, tokens / steps,
+      a["prompt_tokens"], r["wall_seconds"], rate, a["ttft_ms"]["p50"], a["mean_k"], a["errors"]))'
 done

@@ -4,8 +4,9 @@
 #
 #   bash bench/serve_bench.sh [--model DIR] [--allocator FILE] [--max-tokens N] [--requests-per-stream N]
 #
-# Needs build/bin/adak and build/bin/adak-loadgen (`bash scripts/build.sh`). Prints one line per run and
-# writes the JSON lines to $OUT (default bench/results/serve_bench.jsonl). Each run has at least 32 requests.
+# Needs build/bin/adak and build/bin/adak-loadtest (`bash scripts/build.sh`). Prints one line per run and
+# writes the loadtest reports as JSON lines to $OUT (default bench/results/serve_bench.jsonl). Each run has
+# at least 32 requests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${BIN:-$ROOT/build/bin}"
@@ -45,13 +46,15 @@ echo "# $(date -u +%FT%TZ) model=$(basename "$MODEL") allocator=$ALLOCATOR max_t
 : > "$OUT.tmp"
 for c in 1 8 32; do
   for policy in topk adak; do
-    "$BIN/adak-loadgen" --target "127.0.0.1:$PORT" --prompts "$ROOT/../shared/data/stories/valid.txt" \
-        --concurrency "$c" --requests $(( c * PER_STREAM > 32 ? c * PER_STREAM : 32 )) --warmup "$c" --max-tokens "$MAX_TOKENS" \
-        --routing "$policy" --json | tee -a "$OUT.tmp" | python3 -c '
+    "$BIN/adak-loadtest" --target "127.0.0.1:$PORT" --prompts "$ROOT/../shared/data/stories/valid.txt" \
+        --concurrency "$c" --requests $(( c * PER_STREAM > 32 ? c * PER_STREAM : 32 )) --warmup "$c" \
+        --max-tokens "$MAX_TOKENS" --mix "$policy:1" --no-progress --json - | tee -a "$OUT.tmp" | python3 -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-print("{routing:5s} streams={concurrency:3d} {tokens_per_second:8.1f} tok/s  ITL p50 {itl_ms_p50:7.2f} ms"
-      "  p99 {itl_ms_p99:7.2f} ms  TTFT p50 {ttft_ms_p50:7.1f} ms  mean k {mean_k:.3f}  errors {errors}".format(**r))'
+c, a = r["config"], r["overall"]
+print("{:5s} streams={:3d} {:8.1f} tok/s  ITL p50 {:7.2f} ms  p99 {:7.2f} ms  TTFT p50 {:7.1f} ms  mean k {:.3f}"
+      "  errors {}".format(c["mix"].split(":")[0], c["concurrency"], a["output_throughput"], a["itl_ms"]["p50"],
+      a["itl_ms"]["p99"], a["ttft_ms"]["p50"], a["mean_k"], a["errors"]))'
   done
 done
 mv "$OUT.tmp" "$OUT"

@@ -1,0 +1,47 @@
+// The servers adak-loadtest drives: our gRPC API (adak.v1.Generation/GenerateStream) or any
+// OpenAI-compatible `POST /v1/completions` with `"stream": true` (server-sent events), so the same tool
+// measures another server side by side.
+//
+// Every request streams; Send blocks until the stream ends, the per-request timeout passes, or the
+// transport fails, and fills the record (timings relative to `run_start`). Requests always set
+// `ignore_eos` (vLLM's extension; ours too) so the output length is the one asked for, greedy unless a
+// temperature is given, and the arm's routing: over gRPC as RoutingOptions, over HTTP as our
+// `"adak": {"routing": ...}` extension (omitted for the "default" arm, so other servers see a plain
+// OpenAI body). Implementations are thread-safe: many threads call Send at once.
+#ifndef ADAK_LOADTEST_TARGET_H_
+#define ADAK_LOADTEST_TARGET_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "loadtest/report.h"
+#include "loadtest/workload.h"
+
+namespace adak::loadtest {
+
+struct TargetOptions {
+  std::string api = "grpc";  // "grpc" or "openai"
+  // grpc: HOST:PORT. openai: http://HOST:PORT[/PATH] (PATH default /v1/completions).
+  std::string address;
+  std::string model;  // openai: the "model" field; empty = omitted
+  double temperature = 0.0;
+  absl::Duration timeout = absl::Seconds(600);
+};
+
+class Target {
+ public:
+  virtual ~Target() = default;
+  virtual void Send(const RequestSpec& spec, const Arm& arm, std::chrono::steady_clock::time_point run_start,
+                    RequestRecord* record) = 0;
+};
+
+// InvalidArgument for an unknown api or an address it cannot parse; Unavailable when a gRPC channel does
+// not connect within 10 s.
+[[nodiscard]] absl::StatusOr<std::unique_ptr<Target>> MakeTarget(const TargetOptions& options);
+
+}  // namespace adak::loadtest
+
+#endif  // ADAK_LOADTEST_TARGET_H_
