@@ -32,6 +32,7 @@ struct ServeFlags {
   RoutingFileFlags files;
   std::string default_routing;
   double drain_timeout_s = 30.0;
+  double drain_grace_s = 0.0;
   double http_header_timeout_s = 10.0;
   double http_idle_timeout_s = 60.0;
   std::vector<std::string> api_keys;
@@ -46,6 +47,7 @@ absl::StatusOr<server::ServerAppOptions> OptionsFromFlags(const ServeFlags& flag
   ASSIGN_OR_RETURN(o.default_routing, ImpliedRoutingPolicy("default-routing", Given(flags.default_routing_option),
                                                            flags.default_routing, flags.files));
   o.drain_timeout = absl::Seconds(flags.drain_timeout_s);
+  o.drain_grace = absl::Seconds(flags.drain_grace_s);
   o.http_header_timeout = absl::Seconds(flags.http_header_timeout_s);
   o.http_idle_timeout = absl::Seconds(flags.http_idle_timeout_s);
   o.api_keys = flags.api_keys;
@@ -167,6 +169,10 @@ CommandFn SetUpServe(CLI::App* command) {
          int64_t{1} << 30);
   AddDouble(command, "drain-timeout", &flags->drain_timeout_s,
             "seconds running requests may take to finish after SIGTERM/SIGINT", 0.0, 86400.0);
+  AddDouble(command, "drain-grace", &flags->drain_grace_s,
+            "seconds the ports stay open after SIGTERM/SIGINT (new calls refused, readiness off) even when "
+            "nothing runs, so balancers see the readiness drop first; at most --drain-timeout",
+            0.0, 86400.0);
   return [flags] { return BlockSignalsAndServe(*flags); };
 }
 

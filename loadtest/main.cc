@@ -69,6 +69,10 @@ int Run(int argc, char** argv) {
   AddString(&app, "slo", &slo_spec, "goodput bounds in ms: ttft=MS,itl=MS,tpot=MS,e2e=MS (any of them)", "SLO");
   AddDouble(&app, "temperature", &target.temperature, "sampling temperature; 0 = greedy", 0.0, 100.0);
   AddInt(&app, "seed", &seed, "seed of the prompts, lengths, arms, arrivals and sampling", 0, INT64_MAX);
+  AddInt(&app, "grpc-retries", &target.grpc_retries,
+         "grpc: retry a call that ends UNAVAILABLE before any response this many times (a draining replica "
+         "behind a balancer); 0 = never",
+         0, 4);
   AddDouble(&app, "timeout", &timeout_s, "seconds a request may take before it counts as failed", 0.001, 86400.0);
   AddString(&app, "json", &json_path, "write the JSON report to FILE (- = stdout on one line, then no table)", "FILE");
   AddString(&app, "label", &label, "name of the run in the report", "NAME");
@@ -128,6 +132,7 @@ int Run(int argc, char** argv) {
                            {"mix", mix},
                            {"slo", slo_spec},
                            {"temperature", target.temperature},
+                           {"grpc_retries", target.grpc_retries},
                            {"seed", seed}};
   nlohmann::json report =
       adak::loadtest::Report(result.records, workload->arms(), result.wall_s, slo, std::move(config));

@@ -240,6 +240,15 @@ absl::StatusOr<std::unique_ptr<Target>> MakeTarget(const TargetOptions& options)
     }
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
+    if (options.grpc_retries < 0 || options.grpc_retries > 4) {
+      return absl::InvalidArgumentError(StrCatStd("--grpc-retries must be in [0, 4], got ", options.grpc_retries));
+    }
+    if (options.grpc_retries > 0) {
+      args.SetServiceConfigJSON(StrCatStd(
+          R"({"methodConfig": [{"name": [{"service": "adak.v1.Generation"}], "retryPolicy": {"maxAttempts": )",
+          options.grpc_retries + 1, R"(, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2, )",
+          R"("retryableStatusCodes": ["UNAVAILABLE"]}}]})"));
+    }
     std::shared_ptr<grpc::Channel> channel =
         grpc::CreateCustomChannel(options.address, grpc::InsecureChannelCredentials(), args);
     if (!channel->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {

@@ -29,6 +29,9 @@ struct TargetOptions {
   std::string model;  // openai: the "model" field; empty = omitted
   double temperature = 0.0;
   absl::Duration timeout = absl::Seconds(600);
+  // grpc: retries of a call that ends UNAVAILABLE before any response (a draining or restarting replica
+  // behind a balancer), through gRPC's own retry policy (backoff 0.2 s doubling to 2 s); 0..4.
+  int64_t grpc_retries = 0;
 };
 
 class Target {

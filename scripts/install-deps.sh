@@ -11,6 +11,7 @@ PACKAGES=(
   openssl curl  # tests: the throwaway CA of tests/server/grpc/tls_test.cc and its HTTPS client
   clang clang-format clang-tidy  # CI: the thread-safety + sanitizer build, the format and tidy checks
   prometheus  # the real server for tests/server/prometheus_scrape_test.cc (its service is not started)
+  haproxy nginx  # the real balancers of bench/scale_out.sh (gRPC through HAProxy, HTTP through nginx)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -55,6 +55,10 @@ absl::Status ValidateOptions(const ServerAppOptions& o) {
   }
   RETURN_IF_ERROR(range("kv-cache-mib", o.kv_cache_mib, 0, int64_t{1} << 30));
   RETURN_IF_ERROR(range("block-size", o.block_size, 1, 4096));
+  if (o.drain_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        StrCatStd("--drain-grace must be >= 0 seconds, got ", absl::FormatDuration(o.drain_grace)));
+  }
   if (o.drain_timeout < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         StrCatStd("--drain-timeout must be >= 0 seconds, got ", absl::FormatDuration(o.drain_timeout)));
@@ -249,7 +253,10 @@ bool ServerApp::Drain(absl::Duration timeout) {
   Impl& s = *impl_;
   s.state.SetPhase(ServingPhase::kDraining);
   s.scheduler->BeginDrain();
+  const absl::Time start = absl::Now();
   const bool idle = s.scheduler->WaitIdle(timeout);
+  const absl::Duration grace = std::min(s.options.drain_grace, timeout);
+  if (const absl::Duration left = grace - (absl::Now() - start); left > absl::ZeroDuration()) absl::SleepFor(left);
   Shutdown();
   return idle;
 }

@@ -74,6 +74,10 @@ struct ServerAppOptions {
   int64_t kv_cache_mib = 0;
   int64_t block_size = 16;
   absl::Duration drain_timeout = absl::Seconds(30);  // what `adak serve` passes to Drain on SIGTERM
+  // The least time Drain keeps the listeners open (refusing new calls, readiness off) even when nothing
+  // runs, so that balancers polling readiness stop routing here before the ports close (a lame-duck
+  // period; on Kubernetes a preStop sleep does the same before SIGTERM). Never beyond Drain's timeout.
+  absl::Duration drain_grace = absl::ZeroDuration();
   MetricsOptions metrics;
 };
 
@@ -104,7 +108,8 @@ class ServerApp {
 
   // Readiness off (grpc.health.v1 "adak.v1.Generation" NOT_SERVING, /readyz 503), new calls UNAVAILABLE,
   // the scheduler stops admitting; then waits until running and queued requests finish or `timeout`
-  // passes, and calls Shutdown. Returns true when everything finished before the timeout.
+  // passes, and at least options().drain_grace (capped at `timeout`), and calls Shutdown. Returns true
+  // when everything finished before the timeout.
   bool Drain(absl::Duration timeout);
   // Ends every request still running with UNAVAILABLE, stops the front ends (giving calls a moment to
   // send their final messages) and joins every thread. Idempotent.

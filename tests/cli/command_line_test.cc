@@ -77,6 +77,7 @@ const std::vector<FlagHelp> kServeFlags = {
     {"--max-batch-expert-activations", "expert-compute budget per step"},
     {"--kv-cache-mib", "KV cache budget in MiB"},
     {"--drain-timeout", "seconds running requests may take to finish"},
+    {"--drain-grace", "seconds the ports stay open after SIGTERM/SIGINT"},
 };
 
 TEST(AdakCommandLine, ServeHelpListsEveryFlagWithItsDescriptionAndDefault) {

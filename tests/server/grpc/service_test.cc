@@ -544,5 +544,39 @@ TEST(GrpcDrainTest, DrainTimeoutCancelsTheRest) {
   (*app)->Shutdown();  // idempotent
 }
 
+// drain_grace: with nothing running the ports stay open that long, refusing new calls with UNAVAILABLE and
+// reporting NOT_SERVING, so balancers see the readiness drop before the port closes.
+TEST(GrpcDrainTest, DrainGraceKeepsRefusingUntilItPasses) {
+  ServerAppOptions options = TestOptions();
+  options.drain_grace = absl::Milliseconds(1500);
+  absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(options);
+  ASSERT_TRUE(app.ok()) << app.status();
+  ASSERT_TRUE((*app)->Start().ok());
+  const int port = (*app)->grpc_port();
+  auto stub = GenerationStub(port);
+  const absl::Time start = absl::Now();
+  std::atomic<bool> drained{false};
+  std::thread drain([&] { drained = (*app)->Drain(absl::Seconds(60)); });
+  ASSERT_TRUE(
+      WaitFor("the drain to begin", [&] { return (*app)->context()->state->phase() == ServingPhase::kDraining; }));
+  HealthCheckResponse::ServingStatus serving = HealthCheckResponse::UNKNOWN;
+  ASSERT_TRUE(HealthCheck(port, "adak.v1.Generation", &serving).ok());
+  EXPECT_EQ(serving, HealthCheckResponse::NOT_SERVING);
+  const StreamResult refused = RunStream(stub.get(), GreedyRequest("The cat", 4));
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(drained.load()) << "idle, but the grace has not passed";
+  drain.join();
+  EXPECT_TRUE(drained.load());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(1500));
+  // The grace never outlasts the drain timeout.
+  options.drain_grace = absl::Seconds(30);
+  absl::StatusOr<std::unique_ptr<ServerApp>> capped = ServerApp::Create(options);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  ASSERT_TRUE((*capped)->Start().ok());
+  const absl::Time t0 = absl::Now();
+  EXPECT_TRUE((*capped)->Drain(absl::Milliseconds(200)));
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
+}
+
 }  // namespace
 }  // namespace adak::server
