@@ -104,6 +104,11 @@ RunResult Run(Target& target, const Workload& workload, const RunOptions& o) {
     result.records.push_back(std::move(record));
   };
 
+  // The open loop's queue: the dispatcher queues each arrival at its time; idle clients take them in order.
+  // Declared before the client threads, which use it until they are joined.
+  std::deque<std::pair<int64_t, Clock::time_point>> queue;
+  std::condition_variable cv;
+  bool closed = false;
   {
     ProgressPrinter printer(o.progress, progress, start);
     std::vector<std::thread> threads;
@@ -115,10 +120,6 @@ RunResult Run(Target& target, const Workload& workload, const RunOptions& o) {
         });
       }
     } else {
-      // Open loop: the dispatcher queues each arrival at its time; idle clients take them in order.
-      std::deque<std::pair<int64_t, Clock::time_point>> queue;
-      std::condition_variable cv;
-      bool closed = false;
       for (int64_t c = 0; c < clients; ++c) {
         threads.emplace_back([&] {
           while (true) {

@@ -12,6 +12,7 @@ PACKAGES=(
   clang clang-format clang-tidy  # CI: the thread-safety + sanitizer build, the format and tidy checks
   prometheus  # the real server for tests/server/prometheus_scrape_test.cc (its service is not started)
   haproxy nginx  # the real balancers of bench/scale_out.sh (gRPC through HAProxy, HTTP through nginx)
+  chromium  # the real browser of tests/server/http/dashboard_test.cc (headless)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

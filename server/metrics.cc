@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <span>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -173,8 +174,21 @@ class Metrics::Impl {
                            .Register(reg);
     }
     layers_.resize(static_cast<size_t>(num_layers));
+    {
+      absl::MutexLock lock(&mu_);
+      totals_.resize(static_cast<size_t>(num_layers));
+    }
     for (int64_t l = 0; l < num_layers; ++l) {
       if (static_cast<size_t>(l) >= config.moe_layers.size() || !config.moe_layers[static_cast<size_t>(l)]) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        LayerRoutingTotals& totals = totals_[static_cast<size_t>(l)];
+        totals.moe = true;
+        totals.k_counts.assign(static_cast<size_t>(num_experts_) + 1, 0);
+        totals.expert_tokens.assign(static_cast<size_t>(num_experts_), 0);
+        totals.policy_tokens.assign(kPolicies, 0);
+        totals.policy_sum_k.assign(kPolicies, 0);
+      }
       LayerSeries& s = layers_[static_cast<size_t>(l)];
       const std::string label = absl::StrCat(l);
       s.moe = true;
@@ -246,10 +260,11 @@ class Metrics::Impl {
     if (step.expert_flops > 0.0) expert_flops_->Increment(step.expert_flops);
     if (step.expert_flops_saved > 0.0) expert_flops_saved_->Increment(step.expert_flops_saved);
 
-    if (step.forward != nullptr) RecordRouting(*step.forward);
+    if (step.forward != nullptr) RecordRouting(*step.forward, step.token_policy);
   }
 
-  void RecordRouting(const engine::ForwardResult& forward) {
+  void RecordRouting(const engine::ForwardResult& forward, std::span<const engine::RoutingPolicy> token_policy) {
+    absl::MutexLock lock(&mu_);
     const size_t num_layers = std::min(layers_.size(), forward.routed_k.size());
     const auto experts = static_cast<size_t>(num_experts_);
     std::vector<double> k_counts(experts + 2);
@@ -269,6 +284,16 @@ class Metrics::Impl {
       }
       if (ks.empty()) continue;
       s.activated->ObserveMultiple(k_counts, static_cast<double>(sum_k));
+      LayerRoutingTotals& totals = totals_[l];
+      totals.tokens += static_cast<int64_t>(ks.size());
+      totals.sum_k += sum_k;
+      for (size_t k = 0; k < totals.k_counts.size(); ++k) totals.k_counts[k] += static_cast<int64_t>(k_counts[k]);
+      for (size_t t = 0; t < ks.size() && t < token_policy.size(); ++t) {
+        const auto p = static_cast<size_t>(token_policy[t]);
+        if (p >= kPolicies) continue;
+        ++totals.policy_tokens[p];
+        totals.policy_sum_k[p] += ks[t];
+      }
       s.tokens->Increment(static_cast<double>(ks.size()));
       if (sum_k > 0) s.assignments->Increment(static_cast<double>(sum_k));
 
@@ -283,6 +308,7 @@ class Metrics::Impl {
       for (size_t e = 0; e < experts; ++e) {
         if (rows[e] == 0) continue;
         if (!s.experts.empty()) s.experts[e]->Increment(static_cast<double>(rows[e]));
+        totals.expert_tokens[e] += rows[e];
         // Bucket i has the upper bound 2^i; the last one is +Inf.
         size_t bucket = 0;
         while (bucket + 1 < row_buckets && (int64_t{1} << bucket) < rows[e]) ++bucket;
@@ -351,6 +377,7 @@ class Metrics::Impl {
   double cumulative_flops_ ABSL_GUARDED_BY(mu_) = 0.0;
   double cumulative_saved_ ABSL_GUARDED_BY(mu_) = 0.0;
   std::map<int, Counter*> errors_by_code_ ABSL_GUARDED_BY(mu_);
+  std::vector<LayerRoutingTotals> totals_ ABSL_GUARDED_BY(mu_);  // [L]
 };
 
 Metrics::Metrics(const engine::ModelConfig& config, const MetricsOptions& options)
@@ -380,6 +407,27 @@ std::string Metrics::Serialize() const {
   std::ostringstream out;
   prometheus::TextSerializer().Serialize(out, impl_->registry_->Collect());
   return out.str();
+}
+
+MetricsSnapshot Metrics::Snapshot() const {
+  Impl& m = *impl_;
+  MetricsSnapshot s;
+  {
+    absl::MutexLock lock(&m.mu_);
+    s.layers = m.totals_;
+    const double native = m.cumulative_flops_ + m.cumulative_saved_;
+    s.flop_savings_ratio = native > 0.0 ? m.cumulative_saved_ / native : 0.0;
+  }
+  s.expert_flops = m.expert_flops_->Value();
+  s.expert_flops_saved = m.expert_flops_saved_->Value();
+  s.prompt_tokens = m.prompt_tokens_->Value();
+  s.generation_tokens = m.generation_tokens_->Value();
+  for (const Counter* c : m.requests_by_reason_) s.requests_finished += c->Value();
+  s.running = m.running_->Value();
+  s.waiting = m.waiting_->Value();
+  s.kv_cache_usage = m.kv_usage_->Value();
+  for (const Counter* c : m.routing_tokens_) s.routing_tokens.push_back(static_cast<int64_t>(c->Value()));
+  return s;
 }
 
 std::shared_ptr<prometheus::Registry> Metrics::registry() const { return impl_->registry_; }

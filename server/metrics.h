@@ -7,8 +7,11 @@
 #ifndef ADAK_SERVER_METRICS_H_
 #define ADAK_SERVER_METRICS_H_
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "engine/model_config.h"
@@ -16,6 +19,29 @@
 #include "scheduler/observer.h"
 
 namespace adak::server {
+
+// The totals behind the routing series, for the server's own dashboard (server/http/dashboard.h): the same
+// observations as the Prometheus series, kept as plain numbers. Layers without experts have empty vectors.
+struct LayerRoutingTotals {
+  bool moe = false;
+  int64_t tokens = 0;                  // adak_layer_tokens_total
+  int64_t sum_k = 0;                   // adak_layer_activated_experts_sum
+  std::vector<int64_t> k_counts;       // [E + 1]: tokens that activated exactly k experts
+  std::vector<int64_t> expert_tokens;  // [E]: tokens routed to each expert
+  std::vector<int64_t> policy_tokens;  // [policies] by RoutingPolicy value
+  std::vector<int64_t> policy_sum_k;   // [policies]
+};
+struct MetricsSnapshot {
+  std::vector<LayerRoutingTotals> layers;                     // [L]
+  double expert_flops = 0.0;                                  // adak_expert_flops_total
+  double expert_flops_saved = 0.0;                            // adak_expert_flops_saved_total (steps that saved)
+  double flop_savings_ratio = 0.0;                            // adak_flop_savings_ratio (signed, cumulative)
+  double prompt_tokens = 0.0;                                 // adak_prompt_tokens_total
+  double generation_tokens = 0.0;                             // adak_generation_tokens_total
+  double requests_finished = 0.0;                             // adak_requests_total, every reason
+  double running = 0.0, waiting = 0.0, kv_cache_usage = 0.0;  // the gauges
+  std::vector<int64_t> routing_tokens;                        // [policies]: adak_routing_tokens_total
+};
 
 struct MetricsOptions {
   // Per-expert token counters: nullopt = on while layers x experts <= 512.
@@ -37,6 +63,9 @@ class Metrics final : public scheduler::SchedulerObserver {
   void RecordRejected(absl::StatusCode code);
   // Sets the running/waiting/KV gauges from a scheduler snapshot (e.g. just before a scrape).
   void SetSchedulerGauges(int64_t running, int64_t waiting, double kv_cache_usage);
+
+  // The routing totals and the serving counters and gauges, consistent with Serialize().
+  [[nodiscard]] MetricsSnapshot Snapshot() const;
 
   // Every metric in the Prometheus text exposition format (version 0.0.4).
   [[nodiscard]] std::string Serialize() const;

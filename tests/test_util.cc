@@ -8,6 +8,7 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <string_view>
 
 namespace adak::testing {
 
@@ -91,6 +92,23 @@ std::string RunCommand(const std::string& command, int* exit_code) {
   const int status = ::pclose(pipe);
   *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return out;
+}
+
+double MetricValue(const std::string& metrics, const std::string& series) {
+  size_t at = 0;
+  while (at < metrics.size()) {
+    size_t end = metrics.find('\n', at);
+    if (end == std::string::npos) end = metrics.size();
+    const std::string_view line(metrics.data() + at, end - at);
+    if (line.size() > series.size() && line.substr(0, series.size()) == series && line[series.size()] == ' ') {
+      const std::string value(line.substr(series.size() + 1));
+      char* parsed_end = nullptr;
+      const double v = std::strtod(value.c_str(), &parsed_end);
+      if (parsed_end != value.c_str()) return v;
+    }
+    at = end + 1;
+  }
+  return 0;
 }
 
 }  // namespace adak::testing

@@ -58,6 +58,10 @@ void WriteFile(const std::filesystem::path& path, const std::string& content);
 // `s` single-quoted for /bin/sh.
 [[nodiscard]] std::string ShellQuote(const std::string& s);
 
+// The value of the Prometheus sample `series` in a text-format scrape (e.g.
+// `adak_requests_total{finished_reason="deadline"}`, labels as the server writes them), 0 when absent.
+[[nodiscard]] double MetricValue(const std::string& metrics, const std::string& series);
+
 // Runs a shell command, capturing stdout; returns the exit status in `exit_code`.
 [[nodiscard]] std::string RunCommand(const std::string& command, int* exit_code);
 

@@ -24,6 +24,7 @@
 #include "server/admission.h"
 #include "server/auth.h"
 #include "server/http/completions.h"
+#include "server/http/dashboard.h"
 #include "server/metrics.h"
 #include "server/status_mapping.h"
 
@@ -126,6 +127,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void Handle();
   void HandleCompletion(const std::string& body);
   void HandleMetrics();
+  // GET /dashboard/data (server/http/dashboard.h).
+  void HandleDashboardData();
+  // The running/waiting/KV gauges from the scheduler, just before a scrape.
+  void RefreshSchedulerGauges(Metrics& metrics);
   void HandleModels(std::string_view path);
 
   // The request's Origin when --allowed-origins admits it ("*" admits every origin), else "".
@@ -361,10 +366,12 @@ void Session::Handle() {
     }
     return Reply(http::status::no_content, "", "text/plain");
   }
-  // API keys guard the API (/v1/*), and /metrics when asked to; health and readiness stay open.
+  // API keys guard the API (/v1/*), and /metrics and the dashboard when asked to; health and readiness
+  // stay open.
   if (const ApiKeys* keys = context().api_keys;
       keys != nullptr && keys->enabled() &&
-      (path.starts_with("/v1/") || (path == "/metrics" && keys->protect_metrics()))) {
+      (path.starts_with("/v1/") ||
+       ((path == "/metrics" || path == "/dashboard" || path == "/dashboard/data") && keys->protect_metrics()))) {
     auto header = request.find(http::field::authorization);
     const std::string_view value = header == request.end() ? std::string_view() : ToView(header->value());
     if (absl::Status auth = keys->Check(value); !auth.ok()) {
@@ -401,13 +408,21 @@ void Session::Handle() {
       if (!get) return method_not_allowed("GET");
       return HandleMetrics();
     }
+    if (path == "/dashboard") {
+      if (!get) return method_not_allowed("GET");
+      return Reply(http::status::ok, std::string(DashboardPage()), "text/html; charset=utf-8");
+    }
+    if (path == "/dashboard/data") {
+      if (!get) return method_not_allowed("GET");
+      return HandleDashboardData();
+    }
     if (path == "/v1/models" || path.starts_with("/v1/models/")) {
       if (!get) return method_not_allowed("GET");
       return HandleModels(path);
     }
     ReplyError(absl::NotFoundError(StrCatStd("no route for ", ToView(request.method_string()), " ", path,
                                              " (endpoints: POST /v1/completions, GET /v1/models, /healthz, "
-                                             "/readyz, /metrics)")));
+                                             "/readyz, /metrics, /dashboard)")));
   } catch (const std::exception& e) {
     // Nothing below should throw; a request must never take the gateway down.
     keep_alive_ = false;
@@ -420,14 +435,28 @@ void Session::HandleMetrics() {
   if (metrics == nullptr) {
     return ReplyError(absl::UnavailableError("metrics are not enabled on this server"));
   }
+  RefreshSchedulerGauges(*metrics);
+  Reply(http::status::ok, metrics->Serialize(), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+void Session::HandleDashboardData() {
+  Metrics* metrics = context().metrics;
+  if (metrics == nullptr) {
+    return ReplyError(absl::UnavailableError("metrics are not enabled on this server"));
+  }
+  RefreshSchedulerGauges(*metrics);
+  Reply(http::status::ok, DashboardData(metrics->Snapshot(), context().model->config, context().model_name,
+                                        absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch())));
+}
+
+void Session::RefreshSchedulerGauges(Metrics& metrics) {
   if (context().scheduler != nullptr) {
     const scheduler::SchedulerStats stats = context().scheduler->stats();
-    metrics->SetSchedulerGauges(stats.running, stats.waiting,
-                                stats.kv_blocks_total > 0 ? static_cast<double>(stats.kv_blocks_used) /
-                                                                static_cast<double>(stats.kv_blocks_total)
-                                                          : 0.0);
+    metrics.SetSchedulerGauges(stats.running, stats.waiting,
+                               stats.kv_blocks_total > 0 ? static_cast<double>(stats.kv_blocks_used) /
+                                                               static_cast<double>(stats.kv_blocks_total)
+                                                         : 0.0);
   }
-  Reply(http::status::ok, metrics->Serialize(), "text/plain; version=0.0.4; charset=utf-8");
 }
 
 void Session::HandleModels(std::string_view path) {

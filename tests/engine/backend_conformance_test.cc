@@ -686,7 +686,8 @@ ADAK_INSTANTIATE(Mlp, MlpTest, MlpCase, MlpCases());
 
 // ---- Moe: routing by each token's policy, routed experts, shared expert ----
 
-enum class Policy { kTopK, kAdaK, kAdaKSample, kNull, kTopP, kMixed };
+// kTopP: raw top-p over all E; kTopPModel: top-p over the share of the token's K candidates; kThreshold: SER.
+enum class Policy { kTopK, kAdaK, kAdaKSample, kNull, kTopP, kTopPModel, kThreshold, kMixed };
 
 struct MoeCase {
   std::string name;
@@ -751,6 +752,25 @@ std::vector<MoeCase> MoeCases() {
   add({.name = "null_without_null_rows_e8", .experts = 8, .policy = Policy::kNull, .k = 3});
   add({.name = "topp_e60_t9", .tokens = 9, .experts = 60, .policy = Policy::kTopP});
   add({.name = "topp_e64_t5_renorm_flag_ignored", .experts = 64, .renormalize = true, .policy = Policy::kTopP});
+  add({.name = "topp_model_e60_t9_k6_renorm",
+       .tokens = 9,
+       .experts = 60,
+       .renormalize = true,
+       .policy = Policy::kTopPModel,
+       .k = 6});
+  add({.name = "topp_model_e64_t7_k8_raw", .tokens = 7, .experts = 64, .policy = Policy::kTopPModel, .k = 8});
+  add({.name = "threshold_e64_t9_k8_renorm",
+       .tokens = 9,
+       .experts = 64,
+       .renormalize = true,
+       .policy = Policy::kThreshold,
+       .k = 8});
+  add({.name = "threshold_e60_t7_k6_raw_tied",
+       .tokens = 7,
+       .experts = 60,
+       .policy = Policy::kThreshold,
+       .k = 6,
+       .ties = true});
   add({.name = "mixed_e60_t17",
        .tokens = 17,
        .experts = 60,
@@ -858,16 +878,26 @@ RefRoute RouteRef(const std::vector<double>& logits, int64_t e, int64_t ea, int6
     }
     k = std::clamp<int64_t>(a + 1, r.min_k, r.max_k);
   } else if (r.policy == RoutePolicy::kTopP) {
-    renorm = false;
-    k = e;
+    // Raw: any number of the E experts, raw weights. Model weighting: a prefix of the K candidates holding
+    // >= top_p of their mass, weighted as top-K.
+    const int64_t candidates = r.topp_raw != 0 ? e : std::clamp<int64_t>(r.k, 0, e);
+    if (r.topp_raw != 0) renorm = false;
+    double total = 0.0;
+    for (int64_t j = 0; j < candidates; ++j) total += p[order[j]];
+    k = candidates;
     double mass = 0.0;
-    for (int64_t j = 0; j < e; ++j) {
+    for (int64_t j = 0; j < candidates; ++j) {
       mass += p[order[j]];
-      if (mass >= r.top_p) {
+      if (mass >= r.top_p * total) {
         k = j + 1;
         break;
       }
     }
+  } else if (r.policy == RoutePolicy::kThreshold) {
+    const int64_t candidates = std::clamp<int64_t>(r.k, 0, e);
+    k = std::min<int64_t>(candidates, 1);
+    while (k < candidates && p[order[k]] >= r.threshold * p[order[0]]) ++k;
+    k = std::max<int64_t>(k, std::min<int64_t>(r.min_k, candidates));
   }
   k = std::clamp<int64_t>(k, 0, e);
   double sum = 0.0;
@@ -896,6 +926,42 @@ float TopPFor(const std::vector<double>& router_logits, std::mt19937_64& rng) {
   if (ok.empty()) return static_cast<float>(cum[0] / 2);
   const size_t j = ok[std::uniform_int_distribution<size_t>(0, ok.size() - 1)(rng)];
   return static_cast<float>((cum[j] + cum[j + 1]) / 2);
+}
+
+// A value halfway between two consecutive distinct entries of `points` (ascending), at a random place, so
+// fp32 and double agree on which side every entry falls; `fallback` when there is no such pair.
+float HalfwayBetween(const std::vector<double>& points, double fallback, std::mt19937_64& rng) {
+  std::vector<size_t> ok;
+  for (size_t j = 0; j + 1 < points.size(); ++j) {
+    if (points[j + 1] - points[j] > 1e-4) ok.push_back(j);
+  }
+  if (ok.empty()) return static_cast<float>(fallback);
+  const size_t j = ok[std::uniform_int_distribution<size_t>(0, ok.size() - 1)(rng)];
+  return static_cast<float>((points[j] + points[j + 1]) / 2);
+}
+
+// Model-weighted top-p: halfway between the cumulative shares of the first `candidates` experts.
+float TopPModelFor(const std::vector<double>& router_logits, int64_t candidates, std::mt19937_64& rng) {
+  const std::vector<double> p = SoftmaxRef(router_logits);
+  const std::vector<int32_t> order = OrderRef(p);
+  const auto n = static_cast<size_t>(std::clamp<int64_t>(candidates, 0, static_cast<int64_t>(p.size())));
+  double total = 0.0;
+  for (size_t j = 0; j < n; ++j) total += p[order[j]];
+  std::vector<double> shares;
+  double mass = 0.0;
+  for (size_t j = 0; j < n; ++j) shares.push_back((mass += p[order[j]]) / total);
+  return HalfwayBetween(shares, 0.5, rng);
+}
+
+// Threshold: halfway between the ratios p_j / p_1 of the first `candidates` experts (ascending).
+float ThresholdFor(const std::vector<double>& router_logits, int64_t candidates, std::mt19937_64& rng) {
+  const std::vector<double> p = SoftmaxRef(router_logits);
+  const std::vector<int32_t> order = OrderRef(p);
+  const auto n = static_cast<size_t>(std::clamp<int64_t>(candidates, 0, static_cast<int64_t>(p.size())));
+  std::vector<double> ratios;
+  for (size_t j = 0; j < n; ++j) ratios.push_back(p[order[j]] / p[order[0]]);
+  std::sort(ratios.begin(), ratios.end());
+  return HalfwayBetween(ratios, 0.5, rng);
 }
 
 using MoeTest = OpTest<MoeCase>;
@@ -945,7 +1011,7 @@ TEST_P(MoeTest, MatchesReference) {
   for (int64_t t = 0; t < t_count; ++t) {
     TokenRoute& r = routes[t];
     Policy p = mc.policy;
-    if (p == Policy::kMixed) p = static_cast<Policy>(std::uniform_int_distribution<int>(0, 4)(rng));
+    if (p == Policy::kMixed) p = static_cast<Policy>(std::uniform_int_distribution<int>(0, 6)(rng));
     r.k = mc.k >= 0 ? mc.k : std::uniform_int_distribution<int32_t>(0, static_cast<int32_t>(e))(rng);
     if (mc.policy == Policy::kMixed) r.k = std::uniform_int_distribution<int32_t>(0, 4)(rng);
     switch (p) {
@@ -961,7 +1027,17 @@ TEST_P(MoeTest, MatchesReference) {
       case Policy::kNull: r.policy = RoutePolicy::kNull; break;
       case Policy::kTopP:
         r.policy = RoutePolicy::kTopP;
+        r.topp_raw = 1;
         r.top_p = TopPFor(std::vector<double>(logits[t].begin(), logits[t].begin() + e), rng);
+        break;
+      case Policy::kTopPModel:
+        r.policy = RoutePolicy::kTopP;
+        r.top_p = TopPModelFor(std::vector<double>(logits[t].begin(), logits[t].begin() + e), r.k, rng);
+        break;
+      case Policy::kThreshold:
+        r.policy = RoutePolicy::kThreshold;
+        r.min_k = std::uniform_int_distribution<int32_t>(1, 3)(rng);
+        r.threshold = ThresholdFor(std::vector<double>(logits[t].begin(), logits[t].begin() + e), r.k, rng);
         break;
       case Policy::kMixed: break;
     }

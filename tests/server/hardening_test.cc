@@ -32,6 +32,7 @@
 namespace adak::testing {
 namespace {
 
+using ::adak::testing::MetricValue;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using Json = nlohmann::json;
@@ -188,18 +189,6 @@ TEST_F(HardeningTest, GrpcOversizedRequestsAreRefusedUpFront) {
     EXPECT_THAT(status.error_message(), HasSubstr("prompt + continuation_token_ids[0] = 500 + 20 = 520 tokens"));
     EXPECT_THAT(status.error_message(), Not(HasSubstr("max_tokens")));
   }
-}
-
-// The value of the Prometheus sample `series` (e.g. adak_requests_total{finished_reason="deadline"}), 0
-// when absent.
-double MetricValue(const std::string& metrics, const std::string& series) {
-  for (const std::string& line : std::vector<std::string>(absl::StrSplit(metrics, '\n'))) {
-    if (line.size() > series.size() && line.substr(0, series.size()) == series && line[series.size()] == ' ') {
-      double value = 0;
-      if (absl::SimpleAtod(line.substr(series.size() + 1), &value)) return value;
-    }
-  }
-  return 0;
 }
 
 // A gRPC call whose deadline expires is counted as a deadline (as HTTP timeouts are), not as a cancel: gRPC
