@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <algorithm>
+#include <deque>
 #include <cstdint>
 #include <map>
 #include <span>
@@ -256,11 +257,25 @@ class Metrics::Impl {
       cumulative_saved_ += step.expert_flops_saved;
       const double native = cumulative_flops_ + cumulative_saved_;
       savings_ratio_->Set(native > 0.0 ? cumulative_saved_ / native : 0.0);
+      RecordRateSample(step);
     }
     if (step.expert_flops > 0.0) expert_flops_->Increment(step.expert_flops);
     if (step.expert_flops_saved > 0.0) expert_flops_saved_->Increment(step.expert_flops_saved);
 
     if (step.forward != nullptr) RecordRouting(*step.forward, step.token_policy);
+  }
+
+  // One point of the rate window per step: cumulative totals at the step's end. Keeps the points of the last
+  // kRateWindow and the one just before it (the base of the rates).
+  void RecordRateSample(const scheduler::StepStats& step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    RateSample next = rate_samples_.empty() ? RateSample{} : rate_samples_.back();
+    next.time = absl::Now();
+    next.forwarded += static_cast<double>(step.batch_tokens);
+    next.decoded += static_cast<double>(step.decode_tokens);
+    next.saved += step.expert_flops_saved;
+    if (rate_samples_.empty()) rate_samples_.push_back(RateSample{.time = next.time - step.duration});
+    rate_samples_.push_back(next);
+    while (rate_samples_.size() > 2 && rate_samples_[1].time < next.time - kRateWindow) rate_samples_.pop_front();
   }
 
   void RecordRouting(const engine::ForwardResult& forward, std::span<const engine::RoutingPolicy> token_policy) {
@@ -378,6 +393,11 @@ class Metrics::Impl {
   double cumulative_saved_ ABSL_GUARDED_BY(mu_) = 0.0;
   std::map<int, Counter*> errors_by_code_ ABSL_GUARDED_BY(mu_);
   std::vector<LayerRoutingTotals> totals_ ABSL_GUARDED_BY(mu_);  // [L]
+  struct RateSample {
+    absl::Time time;
+    double forwarded = 0.0, decoded = 0.0, saved = 0.0;  // cumulative
+  };
+  std::deque<RateSample> rate_samples_ ABSL_GUARDED_BY(mu_);
 };
 
 Metrics::Metrics(const engine::ModelConfig& config, const MetricsOptions& options)
@@ -417,6 +437,20 @@ MetricsSnapshot Metrics::Snapshot() const {
     s.layers = m.totals_;
     const double native = m.cumulative_flops_ + m.cumulative_saved_;
     s.flop_savings_ratio = native > 0.0 ? m.cumulative_saved_ / native : 0.0;
+    // Rates from the window's base to now; a base older than the window counts from the window's start
+    // (no step in between), so the rates fall to 0 once the engine has been idle for the whole window.
+    if (m.rate_samples_.size() >= 2) {
+      const absl::Time now = absl::Now();
+      const Impl::RateSample& base = m.rate_samples_.front();
+      const Impl::RateSample& last = m.rate_samples_.back();
+      const absl::Time from = std::max(base.time, now - kRateWindow);
+      const double seconds = absl::ToDoubleSeconds(now - from);
+      if (last.time > from && seconds > 0.0) {
+        s.forwarded_tokens_per_second = (last.forwarded - base.forwarded) / seconds;
+        s.decode_tokens_per_second = (last.decoded - base.decoded) / seconds;
+        s.flops_saved_per_second = (last.saved - base.saved) / seconds;
+      }
+    }
   }
   s.expert_flops = m.expert_flops_->Value();
   s.expert_flops_saved = m.expert_flops_saved_->Value();

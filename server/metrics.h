@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "engine/model_config.h"
 #include "prometheus/registry.h"
 #include "scheduler/observer.h"
@@ -41,7 +42,13 @@ struct MetricsSnapshot {
   double requests_finished = 0.0;                             // adak_requests_total, every reason
   double running = 0.0, waiting = 0.0, kv_cache_usage = 0.0;  // the gauges
   std::vector<int64_t> routing_tokens;                        // [policies]: adak_routing_tokens_total
+  // Rates over the last kRateWindow of engine steps (0 when idle that long): tokens forwarded (prefill +
+  // decode), tokens decoded, routed-expert FLOPs saved, per second.
+  double forwarded_tokens_per_second = 0.0;
+  double decode_tokens_per_second = 0.0;
+  double flops_saved_per_second = 0.0;
 };
+inline constexpr absl::Duration kRateWindow = absl::Seconds(5);
 
 struct MetricsOptions {
   // Per-expert token counters: nullopt = on while layers x experts <= 512.

@@ -54,6 +54,10 @@ std::string DashboardData(const MetricsSnapshot& snapshot, const engine::ModelCo
       {"requests",
        {{"finished", snapshot.requests_finished}, {"running", snapshot.running}, {"waiting", snapshot.waiting}}},
       {"kv_cache_usage", snapshot.kv_cache_usage},
+      {"rates",
+       {{"forwarded_tokens_per_second", snapshot.forwarded_tokens_per_second},
+        {"decode_tokens_per_second", snapshot.decode_tokens_per_second},
+        {"flops_saved_per_second", snapshot.flops_saved_per_second}}},
       {"routing_tokens", std::move(routing_tokens)}};
   return doc.dump();
 }

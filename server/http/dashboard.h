@@ -6,7 +6,9 @@
 // seconds), "layers": [per MoE layer: {"layer", "tokens", "sum_k", "mean_k", "k_counts" [E + 1],
 // "expert_tokens" [E], "mean_k_by_policy" {policy: mean k, only policies that ran there}}], "flops":
 // {"executed", "saved", "savings_ratio"}, "tokens": {"prompt", "generation"}, "requests": {"finished",
-// "running", "waiting"}, "kv_cache_usage", "routing_tokens" {policy: tokens}}. Pure functions.
+// "running", "waiting"}, "kv_cache_usage", "routing_tokens" {policy: tokens}, "rates":
+// {"forwarded_tokens_per_second", "decode_tokens_per_second", "flops_saved_per_second"} over the last
+// kRateWindow}. Pure functions.
 #ifndef ADAK_SERVER_HTTP_DASHBOARD_H_
 #define ADAK_SERVER_HTTP_DASHBOARD_H_
 

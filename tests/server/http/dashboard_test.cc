@@ -80,9 +80,10 @@ class DashboardTest : public ::testing::Test {
       Json before = Json::parse(Get("/dashboard/data").body);
       *metrics = Get("/metrics").body;
       data = Json::parse(Get("/dashboard/data").body);
-      before.erase("time");
+      // The rates move with the clock: not part of the comparison.
+      for (const char* moving : {"time", "rates"}) before.erase(moving);
       Json after = data;
-      after.erase("time");
+      for (const char* moving : {"time", "rates"}) after.erase(moving);
       return before == after && MetricValue(*metrics, "adak_requests_running") == 0;
     }));
     return data;
@@ -160,6 +161,11 @@ TEST_F(DashboardTest, DataMatchesMetricsPerLayerAndPolicy) {
     EXPECT_FALSE(layer["mean_k_by_policy"].contains("null"));  // never ran
   }
   EXPECT_TRUE(adak_differs);
+  // The rates cover the last few seconds of steps: positive right after the requests.
+  EXPECT_GT(data["rates"]["forwarded_tokens_per_second"].get<double>(), 0.0);
+  EXPECT_GT(data["rates"]["decode_tokens_per_second"].get<double>(), 0.0);
+  EXPECT_LE(data["rates"]["decode_tokens_per_second"].get<double>(),
+            data["rates"]["forwarded_tokens_per_second"].get<double>());
 }
 
 // The numbers a browser renders: each element with id `id` and its text (or data-share) as a number.
@@ -213,6 +219,7 @@ TEST_F(DashboardTest, ChromiumRendersTheNumbersOfMetricsUnderLoadAndAfter) {
   EXPECT_GE(numbers["mean-k-L0"], 1.0);
   EXPECT_LE(numbers["mean-k-L0"], 8.0);
   EXPECT_DOUBLE_EQ(numbers["mean-k-L0-topk"], 2.0);
+  EXPECT_GT(numbers["tokens-per-second"], 0.0);  // the server is busy
 
   // Idle: what the browser shows equals /metrics.
   std::string metrics;
