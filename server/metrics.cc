@@ -1,8 +1,8 @@
 #include "server/metrics.h"
 
 #include <algorithm>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <span>
 #include <sstream>
