@@ -104,8 +104,10 @@ RunResult Run(Target& target, const Workload& workload, const RunOptions& o) {
     result.records.push_back(std::move(record));
   };
 
-  // The open loop's queue: the dispatcher queues each arrival at its time; idle clients take them in order.
-  // Declared before the client threads, which use it until they are joined.
+  // What the client threads share, declared before them (they use it until they are joined): the closed
+  // loop's next request index; the open loop's queue, where the dispatcher puts each arrival at its time and
+  // idle clients take them in order.
+  std::atomic<int64_t> next{0};
   std::deque<std::pair<int64_t, Clock::time_point>> queue;
   std::condition_variable cv;
   bool closed = false;
@@ -113,7 +115,6 @@ RunResult Run(Target& target, const Workload& workload, const RunOptions& o) {
     ProgressPrinter printer(o.progress, progress, start);
     std::vector<std::thread> threads;
     if (o.concurrency > 0) {
-      std::atomic<int64_t> next{0};
       for (int64_t c = 0; c < o.concurrency; ++c) {
         threads.emplace_back([&] {
           for (int64_t i = next++; i < limit && Clock::now() < deadline; i = next++) send(i);
