@@ -23,6 +23,12 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
     return absl::InvalidArgumentError(
         absl::StrCat("repetition_penalty must be > 0 and finite, got ", p.repetition_penalty));
   }
+  if (!(p.presence_penalty >= -2.0f && p.presence_penalty <= 2.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("presence_penalty must be in [-2, 2], got ", p.presence_penalty));
+  }
+  if (!(p.frequency_penalty >= -2.0f && p.frequency_penalty <= 2.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("frequency_penalty must be in [-2, 2], got ", p.frequency_penalty));
+  }
   return absl::OkStatus();
 }
 
@@ -33,7 +39,7 @@ int32_t Argmax(std::span<const float> logits) {
 Sampler::Sampler(const SamplingParams& params)
     : params_(params), rng_(params.seed.has_value() ? *params.seed : std::random_device{}()) {}
 
-int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> context) {
+int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> context, size_t generated_from) {
   const int64_t vocab = static_cast<int64_t>(logits.size());
   work_.assign(logits.begin(), logits.end());
   if (params_.repetition_penalty != 1.0f) {
@@ -43,6 +49,20 @@ int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> 
       // Applied once per distinct id: mark by checking the original value.
       if (l != logits[static_cast<size_t>(id)]) continue;
       l = l > 0.0f ? l / params_.repetition_penalty : l * params_.repetition_penalty;
+    }
+  }
+  if ((params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) && generated_from < context.size()) {
+    const std::span<const int32_t> generated = context.subspan(generated_from);
+    counts_.assign(static_cast<size_t>(vocab), 0);
+    for (int32_t id : generated) {
+      if (id >= 0 && id < vocab) ++counts_[static_cast<size_t>(id)];
+    }
+    for (int32_t id : generated) {
+      if (id < 0 || id >= vocab) continue;
+      int32_t& n = counts_[static_cast<size_t>(id)];
+      if (n == 0) continue;  // this id's penalty is applied already
+      work_[static_cast<size_t>(id)] -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(n);
+      n = 0;
     }
   }
   if (params_.temperature == 0.0f) return Argmax(work_);

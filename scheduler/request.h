@@ -48,9 +48,10 @@ struct RequestLimits {
 };
 
 // InvalidArgument naming the field (as the API spells it: prompt, max_tokens, temperature, top_p, top_k,
-// min_p, repetition_penalty, logprobs, stop, stop_token_ids, routing.policy, routing.top_p, routing.min_k,
-// routing.max_k) and its allowed range; "prompt + max_tokens" over max_context names both numbers and the
-// limit. Routing params are checked against the model and the loaded allocator / null experts.
+// min_p, repetition_penalty, presence_penalty, frequency_penalty, logprobs, stop, stop_token_ids,
+// routing.policy, routing.top_p, routing.min_k, routing.max_k) and its allowed range; "prompt + max_tokens" over
+// max_context names both numbers and the limit. Routing params are checked against the model and the loaded allocator /
+// null experts.
 [[nodiscard]] absl::Status ValidateRequest(const GenerationRequest& request, const RequestLimits& limits,
                                            const engine::ModelConfig& config,
                                            const engine::RoutingWeights& routing_weights);

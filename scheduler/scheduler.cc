@@ -490,7 +490,7 @@ class Scheduler::Impl {
   // Samples the next token from `logits` [V], streams it and finishes the sequence when a stop condition
   // or max_tokens is met.
   void EmitNextToken(Sequence& seq, std::span<const float> logits) {
-    const int32_t id = seq.sampler.Sample(logits, seq.tokens);
+    const int32_t id = seq.sampler.Sample(logits, seq.tokens, static_cast<size_t>(seq.prompt_len));
     ReportTokenLatency(seq);
     ++seq.emitted;
     std::vector<TokenOutput> out(1);

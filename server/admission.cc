@@ -124,6 +124,12 @@ absl::Status CheckSampling(const engine::SamplingParams& sampling) {
   one = defaults;
   one.repetition_penalty = sampling.repetition_penalty;
   if (absl::Status s = engine::ValidateSamplingParams(one); !s.ok()) return Field("repetition_penalty", s);
+  one = defaults;
+  one.presence_penalty = sampling.presence_penalty;
+  if (absl::Status s = engine::ValidateSamplingParams(one); !s.ok()) return Field("presence_penalty", s);
+  one = defaults;
+  one.frequency_penalty = sampling.frequency_penalty;
+  if (absl::Status s = engine::ValidateSamplingParams(one); !s.ok()) return Field("frequency_penalty", s);
   return absl::OkStatus();
 }
 
@@ -249,6 +255,8 @@ absl::StatusOr<scheduler::GenerationRequest> BuildRequest(const ApiRequest& api,
   request.sampling.top_k = api.top_k.value_or(0);
   request.sampling.min_p = ToFloat(api.min_p.value_or(0.0));
   request.sampling.repetition_penalty = ToFloat(api.repetition_penalty.value_or(1.0));
+  request.sampling.presence_penalty = ToFloat(api.presence_penalty.value_or(0.0));
+  request.sampling.frequency_penalty = ToFloat(api.frequency_penalty.value_or(0.0));
   if (api.seed.has_value()) request.sampling.seed = *api.seed;
   ASSIGN_OR_RETURN(request.routing, BuildRouting(api.routing, context));
   request.stop = api.stop;

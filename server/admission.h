@@ -9,7 +9,8 @@
 // into the gRPC error details and the OpenAI `param` (server/status_mapping.h), never by reading the text.
 //
 // Field names (the API's shared spelling, as adak.v1 and the messages use it): prompt, max_tokens,
-// temperature, top_p, top_k, min_p, repetition_penalty, logprobs, stop, stop_token_ids, routing (the
+// temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, frequency_penalty, logprobs, stop,
+// stop_token_ids, routing (the
 // routing as a whole, e.g. a policy whose file is not loaded), routing.policy, routing.top_k,
 // routing.top_p, routing.top_p_weighting, routing.threshold, routing.min_k, routing.max_k. "prompt +
 // max_tokens" over the context names max_tokens.
@@ -55,6 +56,8 @@ struct ApiRequest {
   std::optional<int64_t> top_k;
   std::optional<double> min_p;
   std::optional<double> repetition_penalty;
+  std::optional<double> presence_penalty;
+  std::optional<double> frequency_penalty;
   std::optional<uint64_t> seed;
   ApiRouting routing;
   std::vector<std::string> stop;

@@ -31,6 +31,8 @@ ApiRequest ApiRequestFromProto(const adak::v1::GenerateRequest& request) {
   if (sampling.has_top_k()) api.top_k = sampling.top_k();
   if (sampling.has_min_p()) api.min_p = sampling.min_p();
   if (sampling.has_repetition_penalty()) api.repetition_penalty = sampling.repetition_penalty();
+  if (sampling.has_presence_penalty()) api.presence_penalty = sampling.presence_penalty();
+  if (sampling.has_frequency_penalty()) api.frequency_penalty = sampling.frequency_penalty();
   if (sampling.has_seed()) api.seed = sampling.seed();
   api.routing = ApiRoutingFromProto(request.routing());
   api.stop.assign(request.stop().begin(), request.stop().end());

@@ -169,15 +169,6 @@ absl::Status ParsePrompt(const Json& body, ApiRequest* api) {
                            StrCatStd("prompt must be a string or an array of token ids, got ", Describe(*prompt)));
 }
 
-absl::Status RequireZero(const Json& body, const char* key) {
-  std::optional<double> value;
-  RETURN_IF_ERROR(GetNumber(body, key, key, &value));
-  if (value.has_value() && *value != 0.0) {
-    return InvalidFieldError(key, StrCatStd(key, " is not supported (only 0), got ", *value));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status RequireOne(const Json& body, const char* key, std::string_view what) {
   std::optional<int64_t> value;
   RETURN_IF_ERROR(GetInt(body, key, key, &value));
@@ -187,8 +178,7 @@ absl::Status RequireOne(const Json& body, const char* key, std::string_view what
   return absl::OkStatus();
 }
 
-// Step 3, OpenAI fields accepted only at their neutral value: suffix, logit_bias, presence_penalty,
-// frequency_penalty, n, best_of.
+// Step 3, OpenAI fields accepted only at their neutral value: suffix, logit_bias, n, best_of.
 absl::Status CheckUnsupported(const Json& body) {
   const Json* suffix = Find(body, "suffix");
   if (suffix != nullptr && !(suffix->is_string() && suffix->get<std::string>().empty())) {
@@ -198,14 +188,13 @@ absl::Status CheckUnsupported(const Json& body) {
   if (logit_bias != nullptr && !(logit_bias->is_object() && logit_bias->empty())) {
     return InvalidFieldError("logit_bias", "logit_bias is not supported (only an empty object)");
   }
-  RETURN_IF_ERROR(RequireZero(body, "presence_penalty"));
-  RETURN_IF_ERROR(RequireZero(body, "frequency_penalty"));
   RETURN_IF_ERROR(RequireOne(body, "n", "one choice per request"));
   return RequireOne(body, "best_of", "one candidate per request");
 }
 
 // Step 4, length and sampling: max_tokens, temperature, top_p, top_k (-1 = off), min_p,
-// repetition_penalty, seed. Only the JSON types here; the ranges are admission's (server/admission.h).
+// repetition_penalty, presence_penalty, frequency_penalty, seed. Only the JSON types here; the ranges are
+// admission's (server/admission.h).
 absl::Status ParseSampling(const Json& body, ApiRequest* api) {
   RETURN_IF_ERROR(GetInt(body, "max_tokens", "max_tokens", &api->max_tokens));
   RETURN_IF_ERROR(GetNumber(body, "temperature", "temperature", &api->temperature));
@@ -214,6 +203,8 @@ absl::Status ParseSampling(const Json& body, ApiRequest* api) {
   if (api->top_k.has_value() && *api->top_k == -1) api->top_k = 0;  // vLLM's "off"
   RETURN_IF_ERROR(GetNumber(body, "min_p", "min_p", &api->min_p));
   RETURN_IF_ERROR(GetNumber(body, "repetition_penalty", "repetition_penalty", &api->repetition_penalty));
+  RETURN_IF_ERROR(GetNumber(body, "presence_penalty", "presence_penalty", &api->presence_penalty));
+  RETURN_IF_ERROR(GetNumber(body, "frequency_penalty", "frequency_penalty", &api->frequency_penalty));
   std::optional<int64_t> seed;
   RETURN_IF_ERROR(GetInt(body, "seed", "seed", &seed));
   if (seed.has_value()) {

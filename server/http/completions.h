@@ -5,11 +5,11 @@
 // Request fields (OpenAI legacy completions): model, prompt (a string or a token-id array; an array
 // holding exactly one of those is accepted as lm-evaluation-harness sends it; more prompts are refused),
 // max_tokens, temperature, top_p, n (1 only), best_of (1 only), stream, stream_options, stop (string or
-// array), seed, logprobs, echo, presence_penalty / frequency_penalty (0 only), logit_bias (empty only),
+// array), seed, logprobs, echo, presence_penalty, frequency_penalty, logit_bias (empty only),
 // suffix (empty only), user; vLLM's extensions top_k (-1 = off), min_p, repetition_penalty, ignore_eos,
 // stop_token_ids; and ours: "adak": {"routing": {"policy", "top_k", "top_p", "top_p_weighting",
-// "threshold", "min_k", "max_k"}, "return_routing_stats"}. Unknown top-level fields are ignored (OpenAI clients send
-// their own); unknown fields inside "adak" are refused.
+// "threshold", "min_k", "max_k"}, "return_routing_stats"}. Unknown top-level fields are ignored (OpenAI
+// clients send their own); unknown fields inside "adak" are refused.
 //
 // echo + logprobs scores the prompt (prompt logprobs, the first one null, as OpenAI and vLLM report it)
 // and allows max_tokens 0, which is how lm-evaluation-harness computes log-likelihoods.

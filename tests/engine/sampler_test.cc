@@ -72,6 +72,34 @@ TEST(Sampler, RepetitionPenaltyFollowsHfRule) {
   EXPECT_EQ(s.Sample(std::vector<float>{2.0f, 1.0f, -1.0f}, std::vector<int32_t>{0, 0, 2}), 1);
 }
 
+// OpenAI's presence and frequency penalties count the generated tokens only (context from generated_from).
+TEST(Sampler, PresenceAndFrequencyPenaltiesCountGeneratedTokens) {
+  const std::vector<float> logits = {2.0f, 1.4f, 1.2f};
+  // The prompt is {0, 0, 0}; one generated 0 and one generated 1.
+  const std::vector<int32_t> context = {0, 0, 0, 0, 1};
+  SamplingParams p;
+  p.presence_penalty = 0.6f;  // 0: 2.0 - 0.6 = 1.4; 1: 1.4 - 0.6 = 0.8; 2 stays 1.2
+  EXPECT_EQ(Sampler(p).Sample(logits, context, 3), 0);
+  p.presence_penalty = 0.9f;  // 0: 1.1 < 2's 1.2
+  EXPECT_EQ(Sampler(p).Sample(logits, context, 3), 2);
+  // Only generated tokens count: with the whole context as prompt nothing is penalised.
+  EXPECT_EQ(Sampler(p).Sample(logits, context, context.size()), 0);
+  p = {};
+  p.frequency_penalty = 0.3f;  // from index 1: 0 three times (2.0 - 0.9 = 1.1), 1 once (1.1) < 1.2
+  EXPECT_EQ(Sampler(p).Sample(logits, context, 1), 2);
+  EXPECT_EQ(Sampler(p).Sample(logits, context, 3), 0);  // once: 2.0 - 0.3 = 1.7
+  p.frequency_penalty = -2.0f;                          // negative: encourages repeats
+  EXPECT_EQ(Sampler(p).Sample(std::vector<float>{1.0f, 2.5f}, std::vector<int32_t>{0}, 0), 0);
+  p = {};
+  p.presence_penalty = 2.5f;
+  EXPECT_THAT(ValidateSamplingParams(p),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("presence_penalty must be in [-2, 2], got 2.5")));
+  p = {};
+  p.frequency_penalty = -3.0f;
+  EXPECT_THAT(ValidateSamplingParams(p),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("frequency_penalty must be in [-2, 2], got -3")));
+}
+
 TEST(Sampler, ValidationNamesFieldAndRange) {
   SamplingParams p;
   p.temperature = -1;

@@ -69,7 +69,8 @@ TEST_F(HttpCompletionsTest, ParsesOpenAiFieldsAndExtensions) {
                  {"stream", true},
                  {"logprobs", 2},
                  {"n", 1},
-                 {"presence_penalty", 0},
+                 {"presence_penalty", 0.25},
+                 {"frequency_penalty", -0.5},
                  {"user", "me"},
                  {"unknown_field", 1},
                  {"adak", {{"routing", {{"policy", "topk"}, {"top_k", 3}}}, {"return_routing_stats", true}}}});
@@ -81,6 +82,8 @@ TEST_F(HttpCompletionsTest, ParsesOpenAiFieldsAndExtensions) {
   EXPECT_EQ(api.top_p, 0.9);
   EXPECT_EQ(api.top_k, 0);  // vLLM's -1 = off
   EXPECT_EQ(api.seed, 42u);
+  EXPECT_EQ(api.presence_penalty, 0.25);
+  EXPECT_EQ(api.frequency_penalty, -0.5);
   EXPECT_THAT(api.stop, ::testing::ElementsAre("\n"));
   EXPECT_THAT(api.stop_token_ids, ::testing::ElementsAre(5, 6));
   EXPECT_TRUE(api.ignore_eos);
@@ -143,7 +146,7 @@ TEST_F(HttpCompletionsTest, RefusalsNameTheirParam) {
   const std::vector<Case> cases = {
       {Json{{"prompt", "a"}, {"n", 2}}, absl::StatusCode::kInvalidArgument, "n"},
       {Json{{"prompt", "a"}, {"best_of", 3}}, absl::StatusCode::kInvalidArgument, "best_of"},
-      {Json{{"prompt", "a"}, {"frequency_penalty", 1}}, absl::StatusCode::kInvalidArgument, "frequency_penalty"},
+      {Json{{"prompt", "a"}, {"frequency_penalty", "1"}}, absl::StatusCode::kInvalidArgument, "frequency_penalty"},
       {Json{{"prompt", "a"}, {"logit_bias", {{"5", 1}}}}, absl::StatusCode::kInvalidArgument, "logit_bias"},
       {Json{{"prompt", "a"}, {"suffix", "x"}}, absl::StatusCode::kInvalidArgument, "suffix"},
       {Json{{"prompt", "a"}, {"max_tokens", 1.5}}, absl::StatusCode::kInvalidArgument, "max_tokens"},

@@ -4,6 +4,8 @@
 // disconnects. Needs nothing outside the repository.
 #include "server/http/gateway.h"
 
+#include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -332,6 +334,31 @@ TEST_F(HttpGatewayTest, ThresholdAndModelWeightedTopPAreTheSameRuleOnATopTwoMode
               400, "adak.routing.top_p_weighting");
 }
 
+// OpenAI's frequency and presence penalties reach the sampler: a strong frequency penalty makes greedy
+// decoding avoid the tokens it already generated, so the text changes and repeats less.
+TEST_F(HttpGatewayTest, FrequencyPenaltyReducesRepeatedTokens) {
+  Json plain = Greedy("Once upon a time there was a little", 48);
+  plain["logprobs"] = 0;
+  Json penalised = plain;
+  penalised["frequency_penalty"] = 2.0;
+  penalised["presence_penalty"] = 1.0;
+  const HttpResponse a = Post(plain);
+  const HttpResponse b = Post(penalised);
+  ASSERT_EQ(a.status, 200) << a.body;
+  ASSERT_EQ(b.status, 200) << b.body;
+  const auto max_repeats = [](const Json& response) {
+    std::map<std::string, int> counts;
+    int most = 0;
+    for (const Json& token : response["choices"][0]["logprobs"]["tokens"]) {
+      most = std::max(most, ++counts[token.get<std::string>()]);
+    }
+    return most;
+  };
+  const Json plain_json = Parse(a), penalised_json = Parse(b);
+  EXPECT_NE(plain_json["choices"][0]["text"], penalised_json["choices"][0]["text"]);
+  EXPECT_LT(max_repeats(penalised_json), max_repeats(plain_json));
+}
+
 TEST_F(HttpGatewayTest, BadFieldsAre400NamingTheParam) {
   const std::string name = app_->context()->model_name;
   ExpectError(Post(Json{{"prompt", "hi"}, {"max_tokens", -1}}), 400, "max_tokens");
@@ -343,7 +370,8 @@ TEST_F(HttpGatewayTest, BadFieldsAre400NamingTheParam) {
   ExpectError(Post(Json{{"prompt", "hi"}, {"temperature", -0.5}}), 400, "temperature");
   ExpectError(Post(Json{{"prompt", "hi"}, {"top_p", 0}}), 400, "top_p");
   ExpectError(Post(Json{{"prompt", "hi"}, {"n", 2}}), 400, "n");
-  ExpectError(Post(Json{{"prompt", "hi"}, {"presence_penalty", 0.5}}), 400, "presence_penalty");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"presence_penalty", 2.5}}), 400, "presence_penalty");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"frequency_penalty", "high"}}), 400, "frequency_penalty");
   ExpectError(Post(Json{{"prompt", "hi"}, {"logprobs", 99}}), 400, "logprobs");
   ExpectError(Post(Json{{"prompt", ""}}), 400, "prompt");
   ExpectError(Post(Json{{"max_tokens", 3}}), 400, "prompt");
