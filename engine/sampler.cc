@@ -29,6 +29,16 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
   if (!(p.frequency_penalty >= -2.0f && p.frequency_penalty <= 2.0f)) {
     return absl::InvalidArgumentError(absl::StrCat("frequency_penalty must be in [-2, 2], got ", p.frequency_penalty));
   }
+  if (p.logit_bias.size() > kMaxLogitBias) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("logit_bias: at most ", kMaxLogitBias, " entries, got ", p.logit_bias.size()));
+  }
+  for (const auto& [id, bias] : p.logit_bias) {
+    if (!(bias >= -100.0f && bias <= 100.0f)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("logit_bias for token ", id, " must be in [-100, 100], got ", bias));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -42,12 +52,22 @@ Sampler::Sampler(const SamplingParams& params)
 int32_t Sampler::Sample(std::span<const float> logits, std::span<const int32_t> context, size_t generated_from) {
   const int64_t vocab = static_cast<int64_t>(logits.size());
   work_.assign(logits.begin(), logits.end());
+  // The repetition penalty applies once per distinct id, recognising an id already penalised by comparing
+  // with the logits before it: the biased ones when there is a bias.
+  std::span<const float> before_penalty = logits;
+  if (!params_.logit_bias.empty()) {
+    for (const auto& [id, bias] : params_.logit_bias) {
+      if (id >= 0 && id < vocab) work_[static_cast<size_t>(id)] += bias;
+    }
+    biased_.assign(work_.begin(), work_.end());
+    before_penalty = biased_;
+  }
   if (params_.repetition_penalty != 1.0f) {
     for (int32_t id : context) {
       if (id < 0 || id >= vocab) continue;
       float& l = work_[static_cast<size_t>(id)];
       // Applied once per distinct id: mark by checking the original value.
-      if (l != logits[static_cast<size_t>(id)]) continue;
+      if (l != before_penalty[static_cast<size_t>(id)]) continue;
       l = l > 0.0f ? l / params_.repetition_penalty : l * params_.repetition_penalty;
     }
   }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,7 +29,14 @@ struct SamplingParams {
   float presence_penalty = 0.0f;    // [-2, 2]; 0 = off
   float frequency_penalty = 0.0f;   // [-2, 2]; 0 = off
   std::optional<uint64_t> seed;     // unset: seeded from std::random_device
+  // OpenAI's logit_bias: added to the logit of each id (in [-100, 100]; -100 bans the id, 100 all but forces
+  // it) before the penalties, temperature and truncation. Ids outside the vocabulary are ignored by Sample;
+  // the request layer refuses them.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 };
+
+// The most logit_bias entries one request may carry (OpenAI's limit is 300; this is larger).
+inline constexpr size_t kMaxLogitBias = 1024;
 
 // InvalidArgument naming the field and its allowed range.
 [[nodiscard]] absl::Status ValidateSamplingParams(const SamplingParams& params);
@@ -47,6 +55,7 @@ class Sampler {
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::vector<float> work_;
+  std::vector<float> biased_;  // the logits after logit_bias, before the penalties
   std::vector<int32_t> order_;
   std::vector<int32_t> counts_;  // [V] generated-token counts, for the presence/frequency penalties
 };

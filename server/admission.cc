@@ -49,7 +49,7 @@ absl::StatusOr<std::vector<int32_t>> ResolvePrompt(const ApiRequest& api, const 
     return ids;
   }
   ASSIGN_OR_RETURN(std::vector<int32_t> ids,
-                   TokenizeBounded(context, *api.text, "prompt", limits.max_context, /*add_special_tokens=*/true));
+                   TokenizeBounded(context, *api.text, "prompt", limits.max_context, api.add_special_tokens));
   if (ids.empty()) return InvalidFieldError("prompt", "prompt: the text encodes to no tokens");
   return ids;
 }
@@ -130,6 +130,26 @@ absl::Status CheckSampling(const engine::SamplingParams& sampling) {
   one = defaults;
   one.frequency_penalty = sampling.frequency_penalty;
   if (absl::Status s = engine::ValidateSamplingParams(one); !s.ok()) return Field("frequency_penalty", s);
+  return absl::OkStatus();
+}
+
+// logit_bias: ids inside the vocabulary, each bias in the engine's range, at most engine::kMaxLogitBias.
+absl::Status ResolveLogitBias(const ApiRequest& api, const scheduler::RequestLimits& limits,
+                              engine::SamplingParams* sampling) {
+  if (api.logit_bias.size() > engine::kMaxLogitBias) {
+    return InvalidFieldError("logit_bias", StrCatStd("logit_bias: at most ", engine::kMaxLogitBias, " entries, got ",
+                                                     api.logit_bias.size()));
+  }
+  for (const auto& [id, bias] : api.logit_bias) {
+    if (id < 0 || id >= limits.vocab_size) {
+      return InvalidFieldError("logit_bias", StrCatStd("logit_bias: token id ", id, " is outside the vocabulary [0, ",
+                                                       limits.vocab_size, ")"));
+    }
+    sampling->logit_bias.emplace_back(static_cast<int32_t>(id), ToFloat(bias));
+  }
+  engine::SamplingParams only_bias;
+  only_bias.logit_bias = sampling->logit_bias;
+  if (absl::Status s = engine::ValidateSamplingParams(only_bias); !s.ok()) return Field("logit_bias", s);
   return absl::OkStatus();
 }
 
@@ -258,6 +278,7 @@ absl::StatusOr<scheduler::GenerationRequest> BuildRequest(const ApiRequest& api,
   request.sampling.presence_penalty = ToFloat(api.presence_penalty.value_or(0.0));
   request.sampling.frequency_penalty = ToFloat(api.frequency_penalty.value_or(0.0));
   if (api.seed.has_value()) request.sampling.seed = *api.seed;
+  RETURN_IF_ERROR(ResolveLogitBias(api, limits, &request.sampling));
   ASSIGN_OR_RETURN(request.routing, BuildRouting(api.routing, context));
   request.stop = api.stop;
   request.stop_token_ids = api.stop_token_ids;

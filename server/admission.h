@@ -9,7 +9,8 @@
 // into the gRPC error details and the OpenAI `param` (server/status_mapping.h), never by reading the text.
 //
 // Field names (the API's shared spelling, as adak.v1 and the messages use it): prompt, max_tokens,
-// temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, frequency_penalty, logprobs, stop,
+// temperature, top_p, top_k, min_p, repetition_penalty, presence_penalty, frequency_penalty, logit_bias,
+// logprobs, stop,
 // stop_token_ids, routing (the
 // routing as a whole, e.g. a policy whose file is not loaded), routing.policy, routing.top_k,
 // routing.top_p, routing.top_p_weighting, routing.threshold, routing.min_k, routing.max_k. "prompt +
@@ -25,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -50,6 +52,9 @@ struct ApiRouting {
 struct ApiRequest {
   std::optional<std::string> text;  // exactly one of text and token_ids
   std::optional<std::vector<int32_t>> token_ids;
+  // Whether tokenizing `text` adds the tokenizer's special tokens (BOS); false for a rendered chat
+  // template, which writes them itself.
+  bool add_special_tokens = true;
   std::optional<int64_t> max_tokens;
   std::optional<double> temperature;
   std::optional<double> top_p;
@@ -59,6 +64,7 @@ struct ApiRequest {
   std::optional<double> presence_penalty;
   std::optional<double> frequency_penalty;
   std::optional<uint64_t> seed;
+  std::vector<std::pair<int64_t, double>> logit_bias;  // token id -> bias, in the order given
   ApiRouting routing;
   std::vector<std::string> stop;
   std::vector<int32_t> stop_token_ids;

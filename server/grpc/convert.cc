@@ -1,5 +1,6 @@
 #include "server/grpc/convert.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -34,6 +35,8 @@ ApiRequest ApiRequestFromProto(const adak::v1::GenerateRequest& request) {
   if (sampling.has_presence_penalty()) api.presence_penalty = sampling.presence_penalty();
   if (sampling.has_frequency_penalty()) api.frequency_penalty = sampling.frequency_penalty();
   if (sampling.has_seed()) api.seed = sampling.seed();
+  for (const auto& [id, bias] : sampling.logit_bias()) api.logit_bias.emplace_back(id, bias);
+  std::sort(api.logit_bias.begin(), api.logit_bias.end());  // a proto map has no order
   api.routing = ApiRoutingFromProto(request.routing());
   api.stop.assign(request.stop().begin(), request.stop().end());
   api.stop_token_ids.assign(request.stop_token_ids().begin(), request.stop_token_ids().end());

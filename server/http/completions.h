@@ -1,125 +1,81 @@
-// The OpenAI /v1/completions JSON of the HTTP gateway: the request body -> ApiRequest mapping, and the
-// response objects (one JSON object, or server-sent-event chunks when streaming) built from what the
-// scheduler reports.
+// The OpenAI /v1/completions request of the HTTP gateway: the body -> CompletionCall mapping. The chat
+// endpoint (server/http/chat_completions.h) produces the same CompletionCall; the response objects are
+// built by server/http/completion_builder.h.
 //
-// Request fields (OpenAI legacy completions): model, prompt (a string or a token-id array; an array
-// holding exactly one of those is accepted as lm-evaluation-harness sends it; more prompts are refused),
-// max_tokens, temperature, top_p, n (1 only), best_of (1 only), stream, stream_options, stop (string or
-// array), seed, logprobs, echo, presence_penalty, frequency_penalty, logit_bias (empty only),
-// suffix (empty only), user; vLLM's extensions top_k (-1 = off), min_p, repetition_penalty, ignore_eos,
-// stop_token_ids; and ours: "adak": {"routing": {"policy", "top_k", "top_p", "top_p_weighting",
-// "threshold", "min_k", "max_k"}, "return_routing_stats"}. Unknown top-level fields are ignored (OpenAI
-// clients send their own); unknown fields inside "adak" are refused.
+// Request fields (OpenAI legacy completions): model, prompt (a string, a token-id array, or a batch: an
+// array of strings or of token-id arrays, as lm-evaluation-harness sends it), max_tokens, temperature,
+// top_p, n, best_of, stream, stream_options, stop (string or array), seed, logprobs, echo,
+// presence_penalty, frequency_penalty, logit_bias, suffix (empty only), user; vLLM's extensions top_k
+// (-1 = off), min_p, repetition_penalty, ignore_eos, stop_token_ids; and ours: "adak": {"routing":
+// {"policy", "top_k", "top_p", "top_p_weighting", "threshold", "min_k", "max_k"}, "return_routing_stats",
+// "timeout_seconds"}. Unknown top-level fields are ignored (OpenAI clients send their own); unknown fields
+// inside "adak" are refused.
 //
-// echo + logprobs scores the prompt (prompt logprobs, the first one null, as OpenAI and vLLM report it)
-// and allows max_tokens 0, which is how lm-evaluation-harness computes log-likelihoods.
+// Choices: every prompt gets `best_of` candidates (default n), and the n with the highest cumulative
+// logprob come back, numbered prompt_index * n + j as OpenAI does; best_of > n cannot stream. Candidates
+// of one prompt after the first start once the first has computed the prompt, so they take its KV blocks
+// from the prefix cache. With a seed, candidate j samples with seed + j (otherwise they would all be
+// alike).
 //
-// Pure functions and a value type; CompletionBuilder is not thread-safe (one per request, used on the
-// connection's strand).
+// echo + logprobs scores the prompt (prompt logprobs, the first one null, as OpenAI and vLLM report it;
+// streamed in the first chunk) and allows max_tokens 0, which is how lm-evaluation-harness computes
+// log-likelihoods.
+//
+// Stateless functions; safe from any thread.
 #ifndef ADAK_SERVER_HTTP_COMPLETIONS_H_
 #define ADAK_SERVER_HTTP_COMPLETIONS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
-#include "scheduler/request.h"
 #include "server/admission.h"
+#include "server/http/request_fields.h"
 #include "server/service_context.h"
-#include "server/status_mapping.h"
-#include "tokenizer/tokenizer.h"
 
 namespace adak::server {
 
-struct CompletionCall {
-  ApiRequest api;
-  bool stream = false;
-  bool echo = false;
-  bool logprobs = false;  // the response carries a logprobs object (logprobs was set, >= 0)
+// One prompt of a request: text or token ids (exactly one is set).
+struct ApiPrompt {
+  std::optional<std::string> text;
+  std::optional<std::vector<int32_t>> token_ids;
 };
 
-// The deepest nesting of JSON arrays and objects a request body may have (the deepest valid request nests
-// 3: "adak" -> "routing" -> values; a prompt as a batch of token-id arrays nests 2). Deeper bodies are
-// refused before they are parsed: a deeply nested value would otherwise exhaust the stack of whatever walks
-// it recursively.
-inline constexpr int kMaxJsonDepth = 32;
+struct CompletionCall {
+  enum class Endpoint { kCompletions, kChat };
+  Endpoint endpoint = Endpoint::kCompletions;
+  ApiRequest api;                  // the fields every candidate shares (its text/token_ids are unset)
+  std::vector<ApiPrompt> prompts;  // at least one
+  int64_t n = 1;                   // choices returned per prompt
+  int64_t best_of = 1;             // candidates generated per prompt (>= n)
+  bool stream = false;
+  bool echo = false;
+  bool logprobs = false;  // the response carries logprobs
+  int64_t candidates() const { return static_cast<int64_t>(prompts.size()) * best_of; }
+};
 
-// OK when no array or object in `body` nests deeper than `max_depth` levels; InvalidArgument naming the
-// limit otherwise. Runs in one pass over the bytes (strings skipped) without parsing; malformed JSON is not
-// detected here.
-[[nodiscard]] absl::Status CheckJsonDepth(std::string_view body, int max_depth);
+// The most candidates (prompts x best_of) one request may run.
+inline constexpr int64_t kMaxCandidates = 64;
 
-// Parses the body of POST /v1/completions into the front-end-neutral ApiRequest (server/admission.h
-// validates the values; this checks the JSON types and the OpenAI-only fields). Errors: InvalidArgument
-// naming the field as the JSON body spells it and carrying it (base/error_field.h; ErrorParam in
-// server/status_mapping.h reads it), e.g. "prompt: one prompt per request, got 3" (prompt) or "n must be
-// 1 (one choice per request), got 2" (n); NotFound carrying `model` when it names a model this server
-// does not serve; InvalidArgument without a field when the body is not a JSON object or nests deeper than
-// kMaxJsonDepth (the message names the limit).
+// The request of candidate `c` in [0, call.candidates()): prompt c / best_of, seed + c % best_of.
+[[nodiscard]] ApiRequest CandidateRequest(const CompletionCall& call, int64_t c);
+
+// Parses the body of POST /v1/completions (server/admission.h validates the values; this checks the JSON
+// types and the OpenAI-only fields). Errors: InvalidArgument naming the field as the JSON body spells it
+// and carrying it (base/error_field.h; ErrorParam in server/status_mapping.h reads it), e.g. "n must be in
+// [1, 64], got 0" (n) or "prompt: 70 prompts x best_of 1 = 70 candidates, over the limit of 64" (prompt);
+// NotFound carrying `model` when it names a model this server does not serve; InvalidArgument without a
+// field when the body is not a JSON object or nests deeper than kMaxJsonDepth (the message names the
+// limit).
 [[nodiscard]] absl::StatusOr<CompletionCall> ParseCompletionRequest(std::string_view body,
                                                                     const ServiceContext& context);
 
-// Builds the response of one completion. `prompt_ids` are the tokenized prompt, `prompt_text` the prompt
-// as echo returns it. REQUIRES: the context (and its tokenizer) outlives the builder.
-class CompletionBuilder {
- public:
-  CompletionBuilder(const ServiceContext& context, const CompletionCall& call, std::vector<int32_t> prompt_ids,
-                    std::string prompt_text, std::string id, int64_t created);
-
-  // Records tokens as the scheduler reports them (both modes).
-  void AddTokens(const std::vector<scheduler::TokenOutput>& tokens);
-
-  // Streaming: "data: {chunk}\n\n" for the tokens added since the last chunk (their text, and logprobs
-  // when asked for), or "" when there is nothing to send (held-back text, no logprobs).
-  [[nodiscard]] std::string StreamChunk();
-  // Streaming with echo: the first chunk, carrying the prompt text.
-  [[nodiscard]] std::string EchoChunk() const;
-  // Streaming: the final chunk (finish_reason, usage) followed by "data: [DONE]\n\n"; for a failed
-  // request (final.status not OK) an error event {"error": {...}} then [DONE].
-  [[nodiscard]] std::string FinalChunks(const scheduler::FinalOutput& final) const;
-
-  // Not streaming: the whole response object. REQUIRES: final.status is OK.
-  [[nodiscard]] std::string Response(const scheduler::FinalOutput& final) const;
-
-  // The usage object: prompt/completion/total tokens, prompt_tokens_details.cached_tokens (prefix cache
-  // hits), and the "adak" extension (expert_activations,
-  // expert_flops, expert_flops_saved, mean_k, and mean_k_per_layer with return_routing_stats).
-  [[nodiscard]] std::string UsageJson(const scheduler::Usage& usage) const;
-
- private:
-  struct TokenEntry {
-    int32_t id = 0;
-    std::string piece;  // the token's text in context (may be empty while UTF-8 is incomplete)
-    float logprob = 0.0f;
-    std::vector<scheduler::TopLogprob> top;
-  };
-
-  [[nodiscard]] nlohmann::ordered_json UsageObject(const scheduler::Usage& usage) const;
-  // The text of `id` after `prev` (-1: at the start), for top-logprob keys.
-  [[nodiscard]] std::string PieceAfter(int32_t prev, int32_t id) const;
-  // Generated token i's top-logprob entries: the token itself, then its alternatives (text after the
-  // previous token).
-  [[nodiscard]] std::vector<std::pair<std::string, float>> GeneratedTop(size_t i) const;
-
-  const ServiceContext& context_;
-  const tokenizer::Tokenizer& tokenizer_;
-  CompletionCall call_;
-  std::vector<int32_t> prompt_ids_;
-  std::string prompt_text_;
-  std::string id_;
-  int64_t created_;
-  tokenizer::IncrementalDetokenizer detokenizer_;  // generated tokens, with the prompt as context
-  std::string text_;                               // the scheduler's text so far
-  std::vector<TokenEntry> tokens_;                 // generated tokens
-  size_t streamed_tokens_ = 0;                     // tokens_ already sent in chunks
-  size_t streamed_text_ = 0;                       // bytes of text_ already sent
-  size_t streamed_offset_ = 0;                     // text_offset of the next streamed token
-};
+// n and best_of (shared with chat): n in [1, kMaxCandidates], best_of in [n, kMaxCandidates] (default n),
+// best_of > n only without stream, and prompts x best_of <= kMaxCandidates.
+[[nodiscard]] absl::Status ParseChoiceCounts(const request_fields::Json& body, CompletionCall* call);
 
 }  // namespace adak::server
 

@@ -23,6 +23,8 @@
 #include "nlohmann/json.hpp"
 #include "server/admission.h"
 #include "server/auth.h"
+#include "server/http/chat_completions.h"
+#include "server/http/completion_builder.h"
 #include "server/http/completions.h"
 #include "server/http/dashboard.h"
 #include "server/metrics.h"
@@ -55,15 +57,19 @@ class Session;
 // The sink keeps the io_context alive: the scheduler may hold it after the gateway shut down.
 class HttpSink final : public scheduler::RequestSink {
  public:
-  HttpSink(std::shared_ptr<net::io_context> io, net::any_io_executor executor, std::weak_ptr<Session> session)
-      : io_(std::move(io)), executor_(std::move(executor)), session_(std::move(session)) {}
+  HttpSink(std::shared_ptr<net::io_context> io, net::any_io_executor executor, std::weak_ptr<Session> session,
+           size_t candidate)
+      : io_(std::move(io)), executor_(std::move(executor)), session_(std::move(session)), candidate_(candidate) {}
   void OnTokens(std::vector<scheduler::TokenOutput> tokens) override;
+  void OnPromptLogprobs(const std::vector<float>& logprobs,
+                        const std::vector<std::vector<scheduler::TopLogprob>>& top) override;
   void OnFinish(scheduler::FinalOutput final) override;
 
  private:
   std::shared_ptr<net::io_context> io_;  // declared first: outlives executor_
   net::any_io_executor executor_;
   std::weak_ptr<Session> session_;
+  size_t candidate_;  // which candidate of the session's request
 };
 
 // One client connection: reads requests (keep-alive, pipelining), answers them, and runs at most one
@@ -77,10 +83,11 @@ class Session : public std::enable_shared_from_this<Session> {
   }
   ~Session() {
     shared_->connections.fetch_sub(1);
-    if (!scheduler_active_) return;
-    // The connection closed before the request finished (it was cancelled): forget its id.
+    // The connection closed before the request finished (it was cancelled): forget its ids.
     absl::MutexLock lock(&shared_->mu);
-    shared_->in_flight.erase(request_id_);
+    for (const Candidate& c : candidates_) {
+      if (c.submitted && !c.finished) shared_->in_flight.erase(c.request_id);
+    }
   }
 
   void Start() {
@@ -95,8 +102,9 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void OnTokens(const std::vector<scheduler::TokenOutput>& tokens);
-  void OnFinish(const scheduler::FinalOutput& final);
+  void OnTokens(size_t c, const std::vector<scheduler::TokenOutput>& tokens);
+  void OnPromptLogprobs(size_t c, std::vector<float> logprobs, std::vector<std::vector<scheduler::TopLogprob>> top);
+  void OnFinish(size_t c, const scheduler::FinalOutput& final);
 
  private:
   ServiceContext& context() const { return *shared_->context; }
@@ -125,7 +133,16 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnBody(beast::error_code ec);
   void OnReadError(beast::error_code ec);
   void Handle();
-  void HandleCompletion(const std::string& body);
+  void HandleCompletion(const std::string& body, CompletionCall::Endpoint endpoint);
+  // Admits candidate `c` (its builder, its sink); false (with failure_ set) when it was refused.
+  bool SubmitCandidate(size_t c);
+  // The other candidates of the prompt of candidate `first` (once it has computed the prompt).
+  void SubmitSiblings(size_t first);
+  // The candidate's echo chunk, once, before its first tokens (streaming with echo).
+  void SendEcho(size_t c);
+  // A candidate is done (finished, or never to be submitted): answers when it was the last one.
+  void CandidateDone();
+  void CancelCandidates();
   void HandleMetrics();
   // GET /dashboard/data (server/http/dashboard.h).
   void HandleDashboardData();
@@ -196,16 +213,27 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
   bool closed_ = false;
 
-  // The completion in progress, if any.
+  // The completion in progress, if any: its candidates (prompts x best_of), each a scheduler request.
+  struct Candidate {
+    uint64_t request_id = 0;
+    bool submitted = false;  // handed to the scheduler
+    bool finished = false;   // OnFinish received, or it will never be submitted
+    bool echo_sent = false;
+    std::optional<CompletionBuilder> builder;
+    scheduler::FinalOutput final;
+  };
   bool completion_active_ = false;  // submitted, response not fully written
-  bool scheduler_active_ = false;   // submitted, OnFinish not yet received
-  uint64_t request_id_ = 0;
+  std::optional<CompletionCall> call_;
+  std::vector<Candidate> candidates_;
+  size_t unfinished_ = 0;     // candidates not yet done
+  size_t last_finished_ = 0;  // the candidate whose OnFinish came last
+  absl::Status failure_;      // the first candidate that failed or was refused
+  std::string response_id_;
+  int64_t created_ = 0;
   bool streaming_ = false;
   bool chunked_ = false;
   bool headers_sent_ = false;
   bool stream_done_ = false;
-  std::optional<CompletionBuilder> builder_;
-  bool echo_chunk_ = false;
 
   // Reading while a completion runs, to notice a client that goes away.
   bool watching_ = false;
@@ -217,14 +245,21 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void HttpSink::OnTokens(std::vector<scheduler::TokenOutput> tokens) {
-  net::post(executor_, [session = session_, tokens = std::move(tokens)]() {
-    if (std::shared_ptr<Session> s = session.lock()) s->OnTokens(tokens);
+  net::post(executor_, [session = session_, c = candidate_, tokens = std::move(tokens)]() {
+    if (std::shared_ptr<Session> s = session.lock()) s->OnTokens(c, tokens);
+  });
+}
+
+void HttpSink::OnPromptLogprobs(const std::vector<float>& logprobs,
+                                const std::vector<std::vector<scheduler::TopLogprob>>& top) {
+  net::post(executor_, [session = session_, c = candidate_, logprobs, top]() mutable {
+    if (std::shared_ptr<Session> s = session.lock()) s->OnPromptLogprobs(c, std::move(logprobs), std::move(top));
   });
 }
 
 void HttpSink::OnFinish(scheduler::FinalOutput final) {
-  net::post(executor_, [session = session_, final = std::move(final)]() {
-    if (std::shared_ptr<Session> s = session.lock()) s->OnFinish(final);
+  net::post(executor_, [session = session_, c = candidate_, final = std::move(final)]() {
+    if (std::shared_ptr<Session> s = session.lock()) s->OnFinish(c, final);
   });
 }
 
@@ -380,7 +415,7 @@ void Session::Handle() {
     }
   }
   try {
-    if (path == "/v1/completions") {
+    if (path == "/v1/completions" || path == "/v1/chat/completions") {
       if (method != http::verb::post) return method_not_allowed("POST");
       if (!IsJson(request)) {
         auto type = request.find(http::field::content_type);
@@ -388,7 +423,8 @@ void Session::Handle() {
                                     "Content-Type must be application/json, got '",
                                     type == request.end() ? std::string_view("(none)") : ToView(type->value()), "'")));
       }
-      return HandleCompletion(request.body());
+      return HandleCompletion(request.body(), path == "/v1/completions" ? CompletionCall::Endpoint::kCompletions
+                                                                         : CompletionCall::Endpoint::kChat);
     }
     const bool get = method == http::verb::get;
     if (path == "/healthz") {
@@ -421,8 +457,8 @@ void Session::Handle() {
       return HandleModels(path);
     }
     ReplyError(absl::NotFoundError(StrCatStd("no route for ", ToView(request.method_string()), " ", path,
-                                             " (endpoints: POST /v1/completions, GET /v1/models, /healthz, "
-                                             "/readyz, /metrics, /dashboard)")));
+                                             " (endpoints: POST /v1/completions, POST /v1/chat/completions, "
+                                             "GET /v1/models, /healthz, /readyz, /metrics, /dashboard)")));
   } catch (const std::exception& e) {
     // Nothing below should throw; a request must never take the gateway down.
     keep_alive_ = false;
@@ -486,75 +522,198 @@ void Session::HandleModels(std::string_view path) {
 // answered.
 void Session::Reject(const absl::Status& status) { ReplyError(server::Reject(context(), status)); }
 
-void Session::HandleCompletion(const std::string& body) {
+void Session::HandleCompletion(const std::string& body, CompletionCall::Endpoint endpoint) {
   ServiceContext& ctx = context();
   // Not serving wins over a malformed body; Admit checks again (the phase may change meanwhile).
   if (absl::Status serving = CheckServing(ctx); !serving.ok()) return Reject(serving);
-  absl::StatusOr<CompletionCall> call = ParseCompletionRequest(body, ctx);
+  absl::StatusOr<CompletionCall> call = endpoint == CompletionCall::Endpoint::kChat ? ParseChatRequest(body, ctx)
+                                                                                    : ParseCompletionRequest(body, ctx);
   if (!call.ok()) return Reject(call.status());
-  std::shared_ptr<net::io_context> io = io_.lock();
-  if (io == nullptr) return Reject(absl::UnavailableError("the server is shutting down"));
-  auto sink = std::make_shared<HttpSink>(std::move(io), executor_, weak_from_this());
-  // The shared path (validation, Scheduler::Submit) counts its own refusals.
-  absl::StatusOr<Admitted> admitted = Admit(ctx, call->api, std::move(sink));
-  if (!admitted.ok()) return ReplyError(admitted.status());
-
-  std::vector<int32_t> prompt_ids = std::move(admitted->prompt_ids);
-  // What echo returns: the prompt as sent, or the ids decoded (special tokens read as "", as vLLM does).
-  std::string prompt_text =
-      call->api.text.has_value() ? *call->api.text : ctx.model->tokenizer->Decode(prompt_ids, true);
-  request_id_ = admitted->id;
-  completion_active_ = true;
-  scheduler_active_ = true;
-  streaming_ = call->stream;
+  call_ = *std::move(call);
+  candidates_.clear();
+  candidates_.resize(static_cast<size_t>(call_->candidates()));
+  unfinished_ = candidates_.size();
+  failure_ = absl::OkStatus();
+  response_id_ = StrCatStd(endpoint == CompletionCall::Endpoint::kChat ? "chatcmpl-" : "cmpl-", shared_->id_prefix,
+                           absl::Hex(shared_->next_id.fetch_add(1), absl::kZeroPad8));
+  created_ = absl::ToUnixSeconds(absl::Now());
+  streaming_ = call_->stream;
   chunked_ = version_ >= 11;
   headers_sent_ = false;
   stream_done_ = false;
-  echo_chunk_ = call->echo;
-  builder_.emplace(ctx, *call, std::move(prompt_ids), std::move(prompt_text),
-                   StrCatStd("cmpl-", shared_->id_prefix, absl::Hex(shared_->next_id.fetch_add(1), absl::kZeroPad8)),
-                   absl::ToUnixSeconds(absl::Now()));
+  // The first candidate of each prompt now; the others once it has computed the prompt (SubmitSiblings),
+  // so they find its KV blocks in the prefix cache.
+  const auto best_of = static_cast<size_t>(call_->best_of);
+  for (size_t first = 0; first < candidates_.size(); first += best_of) {
+    if (!SubmitCandidate(first)) {
+      if (first == 0) {
+        // Nothing runs: a plain refusal (Admit counted it).
+        candidates_.clear();
+        call_.reset();
+        return ReplyError(failure_);
+      }
+      // Some prompts run already: they are cancelled and the refusal answers once they end.
+      completion_active_ = true;
+      {
+        absl::MutexLock lock(&shared_->mu);
+        ++shared_->active_responses;
+      }
+      for (size_t c = first; c < candidates_.size(); ++c) candidates_[c].finished = true;
+      unfinished_ -= candidates_.size() - first;
+      CancelCandidates();
+      stream_.expires_never();
+      Watch();
+      return;
+    }
+  }
+  completion_active_ = true;
   bool stopping = false;
   {
     absl::MutexLock lock(&shared_->mu);
-    shared_->in_flight.insert(request_id_);
     ++shared_->active_responses;
     stopping = shared_->stopping;
   }
-  if (stopping) ctx.scheduler->Cancel(request_id_);
+  if (stopping) CancelCandidates();
   stream_.expires_never();
   Watch();
 }
 
-void Session::OnTokens(const std::vector<scheduler::TokenOutput>& tokens) {
-  if (closed_ || !scheduler_active_) return;
-  builder_->AddTokens(tokens);
-  if (!streaming_) return;
-  if (!headers_sent_) StartStream();
-  Enqueue(builder_->StreamChunk());
+bool Session::SubmitCandidate(size_t c) {
+  ServiceContext& ctx = context();
+  Candidate& candidate = candidates_[c];
+  std::shared_ptr<net::io_context> io = io_.lock();
+  if (io == nullptr) {
+    failure_ = server::Reject(ctx, absl::UnavailableError("the server is shutting down"));
+    return false;
+  }
+  const ApiRequest api = CandidateRequest(*call_, static_cast<int64_t>(c));
+  auto sink = std::make_shared<HttpSink>(std::move(io), executor_, weak_from_this(), c);
+  // The shared path (validation, Scheduler::Submit) counts its own refusals.
+  absl::StatusOr<Admitted> admitted = Admit(ctx, api, std::move(sink));
+  if (!admitted.ok()) {
+    if (failure_.ok()) failure_ = admitted.status();
+    return false;
+  }
+  // What echo returns: the prompt as sent, or the ids decoded (special tokens read as "", as vLLM does).
+  std::string prompt_text =
+      api.text.has_value() ? *api.text : ctx.model->tokenizer->Decode(admitted->prompt_ids, true);
+  const auto best_of = static_cast<int64_t>(call_->best_of);
+  const int64_t index = static_cast<int64_t>(c) / best_of * call_->n + static_cast<int64_t>(c) % best_of;
+  candidate.builder.emplace(ctx, *call_, std::move(admitted->prompt_ids), std::move(prompt_text), response_id_,
+                            created_, index);
+  candidate.request_id = admitted->id;
+  candidate.submitted = true;
+  absl::MutexLock lock(&shared_->mu);
+  shared_->in_flight.insert(candidate.request_id);
+  return true;
 }
 
-void Session::OnFinish(const scheduler::FinalOutput& final) {
-  if (!scheduler_active_) return;
-  scheduler_active_ = false;
+void Session::SubmitSiblings(size_t first) {
+  const auto best_of = static_cast<size_t>(call_->best_of);
+  if (first % best_of != 0 || best_of == 1 || candidates_[first + 1].submitted || candidates_[first + 1].finished) {
+    return;
+  }
+  for (size_t c = first + 1; c < first + best_of; ++c) {
+    if (!failure_.ok() || !SubmitCandidate(c)) {
+      // Refused (e.g. the queue is full) or another candidate failed: this one never runs.
+      candidates_[c].finished = true;
+      CandidateDone();
+    }
+  }
+  if (!failure_.ok()) CancelCandidates();
+}
+
+void Session::SendEcho(size_t c) {
+  Candidate& candidate = candidates_[c];
+  if (!streaming_ || !call_->echo || candidate.echo_sent) return;
+  candidate.echo_sent = true;
+  if (!headers_sent_) StartStream();
+  Enqueue(candidate.builder->EchoChunk());
+}
+
+void Session::OnPromptLogprobs(size_t c, std::vector<float> logprobs,
+                               std::vector<std::vector<scheduler::TopLogprob>> top) {
+  if (closed_ || c >= candidates_.size() || candidates_[c].finished || !candidates_[c].builder) return;
+  candidates_[c].builder->SetPromptLogprobs(std::move(logprobs), std::move(top));
+  SendEcho(c);
+  SubmitSiblings(c);
+}
+
+void Session::OnTokens(size_t c, const std::vector<scheduler::TokenOutput>& tokens) {
+  if (closed_ || c >= candidates_.size() || candidates_[c].finished || !candidates_[c].builder) return;
+  Candidate& candidate = candidates_[c];
+  candidate.builder->AddTokens(tokens);
+  SubmitSiblings(c);
+  if (!streaming_) return;
+  SendEcho(c);
+  if (!headers_sent_) StartStream();
+  Enqueue(candidate.builder->StreamChunk());
+}
+
+void Session::OnFinish(size_t c, const scheduler::FinalOutput& final) {
+  if (c >= candidates_.size() || candidates_[c].finished) return;
+  Candidate& candidate = candidates_[c];
+  candidate.finished = true;
   {
     absl::MutexLock lock(&shared_->mu);
-    shared_->in_flight.erase(request_id_);
+    shared_->in_flight.erase(candidate.request_id);
   }
   if (closed_) return;
+  candidate.final = final;
+  if (!final.status.ok() && failure_.ok()) {
+    failure_ = final.status;
+    CancelCandidates();
+  }
+  if (final.status.ok()) SubmitSiblings(c);
+  if (streaming_ && final.status.ok() && failure_.ok()) {
+    SendEcho(c);
+    if (!headers_sent_) StartStream();
+    Enqueue(candidate.builder->StreamChunk());  // text released only at the end
+    if (unfinished_ > 1) Enqueue(candidate.builder->FinalChunk(final, nullptr));
+  }
+  last_finished_ = c;
+  CandidateDone();
+}
+
+void Session::CandidateDone() {
+  --unfinished_;
+  if (unfinished_ > 0 || closed_) return;
+  std::vector<const CompletionBuilder*> builders;
+  std::vector<const scheduler::FinalOutput*> finals;
+  if (failure_.ok()) {
+    for (const Candidate& c : candidates_) {
+      builders.push_back(&*c.builder);
+      finals.push_back(&c.final);
+    }
+  }
   if (!streaming_) {
-    if (!final.status.ok()) return ReplyError(final.status);
-    return Reply(http::status::ok, builder_->Response(final));
+    if (!failure_.ok()) return ReplyError(failure_);
+    if (builders.size() == 1) return Reply(http::status::ok, builders[0]->Response(*finals[0]));
+    return Reply(http::status::ok, CombineResponse(*call_, builders, finals));
   }
   if (!headers_sent_) {
-    if (!final.status.ok()) return ReplyError(final.status);  // nothing streamed yet: a plain error
+    if (!failure_.ok()) return ReplyError(failure_);  // nothing streamed yet: a plain error
     StartStream();
   }
-  if (final.status.ok()) Enqueue(builder_->StreamChunk());  // text released only at the end
-  Enqueue(builder_->FinalChunks(final));
+  if (failure_.ok()) {
+    // The last candidate to finish: its final chunk carries the usage of all.
+    const nlohmann::ordered_json usage = builders[0]->UsageObject(finals);
+    const Candidate& last = candidates_[last_finished_];
+    Enqueue(last.builder->FinalChunk(last.final, &usage));
+    Enqueue("data: [DONE]\n\n");
+  } else {
+    Enqueue(StrCatStd("data: ", OpenAiErrorBody(failure_), "\n\ndata: [DONE]\n\n"));
+  }
   if (chunked_) Enqueue("0\r\n\r\n", /*raw=*/true);
   stream_done_ = true;
   if (!writing_ && pending_.empty()) AfterResponse();
+}
+
+void Session::CancelCandidates() {
+  if (context().scheduler == nullptr) return;
+  for (const Candidate& c : candidates_) {
+    if (c.submitted && !c.finished) context().scheduler->Cancel(c.request_id);
+  }
 }
 
 void Session::StartStream() {
@@ -568,7 +727,6 @@ void Session::StartStream() {
                 chunked_ ? "Transfer-Encoding: chunked\r\n" : "",
                 keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n", "\r\n"),
       /*raw=*/true);
-  if (echo_chunk_) Enqueue(builder_->EchoChunk());
 }
 
 void Session::Enqueue(std::string data, bool raw) {
@@ -638,14 +796,13 @@ void Session::OnWatch(beast::error_code ec, size_t bytes) {
 }
 
 void Session::PeerGone() {
-  if (scheduler_active_ && context().scheduler != nullptr) context().scheduler->Cancel(request_id_);
+  CancelCandidates();
   Close();
 }
 
 void Session::EndCompletion() {
   if (!completion_active_) return;
   completion_active_ = false;
-  builder_.reset();
   absl::MutexLock lock(&shared_->mu);
   --shared_->active_responses;
 }

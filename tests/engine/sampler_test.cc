@@ -100,6 +100,34 @@ TEST(Sampler, PresenceAndFrequencyPenaltiesCountGeneratedTokens) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("frequency_penalty must be in [-2, 2], got -3")));
 }
 
+// OpenAI's logit_bias: added to the logits before everything else; ids outside the vocabulary are ignored.
+TEST(Sampler, LogitBiasShiftsLogitsBeforePenaltiesAndSampling) {
+  const std::vector<float> logits = {2.0f, 1.0f, 0.5f};
+  SamplingParams p;
+  p.logit_bias = {{0, -1.5f}};  // 0.5 < 1.0
+  EXPECT_EQ(Sampler(p).Sample(logits, {}), 1);
+  p.logit_bias = {{2, 1.6f}, {7, 100.0f}};  // 2.1 > 2.0; id 7 is outside: ignored
+  EXPECT_EQ(Sampler(p).Sample(logits, {}), 2);
+  // -100 bans a token even under sampling at a high temperature.
+  p = {};
+  p.temperature = 5.0f;
+  p.seed = 1;
+  p.logit_bias = {{0, -100.0f}};
+  EXPECT_EQ(Histogram(p, logits, 300).count(0), 0u);
+  // The repetition penalty sees the biased logit: 0's 2.0 - 3.0 = -1.0, penalised to -2.0 (below 2's -1.5),
+  // not divided as the raw positive 2.0 would be.
+  p = {};
+  p.repetition_penalty = 2.0f;
+  p.logit_bias = {{0, -3.0f}, {2, -2.0f}, {1, -3.0f}};
+  EXPECT_EQ(Sampler(p).Sample(std::vector<float>{2.0f, 1.0f, 0.5f}, std::vector<int32_t>{0}), 2);
+  p = {};
+  p.logit_bias = {{1, 100.5f}};
+  EXPECT_THAT(ValidateSamplingParams(p),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("logit_bias for token 1 must be in [-100, 100]")));
+  p.logit_bias.assign(kMaxLogitBias + 1, {1, 0.0f});
+  EXPECT_THAT(ValidateSamplingParams(p), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 1024")));
+}
+
 TEST(Sampler, ValidationNamesFieldAndRange) {
   SamplingParams p;
   p.temperature = -1;

@@ -102,6 +102,13 @@ TEST_F(AdmissionTest, SameBadFieldSameMessageAndFieldOnBothFrontEnds) {
          r->add_token_ids(99);
        },
        BaseBody({{"prompt", {1, 99}}}), "prompt", "prompt", "prompt token id 99 at index 1 is outside [0, 32)"},
+      {"logit_bias id outside the vocabulary",
+       [](auto* r) { (*r->mutable_sampling()->mutable_logit_bias())[40] = 1.0f; },
+       BaseBody({{"logit_bias", {{"40", 1}}}}), "logit_bias", "logit_bias",
+       "logit_bias: token id 40 is outside the vocabulary [0, 32)"},
+      {"logit_bias out of range", [](auto* r) { (*r->mutable_sampling()->mutable_logit_bias())[3] = 150.0f; },
+       BaseBody({{"logit_bias", {{"3", 150}}}}), "logit_bias", "logit_bias",
+       "logit_bias for token 3 must be in [-100, 100], got 150"},
       {"unknown routing policy", [](auto* r) { r->mutable_routing()->set_policy("bogus"); },
        BaseBody({{"adak", {{"routing", {{"policy", "bogus"}}}}}}), "routing.policy", "adak.routing.policy",
        "routing.policy: "},
@@ -156,7 +163,7 @@ TEST_F(AdmissionTest, SameBadFieldSameMessageAndFieldOnBothFrontEnds) {
     const absl::StatusOr<scheduler::GenerationRequest> from_grpc = BuildRequest(ApiRequestFromProto(proto), context);
     absl::StatusOr<CompletionCall> call = ParseCompletionRequest(c.http_body.dump(), context);
     ASSERT_TRUE(call.ok()) << call.status();  // the JSON types are fine: the values are admission's to refuse
-    const absl::StatusOr<scheduler::GenerationRequest> from_http = BuildRequest(call->api, context);
+    const absl::StatusOr<scheduler::GenerationRequest> from_http = BuildRequest(CandidateRequest(*call, 0), context);
 
     ASSERT_THAT(from_grpc, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)));
     ASSERT_THAT(from_http, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)));
