@@ -1,7 +1,9 @@
 #include "engine/model.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "base/status_macros.h"
+#include "base/strings.h"
 #include "engine/safetensors.h"
 
 namespace adak::engine {
@@ -31,6 +33,11 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& di
     return absl::InvalidArgumentError(absl::StrCat("loading model ", dir.string(), ": tokenizer has ",
                                                    model->tokenizer->vocab_size(), " ids but vocab_size is ",
                                                    model->config.vocab_size));
+  }
+  model->chat_template = tokenizer::ChatTemplate::FromModelDir(dir);
+  if (!model->chat_template.ok() && !absl::IsNotFound(model->chat_template.status())) {
+    LogWarning(StrCatStd("model ", dir.string(),
+                         ": chat requests will be refused: ", ToStd(model->chat_template.status().message())));
   }
   return model;
 }

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "engine/model_config.h"
 #include "engine/model_weights.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace adak::engine {
@@ -21,6 +22,9 @@ struct Model {
   ModelConfig config;
   ModelWeights weights;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
+  // The chat template, or why there is none: NotFound when the model has none, InvalidArgument when it does
+  // not parse (logged as a warning at load; completions still serve, chat requests get the error).
+  absl::StatusOr<tokenizer::ChatTemplate> chat_template = absl::NotFoundError("the model has no chat template");
 };
 
 struct ParameterCounts {

@@ -15,6 +15,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   absl::StatusOr<adak::server::CompletionCall> call = adak::server::ParseCompletionRequest(body, context);
   if (!call.ok()) return 0;
-  (void)adak::server::BuildRequest(call->api, context);
+  for (int64_t c = 0; c < call->candidates(); ++c)
+    (void)adak::server::BuildRequest(CandidateRequest(*call, c), context);
   return 0;
 }

@@ -109,6 +109,11 @@ class RequestSink {
   virtual ~RequestSink() = default;
   // Called on the scheduler thread, in order, never after OnFinish. Must not block.
   virtual void OnTokens(std::vector<TokenOutput> tokens) = 0;
+  // With prompt_logprobs: called once, before the first OnTokens, when the whole prompt has been scored
+  // (the same values FinalOutput carries), so a stream can send them first. Not called for a one-token
+  // prompt (nothing to score). Must not block.
+  virtual void OnPromptLogprobs(const std::vector<float>& /*logprobs*/,
+                                const std::vector<std::vector<TopLogprob>>& /*top*/) {}
   // Called exactly once per accepted request, last. Must not block.
   virtual void OnFinish(FinalOutput final) = 0;
 };

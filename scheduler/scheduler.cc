@@ -484,6 +484,9 @@ class Scheduler::Impl {
       logprobs_.Row(LogitsRow(r));
       seq.final.prompt_logprobs.push_back(logprobs_.Logprob(seq.tokens[static_cast<size_t>(p + 1)]));
       if (seq.request.logprobs > 0) seq.final.prompt_top_logprobs.push_back(logprobs_.Top(seq.request.logprobs));
+      if (static_cast<int64_t>(seq.final.prompt_logprobs.size()) == seq.prompt_len - 1 && seq.sink != nullptr) {
+        seq.sink->OnPromptLogprobs(seq.final.prompt_logprobs, seq.final.prompt_top_logprobs);
+      }
     }
   }
 

@@ -41,6 +41,11 @@ EOS_ID = 4095
 EOS_TEXT = "<|endoftext|>"
 DOC_SEPARATOR = "\n" + EOS_TEXT + "\n"  # ../shared/data/stories/SOURCES.md: each document ends with it
 
+# The model's chat_template.jinja (transformers reads it beside tokenizer_config.json): a story model is not an
+# instruction model, so the messages simply open the story and the reply continues it.
+CHAT_TEMPLATE = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "stories-moe-small",
+                                  "chat_template.jinja")).read()
+
 
 # ----------------------------------------------------------------------------------------------- the model
 
@@ -370,6 +375,8 @@ def write_model_dir(out, cfg, model, tokenizer_dir):
         f.write("\n")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copyfile(os.path.join(tokenizer_dir, name), os.path.join(out, name))
+    with open(os.path.join(out, "chat_template.jinja"), "w") as f:
+        f.write(CHAT_TEMPLATE)
 
 
 @torch.no_grad()

@@ -40,8 +40,9 @@ absl::StatusOr<Json> NormalizeMessages(const Json& body) {
     Json normalized = message;
     if (const Json* content = Find(message, "content"); content != nullptr && !content->is_string()) {
       if (!content->is_array()) {
-        return InvalidFieldError("messages", StrCatStd(where, ".content must be a string, null or an array of parts, got ",
-                                                       Describe(*content)));
+        return InvalidFieldError(
+            "messages",
+            StrCatStd(where, ".content must be a string, null or an array of parts, got ", Describe(*content)));
       }
       std::string text;
       for (size_t p = 0; p < content->size(); ++p) {
@@ -49,9 +50,10 @@ absl::StatusOr<Json> NormalizeMessages(const Json& body) {
         const Json* type = part.is_object() ? Find(part, "type") : nullptr;
         const Json* part_text = part.is_object() ? Find(part, "text") : nullptr;
         if (type == nullptr || *type != "text" || part_text == nullptr || !part_text->is_string()) {
-          return InvalidFieldError(
-              "messages", StrCatStd(where, ".content[", p, "]: only {\"type\": \"text\", \"text\": ...} parts are "
-                                    "supported (this model reads text only), got ", Describe(part)));
+          return InvalidFieldError("messages", StrCatStd(where, ".content[", p,
+                                                         "]: only {\"type\": \"text\", \"text\": ...} parts are "
+                                                         "supported (this model reads text only), got ",
+                                                         Describe(part)));
         }
         if (!text.empty()) text += "\n";
         text += part_text->get<std::string>();
@@ -84,14 +86,15 @@ absl::Status CheckUnsupported(const Json& body) {
   if (const Json* format = Find(body, "response_format"); format != nullptr) {
     const Json* type = format->is_object() ? Find(*format, "type") : nullptr;
     if (type == nullptr || *type != "text") {
-      return InvalidFieldError("response_format",
-                               StrCatStd("response_format: only {\"type\": \"text\"} is supported, got ", Describe(*format)));
+      return InvalidFieldError(
+          "response_format",
+          StrCatStd("response_format: only {\"type\": \"text\"} is supported, got ", Describe(*format)));
     }
   }
   if (const Json* choice = Find(body, "tool_choice"); choice != nullptr && !(*choice == "none" || *choice == "auto")) {
-    return InvalidFieldError("tool_choice",
-                             StrCatStd("tool_choice: only \"none\" or \"auto\" (the server does not parse tool calls), got ",
-                                       Describe(*choice)));
+    return InvalidFieldError(
+        "tool_choice", StrCatStd("tool_choice: only \"none\" or \"auto\" (the server does not parse tool calls), got ",
+                                 Describe(*choice)));
   }
   bool continue_final = false;
   RETURN_IF_ERROR(GetBool(body, "continue_final_message", "continue_final_message", &continue_final));
@@ -127,14 +130,13 @@ absl::StatusOr<CompletionCall> ParseChatRequest(std::string_view body, const Ser
 
   const absl::StatusOr<tokenizer::ChatTemplate>& chat_template = context.model->chat_template;
   if (!chat_template.ok()) {
-    return InvalidFieldError("messages", StrCatStd("this model cannot serve chat requests: ",
-                                                   ToStd(chat_template.status().message())));
+    return InvalidFieldError(
+        "messages", StrCatStd("this model cannot serve chat requests: ", ToStd(chat_template.status().message())));
   }
   const Json* tools = Find(json, "tools");
   const Json* kwargs = Find(json, "chat_template_kwargs");
-  absl::StatusOr<std::string> prompt =
-      chat_template->Apply(messages, add_generation_prompt, tools != nullptr ? *tools : Json(),
-                           kwargs != nullptr ? *kwargs : Json());
+  absl::StatusOr<std::string> prompt = chat_template->Apply(
+      messages, add_generation_prompt, tools != nullptr ? *tools : Json(), kwargs != nullptr ? *kwargs : Json());
   if (!prompt.ok()) return InvalidFieldError("messages", StrCatStd("messages: ", ToStd(prompt.status().message())));
   ApiPrompt rendered;
   rendered.text = *std::move(prompt);

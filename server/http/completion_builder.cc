@@ -162,7 +162,8 @@ void CompletionBuilder::AddPromptLogprobs(OrderedJson& lp, const std::vector<flo
     std::vector<std::pair<std::string, float>> entries;
     entries.emplace_back(PieceAfter(prompt_ids_[i - 1], id), logprob);
     if (i - 1 < top.size()) {
-      for (const scheduler::TopLogprob& alt : top[i - 1]) entries.emplace_back(PieceAfter(prompt_ids_[i - 1], alt.id), alt.logprob);
+      for (const scheduler::TopLogprob& alt : top[i - 1])
+        entries.emplace_back(PieceAfter(prompt_ids_[i - 1], alt.id), alt.logprob);
     }
     AddLegacy(lp, piece, logprob, TopDict(entries), at);
   }
@@ -352,8 +353,8 @@ std::string CombineResponse(const CompletionCall& call, const std::vector<const 
       });
     }
     for (size_t j = 0; j < static_cast<size_t>(call.n); ++j) {
-      choices.push_back(builders[order[j]]->Choice(*finals[order[j]], static_cast<int64_t>(prompt) * call.n +
-                                                                           static_cast<int64_t>(j)));
+      choices.push_back(builders[order[j]]->Choice(*finals[order[j]],
+                                                   static_cast<int64_t>(prompt) * call.n + static_cast<int64_t>(j)));
     }
   }
   response["choices"] = std::move(choices);

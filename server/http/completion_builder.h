@@ -109,7 +109,8 @@ class CompletionBuilder {
 // The response of a request with several candidates (not streaming): the choices (for best_of > n, the n
 // candidates of each prompt with the highest cumulative logprob, renumbered), and the usage of all.
 // REQUIRES: builders.size() == finals.size() == call.candidates(), every final OK.
-[[nodiscard]] std::string CombineResponse(const CompletionCall& call, const std::vector<const CompletionBuilder*>& builders,
+[[nodiscard]] std::string CombineResponse(const CompletionCall& call,
+                                          const std::vector<const CompletionBuilder*>& builders,
                                           const std::vector<const scheduler::FinalOutput*>& finals);
 
 }  // namespace adak::server

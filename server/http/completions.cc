@@ -45,8 +45,8 @@ absl::Status ParsePrompts(const Json& body, CompletionCall* call) {
   };
   if (prompt->is_array() && !prompt->empty() && !IsTokenIdArray(*prompt)) {
     if (static_cast<int64_t>(prompt->size()) > kMaxCandidates) {
-      return InvalidFieldError("prompt", StrCatStd("prompt: a batch of ", prompt->size(),
-                                                   " prompts is over the limit of ", kMaxCandidates));
+      return InvalidFieldError(
+          "prompt", StrCatStd("prompt: a batch of ", prompt->size(), " prompts is over the limit of ", kMaxCandidates));
     }
     for (size_t i = 0; i < prompt->size(); ++i) {
       RETURN_IF_ERROR(one((*prompt)[i], StrCatStd(" at index ", i, " of the batch")));

@@ -188,18 +188,18 @@ absl::Status ParseSampling(const Json& body, ApiRequest* api) {
   RETURN_IF_ERROR(GetNumber(body, "frequency_penalty", "frequency_penalty", &api->frequency_penalty));
   if (const Json* bias = Find(body, "logit_bias"); bias != nullptr) {
     if (!bias->is_object()) {
-      return InvalidFieldError("logit_bias", StrCatStd("logit_bias must be an object mapping token ids to biases, got ",
-                                                       Describe(*bias)));
+      return InvalidFieldError(
+          "logit_bias", StrCatStd("logit_bias must be an object mapping token ids to biases, got ", Describe(*bias)));
     }
     for (const auto& [key, value] : bias->items()) {
       int64_t id = 0;
       if (!absl::SimpleAtoi(key, &id)) {
-        return InvalidFieldError("logit_bias",
-                                 StrCatStd("logit_bias: keys must be token ids (integers as strings), got '", key, "'"));
+        return InvalidFieldError(
+            "logit_bias", StrCatStd("logit_bias: keys must be token ids (integers as strings), got '", key, "'"));
       }
       if (!value.is_number()) {
-        return InvalidFieldError("logit_bias", StrCatStd("logit_bias: the bias of token ", key, " must be a number, got ",
-                                                         Describe(value)));
+        return InvalidFieldError(
+            "logit_bias", StrCatStd("logit_bias: the bias of token ", key, " must be a number, got ", Describe(value)));
       }
       api->logit_bias.emplace_back(id, value.get<double>());
     }

@@ -424,7 +424,7 @@ void Session::Handle() {
                                     type == request.end() ? std::string_view("(none)") : ToView(type->value()), "'")));
       }
       return HandleCompletion(request.body(), path == "/v1/completions" ? CompletionCall::Endpoint::kCompletions
-                                                                         : CompletionCall::Endpoint::kChat);
+                                                                        : CompletionCall::Endpoint::kChat);
     }
     const bool get = method == http::verb::get;
     if (path == "/healthz") {
@@ -526,8 +526,8 @@ void Session::HandleCompletion(const std::string& body, CompletionCall::Endpoint
   ServiceContext& ctx = context();
   // Not serving wins over a malformed body; Admit checks again (the phase may change meanwhile).
   if (absl::Status serving = CheckServing(ctx); !serving.ok()) return Reject(serving);
-  absl::StatusOr<CompletionCall> call = endpoint == CompletionCall::Endpoint::kChat ? ParseChatRequest(body, ctx)
-                                                                                    : ParseCompletionRequest(body, ctx);
+  absl::StatusOr<CompletionCall> call =
+      endpoint == CompletionCall::Endpoint::kChat ? ParseChatRequest(body, ctx) : ParseCompletionRequest(body, ctx);
   if (!call.ok()) return Reject(call.status());
   call_ = *std::move(call);
   candidates_.clear();
@@ -595,8 +595,7 @@ bool Session::SubmitCandidate(size_t c) {
     return false;
   }
   // What echo returns: the prompt as sent, or the ids decoded (special tokens read as "", as vLLM does).
-  std::string prompt_text =
-      api.text.has_value() ? *api.text : ctx.model->tokenizer->Decode(admitted->prompt_ids, true);
+  std::string prompt_text = api.text.has_value() ? *api.text : ctx.model->tokenizer->Decode(admitted->prompt_ids, true);
   const auto best_of = static_cast<int64_t>(call_->best_of);
   const int64_t index = static_cast<int64_t>(c) / best_of * call_->n + static_cast<int64_t>(c) % best_of;
   candidate.builder.emplace(ctx, *call_, std::move(admitted->prompt_ids), std::move(prompt_text), response_id_,

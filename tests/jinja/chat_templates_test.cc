@@ -2,8 +2,6 @@
 // testdata/templates/SOURCES.md) rendered by our Jinja against the renderings of an independent
 // implementation, @huggingface/jinja (tools/chat-template-fixtures/render.mjs wrote
 // testdata/chat_template_expected.json from testdata/chat_template_cases.json).
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "gmock/gmock.h"
@@ -17,17 +15,10 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 TEST(ChatTemplatesTest, MatchHuggingFaceJinjaOnEveryCase) {
   const std::filesystem::path dir = testing::SourceDir() / "tests/jinja/testdata";
-  const Json cases = Json::parse(ReadFile(dir / "chat_template_cases.json"));
-  const Json expected = Json::parse(ReadFile(dir / "chat_template_expected.json"));
+  const Json cases = Json::parse(::adak::testing::ReadFile(dir / "chat_template_cases.json"));
+  const Json expected = Json::parse(::adak::testing::ReadFile(dir / "chat_template_expected.json"));
   ASSERT_GE(cases.size(), 50u);
   int errors = 0;
   for (const Json& c : cases) {
@@ -35,7 +26,7 @@ TEST(ChatTemplatesTest, MatchHuggingFaceJinjaOnEveryCase) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(expected.contains(name)) << "no rendering for " << name << ": rerun render.mjs";
     absl::StatusOr<Template> t =
-        Template::Parse(ReadFile(dir / "templates" / (c["template"].get<std::string>() + ".jinja")));
+        Template::Parse(::adak::testing::ReadFile(dir / "templates" / (c["template"].get<std::string>() + ".jinja")));
     ASSERT_TRUE(t.ok()) << t.status();
     absl::StatusOr<std::string> out = t->Render(Value::FromJson(c["context"]));
     const Json& want = expected[name];

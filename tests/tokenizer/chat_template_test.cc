@@ -24,8 +24,9 @@ const Json kMessages = Json::array({Json{{"role", "user"}, {"content", "hi"}}});
 TEST(ChatTemplateTest, TheDefaultModelShipsOne) {
   absl::StatusOr<ChatTemplate> t = ChatTemplate::FromModelDir(::adak::testing::DefaultModelDir());
   ASSERT_TRUE(t.ok()) << t.status();
-  const Json messages = Json::array({Json{{"role", "system"}, {"content", "S"}}, Json{{"role", "user"}, {"content", "U"}},
-                                     Json{{"role", "assistant"}, {"content", " A"}}});
+  const Json messages =
+      Json::array({Json{{"role", "system"}, {"content", "S"}}, Json{{"role", "user"}, {"content", "U"}},
+                   Json{{"role", "assistant"}, {"content", " A"}}});
   EXPECT_EQ(*t->Apply(messages, true, nullptr, nullptr), "S\nU A");
   EXPECT_THAT(t->Apply(Json::array({Json{{"role", "tool"}, {"content", "x"}}}), true, nullptr, nullptr),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not 'tool'")));
@@ -36,8 +37,9 @@ TEST(ChatTemplateTest, ReadsTokenizerConfigStringsListsAndTokens) {
   const std::filesystem::path& dir = temp.path();
   Write(dir / "tokenizer_config.json", Json{{"bos_token", {{"content", "<s>"}}},
                                             {"eos_token", "</s>"},
-                                            {"chat_template", "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}"
-                                                              "{% if add_generation_prompt %}>{% endif %}{{ extra }}"}}
+                                            {"chat_template",
+                                             "{{ bos_token }}{{ messages[0].content }}{{ eos_token }}"
+                                             "{% if add_generation_prompt %}>{% endif %}{{ extra }}"}}
                                            .dump());
   absl::StatusOr<ChatTemplate> t = ChatTemplate::FromModelDir(dir);
   ASSERT_TRUE(t.ok()) << t.status();
@@ -70,7 +72,8 @@ TEST(ChatTemplateTest, RefusesWhatItCannotUse) {
   EXPECT_THAT(ChatTemplate::FromModelDir(dir),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected a string or a list")));
   Write(dir / "tokenizer_config.json", "{not json");
-  EXPECT_THAT(ChatTemplate::FromModelDir(dir), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not valid JSON")));
+  EXPECT_THAT(ChatTemplate::FromModelDir(dir),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not valid JSON")));
 }
 
 }  // namespace

@@ -14,6 +14,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/http/completion_builder.h"
+#include "server/status_mapping.h"
 #include "tests/test_util.h"
 
 namespace adak::server {
@@ -76,7 +78,10 @@ TEST_F(HttpCompletionsTest, ParsesOpenAiFieldsAndExtensions) {
                  {"adak", {{"routing", {{"policy", "topk"}, {"top_k", 3}}}, {"return_routing_stats", true}}}});
   ASSERT_TRUE(call.ok()) << call.status();
   const ApiRequest& api = call->api;
-  EXPECT_EQ(api.text, "Hello");
+  ASSERT_EQ(call->prompts.size(), 1u);
+  EXPECT_EQ(call->prompts[0].text, "Hello");
+  EXPECT_EQ(call->n, 1);
+  EXPECT_EQ(call->best_of, 1);
   EXPECT_EQ(api.max_tokens, 7);
   EXPECT_EQ(api.temperature, 0.5);
   EXPECT_EQ(api.top_p, 0.9);
@@ -100,17 +105,28 @@ TEST_F(HttpCompletionsTest, ParsesOpenAiFieldsAndExtensions) {
 TEST_F(HttpCompletionsTest, PromptForms) {
   absl::StatusOr<CompletionCall> ids = Parse(Json{{"prompt", {1, 2, 3}}});
   ASSERT_TRUE(ids.ok()) << ids.status();
-  EXPECT_THAT(*ids->api.token_ids, ::testing::ElementsAre(1, 2, 3));
+  ASSERT_EQ(ids->prompts.size(), 1u);
+  EXPECT_THAT(*ids->prompts[0].token_ids, ::testing::ElementsAre(1, 2, 3));
   absl::StatusOr<CompletionCall> one_text = Parse(Json{{"prompt", Json::array({"Hi"})}});
   ASSERT_TRUE(one_text.ok()) << one_text.status();
-  EXPECT_EQ(one_text->api.text, "Hi");
+  EXPECT_EQ(one_text->prompts[0].text, "Hi");
   absl::StatusOr<CompletionCall> one_ids = Parse(Json{{"prompt", Json::array({Json::array({7, 8})})}});
   ASSERT_TRUE(one_ids.ok()) << one_ids.status();
-  EXPECT_THAT(*one_ids->api.token_ids, ::testing::ElementsAre(7, 8));
-  EXPECT_THAT(Parse(Json{{"prompt", {"a", "b"}}}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one prompt per request, got 2")));
-  EXPECT_THAT(Parse(Json{{"prompt", Json::array({Json::array({1}), Json::array({2})})}}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("one prompt per request")));
+  EXPECT_THAT(*one_ids->prompts[0].token_ids, ::testing::ElementsAre(7, 8));
+  // Batches, as lm-evaluation-harness sends them: strings or token-id arrays, one candidate each.
+  absl::StatusOr<CompletionCall> texts = Parse(Json{{"prompt", {"a", "b", "c"}}});
+  ASSERT_TRUE(texts.ok()) << texts.status();
+  ASSERT_EQ(texts->prompts.size(), 3u);
+  EXPECT_EQ(texts->prompts[2].text, "c");
+  EXPECT_EQ(texts->candidates(), 3);
+  absl::StatusOr<CompletionCall> id_lists =
+      Parse(Json{{"prompt", Json::array({Json::array({1}), Json::array({2, 3})})}});
+  ASSERT_TRUE(id_lists.ok()) << id_lists.status();
+  EXPECT_THAT(*id_lists->prompts[1].token_ids, ::testing::ElementsAre(2, 3));
+  EXPECT_THAT(Parse(Json{{"prompt", Json::array({"a", Json::array()})}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at index 1 of the batch")));
+  EXPECT_THAT(Parse(Json{{"prompt", Json(std::vector<std::string>(65, "x"))}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("over the limit of 64")));
   EXPECT_THAT(Parse(Json{{"prompt", Json::array()}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt")));
   EXPECT_THAT(Parse(Json{{"prompt", 5}}), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("prompt")));
@@ -133,8 +149,35 @@ TEST_F(HttpCompletionsTest, EchoWithLogprobsScoresThePrompt) {
   absl::StatusOr<CompletionCall> plain = Parse(Json{{"prompt", "Hi"}, {"max_tokens", 0}});
   ASSERT_TRUE(plain.ok());
   EXPECT_FALSE(plain->api.allow_zero_max_tokens);  // BuildRequest refuses max_tokens 0 then
-  EXPECT_THAT(Parse(Json{{"prompt", "Hi"}, {"echo", true}, {"logprobs", 1}, {"stream", true}}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stream")));
+  // Streamed prompt scoring: the prompt logprobs come in the first (echo) chunk.
+  absl::StatusOr<CompletionCall> streamed =
+      Parse(Json{{"prompt", "Hi"}, {"echo", true}, {"logprobs", 1}, {"stream", true}});
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  EXPECT_TRUE(streamed->api.prompt_logprobs);
+}
+
+TEST_F(HttpCompletionsTest, ChoicesSeedsAndLogitBias) {
+  absl::StatusOr<CompletionCall> call = Parse(
+      Json{{"prompt", {"a", "b"}}, {"n", 2}, {"best_of", 3}, {"seed", 7}, {"logit_bias", {{"5", -100}, {"9", 2.5}}}});
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->candidates(), 6);
+  EXPECT_EQ(call->api.logprobs, 0);  // best_of > n ranks by cumulative logprob
+  EXPECT_FALSE(call->logprobs);      // ... without returning logprobs
+  EXPECT_THAT(call->api.logit_bias,
+              ::testing::ElementsAre(std::pair<int64_t, double>{5, -100.0}, std::pair<int64_t, double>{9, 2.5}));
+  // Candidate c: prompt c / best_of, seed + c % best_of.
+  const ApiRequest fifth = CandidateRequest(*call, 4);
+  EXPECT_EQ(fifth.text, "b");
+  EXPECT_EQ(fifth.seed, 8u);
+  EXPECT_EQ(CandidateRequest(*call, 0).text, "a");
+  EXPECT_EQ(CandidateRequest(*call, 0).seed, 7u);
+  // Admission refuses ids outside the vocabulary and biases outside [-100, 100], naming logit_bias.
+  ApiRequest bad = CandidateRequest(*call, 0);
+  bad.logit_bias = {{4096, 1.0}};
+  EXPECT_THAT(BuildRequest(bad, context_), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("vocabulary")));
+  bad.logit_bias = {{5, -100.5}};
+  EXPECT_THAT(BuildRequest(bad, context_), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("[-100, 100]")));
+  EXPECT_EQ(ErrorParam(BuildRequest(bad, context_).status()), "logit_bias");
 }
 
 TEST_F(HttpCompletionsTest, RefusalsNameTheirParam) {
@@ -144,10 +187,12 @@ TEST_F(HttpCompletionsTest, RefusalsNameTheirParam) {
     std::string param;
   };
   const std::vector<Case> cases = {
-      {Json{{"prompt", "a"}, {"n", 2}}, absl::StatusCode::kInvalidArgument, "n"},
-      {Json{{"prompt", "a"}, {"best_of", 3}}, absl::StatusCode::kInvalidArgument, "best_of"},
+      {Json{{"prompt", "a"}, {"n", 0}}, absl::StatusCode::kInvalidArgument, "n"},
+      {Json{{"prompt", "a"}, {"n", 3}, {"best_of", 2}}, absl::StatusCode::kInvalidArgument, "best_of"},
+      {Json{{"prompt", "a"}, {"best_of", 2}, {"stream", true}}, absl::StatusCode::kInvalidArgument, "best_of"},
       {Json{{"prompt", "a"}, {"frequency_penalty", "1"}}, absl::StatusCode::kInvalidArgument, "frequency_penalty"},
-      {Json{{"prompt", "a"}, {"logit_bias", {{"5", 1}}}}, absl::StatusCode::kInvalidArgument, "logit_bias"},
+      {Json{{"prompt", "a"}, {"logit_bias", {{"5", "1"}}}}, absl::StatusCode::kInvalidArgument, "logit_bias"},
+      {Json{{"prompt", "a"}, {"logit_bias", {1, 2}}}, absl::StatusCode::kInvalidArgument, "logit_bias"},
       {Json{{"prompt", "a"}, {"suffix", "x"}}, absl::StatusCode::kInvalidArgument, "suffix"},
       {Json{{"prompt", "a"}, {"max_tokens", 1.5}}, absl::StatusCode::kInvalidArgument, "max_tokens"},
       {Json{{"prompt", "a"}, {"temperature", "hot"}}, absl::StatusCode::kInvalidArgument, "temperature"},

@@ -43,7 +43,8 @@ class GatewayFixture : public ::testing::Test {
   }
 
   ::adak::testing::HttpResponse Post(const nlohmann::json& body, const std::string& target = "/v1/completions") {
-    absl::StatusOr<::adak::testing::HttpResponse> response = ::adak::testing::HttpRequest(port_, "POST", target, body.dump());
+    absl::StatusOr<::adak::testing::HttpResponse> response =
+        ::adak::testing::HttpRequest(port_, "POST", target, body.dump());
     EXPECT_TRUE(response.ok()) << response.status();
     return response.ok() ? *response : ::adak::testing::HttpResponse{};
   }
@@ -76,7 +77,6 @@ class GatewayFixture : public ::testing::Test {
   static inline ServerApp* app_ = nullptr;
   int port_ = 0;
 };
-
 
 }  // namespace adak::server
 

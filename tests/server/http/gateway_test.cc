@@ -18,6 +18,7 @@
 #include "nlohmann/json.hpp"
 #include "server/server_app.h"
 #include "tests/http_client.h"
+#include "tests/server/http/gateway_fixture.h"
 #include "tests/test_util.h"
 
 namespace adak::server {
@@ -33,68 +34,7 @@ using ::adak::testing::WaitFor;
 using ::testing::HasSubstr;
 using Json = nlohmann::json;
 
-class HttpGatewayTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    ServerAppOptions options;
-    options.model_dir = DefaultModelDir();
-    options.allocator = DefaultAllocator();
-    options.grpc_port = -1;
-    options.http_port = 0;
-    options.threads = 1;
-    options.max_running_requests = 8;
-    options.kv_cache_mib = 16;
-    absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(options);
-    ASSERT_TRUE(app.ok()) << app.status();
-    ASSERT_TRUE((*app)->Start().ok());
-    app_ = app->release();
-  }
-  static void TearDownTestSuite() {
-    delete app_;
-    app_ = nullptr;
-  }
-
-  void SetUp() override {
-    ASSERT_NE(app_, nullptr);
-    port_ = app_->http_port();
-  }
-
-  HttpResponse Post(const Json& body, const std::string& target = "/v1/completions") {
-    absl::StatusOr<HttpResponse> response = HttpRequest(port_, "POST", target, body.dump());
-    EXPECT_TRUE(response.ok()) << response.status();
-    return response.ok() ? *response : HttpResponse{};
-  }
-  HttpResponse Get(const std::string& target) {
-    absl::StatusOr<HttpResponse> response = HttpRequest(port_, "GET", target);
-    EXPECT_TRUE(response.ok()) << response.status();
-    return response.ok() ? *response : HttpResponse{};
-  }
-  static Json Parse(const HttpResponse& response) {
-    Json json = Json::parse(response.body, nullptr, false);
-    EXPECT_FALSE(json.is_discarded()) << response.body;
-    return json;
-  }
-  // Expects an OpenAI error with `status` and `param` (null when empty).
-  void ExpectError(const HttpResponse& response, int status, const std::string& param) {
-    EXPECT_EQ(response.status, status) << response.body;
-    const Json json = Parse(response);
-    ASSERT_TRUE(json.contains("error")) << response.body;
-    if (param.empty()) {
-      EXPECT_TRUE(json["error"]["param"].is_null()) << response.body;
-    } else {
-      EXPECT_EQ(json["error"]["param"], param) << response.body;
-    }
-    EXPECT_FALSE(json["error"]["message"].get<std::string>().empty());
-  }
-  static Json Greedy(const std::string& prompt, int max_tokens) {
-    return Json{{"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"ignore_eos", true}};
-  }
-
-  static ServerApp* app_;
-  int port_ = 0;
-};
-
-ServerApp* HttpGatewayTest::app_ = nullptr;
+using HttpGatewayTest = GatewayFixture;
 
 TEST_F(HttpGatewayTest, CompletionReturnsTextAndUsage) {
   Json request = Greedy("Once upon a time", 8);
@@ -369,13 +309,20 @@ TEST_F(HttpGatewayTest, BadFieldsAre400NamingTheParam) {
   ExpectError(Post(Json{{"prompt", "hi"}, {"max_tokens", "ten"}}), 400, "max_tokens");
   ExpectError(Post(Json{{"prompt", "hi"}, {"temperature", -0.5}}), 400, "temperature");
   ExpectError(Post(Json{{"prompt", "hi"}, {"top_p", 0}}), 400, "top_p");
-  ExpectError(Post(Json{{"prompt", "hi"}, {"n", 2}}), 400, "n");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"n", 0}}), 400, "n");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"n", 65}}), 400, "n");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"n", 2}, {"best_of", 1}}), 400, "best_of");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"n", 1}, {"best_of", 2}, {"stream", true}}), 400, "best_of");
+  ExpectError(Post(Json{{"prompt", Json::array({"a", "b", "c"})}, {"n", 30}}), 400, "prompt");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"logit_bias", {{"99999", 1}}}}), 400, "logit_bias");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"logit_bias", {{"5", 101}}}}), 400, "logit_bias");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"logit_bias", {{"x", 1}}}}), 400, "logit_bias");
   ExpectError(Post(Json{{"prompt", "hi"}, {"presence_penalty", 2.5}}), 400, "presence_penalty");
   ExpectError(Post(Json{{"prompt", "hi"}, {"frequency_penalty", "high"}}), 400, "frequency_penalty");
   ExpectError(Post(Json{{"prompt", "hi"}, {"logprobs", 99}}), 400, "logprobs");
   ExpectError(Post(Json{{"prompt", ""}}), 400, "prompt");
   ExpectError(Post(Json{{"max_tokens", 3}}), 400, "prompt");
-  ExpectError(Post(Json{{"prompt", {"one", "two"}}}), 400, "prompt");
+  ExpectError(Post(Json{{"prompt", {"one", 2}}}), 400, "prompt");
   ExpectError(Post(Json{{"prompt", {1, 999999}}}), 400, "prompt");
   ExpectError(Post(Json{{"prompt", "hi"}, {"stop", {"a", 3}}}), 400, "stop");
   ExpectError(Post(Json{{"prompt", "hi"}, {"adak", {{"routing", {{"policy", "bogus"}}}}}}), 400, "adak.routing.policy");
@@ -383,7 +330,6 @@ TEST_F(HttpGatewayTest, BadFieldsAre400NamingTheParam) {
               "adak.routing.max_k");
   ExpectError(Post(Json{{"prompt", "hi"}, {"adak", {{"routing", {{"policy", "null"}}}}}}), 400, "adak.routing");
   ExpectError(Post(Json{{"prompt", "hi"}, {"adak", {{"colour", 1}}}}), 400, "adak.colour");
-  ExpectError(Post(Json{{"prompt", "hi"}, {"stream", true}, {"echo", true}, {"logprobs", 1}}), 400, "logprobs");
   ExpectError(Post(Json{{"prompt", "hi"}, {"model", "gpt-4"}}), 404, "model");
   // Not JSON at all.
   absl::StatusOr<HttpResponse> garbage = HttpRequest(port_, "POST", "/v1/completions", "{not json");
@@ -396,7 +342,8 @@ TEST_F(HttpGatewayTest, BadFieldsAre400NamingTheParam) {
 }
 
 TEST_F(HttpGatewayTest, UnknownPathsAndWrongMethods) {
-  ExpectError(Get("/v1/chat/completions"), 404, "");
+  ExpectError(Get("/v1/chat/completions"), 405, "");
+  ExpectError(Get("/v1/embeddings"), 404, "");
   ExpectError(Get("/nope"), 404, "");
   const HttpResponse get_completions = Get("/v1/completions");
   ExpectError(get_completions, 405, "");
@@ -451,7 +398,7 @@ TEST_F(HttpGatewayTest, ModelsHealthAndReadiness) {
 
 TEST_F(HttpGatewayTest, MetricsShowPerLayerHistogramsAfterTraffic) {
   ASSERT_EQ(Post(Greedy("A bird", 4)).status, 200);
-  ExpectError(Post(Json{{"prompt", "hi"}, {"n", 3}}), 400, "n");
+  ExpectError(Post(Json{{"prompt", "hi"}, {"n", 0}}), 400, "n");
   const HttpResponse metrics = Get("/metrics");
   ASSERT_EQ(metrics.status, 200);
   EXPECT_THAT(metrics.Header("content-type"), HasSubstr("text/plain; version=0.0.4"));

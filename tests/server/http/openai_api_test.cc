@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "engine/model.h"
 #include "nlohmann/json.hpp"
 #include "tests/http_client.h"
 #include "tests/server/http/gateway_fixture.h"
@@ -117,7 +117,8 @@ TEST_F(OpenAiApiTest, ChatLogprobsCarryTokensBytesAndAlternatives) {
 
 TEST_F(OpenAiApiTest, ChatRefusalsNameMessagesOrTheField) {
   // The template's own raise_exception message.
-  const HttpResponse tool = Post(Chat(Json::array({Json{{"role", "tool"}, {"content", "x"}}}), 2), "/v1/chat/completions");
+  const HttpResponse tool =
+      Post(Chat(Json::array({Json{{"role", "tool"}, {"content", "x"}}}), 2), "/v1/chat/completions");
   ExpectError(tool, 400, "messages");
   EXPECT_THAT(tool.body, HasSubstr("knows the roles system, user and assistant, not 'tool'"));
   ExpectError(Post(Chat(Json::array(), 2), "/v1/chat/completions"), 400, "messages");
@@ -163,8 +164,8 @@ TEST_F(OpenAiApiTest, SiblingsOfNShareThePromptsKvBlocks) {
   // 40 prompt tokens: two full 16-token blocks the later siblings take from the prefix cache.
   std::vector<int> ids;
   for (int i = 0; i < 40; ++i) ids.push_back(300 + i);
-  const Json request = {{"prompt", ids},  {"max_tokens", 5},     {"n", 3},
-                        {"seed", 11},     {"temperature", 1.0},  {"ignore_eos", true}};
+  const Json request = {{"prompt", ids}, {"max_tokens", 5},    {"n", 3},
+                        {"seed", 11},    {"temperature", 1.0}, {"ignore_eos", true}};
   const Json json = Parse(Post(request));
   ASSERT_EQ(json["choices"].size(), 3u) << json.dump();
   std::set<int64_t> indices;
@@ -174,7 +175,7 @@ TEST_F(OpenAiApiTest, SiblingsOfNShareThePromptsKvBlocks) {
     texts.insert(choice["text"].get<std::string>());
   }
   EXPECT_EQ(indices, (std::set<int64_t>{0, 1, 2}));
-  EXPECT_GT(texts.size(), 1u);  // seed + j per sibling: not three copies of one sample
+  EXPECT_GT(texts.size(), 1u);                    // seed + j per sibling: not three copies of one sample
   EXPECT_EQ(json["usage"]["prompt_tokens"], 40);  // once per prompt, as OpenAI counts it
   EXPECT_EQ(json["usage"]["completion_tokens"], 15);
   EXPECT_EQ(json["usage"]["adak"]["shared_prompt_tokens"], 2 * 32) << json.dump();
@@ -183,8 +184,8 @@ TEST_F(OpenAiApiTest, SiblingsOfNShareThePromptsKvBlocks) {
 }
 
 TEST_F(OpenAiApiTest, BestOfReturnsTheMostLikelyCandidates) {
-  const Json request = {{"prompt", "One day"}, {"max_tokens", 6},   {"n", 1},           {"best_of", 4},
-                        {"seed", 3},           {"temperature", 1.5}, {"ignore_eos", true}, {"logprobs", 0}};
+  const Json request = {{"prompt", "One day"}, {"max_tokens", 6},    {"n", 1},       {"best_of", 4}, {"seed", 3},
+                        {"temperature", 1.5},  {"ignore_eos", true}, {"logprobs", 0}};
   const Json json = Parse(Post(request));
   ASSERT_EQ(json["choices"].size(), 1u) << json.dump();
   EXPECT_EQ(json["usage"]["completion_tokens"], 24);  // every candidate ran
