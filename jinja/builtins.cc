@@ -778,8 +778,8 @@ Value::Dict Globals() {
         const double count = std::max(
             0.0, std::ceil((static_cast<double>(stop) - static_cast<double>(start)) / static_cast<double>(step)));
         if (count > static_cast<double>(renderer.limits().max_steps)) {
-          return Bad("range()",
-                     absl::StrCat("a range of ", count, " items is over the limit of ", renderer.limits().max_steps));
+          return absl::ResourceExhaustedError(
+              absl::StrCat("range(): a range of ", count, " items is over the limit of ", renderer.limits().max_steps));
         }
         Value::List items;
         for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) items.push_back(Value::Int(i));

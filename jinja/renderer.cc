@@ -81,7 +81,7 @@ Renderer::Renderer(std::string_view source, const RenderLimits& limits) : source
 
 absl::Status Renderer::Step() {
   if (++steps_ > limits_.max_steps) {
-    return absl::InvalidArgumentError(
+    return absl::ResourceExhaustedError(
         absl::StrCat("the template ran more than the limit of ", limits_.max_steps, " steps"));
   }
   return absl::OkStatus();
@@ -89,8 +89,8 @@ absl::Status Renderer::Step() {
 
 absl::Status Renderer::CheckSize(size_t bytes) const {
   if (bytes > limits_.max_output_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("the template built a string of ", bytes,
-                                                   " bytes, over the limit of ", limits_.max_output_bytes, " bytes"));
+    return absl::ResourceExhaustedError(absl::StrCat("the template built a string of ", bytes,
+                                                     " bytes, over the limit of ", limits_.max_output_bytes, " bytes"));
   }
   return absl::OkStatus();
 }
@@ -252,7 +252,7 @@ Value Renderer::MakeMacro(const Stmt& stmt) {
   const Stmt* macro = &stmt;
   return Value::MakeFunction(stmt.name, [macro](Renderer& renderer, const CallArgs& args) -> absl::StatusOr<Value> {
     if (renderer.call_depth_ >= renderer.limits_.max_call_depth) {
-      return absl::InvalidArgumentError(
+      return absl::ResourceExhaustedError(
           absl::StrCat("macro calls nest deeper than the limit of ", renderer.limits_.max_call_depth));
     }
     if (args.positional.size() > macro->targets.size()) {

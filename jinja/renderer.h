@@ -35,12 +35,13 @@ class Renderer {
 
   // Renders `body` with the variables of `context` (a dict) over the globals (range, namespace,
   // raise_exception, strftime_now). Errors: InvalidArgument "line L: ..." for raise_exception (its
-  // message), an undefined attribute, a type error or a limit reached (naming the limit).
+  // message), an undefined attribute or a type error; ResourceExhausted "line L: ..." naming the limit when
+  // one of RenderLimits is reached.
   [[nodiscard]] absl::StatusOr<std::string> Render(const Body& body, const Value& context);
 
   // For builtins: calls a callable value.
   [[nodiscard]] absl::StatusOr<Value> Call(const Value& callee, const CallArgs& args);
-  // For builtins: OK when a string of `bytes` may be built; InvalidArgument naming the limit otherwise.
+  // For builtins: OK when a string of `bytes` may be built; ResourceExhausted naming the limit otherwise.
   [[nodiscard]] absl::Status CheckSize(size_t bytes) const;
   [[nodiscard]] const RenderLimits& limits() const { return limits_; }
 

@@ -26,7 +26,8 @@ class Template {
   [[nodiscard]] static absl::StatusOr<Template> Parse(std::string_view source);
 
   // Renders with the variables of `context` (a dict). Errors: InvalidArgument "line L: ..." (see
-  // jinja/renderer.h), including the message of a raise_exception() the template calls.
+  // jinja/renderer.h), including the message of a raise_exception() the template calls; ResourceExhausted
+  // when a limit is reached.
   [[nodiscard]] absl::StatusOr<std::string> Render(const Value& context, const RenderLimits& limits = {}) const;
 
   [[nodiscard]] const std::string& source() const { return program_->source; }

@@ -18,7 +18,8 @@ RUNS="${FUZZ_RUNS:-}"
 SEED="${FUZZ_SEED:-1}"
 if [ -n "$RUNS" ]; then budget=(-runs="$RUNS" -seed="$SEED"); else budget=(-max_total_time="$SECONDS_EACH"); fi
 INPUT_TIMEOUT="${FUZZ_INPUT_TIMEOUT:-10}"
-FUZZERS=(http_completion_request grpc_generate_request model_config safetensors tokenizer_json)
+FUZZERS=(http_completion_request http_chat_request grpc_generate_request model_config safetensors tokenizer_json
+  jinja_template)
 
 targets=()
 for f in "${FUZZERS[@]}"; do targets+=("${f}_fuzzer"); done
@@ -35,7 +36,10 @@ for f in "${FUZZERS[@]}"; do
   mkdir -p "$corpus"
   cp fuzz/corpus/"$f"/* "$corpus"/
   dict=()
-  case "$f" in http_completion_request | model_config | tokenizer_json) dict=(-dict=fuzz/json.dict) ;; esac
+  case "$f" in
+    http_completion_request | http_chat_request | model_config | tokenizer_json) dict=(-dict=fuzz/json.dict) ;;
+    jinja_template) dict=(-dict=fuzz/jinja.dict) ;;
+  esac
   log="$scratch/$f.log"
   rc=0
   # ASan's leak check stays on: a parser that leaks on a bad input fails here too.

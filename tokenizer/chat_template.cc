@@ -103,7 +103,8 @@ absl::StatusOr<std::string> ChatTemplate::Apply(const OrderedJson& messages, boo
     }
   }
   absl::StatusOr<std::string> text = template_.Render(jinja::Value::FromJson(context), limits);
-  if (!text.ok()) return absl::InvalidArgumentError(StrCatStd("chat template: ", ToStd(text.status().message())));
+  if (!text.ok())
+    return absl::Status(text.status().code(), StrCatStd("chat template: ", ToStd(text.status().message())));
   return text;
 }
 

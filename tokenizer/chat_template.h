@@ -35,7 +35,8 @@ class ChatTemplate {
   // Renders `messages` (a JSON array). `tools` is passed when not null; the members of `extra` (an object,
   // or null) become variables too, after the standard ones (so they may not override messages, tools,
   // add_generation_prompt, bos_token or eos_token). Errors: InvalidArgument "chat template: line L: ..."
-  // (e.g. the template's own raise_exception message, such as roles not alternating).
+  // (e.g. the template's own raise_exception message, such as roles not alternating); ResourceExhausted
+  // "chat template: ..." when `limits` stop the render.
   [[nodiscard]] absl::StatusOr<std::string> Apply(const nlohmann::ordered_json& messages, bool add_generation_prompt,
                                                   const nlohmann::ordered_json& tools,
                                                   const nlohmann::ordered_json& extra,

@@ -1,5 +1,6 @@
 #include "server/http/chat_completions.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -135,8 +136,23 @@ absl::StatusOr<CompletionCall> ParseChatRequest(std::string_view body, const Ser
   }
   const Json* tools = Find(json, "tools");
   const Json* kwargs = Find(json, "chat_template_kwargs");
-  absl::StatusOr<std::string> prompt = chat_template->Apply(
-      messages, add_generation_prompt, tools != nullptr ? *tools : Json(), kwargs != nullptr ? *kwargs : Json());
+  // A prompt longer than the context times the most bytes one token covers cannot be served: rendering
+  // stops there instead of building it.
+  const auto per_token =
+      static_cast<int64_t>(context.model->tokenizer->max_input_bytes_per_token().value_or(size_t{1} << 16));
+  const int64_t max_context = LimitsFor(context).max_context;
+  jinja::RenderLimits limits;
+  limits.max_output_bytes = static_cast<size_t>(
+      std::min<int64_t>((max_context + 1) * per_token, static_cast<int64_t>(limits.max_output_bytes)));
+  absl::StatusOr<std::string> prompt =
+      chat_template->Apply(messages, add_generation_prompt, tools != nullptr ? *tools : Json(),
+                           kwargs != nullptr ? *kwargs : Json(), limits);
+  if (absl::IsResourceExhausted(prompt.status())) {
+    return InvalidFieldError(
+        "messages", StrCatStd("messages: rendering them stopped at a limit (", ToStd(prompt.status().message()),
+                              "); the model's context of ", max_context, " tokens holds at most ",
+                              limits.max_output_bytes, " bytes of prompt"));
+  }
   if (!prompt.ok()) return InvalidFieldError("messages", StrCatStd("messages: ", ToStd(prompt.status().message())));
   ApiPrompt rendered;
   rendered.text = *std::move(prompt);

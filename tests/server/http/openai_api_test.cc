@@ -136,6 +136,12 @@ TEST_F(OpenAiApiTest, ChatRefusalsNameMessagesOrTheField) {
   Json top = Chat(Json::array({Json{{"role", "user"}, {"content", "hi"}}}), 2);
   top["top_logprobs"] = 2;
   ExpectError(Post(top, "/v1/chat/completions"), 400, "top_logprobs");
+  // A conversation longer than the context can hold: rendering stops at that size, refused naming messages.
+  Json many = Json::array();
+  for (int i = 0; i < 2000; ++i) many.push_back(Json{{"role", "user"}, {"content", "A long story goes on and on."}});
+  const HttpResponse too_long = Post(Chat(many, 2), "/v1/chat/completions");
+  ExpectError(too_long, 400, "messages");
+  EXPECT_THAT(too_long.body, HasSubstr("the model's context of 512 tokens holds at most"));
   // Content given as text parts is joined.
   const Json parts = Json::array({Json{{"role", "user"},
                                        {"content", Json::array({Json{{"type", "text"}, {"text", "Once upon"}},
