@@ -140,8 +140,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void SubmitSiblings(size_t first);
   // The candidate's echo chunk, once, before its first tokens (streaming with echo).
   void SendEcho(size_t c);
-  // A candidate is done (finished, or never to be submitted): answers when it was the last one.
-  void CandidateDone();
+  // The request fails with `status` (the first failure wins): the running candidates are cancelled and those
+  // not yet submitted never will be.
+  void Fail(const absl::Status& status);
+  // Answers once every candidate is done (finished, or never to be submitted).
+  void MaybeRespond();
   void CancelCandidates();
   void HandleMetrics();
   // GET /dashboard/data (server/http/dashboard.h).
@@ -558,9 +561,7 @@ void Session::HandleCompletion(const std::string& body, CompletionCall::Endpoint
         absl::MutexLock lock(&shared_->mu);
         ++shared_->active_responses;
       }
-      for (size_t c = first; c < candidates_.size(); ++c) candidates_[c].finished = true;
-      unfinished_ -= candidates_.size() - first;
-      CancelCandidates();
+      Fail(failure_);
       stream_.expires_never();
       Watch();
       return;
@@ -612,14 +613,21 @@ void Session::SubmitSiblings(size_t first) {
   if (first % best_of != 0 || best_of == 1 || candidates_[first + 1].submitted || candidates_[first + 1].finished) {
     return;
   }
-  for (size_t c = first + 1; c < first + best_of; ++c) {
-    if (!failure_.ok() || !SubmitCandidate(c)) {
-      // Refused (e.g. the queue is full) or another candidate failed: this one never runs.
-      candidates_[c].finished = true;
-      CandidateDone();
+  for (size_t c = first + 1; c < first + best_of && failure_.ok(); ++c) {
+    if (!SubmitCandidate(c)) Fail(failure_);  // refused (e.g. the queue is full): the request fails
+  }
+}
+
+void Session::Fail(const absl::Status& status) {
+  if (failure_.ok()) failure_ = status;
+  CancelCandidates();
+  // Candidates not submitted yet never will be.
+  for (Candidate& c : candidates_) {
+    if (!c.submitted && !c.finished) {
+      c.finished = true;
+      --unfinished_;
     }
   }
-  if (!failure_.ok()) CancelCandidates();
 }
 
 void Session::SendEcho(size_t c) {
@@ -658,24 +666,24 @@ void Session::OnFinish(size_t c, const scheduler::FinalOutput& final) {
     shared_->in_flight.erase(candidate.request_id);
   }
   if (closed_) return;
+  --unfinished_;
   candidate.final = final;
-  if (!final.status.ok() && failure_.ok()) {
-    failure_ = final.status;
-    CancelCandidates();
+  if (!final.status.ok()) {
+    Fail(final.status);
+  } else {
+    SubmitSiblings(c);
   }
-  if (final.status.ok()) SubmitSiblings(c);
   if (streaming_ && final.status.ok() && failure_.ok()) {
     SendEcho(c);
     if (!headers_sent_) StartStream();
     Enqueue(candidate.builder->StreamChunk());  // text released only at the end
-    if (unfinished_ > 1) Enqueue(candidate.builder->FinalChunk(final, nullptr));
+    if (unfinished_ > 0) Enqueue(candidate.builder->FinalChunk(final, nullptr));
   }
   last_finished_ = c;
-  CandidateDone();
+  MaybeRespond();
 }
 
-void Session::CandidateDone() {
-  --unfinished_;
+void Session::MaybeRespond() {
   if (unfinished_ > 0 || closed_) return;
   std::vector<const CompletionBuilder*> builders;
   std::vector<const scheduler::FinalOutput*> finals;

@@ -189,6 +189,24 @@ TEST_F(OpenAiApiTest, SiblingsOfNShareThePromptsKvBlocks) {
   EXPECT_EQ(Parse(Post(request))["choices"], json["choices"]);
 }
 
+TEST_F(OpenAiApiTest, AFailedCandidateFailsTheRequestWithoutWaitingForUnstartedSiblings) {
+  // The first candidate misses its deadline before its siblings start: the request answers 504 at once
+  // (the siblings are never submitted), streamed or not.
+  for (const bool stream : {false, true}) {
+    const Json request = {
+        {"prompt", "Once upon a time"}, {"n", 3},           {"max_tokens", 400},
+        {"ignore_eos", true},           {"stream", stream}, {"adak", {{"timeout_seconds", 0.000001}}}};
+    const HttpResponse response = Post(request);
+    if (!stream) {
+      ExpectError(response, 504, "");
+    } else {
+      EXPECT_THAT(response.body, HasSubstr("deadline"));
+    }
+  }
+  // The server is still serving.
+  EXPECT_EQ(Post(Greedy("Hi", 2)).status, 200);
+}
+
 TEST_F(OpenAiApiTest, BestOfReturnsTheMostLikelyCandidates) {
   const Json request = {{"prompt", "One day"}, {"max_tokens", 6},    {"n", 1},       {"best_of", 4}, {"seed", 3},
                         {"temperature", 1.5},  {"ignore_eos", true}, {"logprobs", 0}};
