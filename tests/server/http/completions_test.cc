@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "server/http/chat_completions.h"
 #include "server/http/completion_builder.h"
 #include "server/status_mapping.h"
 #include "tests/test_util.h"
@@ -221,6 +222,37 @@ TEST_F(HttpCompletionsTest, RefusalsNameTheirParam) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("JSON object")));
   EXPECT_THAT(ParseCompletionRequest("{\"prompt\": ", context_),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not valid JSON")));
+}
+
+TEST_F(HttpCompletionsTest, ChatRendersTheTemplateIntoOnePrompt) {
+  const Json body = {{"messages", {{{"role", "system"}, {"content", "S"}}, {{"role", "user"}, {"content", "U"}}}},
+                     {"max_completion_tokens", 5},
+                     {"logprobs", true},
+                     {"top_logprobs", 3},
+                     {"n", 2},
+                     {"temperature", 0.7}};
+  absl::StatusOr<CompletionCall> call = ParseChatRequest(body.dump(), context_);
+  ASSERT_TRUE(call.ok()) << call.status();
+  EXPECT_EQ(call->endpoint, CompletionCall::Endpoint::kChat);
+  ASSERT_EQ(call->prompts.size(), 1u);
+  EXPECT_EQ(call->prompts[0].text, "S\nU");  // models/stories-moe-small/chat_template.jinja
+  EXPECT_FALSE(call->api.add_special_tokens);  // the template writes its own special tokens
+  EXPECT_EQ(call->api.max_tokens, 5);
+  EXPECT_TRUE(call->logprobs);
+  EXPECT_EQ(call->api.logprobs, 3);
+  EXPECT_EQ(call->n, 2);
+  EXPECT_EQ(call->api.temperature, 0.7);
+}
+
+TEST_F(HttpCompletionsTest, ChatWithoutATemplateIsRefusedNamingWhy) {
+  const absl::StatusOr<tokenizer::ChatTemplate> saved = model_->chat_template;
+  model_->chat_template = absl::NotFoundError("the model has no chat template (no chat_template in tokenizer_config.json)");
+  absl::StatusOr<CompletionCall> call =
+      ParseChatRequest(Json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}}.dump(), context_);
+  model_->chat_template = saved;
+  EXPECT_THAT(call, StatusIs(absl::StatusCode::kInvalidArgument,
+                             HasSubstr("this model cannot serve chat requests: the model has no chat template")));
+  EXPECT_EQ(ErrorParam(call.status()), "messages");
 }
 
 TEST(ErrorParam, MapsScheduledValidationMessagesToRequestFields) {
