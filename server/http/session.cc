@@ -255,8 +255,8 @@ void HttpSink::OnTokens(std::vector<scheduler::TokenOutput> tokens) {
 
 void HttpSink::OnPromptLogprobs(const std::vector<float>& logprobs,
                                 const std::vector<std::vector<scheduler::TopLogprob>>& top) {
-  net::post(executor_, [session = session_, c = candidate_, logprobs, top]() mutable {
-    if (std::shared_ptr<Session> s = session.lock()) s->OnPromptLogprobs(c, std::move(logprobs), std::move(top));
+  net::post(executor_, [session = session_, c = candidate_, lp = logprobs, tp = top]() mutable {
+    if (std::shared_ptr<Session> s = session.lock()) s->OnPromptLogprobs(c, std::move(lp), std::move(tp));
   });
 }
 

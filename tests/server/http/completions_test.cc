@@ -235,7 +235,7 @@ TEST_F(HttpCompletionsTest, ChatRendersTheTemplateIntoOnePrompt) {
   ASSERT_TRUE(call.ok()) << call.status();
   EXPECT_EQ(call->endpoint, CompletionCall::Endpoint::kChat);
   ASSERT_EQ(call->prompts.size(), 1u);
-  EXPECT_EQ(call->prompts[0].text, "S\nU");  // models/stories-moe-small/chat_template.jinja
+  EXPECT_EQ(call->prompts[0].text, "S\nU");    // models/stories-moe-small/chat_template.jinja
   EXPECT_FALSE(call->api.add_special_tokens);  // the template writes its own special tokens
   EXPECT_EQ(call->api.max_tokens, 5);
   EXPECT_TRUE(call->logprobs);
@@ -246,7 +246,8 @@ TEST_F(HttpCompletionsTest, ChatRendersTheTemplateIntoOnePrompt) {
 
 TEST_F(HttpCompletionsTest, ChatWithoutATemplateIsRefusedNamingWhy) {
   const absl::StatusOr<tokenizer::ChatTemplate> saved = model_->chat_template;
-  model_->chat_template = absl::NotFoundError("the model has no chat template (no chat_template in tokenizer_config.json)");
+  model_->chat_template =
+      absl::NotFoundError("the model has no chat template (no chat_template in tokenizer_config.json)");
   absl::StatusOr<CompletionCall> call =
       ParseChatRequest(Json{{"messages", {{{"role", "user"}, {"content", "hi"}}}}}.dump(), context_);
   model_->chat_template = saved;

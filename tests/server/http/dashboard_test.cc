@@ -18,13 +18,12 @@
 #include "nlohmann/json.hpp"
 #include "server/server_app.h"
 #include "tests/http_client.h"
+#include "tests/server/http/gateway_fixture.h"
 #include "tests/test_util.h"
 
 namespace adak::server {
 namespace {
 
-using ::adak::testing::DefaultAllocator;
-using ::adak::testing::DefaultModelDir;
 using ::adak::testing::HttpRequest;
 using ::adak::testing::HttpResponse;
 using ::adak::testing::MetricValue;
@@ -33,27 +32,9 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using Json = nlohmann::json;
 
-class DashboardTest : public ::testing::Test {
+// One in-process server for the suite (tests/server/http/gateway_fixture.h).
+class DashboardTest : public GatewayFixture {
  protected:
-  static void SetUpTestSuite() {
-    ServerAppOptions options;
-    options.model_dir = DefaultModelDir();
-    options.allocator = DefaultAllocator();
-    options.grpc_port = -1;
-    options.http_port = 0;
-    options.threads = 1;
-    options.max_running_requests = 8;
-    options.kv_cache_mib = 16;
-    absl::StatusOr<std::unique_ptr<ServerApp>> app = ServerApp::Create(options);
-    ASSERT_TRUE(app.ok()) << app.status();
-    ASSERT_TRUE((*app)->Start().ok());
-    app_ = std::move(app).value().release();
-  }
-  static void TearDownTestSuite() {
-    delete app_;
-    app_ = nullptr;
-  }
-
   static HttpResponse Get(const std::string& path) {
     absl::StatusOr<HttpResponse> r = HttpRequest(app_->http_port(), "GET", path);
     EXPECT_TRUE(r.ok()) << r.status();
@@ -88,11 +69,7 @@ class DashboardTest : public ::testing::Test {
     }));
     return data;
   }
-
-  static ServerApp* app_;
 };
-
-ServerApp* DashboardTest::app_ = nullptr;
 
 // Every number of /dashboard/data against the /metrics sample it mirrors.
 void ExpectDataMatchesMetrics(const Json& data, const std::string& metrics, int64_t num_experts) {

@@ -4,6 +4,7 @@
 // with prompt logprobs, and an lm-evaluation-harness loglikelihood batch.
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <set>
 #include <string>
 #include <vector>
@@ -168,8 +169,8 @@ TEST_F(OpenAiApiTest, BatchedPromptsGetOneChoiceEachInOrder) {
 
 TEST_F(OpenAiApiTest, SiblingsOfNShareThePromptsKvBlocks) {
   // 40 prompt tokens: two full 16-token blocks the later siblings take from the prefix cache.
-  std::vector<int> ids;
-  for (int i = 0; i < 40; ++i) ids.push_back(300 + i);
+  std::vector<int> ids(40);
+  std::iota(ids.begin(), ids.end(), 300);
   const Json request = {{"prompt", ids}, {"max_tokens", 5},    {"n", 3},
                         {"seed", 11},    {"temperature", 1.0}, {"ignore_eos", true}};
   const Json json = Parse(Post(request));
