@@ -85,6 +85,23 @@ class Parser {
     DepthGuard& operator=(const DepthGuard&) = delete;
     int& depth;
   };
+  // A loop that nests each new node over the previous ones (a + b + c, a.b.c, a|f|g) deepens the tree by
+  // one per round: each round counts against kMaxNesting until the loop's function returns.
+  class ChainGuard {
+   public:
+    explicit ChainGuard(Parser& parser) : parser_(parser) {}
+    ~ChainGuard() { parser_.depth_ -= rounds_; }
+    ChainGuard(const ChainGuard&) = delete;
+    ChainGuard& operator=(const ChainGuard&) = delete;
+    absl::Status Next(size_t offset) {
+      ++rounds_;
+      return parser_.Enter(offset);
+    }
+
+   private:
+    Parser& parser_;
+    int rounds_ = 0;
+  };
 
   static ExprPtr Make(Expr::Kind kind, size_t offset) {
     auto expr = std::make_unique<Expr>();
@@ -293,7 +310,9 @@ class Parser {
     DepthGuard guard(depth_);
     const size_t offset = Peek().offset;
     ASSIGN_OR_RETURN(ExprPtr value, ParseOr());
+    ChainGuard chain(*this);
     while (IsName("if")) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       Next();
       ExprPtr ternary = Make(Expr::Kind::kTernary, offset);
       ASSIGN_OR_RETURN(ExprPtr condition, ParseOr());
@@ -312,7 +331,9 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParseOr() {
     ASSIGN_OR_RETURN(ExprPtr left, ParseAnd());
+    ChainGuard chain(*this);
     while (IsName("or")) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       const size_t offset = Next().offset;
       ASSIGN_OR_RETURN(ExprPtr right, ParseAnd());
       left = Binary("or", std::move(left), std::move(right), offset);
@@ -322,7 +343,9 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParseAnd() {
     ASSIGN_OR_RETURN(ExprPtr left, ParseNot());
+    ChainGuard chain(*this);
     while (IsName("and")) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       const size_t offset = Next().offset;
       ASSIGN_OR_RETURN(ExprPtr right, ParseNot());
       left = Binary("and", std::move(left), std::move(right), offset);
@@ -345,7 +368,9 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParseCompare() {
     ASSIGN_OR_RETURN(ExprPtr left, ParseMath1());
+    ChainGuard chain(*this);
     while (true) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       std::string op;
       if (Peek().kind == TK::kOperator && (Peek().text == "==" || Peek().text == "!=" || Peek().text == "<" ||
                                            Peek().text == ">" || Peek().text == "<=" || Peek().text == ">=")) {
@@ -369,7 +394,9 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParseMath1() {
     ASSIGN_OR_RETURN(ExprPtr left, ParseConcat());
+    ChainGuard chain(*this);
     while (IsOp("+") || IsOp("-")) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       const Token& op = Next();
       ASSIGN_OR_RETURN(ExprPtr right, ParseConcat());
       left = Binary(op.text, std::move(left), std::move(right), op.offset);
@@ -379,7 +406,9 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParseConcat() {
     ASSIGN_OR_RETURN(ExprPtr left, ParseMath2());
+    ChainGuard chain(*this);
     while (IsOp("~")) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       const size_t offset = Next().offset;
       ASSIGN_OR_RETURN(ExprPtr right, ParseMath2());
       left = Binary("~", std::move(left), std::move(right), offset);
@@ -389,7 +418,9 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParseMath2() {
     ASSIGN_OR_RETURN(ExprPtr left, ParsePow());
+    ChainGuard chain(*this);
     while (IsOp("*") || IsOp("/") || IsOp("//") || IsOp("%")) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       const Token& op = Next();
       ASSIGN_OR_RETURN(ExprPtr right, ParsePow());
       left = Binary(op.text, std::move(left), std::move(right), op.offset);
@@ -399,7 +430,9 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParsePow() {
     ASSIGN_OR_RETURN(ExprPtr left, ParseUnary());
+    ChainGuard chain(*this);
     while (IsOp("**")) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       const size_t offset = Next().offset;
       ASSIGN_OR_RETURN(ExprPtr right, ParseUnary());
       left = Binary("**", std::move(left), std::move(right), offset);
@@ -442,7 +475,9 @@ class Parser {
   }
 
   absl::StatusOr<ExprPtr> ParsePostfix(ExprPtr expr) {
+    ChainGuard chain(*this);
     while (true) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       if (IsOp(".")) {
         const size_t offset = Next().offset;
         ExprPtr attr = Make(Expr::Kind::kAttr, offset);
@@ -498,7 +533,9 @@ class Parser {
   }
 
   absl::StatusOr<ExprPtr> ParseFilters(ExprPtr expr) {
+    ChainGuard chain(*this);
     while (true) {
+      RETURN_IF_ERROR(chain.Next(Peek().offset));
       if (IsOp("|")) {
         const size_t offset = Next().offset;
         ExprPtr filter = Make(Expr::Kind::kFilter, offset);

@@ -95,6 +95,14 @@ absl::Status Renderer::CheckSize(size_t bytes) const {
   return absl::OkStatus();
 }
 
+absl::Status Renderer::CheckDepth(const Value& value) const {
+  if (value.depth() > limits_.max_value_depth) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the template built lists or dicts nested deeper than the limit of ", limits_.max_value_depth));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Renderer::Append(std::string& out, std::string_view text) const {
   RETURN_IF_ERROR(CheckSize(out.size() + text.size()));
   out.append(text);
@@ -178,6 +186,11 @@ absl::Status Renderer::ExecSet(const Stmt& stmt, Frame& frame, Value value) {
       return absl::InvalidArgumentError(StrCatStd("cannot assign attribute '", stmt.attribute, "' of ",
                                                   stmt.object->name, " (a ", target.KindName(),
                                                   "): only a namespace() can be assigned to"));
+    }
+    // A namespace holding a namespace (itself, or one that may come to hold it) could form a cycle.
+    if (value.HoldsNamespace()) {
+      return absl::InvalidArgumentError(StrCatStd("cannot store a namespace in ", stmt.object->name, ".",
+                                                  stmt.attribute, " (namespaces hold plain values)"));
     }
     target.SetMember(stmt.attribute, std::move(value));
     return absl::OkStatus();
@@ -319,7 +332,9 @@ absl::StatusOr<Value> Renderer::Eval(const Expr& expr, Frame& frame) {
         ASSIGN_OR_RETURN(Value value, Eval(*item, frame));
         items.push_back(std::move(value));
       }
-      return Value::MakeList(std::move(items));
+      Value list = Value::MakeList(std::move(items));
+      RETURN_IF_ERROR(At(expr.offset, CheckDepth(list)));
+      return list;
     }
     case Expr::Kind::kDict: {
       Value::Dict items;
@@ -336,7 +351,9 @@ absl::StatusOr<Value> Renderer::Eval(const Expr& expr, Frame& frame) {
         }
         if (!replaced) items.emplace_back(name, std::move(value));
       }
-      return Value::MakeDict(std::move(items));
+      Value dict = Value::MakeDict(std::move(items));
+      RETURN_IF_ERROR(At(expr.offset, CheckDepth(dict)));
+      return dict;
     }
     case Expr::Kind::kAttr: {
       ASSIGN_OR_RETURN(Value object, Eval(*expr.items[0], frame));
@@ -403,6 +420,7 @@ absl::StatusOr<Value> Renderer::Eval(const Expr& expr, Frame& frame) {
       }
       absl::StatusOr<Value> result = Call(callee, args);
       if (!result.ok()) return At(expr.offset, result.status());
+      RETURN_IF_ERROR(At(expr.offset, CheckDepth(*result)));
       return result;
     }
     case Expr::Kind::kFilter: {
@@ -410,6 +428,7 @@ absl::StatusOr<Value> Renderer::Eval(const Expr& expr, Frame& frame) {
       ASSIGN_OR_RETURN(CallArgs args, EvalArgs(expr.args, frame));
       absl::StatusOr<Value> result = ApplyFilter(*this, expr.name, operand, args);
       if (!result.ok()) return At(expr.offset, result.status());
+      RETURN_IF_ERROR(At(expr.offset, CheckDepth(*result)));
       return result;
     }
     case Expr::Kind::kTest: {

@@ -27,6 +27,7 @@ struct RenderLimits {
   size_t max_output_bytes = size_t{8} << 20;  // also the longest string any expression may build
   int64_t max_steps = 5'000'000;              // statements run + expressions evaluated
   int max_call_depth = 64;                    // nested macro calls
+  uint32_t max_value_depth = 64;              // lists and dicts nested in a value the template builds
 };
 
 class Renderer {
@@ -64,6 +65,7 @@ class Renderer {
 
   absl::Status Step();
   absl::Status Append(std::string& out, std::string_view text) const;
+  absl::Status CheckDepth(const Value& value) const;
   // Prefixes an error with the line of `offset` (once).
   absl::Status At(size_t offset, const absl::Status& status) const;
 

@@ -1,5 +1,6 @@
 #include "jinja/value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -209,12 +210,16 @@ Value Value::String(std::string value) {
 Value Value::MakeList(List items) {
   Value v;
   v.kind_ = Kind::kList;
+  for (const Value& item : items) v.depth_ = std::max(v.depth_, item.depth_);
+  ++v.depth_;
   v.list_ = std::make_shared<const List>(std::move(items));
   return v;
 }
 Value Value::MakeDict(Dict items) {
   Value v;
   v.kind_ = Kind::kDict;
+  for (const auto& [key, item] : items) v.depth_ = std::max(v.depth_, item.depth_);
+  ++v.depth_;
   v.dict_ = std::make_shared<Dict>(std::move(items));
   return v;
 }
@@ -284,6 +289,17 @@ void Value::SetMember(std::string_view key, Value value) const {
     }
   }
   dict_->emplace_back(std::string(key), std::move(value));
+}
+
+bool Value::HoldsNamespace() const {
+  switch (kind_) {
+    case Kind::kNamespace: return true;
+    case Kind::kList:
+      return std::any_of(list_->begin(), list_->end(), [](const Value& v) { return v.HoldsNamespace(); });
+    case Kind::kDict:
+      return std::any_of(dict_->begin(), dict_->end(), [](const auto& m) { return m.second.HoldsNamespace(); });
+    default: return false;
+  }
 }
 
 bool Value::Truthy() const {

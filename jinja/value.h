@@ -76,6 +76,12 @@ class Value {
   [[nodiscard]] const std::string& function_name() const { return *string_; }
   [[nodiscard]] const Function& function() const { return *function_; }
 
+  // How deeply lists and dicts nest inside this value (0 for a scalar, 1 for a flat list). Namespaces count
+  // what they held when made.
+  [[nodiscard]] uint32_t depth() const { return depth_; }
+  // Whether this value is, or holds at any depth, a namespace.
+  [[nodiscard]] bool HoldsNamespace() const;
+
   // Dict/namespace member `key`, or nullptr.
   [[nodiscard]] const Value* Find(std::string_view key) const;
   // Namespace only: sets `key` (adds it when absent). REQUIRES: kind() == kNamespace.
@@ -100,6 +106,7 @@ class Value {
 
  private:
   Kind kind_ = Kind::kUndefined;
+  uint32_t depth_ = 0;
   bool bool_ = false;
   int64_t int_ = 0;
   double float_ = 0.0;

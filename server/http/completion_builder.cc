@@ -69,14 +69,20 @@ CompletionBuilder::CompletionBuilder(const ServiceContext& context, const Comple
                                      int64_t created, int64_t index)
     : context_(context),
       tokenizer_(*context.model->tokenizer),
-      call_(call),
+      options_{.chat = call.endpoint == CompletionCall::Endpoint::kChat,
+               .echo = call.echo,
+               .logprobs = call.logprobs,
+               .best_of = call.best_of,
+               .candidates = call.candidates(),
+               .stop_token_ids = call.api.stop_token_ids,
+               .return_routing_stats = call.api.return_routing_stats},
       prompt_ids_(std::move(prompt_ids)),
       prompt_text_(std::move(prompt_text)),
       id_(std::move(id)),
       created_(created),
       index_(index),
       detokenizer_(*context.model->tokenizer, prompt_ids_) {
-  if (call_.echo) streamed_offset_ = prompt_text_.size();
+  if (options_.echo) streamed_offset_ = prompt_text_.size();
 }
 
 std::string CompletionBuilder::PieceAfter(int32_t prev, int32_t id) const {
@@ -106,7 +112,7 @@ void CompletionBuilder::AddTokens(const std::vector<scheduler::TokenOutput>& tok
   for (const scheduler::TokenOutput& token : tokens) {
     text_ += token.text;
     cumulative_logprob_ += token.logprob;
-    if (!call_.logprobs) continue;
+    if (!options_.logprobs) continue;
     TokenEntry entry;
     entry.id = token.id;
     entry.piece = detokenizer_.Push(token.id);
@@ -192,11 +198,11 @@ std::string CompletionBuilder::StreamChunk() {
     delta["content"] = text;
     choice["delta"] = std::move(delta);
     role_sent_ = true;
-    choice["logprobs"] = call_.logprobs ? ChatLogprobs(streamed_tokens_, tokens_.size()) : OrderedJson(nullptr);
+    choice["logprobs"] = options_.logprobs ? ChatLogprobs(streamed_tokens_, tokens_.size()) : OrderedJson(nullptr);
     streamed_tokens_ = tokens_.size();
   } else {
     choice["text"] = text;
-    if (call_.logprobs) {
+    if (options_.logprobs) {
       OrderedJson lp = EmptyLegacyLogprobs();
       for (; streamed_tokens_ < tokens_.size(); ++streamed_tokens_) {
         const TokenEntry& token = tokens_[streamed_tokens_];
@@ -218,7 +224,7 @@ std::string CompletionBuilder::EchoChunk() const {
   OrderedJson choice = OrderedJson::object();
   choice["index"] = index_;
   choice["text"] = prompt_text_;
-  if (call_.logprobs) {
+  if (options_.logprobs) {
     OrderedJson lp = EmptyLegacyLogprobs();
     AddPromptLogprobs(lp, prompt_logprobs_, prompt_top_logprobs_);
     choice["logprobs"] = std::move(lp);
@@ -242,7 +248,7 @@ OrderedJson CompletionBuilder::UsageObject(const std::vector<const scheduler::Fi
   std::vector<double> per_layer;
   for (size_t c = 0; c < finals.size(); ++c) {
     const scheduler::Usage& usage = finals[c]->usage;
-    const bool first_of_prompt = static_cast<int64_t>(c) % call_.best_of == 0;
+    const bool first_of_prompt = static_cast<int64_t>(c) % options_.best_of == 0;
     if (first_of_prompt) {
       prompt_tokens += usage.prompt_tokens;
       cached += usage.cached_prompt_tokens;
@@ -271,8 +277,8 @@ OrderedJson CompletionBuilder::UsageObject(const std::vector<const scheduler::Fi
   const double native = flops + saved;
   adak["mean_k"] =
       native > 0.0 ? static_cast<double>(context_.model->config.num_experts_per_tok) * flops / native : 0.0;
-  if (call_.candidates() > 1) adak["shared_prompt_tokens"] = shared;
-  if (call_.api.return_routing_stats) adak["mean_k_per_layer"] = per_layer;
+  if (options_.candidates > 1) adak["shared_prompt_tokens"] = shared;
+  if (options_.return_routing_stats) adak["mean_k_per_layer"] = per_layer;
   out["adak"] = std::move(adak);
   return out;
 }
@@ -287,7 +293,7 @@ std::string CompletionBuilder::FinalChunk(const scheduler::FinalOutput& final, c
   }
   choice["logprobs"] = nullptr;
   choice["finish_reason"] = scheduler::FinishReasonName(final.reason);
-  choice["stop_reason"] = StopReason(final, call_.api.stop_token_ids);
+  choice["stop_reason"] = StopReason(final, options_.stop_token_ids);
   OrderedJson chunk = Envelope(/*chunk=*/true);
   chunk["choices"] = OrderedJson::array({std::move(choice)});
   if (usage != nullptr) chunk["usage"] = *usage;
@@ -307,13 +313,13 @@ OrderedJson CompletionBuilder::Choice(const scheduler::FinalOutput& final, int64
   choice["index"] = index;
   if (chat()) {
     choice["message"] = OrderedJson{{"role", "assistant"}, {"content", text_}};
-    choice["logprobs"] = call_.logprobs ? ChatLogprobs(0, tokens_.size()) : OrderedJson(nullptr);
+    choice["logprobs"] = options_.logprobs ? ChatLogprobs(0, tokens_.size()) : OrderedJson(nullptr);
   } else {
-    choice["text"] = call_.echo ? prompt_text_ + text_ : text_;
-    if (call_.logprobs) {
+    choice["text"] = options_.echo ? prompt_text_ + text_ : text_;
+    if (options_.logprobs) {
       OrderedJson lp = EmptyLegacyLogprobs();
       size_t offset = 0;
-      if (call_.echo) {
+      if (options_.echo) {
         AddPromptLogprobs(lp, final.prompt_logprobs, final.prompt_top_logprobs);
         offset = prompt_text_.size();
       }
@@ -328,7 +334,7 @@ OrderedJson CompletionBuilder::Choice(const scheduler::FinalOutput& final, int64
     }
   }
   choice["finish_reason"] = scheduler::FinishReasonName(final.reason);
-  choice["stop_reason"] = StopReason(final, call_.api.stop_token_ids);
+  choice["stop_reason"] = StopReason(final, options_.stop_token_ids);
   return choice;
 }
 

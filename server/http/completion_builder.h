@@ -74,7 +74,19 @@ class CompletionBuilder {
     std::vector<scheduler::TopLogprob> top;
   };
 
-  [[nodiscard]] bool chat() const { return call_.endpoint == CompletionCall::Endpoint::kChat; }
+  // What the builder needs of the call (not the call itself: that holds every prompt of the request, and a
+  // request has up to kMaxCandidates builders).
+  struct Options {
+    bool chat = false;
+    bool echo = false;
+    bool logprobs = false;
+    int64_t best_of = 1;
+    int64_t candidates = 1;
+    std::vector<int32_t> stop_token_ids;
+    bool return_routing_stats = false;
+  };
+
+  [[nodiscard]] bool chat() const { return options_.chat; }
   // The text of `id` after `prev` (-1: at the start), for top-logprob keys.
   [[nodiscard]] std::string PieceAfter(int32_t prev, int32_t id) const;
   // Generated token i's top-logprob entries: the token itself, then its alternatives (text after the
@@ -88,7 +100,7 @@ class CompletionBuilder {
 
   const ServiceContext& context_;
   const tokenizer::Tokenizer& tokenizer_;
-  CompletionCall call_;
+  Options options_;
   std::vector<int32_t> prompt_ids_;
   std::string prompt_text_;
   std::string id_;

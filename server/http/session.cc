@@ -532,8 +532,8 @@ void Session::HandleCompletion(const std::string& body, CompletionCall::Endpoint
   absl::StatusOr<CompletionCall> call =
       endpoint == CompletionCall::Endpoint::kChat ? ParseChatRequest(body, ctx) : ParseCompletionRequest(body, ctx);
   if (!call.ok()) return Reject(call.status());
-  call_ = *std::move(call);
   candidates_.clear();
+  call_ = *std::move(call);
   candidates_.resize(static_cast<size_t>(call_->candidates()));
   unfinished_ = candidates_.size();
   failure_ = absl::OkStatus();

@@ -87,6 +87,25 @@ TEST(TemplateTest, LimitsBoundWorkAndOutput) {
   EXPECT_THAT(Render("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}"),
               HasSubstr("over the limit"));
   EXPECT_THAT(Render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}"), HasSubstr("deeper than the limit"));
+  // Values the template builds nest at most max_value_depth deep, and a namespace cannot hold a namespace
+  // (no cycles).
+  EXPECT_THAT(Render("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}{% endfor %}"
+                     "{{ ns.x|tojson }}"),
+              HasSubstr("nested deeper than the limit of 64"));
+  EXPECT_THAT(Render("{% set ns = namespace(x=1) %}{% set ns.x = ns %}{{ ns }}"),
+              HasSubstr("cannot store a namespace"));
+  EXPECT_THAT(Render("{% set ns = namespace(x=1) %}{% set l = [ns] %}{% set ns.x = l %}"),
+              HasSubstr("cannot store a namespace"));
+  // Chains nest too: a + a + ... and a.b.c... build trees as deep as they are long.
+  std::string sum = "{{ 1";
+  std::string attrs = "{{ x";
+  for (int i = 0; i < 200000; ++i) {
+    sum += " + 1";
+    attrs += ".y";
+  }
+  EXPECT_THAT(Render(sum + " }}"), HasSubstr("deeper than the limit"));
+  EXPECT_THAT(Render(attrs + " }}"), HasSubstr("deeper than the limit"));
+  EXPECT_EQ(Render("{{ " + std::string("1 + ") + "1 + 1 + 1 }}"), "4");
   EXPECT_THAT(Render("{{ " + std::string(1000, '(') + "1" + std::string(1000, ')') + " }}"),
               HasSubstr("deeper than the limit"));
 }
