@@ -7,7 +7,9 @@ need. The tokenizer goes in as GPT-2-style BPE (tokens and merges of tokenizer.j
 engines token ids, so pre-tokenization does not matter. Needs numpy and gguf-py from the llama.cpp tree (no
 torch, unlike convert_hf_to_gguf.py).
 
-    /usr/bin/python3 bench/peer/safetensors_to_gguf.py MODEL_DIR OUT.gguf LLAMA_CPP_TREE
+    /usr/bin/python3 bench/peer/safetensors_to_gguf.py MODEL_DIR OUT.gguf LLAMA_CPP_TREE [EXPERTS_PER_TOKEN]
+
+EXPERTS_PER_TOKEN overrides the model's num_experts_per_tok (the k both engines then run natively).
 """
 import json
 import struct
@@ -43,7 +45,7 @@ w.add_head_count_kv(cfg["num_key_value_heads"])
 w.add_rope_freq_base(cfg["rope_theta"])
 w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
 w.add_expert_count(E)
-w.add_expert_used_count(cfg["num_experts_per_tok"])
+w.add_expert_used_count(int(sys.argv[4]) if len(sys.argv) > 4 else cfg["num_experts_per_tok"])
 w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
 tok = json.load(open(src + "/tokenizer.json"))
 vocab = tok["model"]["vocab"]
