@@ -250,7 +250,14 @@ class Scheduler::Impl {
       ++steps_;
       return false;
     }
-    if (!BuildBatch()) return false;
+    if (!BuildBatch()) {
+      // Every chunk lacked blocks: the plan counted a preempted sequence's blocks as the cached prefix of an
+      // admission too. Planning the same way again would preempt and fail forever (seen under KV pressure
+      // with cancels); the next plan matches no prefixes, so what it counts is there.
+      skip_prefix_match_ = true;
+      return false;
+    }
+    skip_prefix_match_ = false;
     absl::Status status = executor_->Forward(batch_, &forward_);
     ++steps_;
     if (!status.ok()) {
@@ -294,7 +301,8 @@ class Scheduler::Impl {
       Match& m = matches_[i];
       m.blocks.clear();
       m.hashes.clear();
-      if (options_.enable_prefix_caching && i < candidates && seq.computed == 0 && !seq.request.prompt_logprobs) {
+      if (options_.enable_prefix_caching && !skip_prefix_match_ && i < candidates && seq.computed == 0 &&
+          !seq.request.prompt_logprobs) {
         // At least the last token runs (its logits are needed) in a block of its own.
         blocks_.MatchPrefix(seq.tokens, seq.salt, (seq.length() - 1) / bs, &m.blocks, &m.hashes);
         const int64_t cached = static_cast<int64_t>(m.blocks.size());
@@ -640,6 +648,7 @@ class Scheduler::Impl {
   int64_t steps_ = 0;
   int64_t prefix_hit_tokens_ = 0;
   int64_t unreported_preemptions_ = 0;
+  bool skip_prefix_match_ = false;  // the last step could build no batch: plan without prefix matches
   // Per-step scratch.
   std::vector<PlanSequence> plan_running_, plan_waiting_;
   std::vector<Scheduled> scheduled_;

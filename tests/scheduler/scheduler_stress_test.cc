@@ -71,7 +71,17 @@ TEST(SchedulerStress, RandomWorkloadUnderKvPressure) {
     int completed = 0;
     for (auto& per_thread : all) {
       for (Submitted& s : per_thread) {
-        ASSERT_TRUE(s.sink->Wait(absl::Seconds(30)));
+        if (!s.sink->Wait(absl::Seconds(30))) {
+          const SchedulerStats st = (*scheduler)->stats();
+          // A request that never ends: the scheduler's state says whether it still steps.
+          ADD_FAILURE() << "request " << s.id << " did not end within 30 s: prompt " << s.request.prompt_ids.size()
+                        << " max_tokens " << s.request.max_tokens << " cancelled " << s.cancelled << " policy "
+                        << static_cast<int>(s.request.routing.policy) << " tokens so far " << s.sink->ids().size()
+                        << " | running " << st.running << " waiting " << st.waiting << " kv used " << st.kv_blocks_used
+                        << "/" << st.kv_blocks_total << " cached " << st.kv_blocks_cached << " steps " << st.steps
+                        << " preemptions " << st.preemptions;
+          return;
+        }
         const FinalOutput final = s.sink->final();
         if (final.status.ok()) {
           ++completed;
