@@ -67,12 +67,7 @@ absl::StatusOr<Json> NormalizeMessages(const Json& body) {
 }
 
 absl::Status ParseChatOutput(const Json& body, CompletionCall* call) {
-  RETURN_IF_ERROR(GetBool(body, "stream", "stream", &call->stream));
-  const Json* stream_options = Find(body, "stream_options");
-  if (stream_options != nullptr && !stream_options->is_object()) {
-    return InvalidFieldError("stream_options",
-                             StrCatStd("stream_options must be an object, got ", Describe(*stream_options)));
-  }
+  RETURN_IF_ERROR(request_fields::ParseStream(body, &call->stream));
   RETURN_IF_ERROR(GetBool(body, "logprobs", "logprobs", &call->logprobs));
   std::optional<int64_t> top;
   RETURN_IF_ERROR(GetInt(body, "top_logprobs", "top_logprobs", &top));

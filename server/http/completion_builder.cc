@@ -184,6 +184,12 @@ OrderedJson CompletionBuilder::Envelope(bool chunk) const {
   return out;
 }
 
+std::string CompletionBuilder::ChunkEvent(OrderedJson choice) const {
+  OrderedJson chunk = Envelope(/*chunk=*/true);
+  chunk["choices"] = OrderedJson::array({std::move(choice)});
+  return SseEvent(chunk);
+}
+
 std::string CompletionBuilder::StreamChunk() {
   const bool has_tokens = streamed_tokens_ < tokens_.size();
   const bool first_chat = chat() && !role_sent_;
@@ -215,9 +221,7 @@ std::string CompletionBuilder::StreamChunk() {
     }
   }
   choice["finish_reason"] = nullptr;
-  OrderedJson chunk = Envelope(/*chunk=*/true);
-  chunk["choices"] = OrderedJson::array({std::move(choice)});
-  return SseEvent(chunk);
+  return ChunkEvent(std::move(choice));
 }
 
 std::string CompletionBuilder::EchoChunk() const {
@@ -232,9 +236,7 @@ std::string CompletionBuilder::EchoChunk() const {
     choice["logprobs"] = nullptr;
   }
   choice["finish_reason"] = nullptr;
-  OrderedJson chunk = Envelope(/*chunk=*/true);
-  chunk["choices"] = OrderedJson::array({std::move(choice)});
-  return SseEvent(chunk);
+  return ChunkEvent(std::move(choice));
 }
 
 OrderedJson CompletionBuilder::UsageObject(const std::vector<const scheduler::FinalOutput*>& finals) const {

@@ -92,6 +92,8 @@ class CompletionBuilder {
   // Generated token i's top-logprob entries: the token itself, then its alternatives (text after the
   // previous token).
   [[nodiscard]] std::vector<std::pair<std::string, float>> GeneratedTop(size_t i) const;
+  // "data: {chunk}\n\n" of one choice in the chunk envelope.
+  [[nodiscard]] std::string ChunkEvent(nlohmann::ordered_json choice) const;
   // Chat logprobs entries of generated tokens [begin, end).
   [[nodiscard]] nlohmann::ordered_json ChatLogprobs(size_t begin, size_t end) const;
   // Completions logprobs of the prompt (echo): appended to the legacy object's arrays.

@@ -67,12 +67,7 @@ absl::Status CheckUnsupported(const Json& body) {
 
 // What the response carries: stream, stream_options (an object), echo, logprobs (an integer).
 absl::Status ParseOutput(const Json& body, CompletionCall* call) {
-  RETURN_IF_ERROR(GetBool(body, "stream", "stream", &call->stream));
-  const Json* stream_options = Find(body, "stream_options");
-  if (stream_options != nullptr && !stream_options->is_object()) {
-    return InvalidFieldError("stream_options",
-                             StrCatStd("stream_options must be an object, got ", Describe(*stream_options)));
-  }
+  RETURN_IF_ERROR(request_fields::ParseStream(body, &call->stream));
   RETURN_IF_ERROR(GetBool(body, "echo", "echo", &call->echo));
   const Json* logprobs = Find(body, "logprobs");
   if (logprobs != nullptr && logprobs->is_boolean()) {

@@ -213,6 +213,16 @@ absl::Status ParseSampling(const Json& body, ApiRequest* api) {
   return absl::OkStatus();
 }
 
+absl::Status ParseStream(const Json& body, bool* stream) {
+  RETURN_IF_ERROR(GetBool(body, "stream", "stream", stream));
+  const Json* stream_options = Find(body, "stream_options");
+  if (stream_options != nullptr && !stream_options->is_object()) {
+    return InvalidFieldError("stream_options",
+                             StrCatStd("stream_options must be an object, got ", Describe(*stream_options)));
+  }
+  return absl::OkStatus();
+}
+
 // Stop conditions: stop (a string or an array of strings), stop_token_ids, ignore_eos.
 absl::Status ParseStopping(const Json& body, ApiRequest* api) {
   if (const Json* stop = Find(body, "stop"); stop != nullptr) {

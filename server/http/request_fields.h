@@ -68,6 +68,8 @@ using Json = nlohmann::ordered_json;
 // presence_penalty, frequency_penalty, seed, logit_bias ({"token id": bias}). Only the JSON types here; the
 // ranges are admission's (server/admission.h).
 [[nodiscard]] absl::Status ParseSampling(const Json& body, ApiRequest* api);
+// stream (a boolean) and stream_options (an object; its members are not read).
+[[nodiscard]] absl::Status ParseStream(const Json& body, bool* stream);
 // stop (a string or an array of strings), stop_token_ids, ignore_eos.
 [[nodiscard]] absl::Status ParseStopping(const Json& body, ApiRequest* api);
 // Our extension object "adak": routing {policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k},
