@@ -1,5 +1,6 @@
 #!/usr/bin/python3
 """Trains the project's default model: a small Mixtral-style MoE on ../shared/data/stories, on the CPU.
+With `--arch qwen3_moe` (or `--preset fine`) it trains and writes a Hugging Face Qwen3-MoE instead (see below).
 
 The model is written as a Hugging Face `MixtralForCausalLM` directory (config.json, generation_config.json,
 model.safetensors in BF16, tokenizer.json, tokenizer_config.json) that `adak` serves as it is. The semantics are
@@ -19,6 +20,19 @@ Needs only python3-torch (Debian 1.13, CPU) and numpy; nothing is downloaded. Sa
 other jobs use `--threads 1`: with 2 intra-op threads every op waits for the busy second core (6x slower here).
 The fp32 training state is saved to --checkpoint every --eval-every steps and resumed from when present.
 models/stories-moe-small/README.md records how the shipped model was made.
+
+`--arch qwen3_moe` writes a `Qwen3MoeForCausalLM` directory with exactly HF Qwen3-MoE's semantics instead: the same
+norms, RoPE and GQA attention as above plus a per-head RMSNorm `self_attn.q_norm` / `self_attn.k_norm` over
+head_dim applied to q and k before RoPE; the MoE block is `mlp` with router `mlp.gate` (softmax over all
+experts in fp32, top-k, the k weights renormalised iff norm_topk_prob, always true here) and SwiGLU experts
+`mlp.experts.{e}.down_proj(silu(gate_proj x) * up_proj x)` of width --moe-intermediate-size; no shared expert,
+every layer MoE (decoder_sparse_step 1, mlp_only_layers []). --num-local-experts (alias --num-experts) sets the
+number of experts for either architecture. `--preset fine` is a fine-grained Qwen3-MoE of the same budget:
+hidden 192, 6 layers, 32 experts of width 48, top-4, 6 query / 2 KV heads of 32, 7,510,848 parameters
+(15,021,696 bytes = 14.33 MiB in BF16; embeddings untied); explicit flags override the preset's values:
+
+    /usr/bin/python3 tools/train_demo_model.py --preset fine --adak build/bin/adak --out models/stories-moe-fine \
+        --steps 1500 --threads 1
 """
 
 import argparse
@@ -36,6 +50,25 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+ARCHITECTURES = ("mixtral", "qwen3_moe")
+
+# --preset NAME: defaults for the architecture and shape flags (explicit flags still win).
+PRESETS = {
+    "fine": {  # fine-grained Qwen3-MoE within the 16 MiB budget: 7,510,848 parameters, 14.33 MiB in BF16
+        "arch": "qwen3_moe",
+        "hidden_size": 192,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 6,
+        "num_key_value_heads": 2,
+        "head_dim": 32,
+        "num_local_experts": 32,
+        "num_experts_per_tok": 4,
+        "moe_intermediate_size": 48,
+        "intermediate_size": 192,  # config.json's dense-MLP width; no layer is dense (mlp_only_layers [])
+        "rms_norm_eps": 1e-6,
+    },
+}
 
 EOS_ID = 4095
 EOS_TEXT = "<|endoftext|>"
@@ -67,7 +100,13 @@ class Config:
         self.router_aux_loss_coef = 0.01
         self.__dict__.update(kw)
 
+    @property
+    def arch(self):
+        return self.__dict__.get("arch", "mixtral")
+
     def hf_json(self):
+        if self.arch == "qwen3_moe":
+            return self.qwen3_moe_json()
         return {
             "architectures": ["MixtralForCausalLM"],
             "model_type": "mixtral",
@@ -96,6 +135,45 @@ class Config:
             "eos_token_id": EOS_ID,
             "torch_dtype": "bfloat16",
             "transformers_version": "4.46.0",
+        }
+
+    def qwen3_moe_json(self):
+        """HF `Qwen3MoeConfig` (transformers >= 4.51)."""
+        return {
+            "architectures": ["Qwen3MoeForCausalLM"],
+            "model_type": "qwen3_moe",
+            "vocab_size": self.vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "moe_intermediate_size": self.moe_intermediate_size,
+            "num_hidden_layers": self.num_hidden_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "head_dim": self.head_dim,
+            "hidden_act": "silu",
+            "max_position_embeddings": self.max_position_embeddings,
+            "initializer_range": 0.02,
+            "rms_norm_eps": self.rms_norm_eps,
+            "use_cache": True,
+            "rope_theta": self.rope_theta,
+            "rope_scaling": None,
+            "attention_bias": False,
+            "use_sliding_window": False,
+            "sliding_window": None,
+            "max_window_layers": self.num_hidden_layers,
+            "attention_dropout": 0.0,
+            "decoder_sparse_step": 1,
+            "mlp_only_layers": [],
+            "num_experts": self.num_local_experts,
+            "num_experts_per_tok": self.num_experts_per_tok,
+            "norm_topk_prob": True,
+            "output_router_logits": False,
+            "router_aux_loss_coef": self.router_aux_loss_coef,
+            "tie_word_embeddings": False,
+            "bos_token_id": EOS_ID,
+            "eos_token_id": EOS_ID,
+            "torch_dtype": "bfloat16",
+            "transformers_version": "4.51.0",
         }
 
 
@@ -133,12 +211,19 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(h, cfg.num_key_value_heads * d, bias=False)
         self.v_proj = nn.Linear(h, cfg.num_key_value_heads * d, bias=False)
         self.o_proj = nn.Linear(cfg.num_attention_heads * d, h, bias=False)
+        self.qk_norm = cfg.arch == "qwen3_moe"
+        if self.qk_norm:  # Qwen3: RMSNorm over each head's head_dim, before RoPE
+            self.q_norm = RMSNorm(d, cfg.rms_norm_eps)
+            self.k_norm = RMSNorm(d, cfg.rms_norm_eps)
 
     def forward(self, x, cos, sin, mask):
         cfg = self.cfg
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, cfg.num_attention_heads, cfg.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, t, cfg.num_key_value_heads, cfg.head_dim).transpose(1, 2)
+        q = self.q_proj(x).view(b, t, cfg.num_attention_heads, cfg.head_dim)
+        k = self.k_proj(x).view(b, t, cfg.num_key_value_heads, cfg.head_dim)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = self.v_proj(x).view(b, t, cfg.num_key_value_heads, cfg.head_dim).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
@@ -162,12 +247,25 @@ class Expert(nn.Module):
         return self.w2(F.silu(self.w1(x)) * self.w3(x))
 
 
+class Qwen3MoeExpert(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.moe_intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.moe_intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.moe_intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
 class SparseMoe(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.cfg = cfg
+        self.norm_topk_prob = True  # Mixtral always; Qwen3-MoE config norm_topk_prob true
         self.gate = nn.Linear(cfg.hidden_size, cfg.num_local_experts, bias=False)
-        self.experts = nn.ModuleList([Expert(cfg) for _ in range(cfg.num_local_experts)])
+        expert = Qwen3MoeExpert if cfg.arch == "qwen3_moe" else Expert
+        self.experts = nn.ModuleList([expert(cfg) for _ in range(cfg.num_local_experts)])
 
     def forward(self, x):
         b, t, h = x.shape
@@ -175,7 +273,9 @@ class SparseMoe(nn.Module):
         router_logits = self.gate(x)  # [N, E]
         probs = torch.softmax(router_logits, dim=-1, dtype=torch.float)
         weights, chosen = torch.topk(probs, self.cfg.num_experts_per_tok, dim=-1)  # [N, K]
-        weights = (weights / weights.sum(dim=-1, keepdim=True)).to(x.dtype)
+        if self.norm_topk_prob:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        weights = weights.to(x.dtype)
         out = torch.zeros_like(x)
         for e, expert in enumerate(self.experts):
             token, slot = torch.where(chosen == e)
@@ -184,7 +284,7 @@ class SparseMoe(nn.Module):
             y = expert(x[token]) * weights[token, slot, None]
             out.index_add_(0, token, y)
         # Switch / HF Mixtral load balancing: E * sum_e f_e P_e with f_e the fraction of (token, slot) picks
-        # per slot; 2.0 is perfect balance for top-2.
+        # per slot; K is perfect balance for top-K (Qwen3-MoE uses the same loss).
         mask = F.one_hot(chosen, self.cfg.num_local_experts).float()  # [N, K, E]
         aux = (mask.mean(dim=0) * probs.mean(dim=0).unsqueeze(0)).sum() * self.cfg.num_local_experts
         return out.view(b, t, h), aux, chosen
@@ -196,11 +296,16 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.self_attn = Attention(cfg)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.block_sparse_moe = SparseMoe(cfg)
+        self.moe_name = "mlp" if cfg.arch == "qwen3_moe" else "block_sparse_moe"  # HF's module name
+        setattr(self, self.moe_name, SparseMoe(cfg))
+
+    @property
+    def moe(self):
+        return getattr(self, self.moe_name)
 
     def forward(self, x, cos, sin, mask):
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
-        moe_out, aux, chosen = self.block_sparse_moe(self.post_attention_layernorm(x))
+        moe_out, aux, chosen = self.moe(self.post_attention_layernorm(x))
         return x + moe_out, aux, chosen
 
 
@@ -222,10 +327,10 @@ class MixtralForCausalLM(nn.Module):
     def init_weights(self, generator):
         residual_scale = 1.0 / math.sqrt(2 * self.cfg.num_hidden_layers)
         for name, p in self.named_parameters():
-            if name.endswith("layernorm.weight") or name == "model.norm.weight":
-                continue
+            if name.endswith("layernorm.weight") or name.endswith("_norm.weight") or name == "model.norm.weight":
+                continue  # RMSNorm weights (incl. Qwen3's q_norm / k_norm) start at 1
             std = 0.02
-            if name.endswith("o_proj.weight") or name.endswith("w2.weight"):
+            if name.endswith("o_proj.weight") or name.endswith("w2.weight") or name.endswith("down_proj.weight"):
                 std *= residual_scale
             with torch.no_grad():
                 p.copy_(torch.randn(p.shape, generator=generator) * std)
@@ -410,7 +515,8 @@ def main():
     ap.add_argument("--adak", default=os.path.join(root, "build/bin/adak"), help="the adak binary (for tokenize)")
     ap.add_argument("--data-dir", default=os.path.join(shared, "data/stories"))
     ap.add_argument("--tokenizer-dir", default=os.path.join(shared, "models/stories-mixtral"))
-    ap.add_argument("--out", default=os.path.join(root, "models/stories-moe-small"))
+    ap.add_argument("--out", default=None, help="the model directory to write (default: models/stories-moe-small "
+                    "for mixtral, models/stories-moe-fine for --preset fine; required otherwise)")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=256)
@@ -421,18 +527,46 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=200)
-    ap.add_argument("--checkpoint", default=os.path.join(tempfile.gettempdir(), "stories-moe-small.ckpt"),
-                    help="fp32 training state, saved every --eval-every steps; resumed from when present")
+    ap.add_argument("--checkpoint", default=None,
+                    help="fp32 training state, saved every --eval-every steps; resumed from when present (default: "
+                    "stories-moe-small.ckpt for mixtral, stories-moe-<preset or arch>.ckpt otherwise, in the temp dir)")
     ap.add_argument("--bench", type=int, default=0, help="time this many steps and exit")
     ap.add_argument("--reference-prompt", default="Once upon a time, there was a little dog named")
+    ap.add_argument("--arch", choices=ARCHITECTURES, default="mixtral",
+                    help="mixtral: MixtralForCausalLM (the default model); qwen3_moe: Qwen3MoeForCausalLM")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                    help="defaults for --arch and the shape flags: " + "; ".join(
+                        f"{name}: " + " ".join(f"{k}={v}" for k, v in values.items())
+                        for name, values in PRESETS.items()))
+    ap.add_argument("--moe-intermediate-size", type=int, default=None,
+                    help="qwen3_moe: each expert's width (default: --intermediate-size)")
     for key, value in Config().__dict__.items():
-        ap.add_argument("--" + key.replace("_", "-"), type=type(value), default=value)
+        names = ["--" + key.replace("_", "-")] + (["--num-experts"] if key == "num_local_experts" else [])
+        ap.add_argument(*names, dest=key, type=type(value), default=value)
+    known, _ = ap.parse_known_args()
+    if known.preset:
+        ap.set_defaults(**PRESETS[known.preset])
     args = ap.parse_args()
+    extra = {}
+    if args.arch == "mixtral":
+        if args.moe_intermediate_size is not None:
+            ap.error("--moe-intermediate-size is for --arch qwen3_moe (Mixtral's experts use --intermediate-size)")
+    else:
+        if args.moe_intermediate_size is None:
+            args.moe_intermediate_size = args.intermediate_size
+        extra = {"arch": args.arch, "moe_intermediate_size": args.moe_intermediate_size}
+    name = "stories-moe-small" if args.arch == "mixtral" else f"stories-moe-{args.preset or args.arch}"
+    if args.out is None:
+        if args.arch != "mixtral" and args.preset is None:
+            ap.error("--out is required with --arch " + args.arch)
+        args.out = os.path.join(root, "models", name)
+    if args.checkpoint is None:
+        args.checkpoint = os.path.join(tempfile.gettempdir(), name + ".ckpt")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    cfg = Config(**{k: getattr(args, k) for k in Config().__dict__})
+    cfg = Config(**{k: getattr(args, k) for k in Config().__dict__}, **extra)
 
     with tempfile.TemporaryDirectory() as work:
         train_ids, train_docs = tokenize_documents(args.adak, args.tokenizer_dir,
@@ -447,6 +581,11 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params} parameters ({2 * n_params / 2**20:.2f} MiB in BF16); {json.dumps(cfg.__dict__)}",
           flush=True)
+    if cfg.arch != "mixtral":
+        expert = sum(p.numel() for p in model.model.layers[0].moe.experts[0].parameters())
+        active = n_params - cfg.num_hidden_layers * (cfg.num_local_experts - cfg.num_experts_per_tok) * expert
+        print(f"{cfg.arch}: {2 * n_params} bytes in BF16; {active} parameters active per token "
+              f"(top-{cfg.num_experts_per_tok} of {cfg.num_local_experts} experts of {expert})", flush=True)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
