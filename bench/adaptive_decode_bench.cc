@@ -42,7 +42,8 @@ namespace {
 
 RoutingWeights BuildAllocator(const ModelConfig& c, double target_mean_k, uint64_t seed) {
   RoutingWeights w;
-  w.allocator.assign(static_cast<size_t>(c.num_layers), {});
+  w.allocators.resize(1);
+  w.allocators[0].layers.assign(static_cast<size_t>(c.num_layers), {});
   const int64_t e = c.num_experts, h = c.hidden_size;
   // A window of up to 5 values of k centred on the target.
   const int64_t lo = std::max<int64_t>(1, std::lround(target_mean_k - 2.0));
@@ -51,7 +52,7 @@ RoutingWeights BuildAllocator(const ModelConfig& c, double target_mean_k, uint64
   std::normal_distribution<float> d(0.0f, 1.0f / std::sqrt(static_cast<float>(h)));
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (!c.moe_layers[static_cast<size_t>(l)]) continue;
-    auto& rows = w.allocator[static_cast<size_t>(l)];
+    auto& rows = w.allocators[0].layers[static_cast<size_t>(l)];
     rows.assign(static_cast<size_t>(e * h), 0.0f);
     for (int64_t k = lo; k <= hi; ++k) {
       for (int64_t i = 0; i < h; ++i) rows[static_cast<size_t>((k - 1) * h + i)] = d(rng);

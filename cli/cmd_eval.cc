@@ -8,12 +8,17 @@
 // object instead of the report; its "sweep" array holds the baseline rows only (the requested routing is the top-level
 // object).
 //
+// --record (Ada-K only) also evaluates native top-K on the same tokens and writes the measured mean k and perplexity
+// change into the evaluated allocator profile's file (metadata measured_*, and `profile` when given as
+// --allocator NAME=FILE; engine/routing_weights.h), which the server lists with the profile.
+//
 // --max-tokens defaults to 4096 as for `adak perplexity`; 0 means the whole file. --context defaults to
 // min(256, the model's max context).
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <system_error>
@@ -25,6 +30,7 @@
 #include "base/strings.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "engine/safetensors.h"
 #include "nlohmann/json.hpp"
 #include "training/evaluation.h"
 
@@ -135,9 +141,34 @@ struct EvalFlags {
   bool json = false;
   bool sweep_topk = false;
   std::string sweep;
+  bool record = false;
   CLI::Option* context_option = nullptr;
   CLI::Option* sweep_option = nullptr;
 };
+
+std::string Fixed6(double x) { return absl::StrFormat("%.6f", x); }
+
+// --record: writes what `main` measured, against native top-K on the same tokens, into the metadata of the
+// evaluated allocator profile's file (engine/routing_weights.h).
+absl::Status RecordProfile(const EvalFlags& flags, const training::EvalResult& main, const training::EvalResult& native,
+                           int64_t context) {
+  const std::vector<engine::AllocatorFile> files = AllocatorFiles(flags.model.routing.files);
+  const auto profile = static_cast<size_t>(main.routing.profile);
+  if (profile >= files.size()) return absl::InternalError("--record: the evaluated profile has no file");
+  const std::filesystem::path file = files[profile].path;
+  std::map<std::string, std::string> measured = {
+      {"measured_mean_k", Fixed6(main.flops.mean_k())},
+      {"measured_ppl_delta", Fixed6(main.perplexity() / native.perplexity() - 1.0)},
+      {"measured_ppl", Fixed6(main.perplexity())},
+      {"measured_ppl_native", Fixed6(native.perplexity())},
+      {"measured_on", StrCatStd(std::filesystem::path(flags.data).filename().string(), ", ", main.scored,
+                                " tokens, windows of ", context)}};
+  if (!files[profile].name.empty()) measured["profile"] = files[profile].name;  // NAME=FILE names it for good
+  RETURN_IF_ERROR(engine::UpdateSafetensorsMetadata(file, measured));
+  std::fprintf(stderr, "recorded in %s: mean k %s, perplexity %+.2f%% against native top-K\n", file.c_str(),
+               measured.at("measured_mean_k").c_str(), 100.0 * (main.perplexity() / native.perplexity() - 1.0));
+  return absl::OkStatus();
+}
 
 absl::Status Eval(const EvalFlags& flags) {
   const std::string& path = flags.data;
@@ -159,6 +190,9 @@ absl::Status Eval(const EvalFlags& flags) {
   std::string text;
   RETURN_IF_ERROR(ReadDataFile(path, &text));
   ASSIGN_OR_RETURN(LoadedSession s, OpenSession(flags.model));
+  if (flags.record && s.routing.policy != engine::RoutingPolicy::kAdaK) {
+    return absl::InvalidArgumentError("--record needs --routing adak (it records an allocator profile's cost)");
+  }
   const int64_t max_context = s.session->max_context();
   const int64_t context = Given(flags.context_option) ? flags.context : std::min<int64_t>(256, max_context);
   RETURN_IF_ERROR(CheckRange("context", context, 2, max_context));
@@ -183,6 +217,11 @@ absl::Status Eval(const EvalFlags& flags) {
       ASSIGN_OR_RETURN(training::EvalResult r, training::Evaluate(*s.session, ids, params));
       sweep.push_back(std::move(r));
     }
+  }
+  if (flags.record) {
+    params.routing = engine::RoutingParams{};  // native top-K on the same tokens
+    ASSIGN_OR_RETURN(training::EvalResult native, training::Evaluate(*s.session, ids, params));
+    RETURN_IF_ERROR(RecordProfile(flags, main, native, context));
   }
   if (flags.json) {
     PrintJson(main, sweep, config, flags.model.model, path);
@@ -212,6 +251,10 @@ CommandFn SetUpEval(CLI::App* command) {
                                   "frontier: a comma list of topk, topp, topp-raw, threshold, or all",
                                   "FAMILIES");
   AddFlag(command, "sweep-topk", &flags->sweep_topk, "short for --sweep topk,topp-raw");
+  AddFlag(command, "record", &flags->record,
+          "--routing adak: also evaluate native top-K on the same tokens and write the profile's mean k and "
+          "perplexity change (and the NAME of --allocator NAME=FILE) into the profile's file's metadata (shown "
+          "by /v1/models and GetModelInfo)");
   return [flags] { return Eval(*flags); };
 }
 

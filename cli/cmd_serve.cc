@@ -42,7 +42,7 @@ struct ServeFlags {
 absl::StatusOr<server::ServerAppOptions> OptionsFromFlags(const ServeFlags& flags) {
   server::ServerAppOptions o = flags.options;
   o.model_dir = flags.model;
-  o.allocator = flags.files.allocator;
+  o.allocators = AllocatorFiles(flags.files);
   o.null_experts = flags.files.null_experts;
   ASSIGN_OR_RETURN(o.default_routing, ImpliedRoutingPolicy("default-routing", Given(flags.default_routing_option),
                                                            flags.default_routing, flags.files));

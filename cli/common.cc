@@ -27,7 +27,7 @@ absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags) {
   LoadedModel m;
   ASSIGN_OR_RETURN(m.model, engine::LoadModel(flags.model));
   RETURN_IF_ERROR(LoadRoutingFiles(flags.routing.files, m.model->config, &m.weights));
-  ASSIGN_OR_RETURN(m.routing, RoutingFromFlags(flags.routing, m.model->config));
+  ASSIGN_OR_RETURN(m.routing, RoutingFromFlags(flags.routing, m.model->config, m.weights));
   RETURN_IF_ERROR(engine::ValidateRoutingParams(m.routing, m.model->config, m.weights));
   return m;
 }

@@ -8,10 +8,13 @@ namespace adak::cli {
 
 void AddRoutingFileFlags(CLI::App* app, const std::string& policy_flag, RoutingFileFlags* files) {
   files->allocator_option =
-      AddString(app, "allocator", &files->allocator,
-                StrCatStd("Ada-K allocator safetensors file (layers.{i}.allocator.weight); selects --", policy_flag,
-                          " adak unless --", policy_flag, " is given"),
-                "FILE");
+      app->add_option("--allocator", files->allocators,
+                      StrCatStd("Ada-K allocator safetensors file (layers.{i}.allocator.weight), optionally as a named "
+                                "profile NAME=FILE; repeat for several profiles (the first is the default); selects --",
+                                policy_flag, " adak unless --", policy_flag, " is given"))
+          ->type_name("[NAME=]FILE")
+          ->take_all()
+          ->expected(1);
   files->null_experts_option =
       AddString(app, "null-experts", &files->null_experts,
                 StrCatStd("null-experts safetensors file (layers.{i}.null_gate.weight); selects --", policy_flag,
@@ -19,9 +22,24 @@ void AddRoutingFileFlags(CLI::App* app, const std::string& policy_flag, RoutingF
                 "FILE");
 }
 
+std::vector<engine::AllocatorFile> AllocatorFiles(const RoutingFileFlags& files) {
+  std::vector<engine::AllocatorFile> out;
+  for (const std::string& arg : files.allocators) {
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos && engine::ValidateProfileName(std::string_view(arg).substr(0, eq)).ok()) {
+      out.push_back({arg.substr(0, eq), arg.substr(eq + 1)});
+    } else {
+      out.push_back({"", arg});
+    }
+  }
+  return out;
+}
+
 absl::Status LoadRoutingFiles(const RoutingFileFlags& files, const engine::ModelConfig& config,
                               engine::RoutingWeights* weights) {
-  if (Given(files.allocator_option)) RETURN_IF_ERROR(engine::LoadAllocator(files.allocator, config, weights));
+  for (const engine::AllocatorFile& file : AllocatorFiles(files)) {
+    RETURN_IF_ERROR(engine::LoadAllocator(file.path, config, weights, file.name));
+  }
   if (Given(files.null_experts_option)) {
     RETURN_IF_ERROR(engine::LoadNullExperts(files.null_experts, config, weights));
   }
@@ -49,6 +67,9 @@ void AddRoutingFlags(CLI::App* app, RoutingFlags* flags) {
                                     "--allocator, null with --null-experts, else topk)",
                                     "POLICY");
   AddRoutingFileFlags(app, "routing", &flags->files);
+  flags->profile_option =
+      AddString(app, "profile", &flags->profile,
+                "--routing adak: the allocator profile to use, by name (default: the first --allocator)", "NAME");
   // The upper bounds of the k flags are the model's expert count, checked once it is loaded.
   flags->top_k_option = AddInt(app, "top-k", &flags->top_k,
                                "--routing topk: experts per token, up to E; 0 = the model's native K", 0, kNoMax);
@@ -72,7 +93,8 @@ absl::Status CheckRoutingFlags(const RoutingFlags& flags) {
   return ImpliedRoutingPolicy("routing", Given(flags.routing_option), flags.routing, flags.files).status();
 }
 
-absl::StatusOr<engine::RoutingParams> RoutingFromFlags(const RoutingFlags& flags, const engine::ModelConfig& config) {
+absl::StatusOr<engine::RoutingParams> RoutingFromFlags(const RoutingFlags& flags, const engine::ModelConfig& config,
+                                                       const engine::RoutingWeights& weights) {
   ASSIGN_OR_RETURN(std::string name,
                    ImpliedRoutingPolicy("routing", Given(flags.routing_option), flags.routing, flags.files));
   engine::RoutingParams r;
@@ -116,6 +138,17 @@ absl::StatusOr<engine::RoutingParams> RoutingFromFlags(const RoutingFlags& flags
   }
   if (Given(flags.top_k_option) && r.policy != engine::RoutingPolicy::kTopK) {
     return absl::InvalidArgumentError("--top-k applies to --routing topk only");
+  }
+  if (Given(flags.profile_option)) {
+    if (r.policy != engine::RoutingPolicy::kAdaK) {
+      return absl::InvalidArgumentError("--profile applies to --routing adak only");
+    }
+    const int64_t index = weights.FindProfile(flags.profile);
+    if (index < 0) {
+      return absl::InvalidArgumentError(StrCatStd("--profile '", flags.profile, "' is not a loaded allocator profile (",
+                                                  weights.allocators.empty() ? "none" : weights.ProfileNames(), ")"));
+    }
+    r.profile = static_cast<int32_t>(index);
   }
   return r;
 }

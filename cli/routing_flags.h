@@ -1,7 +1,8 @@
 // The routing flags, declared once for every command that routes tokens (`adak generate`, `logits`,
 // `perplexity`, `eval`; `adak serve` and `adak-server` share the routing-file flags):
-//   --routing topk|adak|null|topp|threshold  --allocator FILE  --null-experts FILE  --top-k K  --top-p P
-//   --top-p-weighting model|raw  --threshold T  --min-k K  --max-k K
+//   --routing topk|adak|null|topp|threshold  --allocator [NAME=]FILE (repeatable: named profiles)
+//   --profile NAME  --null-experts FILE  --top-k K  --top-p P  --top-p-weighting model|raw  --threshold T
+//   --min-k K  --max-k K
 //
 // The policy follows the files given: without --routing, --allocator selects Ada-K and --null-experts
 // selects null routing (both at once is a usage error naming both flags); --routing always wins, so
@@ -13,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
@@ -23,9 +25,9 @@
 
 namespace adak::cli {
 
-// --allocator and --null-experts.
+// --allocator (each `[NAME=]FILE`, in order; the first is the default profile) and --null-experts.
 struct RoutingFileFlags {
-  std::string allocator;
+  std::vector<std::string> allocators;
   std::string null_experts;
   CLI::Option* allocator_option = nullptr;
   CLI::Option* null_experts_option = nullptr;
@@ -34,6 +36,10 @@ struct RoutingFileFlags {
 // Adds --allocator and --null-experts to `app`; their help says which policy they imply when
 // `policy_flag` (e.g. "routing", "default-routing") is not given.
 void AddRoutingFileFlags(CLI::App* app, const std::string& policy_flag, RoutingFileFlags* files);
+
+// The allocator files of --allocator: `NAME=FILE` when the text before the first '=' is a valid profile name
+// (engine::ValidateProfileName), else all of it is the FILE (its profile name then comes from the file).
+[[nodiscard]] std::vector<engine::AllocatorFile> AllocatorFiles(const RoutingFileFlags& files);
 
 // Loads the files the flags name into `weights`. Errors: the loaders' (NotFound naming a missing file,
 // InvalidArgument naming a corrupt file or tensor).
@@ -51,6 +57,7 @@ void AddRoutingFileFlags(CLI::App* app, const std::string& policy_flag, RoutingF
 struct RoutingFlags {
   std::string routing;
   RoutingFileFlags files;
+  std::string profile;
   int64_t top_k = 0;
   double top_p = 0.0;
   std::string top_p_weighting = "model";
@@ -58,6 +65,7 @@ struct RoutingFlags {
   int64_t min_k = 0;
   int64_t max_k = 0;
   CLI::Option* routing_option = nullptr;
+  CLI::Option* profile_option = nullptr;
   CLI::Option* top_k_option = nullptr;
   CLI::Option* top_p_option = nullptr;
   CLI::Option* top_p_weighting_option = nullptr;
@@ -73,11 +81,12 @@ void AddRoutingFlags(CLI::App* app, RoutingFlags* flags);
 [[nodiscard]] absl::Status CheckRoutingFlags(const RoutingFlags& flags);
 
 // The routing params of the parsed flags, checked against the model: the policy (ImpliedRoutingPolicy),
-// --top-k/--min-k/--max-k within [0, E], and each policy's own flags only with that policy. Errors:
-// InvalidArgument naming the flag. Does not check that the files the policy needs are loaded
-// (engine::ValidateRoutingParams does).
+// --top-k/--min-k/--max-k within [0, E], each policy's own flags only with that policy, and --profile among
+// the loaded allocator profiles. Errors: InvalidArgument naming the flag. Does not check that the files the
+// policy needs are loaded (engine::ValidateRoutingParams does).
 [[nodiscard]] absl::StatusOr<engine::RoutingParams> RoutingFromFlags(const RoutingFlags& flags,
-                                                                     const engine::ModelConfig& config);
+                                                                     const engine::ModelConfig& config,
+                                                                     const engine::RoutingWeights& weights);
 
 }  // namespace adak::cli
 

@@ -164,6 +164,7 @@ void CpuBackend::Moe(const MoeArgs& a) {
   r.rows = t;
   r.num_experts = e;
   r.allocator_cols = a.allocator_rows;
+  r.allocator_present = a.allocator_present;
   r.null_cols = a.null_rows;
   r.renormalize = a.renormalize;
   r.layer = a.layer;

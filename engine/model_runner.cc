@@ -32,23 +32,31 @@ Tensor F32(const std::unique_ptr<DeviceBuffer>& buf, int64_t rows, int64_t cols)
 }  // namespace
 
 absl::Status ModelRunner::PrepareGate(const LayerWeights& lw, size_t layer, Layer* l) {
-  const std::vector<float>* alloc =
-      layer < routing_.allocator.size() && !routing_.allocator[layer].empty() ? &routing_.allocator[layer] : nullptr;
+  const int64_t h = config_.hidden_size, e = config_.num_experts;
+  const auto profiles = static_cast<int64_t>(routing_.allocators.size());
+  for (int64_t p = 0; p < profiles; ++p) {
+    const auto& rows = routing_.allocators[static_cast<size_t>(p)].layers;
+    if (layer < rows.size() && !rows[layer].empty()) l->allocator_present |= 1u << p;
+  }
   const std::vector<float>* null_gate =
       layer < routing_.null_gate.size() && !routing_.null_gate[layer].empty() ? &routing_.null_gate[layer] : nullptr;
-  if (alloc == nullptr && null_gate == nullptr) {  // the checkpoint's router as it is
+  if (l->allocator_present == 0 && null_gate == nullptr) {  // the checkpoint's router as it is
     ASSIGN_OR_RETURN(l->gate, Prepare(backend_, lw.router));
     return absl::OkStatus();
   }
-  // One fp32 matrix [E + Ea + M, H]: router rows widened, then allocator rows, then null rows.
-  const int64_t h = config_.hidden_size, e = config_.num_experts;
-  l->allocator_rows = alloc != nullptr ? e : 0;
+  // One fp32 matrix [E + Ea + M, H]: router rows widened, then every profile's allocator rows (zeros for a
+  // profile without this layer), then null rows.
+  l->allocator_rows = l->allocator_present != 0 ? profiles * e : 0;
   l->null_rows = null_gate != nullptr ? routing_.num_null : 0;
   const int64_t rows = e + l->allocator_rows + l->null_rows;
-  std::vector<float> host(static_cast<size_t>(rows * h));
+  std::vector<float> host(static_cast<size_t>(rows * h), 0.0f);
   for (int64_t i = 0; i < e * h; ++i)
     host[static_cast<size_t>(i)] = kernels::LoadAsF32(lw.router.data, lw.router.dtype, i);
-  if (alloc != nullptr) std::copy(alloc->begin(), alloc->end(), host.begin() + e * h);
+  for (int64_t p = 0; p < profiles && l->allocator_rows > 0; ++p) {
+    if (((l->allocator_present >> p) & 1u) == 0) continue;
+    const std::vector<float>& alloc = routing_.allocators[static_cast<size_t>(p)].layers[layer];
+    std::copy(alloc.begin(), alloc.end(), host.begin() + (e + p * e) * h);
+  }
   if (null_gate != nullptr) std::copy(null_gate->begin(), null_gate->end(), host.begin() + (e + l->allocator_rows) * h);
   ASSIGN_OR_RETURN(l->gate_storage, backend_->Allocate(host.size() * sizeof(float)));
   RETURN_IF_ERROR(backend_->Upload(host.data(), host.size() * sizeof(float), l->gate_storage->data()));
@@ -56,11 +64,13 @@ absl::Status ModelRunner::PrepareGate(const LayerWeights& lw, size_t layer, Laye
   return absl::OkStatus();
 }
 
-absl::Status ModelRunner::SetAllocator(int64_t layer, std::span<const float> rows) {
+absl::Status ModelRunner::SetAllocator(int64_t profile, int64_t layer, std::span<const float> rows) {
   const int64_t e = config_.num_experts, h = config_.hidden_size;
-  if (layer < 0 || layer >= static_cast<int64_t>(layers_.size()) ||
-      layers_[static_cast<size_t>(layer)].allocator_rows == 0) {
-    return absl::FailedPreconditionError(StrCatStd("set allocator: layer ", layer, " has no allocator in this runner"));
+  if (layer < 0 || layer >= static_cast<int64_t>(layers_.size()) || profile < 0 ||
+      profile >= kernels::kMaxAllocatorProfiles ||
+      ((layers_[static_cast<size_t>(layer)].allocator_present >> profile) & 1u) == 0) {
+    return absl::FailedPreconditionError(
+        StrCatStd("set allocator: layer ", layer, " has no allocator of profile ", profile, " in this runner"));
   }
   if (static_cast<int64_t>(rows.size()) != e * h) {
     return absl::InvalidArgumentError(
@@ -68,7 +78,7 @@ absl::Status ModelRunner::SetAllocator(int64_t layer, std::span<const float> row
   }
   Layer& l = layers_[static_cast<size_t>(layer)];
   return backend_->Upload(rows.data(), rows.size() * sizeof(float),
-                          static_cast<float*>(l.gate_storage->data()) + e * h);
+                          static_cast<float*>(l.gate_storage->data()) + (e + profile * e) * h);
 }
 
 absl::StatusOr<std::unique_ptr<ModelRunner>> ModelRunner::Create(const ModelConfig& config, const ModelWeights& weights,
@@ -330,6 +340,7 @@ absl::Status ModelRunner::RunMoe(size_t li, const Layer& l, int64_t num_tokens, 
   m.gate = l.gate;
   m.num_experts = c.num_experts;
   m.allocator_rows = l.allocator_rows;
+  m.allocator_present = l.allocator_present;
   m.null_rows = l.null_rows;
   m.renormalize = c.norm_topk_prob;
   m.layer = static_cast<int64_t>(li);

@@ -74,10 +74,10 @@ class ModelRunner {
   [[nodiscard]] absl::Status Forward(std::span<const SequenceInput> batch, const ForwardOptions& options,
                                      ForwardResult* result);
 
-  // Replaces layer `layer`'s allocator rows ([E * H] fp32) in the fused gate, e.g. after a training step.
-  // Errors: FailedPrecondition when the runner was created without an allocator for that layer;
-  // InvalidArgument for a wrong size.
-  [[nodiscard]] absl::Status SetAllocator(int64_t layer, std::span<const float> rows);
+  // Replaces allocator profile `profile`'s rows of layer `layer` ([E * H] fp32) in the fused gate, e.g. after
+  // a training step. Errors: FailedPrecondition when the runner was created without that profile's allocator
+  // for that layer; InvalidArgument for a wrong size.
+  [[nodiscard]] absl::Status SetAllocator(int64_t profile, int64_t layer, std::span<const float> rows);
 
   [[nodiscard]] const ModelConfig& config() const { return config_; }
   [[nodiscard]] Backend* backend() const { return backend_; }
@@ -90,6 +90,7 @@ class ModelRunner {
     bool is_moe = false;
     Tensor gate, shared_gate;  // gate: fused [E + Ea + M, H] routing rows (see MoeArgs)
     int64_t allocator_rows = 0, null_rows = 0;
+    uint32_t allocator_present = 0;              // bit p: profile p's rows in the gate are its allocator (else zeros)
     std::unique_ptr<DeviceBuffer> gate_storage;  // owns `gate` when it is a fused fp32 copy
     std::vector<MlpTensors> experts;
     MlpTensors shared, mlp;

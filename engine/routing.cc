@@ -53,11 +53,20 @@ absl::Status ValidateRoutingParams(const RoutingParams& p, const ModelConfig& co
     return absl::InvalidArgumentError(StrCatStd("routing sample_layers covers at most ", kernels::kMaxSampleMaskLayers,
                                                 " layers, the model has ", config.num_layers));
   }
+  if (p.profile != 0 && p.policy != RoutingPolicy::kAdaK) {
+    return absl::InvalidArgumentError(
+        StrCatStd("routing profile applies to policy 'adak' only, not '", RoutingPolicyName(p.policy), "'"));
+  }
   switch (p.policy) {
     case RoutingPolicy::kTopK: break;
     case RoutingPolicy::kAdaK:
       if (!weights.has_allocator()) {
         return absl::InvalidArgumentError("routing policy 'adak' needs an allocator file (--allocator)");
+      }
+      if (p.profile < 0 || p.profile >= static_cast<int64_t>(weights.allocators.size())) {
+        return absl::InvalidArgumentError(StrCatStd("routing profile index ", p.profile, " is not loaded (",
+                                                    weights.allocators.size(), " profiles: ", weights.ProfileNames(),
+                                                    ")"));
       }
       break;
     case RoutingPolicy::kNull:
@@ -94,6 +103,7 @@ kernels::TokenRoute ToTokenRoute(const RoutingParams& p, const ModelConfig& conf
   r.threshold = p.threshold;
   r.sample = p.sample ? 1 : 0;
   r.seed = p.seed;
+  r.profile = p.profile;
   for (int64_t w = 0; w < kernels::kSampleMaskWords; ++w) {
     uint64_t word = 0;
     for (int64_t b = 0; b < 64; ++b) {

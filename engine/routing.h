@@ -60,6 +60,9 @@ struct RoutingParams {
   float threshold = 0.0f;                                 // kThreshold: t in [0, 1]
   int64_t min_k = 0;  // kAdaK: clamp of the allocator's k; kThreshold: at least this many, <= K; 0 = 1
   int64_t max_k = 0;  // kAdaK: 0 = E
+  // kAdaK: the allocator profile, an index into RoutingWeights::allocators (0 = the default one). Front ends
+  // resolve a request's profile name to it.
+  int32_t profile = 0;
   // kAdaK training rollouts: draw k - 1 from softmax(W_alloc x) instead of taking the argmax. The draw of
   // the token at position p in layer l is keyed by (seed, p, l), so a rollout is reproducible.
   bool sample = false;
@@ -70,7 +73,8 @@ struct RoutingParams {
 };
 
 // Checks `params` against the model and the loaded routing weights. InvalidArgument naming the field
-// and its allowed range, or the missing file (adak without --allocator, null without --null-experts);
+// and its allowed range, or the missing file (adak without --allocator, null without --null-experts); a
+// profile that is not loaded, or a profile other than 0 with a policy other than adak;
 // `sample` on a model of more than kernels::kMaxSampleMaskLayers layers.
 [[nodiscard]] absl::Status ValidateRoutingParams(const RoutingParams& params, const ModelConfig& config,
                                                  const RoutingWeights& weights);

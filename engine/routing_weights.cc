@@ -1,6 +1,7 @@
 #include "engine/routing_weights.h"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string_view>
 
@@ -8,6 +9,7 @@
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "engine/safetensors.h"
+#include "kernels/cpu/moe_routing.h"
 #include "kernels/cpu/norm.h"
 
 namespace adak::engine {
@@ -89,17 +91,75 @@ absl::StatusOr<Loaded> LoadPerLayer(const std::filesystem::path& path, const Mod
   return out;
 }
 
-}  // namespace
-
-bool RoutingWeights::has_allocator() const {
-  return std::any_of(allocator.begin(), allocator.end(), [](const auto& a) { return !a.empty(); });
+std::optional<double> MetadataNumber(const std::map<std::string, std::string>& metadata, const std::string& key) {
+  auto it = metadata.find(key);
+  double v = 0.0;
+  if (it == metadata.end() || !absl::SimpleAtod(it->second, &v) || !std::isfinite(v)) return std::nullopt;
+  return v;
 }
 
-absl::Status LoadAllocator(const std::filesystem::path& path, const ModelConfig& config, RoutingWeights* weights) {
+}  // namespace
+
+bool AllocatorProfile::any_layer() const {
+  return std::any_of(layers.begin(), layers.end(), [](const auto& a) { return !a.empty(); });
+}
+
+std::optional<double> AllocatorProfile::measured_mean_k() const { return MetadataNumber(metadata, "measured_mean_k"); }
+
+std::optional<double> AllocatorProfile::measured_ppl_delta() const {
+  return MetadataNumber(metadata, "measured_ppl_delta");
+}
+
+int64_t RoutingWeights::FindProfile(std::string_view name) const {
+  for (size_t i = 0; i < allocators.size(); ++i) {
+    if (allocators[i].name == name) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+std::string RoutingWeights::ProfileNames() const {
+  std::string names;
+  for (const AllocatorProfile& p : allocators) names += (names.empty() ? "" : ", ") + p.name;
+  return names;
+}
+
+absl::Status ValidateProfileName(std::string_view name) {
+  constexpr size_t kMaxName = 32;
+  const bool ok = !name.empty() && name.size() <= kMaxName && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+           c == '-';
+  });
+  if (!ok) {
+    return absl::InvalidArgumentError(StrCatStd("allocator profile name '", name.substr(0, 64), "' must be 1 to ",
+                                                kMaxName, " characters of [A-Za-z0-9_.-]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LoadAllocator(const std::filesystem::path& path, const ModelConfig& config, RoutingWeights* weights,
+                           std::string_view name) {
+  if (static_cast<int64_t>(weights->allocators.size()) >= kernels::kMaxAllocatorProfiles) {
+    return absl::InvalidArgumentError(
+        StrCatStd(path.string(), ": at most ", kernels::kMaxAllocatorProfiles, " allocator profiles can be loaded"));
+  }
   ASSIGN_OR_RETURN(Loaded loaded,
                    LoadPerLayer(path, config, ".allocator.weight", "adak-allocator", config.num_experts));
-  weights->allocator = std::move(loaded.per_layer);
-  weights->allocator_metadata = std::move(loaded.metadata);
+  AllocatorProfile profile;
+  profile.name = std::string(name);
+  if (profile.name.empty()) {
+    auto it = loaded.metadata.find("profile");
+    profile.name = it != loaded.metadata.end() ? it->second : "default";
+  }
+  if (absl::Status valid = ValidateProfileName(profile.name); !valid.ok()) {
+    return absl::InvalidArgumentError(StrCatStd(path.string(), ": ", valid.message()));
+  }
+  if (weights->FindProfile(profile.name) >= 0) {
+    return absl::InvalidArgumentError(StrCatStd(path.string(), ": allocator profile '", profile.name,
+                                                "' is already loaded (give each file its own NAME=FILE)"));
+  }
+  profile.layers = std::move(loaded.per_layer);
+  profile.metadata = std::move(loaded.metadata);
+  weights->allocators.push_back(std::move(profile));
   return absl::OkStatus();
 }
 

@@ -554,4 +554,28 @@ absl::Status WriteSafetensors(const std::filesystem::path& path, std::span<const
   return writer->Finish();
 }
 
+absl::Status UpdateSafetensorsMetadata(const std::filesystem::path& path,
+                                       const std::map<std::string, std::string>& updates) {
+  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(path));
+  std::map<std::string, std::string> metadata(file->metadata().begin(), file->metadata().end());
+  for (const auto& [key, value] : updates) metadata[key] = value;
+  std::vector<TensorToWrite> tensors;
+  for (const auto& [name, view] : file->tensors()) {
+    tensors.push_back({name, view.dtype, view.shape, std::span<const std::byte>(view.data, view.nbytes())});
+  }
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  std::error_code error;
+  if (absl::Status written = WriteSafetensors(tmp, tensors, metadata); !written.ok()) {
+    std::filesystem::remove(tmp, error);
+    return written;
+  }
+  std::filesystem::rename(tmp, path, error);
+  if (error) {
+    std::filesystem::remove(tmp, error);
+    return absl::InternalError(StrCatStd("cannot replace ", path.string(), ": ", error.message()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace adak::engine

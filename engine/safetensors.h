@@ -93,6 +93,11 @@ struct TensorToWrite {
 [[nodiscard]] absl::Status WriteSafetensors(const std::filesystem::path& path, std::span<const TensorToWrite> tensors,
                                             const std::map<std::string, std::string>& metadata = {});
 
+// Rewrites the safetensors file at `path` with `updates` merged into its metadata (same tensors and bytes),
+// through a temporary file renamed over it. Errors: the reader's (NotFound, a corrupt file), WriteSafetensors'.
+[[nodiscard]] absl::Status UpdateSafetensorsMetadata(const std::filesystem::path& path,
+                                                     const std::map<std::string, std::string>& updates);
+
 // The header entry of one tensor written by SafetensorsWriter.
 struct SafetensorsTensorSpec {
   std::string name;

@@ -27,6 +27,7 @@ struct StepStats {
   // The forward's routing: routed_k [L][T] and routed_ids [L][T * E] (-1 past k), T = batch_tokens.
   const engine::ForwardResult* forward = nullptr;
   std::span<const engine::RoutingPolicy> token_policy;  // [T] the policy each token ran
+  std::span<const int32_t> token_profile;               // [T] its allocator profile (RoutingParams::profile)
   double expert_flops = 0.0;                            // routed-expert FLOPs of this step
   double expert_flops_saved = 0.0;                      // against native top-K on the same tokens
   // Scheduler state after the step.

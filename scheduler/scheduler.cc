@@ -383,6 +383,7 @@ class Scheduler::Impl {
     batch_.clear();
     token_routing_.clear();
     token_policy_.clear();
+    token_profile_.clear();
     int64_t offset = 0;
     size_t kept = 0;
     for (Scheduled& s : scheduled_) {
@@ -406,6 +407,7 @@ class Scheduler::Impl {
       for (int64_t t = 0; t < s.tokens; ++t) {
         token_routing_.push_back(&seq.request.routing);
         token_policy_.push_back(seq.request.routing.policy);
+        token_profile_.push_back(seq.request.routing.profile);
       }
       scheduled_[kept++] = s;
     }
@@ -422,6 +424,7 @@ class Scheduler::Impl {
     step->duration = clock_->Now() - start;
     step->forward = &forward_;
     step->token_policy = token_policy_;
+    step->token_profile = token_profile_;
     step->expert_flops = static_cast<double>(flops.expert_flops());
     step->expert_flops_saved = static_cast<double>(flops.expert_flops_saved());
     step->running = static_cast<int64_t>(running_.size());
@@ -656,6 +659,7 @@ class Scheduler::Impl {
   std::vector<engine::SequenceInput> batch_;
   std::vector<const engine::RoutingParams*> token_routing_;
   std::vector<engine::RoutingPolicy> token_policy_;
+  std::vector<int32_t> token_profile_;
   std::vector<std::vector<int32_t>> seq_routed_k_;
   engine::ForwardResult forward_;
   LogprobCalculator logprobs_;

@@ -19,7 +19,8 @@ uint64_t RoutingSalt(const engine::RoutingParams& r) {
                             static_cast<uint64_t>(r.top_p_weighting),
                             threshold_bits,
                             static_cast<uint64_t>(r.min_k),
-                            static_cast<uint64_t>(r.max_k)};
+                            static_cast<uint64_t>(r.max_k),
+                            static_cast<uint64_t>(r.profile)};
   uint64_t h = 0x243f6a8885a308d3ull;
   for (uint64_t v : parts) h = (h ^ v) * 0x100000001b3ull + (h >> 29);
   return h;

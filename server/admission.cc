@@ -207,10 +207,27 @@ scheduler::RequestLimits LimitsFor(const ServiceContext& context) {
   return limits;
 }
 
+namespace {
+
+// The allocator profile a request names (routing.profile, or the HTTP model "<model>:<profile>"), or nullopt.
+absl::StatusOr<std::optional<std::string>> RequestedProfile(const ApiRouting& routing) {
+  if (routing.profile.has_value() && routing.model_profile.has_value() && *routing.profile != *routing.model_profile) {
+    return InvalidFieldError("routing.profile",
+                             StrCatStd("routing.profile '", *routing.profile, "' contradicts the model's profile '",
+                                       *routing.model_profile, "'"));
+  }
+  return routing.profile.has_value() ? routing.profile : routing.model_profile;
+}
+
+}  // namespace
+
 absl::StatusOr<engine::RoutingParams> BuildRouting(const ApiRouting& routing, const ServiceContext& context) {
   engine::RoutingParams params = context.default_routing;
-  if (!routing.policy.empty()) {
-    absl::StatusOr<engine::RoutingPolicy> policy = engine::ParseRoutingPolicy(routing.policy);
+  ASSIGN_OR_RETURN(const std::optional<std::string> profile, RequestedProfile(routing));
+  // Naming a profile without a policy asks for Ada-K.
+  const std::string policy_name = routing.policy.empty() && profile.has_value() ? "adak" : routing.policy;
+  if (!policy_name.empty()) {
+    absl::StatusOr<engine::RoutingPolicy> policy = engine::ParseRoutingPolicy(policy_name);
     if (!policy.ok()) {
       return InvalidFieldError("routing.policy", StrCatStd("routing.policy: ", ToStd(policy.status().message())));
     }
@@ -253,6 +270,22 @@ absl::StatusOr<engine::RoutingParams> BuildRouting(const ApiRouting& routing, co
                                StrCatStd("routing.threshold must be in [0, 1], got ", *routing.threshold));
     }
     params.threshold = ToFloat(*routing.threshold);
+  }
+  if (profile.has_value()) {
+    if (params.policy != engine::RoutingPolicy::kAdaK) {
+      return InvalidFieldError("routing.profile",
+                               StrCatStd("routing.profile applies to routing.policy 'adak' only, not '",
+                                         engine::RoutingPolicyName(params.policy), "'"));
+    }
+    const engine::RoutingWeights& weights = *context.routing_weights;
+    const int64_t index = weights.FindProfile(*profile);
+    if (index < 0) {
+      return InvalidFieldError(
+          "routing.profile",
+          StrCatStd("routing.profile '", profile->substr(0, 64), "' is not loaded (profiles: ",
+                    weights.allocators.empty() ? "none; the server has no --allocator" : weights.ProfileNames(), ")"));
+    }
+    params.profile = static_cast<int32_t>(index);
   }
   params.sample = false;  // training-only
   absl::Status valid = engine::ValidateRoutingParams(params, context.model->config, *context.routing_weights);

@@ -46,6 +46,9 @@ struct ApiRouting {
   std::optional<int64_t> max_k;
   std::optional<double> threshold;
   std::optional<std::string> top_p_weighting;
+  std::optional<std::string> profile;  // adak: the allocator profile by name
+  // The profile the HTTP `model` field named ("<model>:<profile>"); must agree with `profile` when both are set.
+  std::optional<std::string> model_profile;
 };
 
 // One API request, whatever the front end, every optional field explicit.

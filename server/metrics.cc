@@ -224,12 +224,36 @@ class Metrics::Impl {
                           .Add({});
     auto& routing = prometheus::BuildCounter()
                         .Name("adak_routing_tokens_total")
-                        .Help("Tokens forwarded, by routing policy")
+                        .Help("Tokens forwarded, by routing policy (and allocator profile for adak)")
                         .Register(reg);
+    auto& routing_assignments =
+        prometheus::BuildCounter()
+            .Name("adak_routing_expert_assignments_total")
+            .Help(
+                "(token, expert) assignments summed over the MoE layers, by routing policy (and allocator profile "
+                "for adak): divided by adak_routing_tokens_total and the MoE layer count it is the mean k")
+            .Register(reg);
+    // One route per policy; adak has one per allocator profile instead when the server names them.
+    num_profiles_ = options.allocator_profiles.size();
     for (engine::RoutingPolicy policy : engine::kRoutingPolicies) {
-      routing_tokens_[static_cast<size_t>(policy)] =
-          &routing.Add({{"policy", std::string(engine::RoutingPolicyName(policy))}});
+      const std::string name(engine::RoutingPolicyName(policy));
+      const bool by_profile = policy == engine::RoutingPolicy::kAdaK && num_profiles_ > 0;
+      for (size_t p = 0; p < (by_profile ? num_profiles_ : 1); ++p) {
+        std::map<std::string, std::string> labels = {{"policy", name}};
+        if (by_profile) labels["profile"] = options.allocator_profiles[p];
+        routes_.push_back({policy, &routing.Add(labels), &routing_assignments.Add(labels)});
+      }
     }
+  }
+
+  // The index into routes_ of a token's policy and profile.
+  size_t RouteIndex(engine::RoutingPolicy policy, int32_t profile) const {
+    const auto p = static_cast<size_t>(policy);
+    const size_t adak = static_cast<size_t>(engine::RoutingPolicy::kAdaK);
+    const size_t profiles = std::max<size_t>(num_profiles_, 1);
+    if (p < adak) return p;
+    if (p == adak) return adak + std::min(static_cast<size_t>(std::max(profile, 0)), profiles - 1);
+    return p + profiles - 1;
   }
 
   void OnStep(const scheduler::StepStats& step) {
@@ -240,14 +264,20 @@ class Metrics::Impl {
     kv_usage_->Set(step.kv_cache_usage);
     if (step.preempted > 0) preemptions_->Increment(static_cast<double>(step.preempted));
 
-    // Policies.
-    int64_t policy_counts[kPolicies] = {};
-    for (engine::RoutingPolicy policy : step.token_policy) {
-      const auto p = static_cast<size_t>(policy);
-      if (p < kPolicies) ++policy_counts[p];
+    // Policies and profiles: tokens, and the sum of k over the MoE layers.
+    std::vector<int64_t> route_tokens(routes_.size(), 0), route_k(routes_.size(), 0);
+    for (size_t t = 0; t < step.token_policy.size(); ++t) {
+      if (static_cast<size_t>(step.token_policy[t]) >= kPolicies) continue;
+      const size_t r = RouteIndex(step.token_policy[t], t < step.token_profile.size() ? step.token_profile[t] : 0);
+      ++route_tokens[r];
+      if (step.forward == nullptr) continue;
+      for (const std::vector<int32_t>& ks : step.forward->routed_k) {
+        if (t < ks.size()) route_k[r] += ks[t];
+      }
     }
-    for (size_t p = 0; p < kPolicies; ++p) {
-      if (policy_counts[p] > 0) routing_tokens_[p]->Increment(static_cast<double>(policy_counts[p]));
+    for (size_t r = 0; r < routes_.size(); ++r) {
+      if (route_tokens[r] > 0) routes_[r].tokens->Increment(static_cast<double>(route_tokens[r]));
+      if (route_k[r] > 0) routes_[r].assignments->Increment(static_cast<double>(route_k[r]));
     }
 
     // FLOPs: the counters only go up; the ratio keeps the sign of the cumulative savings.
@@ -386,7 +416,13 @@ class Metrics::Impl {
   Counter* expert_flops_ = nullptr;
   Counter* expert_flops_saved_ = nullptr;
   Gauge* savings_ratio_ = nullptr;
-  Counter* routing_tokens_[kPolicies] = {};  // by RoutingPolicy value
+  struct RouteSeries {
+    engine::RoutingPolicy policy = engine::RoutingPolicy::kTopK;
+    Counter* tokens = nullptr;       // adak_routing_tokens_total
+    Counter* assignments = nullptr;  // adak_routing_expert_assignments_total
+  };
+  std::vector<RouteSeries> routes_;  // by policy, adak split by profile (RouteIndex)
+  size_t num_profiles_ = 0;
 
   absl::Mutex mu_;
   double cumulative_flops_ ABSL_GUARDED_BY(mu_) = 0.0;
@@ -460,7 +496,10 @@ MetricsSnapshot Metrics::Snapshot() const {
   s.running = m.running_->Value();
   s.waiting = m.waiting_->Value();
   s.kv_cache_usage = m.kv_usage_->Value();
-  for (const Counter* c : m.routing_tokens_) s.routing_tokens.push_back(static_cast<int64_t>(c->Value()));
+  s.routing_tokens.assign(kPolicies, 0);
+  for (const auto& route : m.routes_) {
+    s.routing_tokens[static_cast<size_t>(route.policy)] += static_cast<int64_t>(route.tokens->Value());
+  }
   return s;
 }
 

@@ -53,6 +53,8 @@ inline constexpr absl::Duration kRateWindow = absl::Seconds(5);
 struct MetricsOptions {
   // Per-expert token counters: nullopt = on while layers x experts <= 512.
   std::optional<bool> per_expert;
+  // The allocator profiles' names in index order: the adak routing series carry a `profile` label when given.
+  std::vector<std::string> allocator_profiles;
 };
 
 class Metrics final : public scheduler::SchedulerObserver {

@@ -150,8 +150,8 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   impl->options = options;
   ASSIGN_OR_RETURN(impl->model, engine::LoadModel(options.model_dir));
   const engine::ModelConfig& config = impl->model->config;
-  if (!options.allocator.empty()) {
-    RETURN_IF_ERROR(engine::LoadAllocator(options.allocator, config, &impl->routing_weights));
+  for (const engine::AllocatorFile& file : options.allocators) {
+    RETURN_IF_ERROR(engine::LoadAllocator(file.path, config, &impl->routing_weights, file.name));
   }
   if (!options.null_experts.empty()) {
     RETURN_IF_ERROR(engine::LoadNullExperts(options.null_experts, config, &impl->routing_weights));
@@ -164,7 +164,11 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   ASSIGN_OR_RETURN(impl->runner, engine::ModelRunner::Create(config, impl->model->weights, impl->routing_weights,
                                                              impl->backend.get(), impl->cache.get()));
   impl->executor = scheduler::MakeRunnerExecutor(impl->runner.get());
-  impl->metrics = std::make_unique<Metrics>(config, options.metrics);
+  MetricsOptions metrics_options = options.metrics;
+  for (const engine::AllocatorProfile& profile : impl->routing_weights.allocators) {
+    metrics_options.allocator_profiles.push_back(profile.name);
+  }
+  impl->metrics = std::make_unique<Metrics>(config, metrics_options);
   impl->observer = std::make_unique<EngineHealthObserver>(&impl->state, impl->metrics.get());
 
   scheduler::SchedulerOptions sched;

@@ -32,10 +32,11 @@
 namespace adak::server {
 
 struct ServerAppOptions {
-  std::filesystem::path model_dir;     // required: a Hugging Face model directory
-  std::filesystem::path allocator;     // optional Ada-K allocator file (enables routing "adak")
+  std::filesystem::path model_dir;  // required: a Hugging Face model directory
+  // Optional Ada-K allocator files (enable routing "adak"), each a named profile; the first is the default.
+  std::vector<engine::AllocatorFile> allocators;
   std::filesystem::path null_experts;  // optional null-experts file (enables routing "null")
-  // The routing of requests that name no policy: "topk", "adak" (needs `allocator`), "null" (needs
+  // The routing of requests that name no policy: "topk", "adak" (needs `allocators`), "null" (needs
   // `null_experts`), "topp" (uses default_top_p, the model's weighting) or "threshold" (default_threshold).
   std::string default_routing = "topk";
   double default_top_p = 0.0;      // for default_routing "topp": (0, 1]; 0 = 0.5

@@ -27,6 +27,8 @@ std::filesystem::path DefaultModelDir() { return SourceDir() / "models" / "stori
 
 std::filesystem::path DefaultAllocator() { return DefaultModelDir() / "allocator.safetensors"; }
 
+std::filesystem::path EcoAllocator() { return DefaultModelDir() / "allocator-eco.safetensors"; }
+
 std::filesystem::path BinDir() {
   const char* env = std::getenv("ADAK_BIN_DIR");
   return env != nullptr && *env != '\0' ? std::filesystem::path(env) : std::filesystem::path(ADAK_BIN_DIR_DEFAULT);

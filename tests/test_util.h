@@ -31,6 +31,8 @@ std::optional<std::filesystem::path> SharedDir();
 [[nodiscard]] std::filesystem::path DefaultModelDir();
 // Its trained Ada-K allocator, DefaultModelDir() / "allocator.safetensors".
 [[nodiscard]] std::filesystem::path DefaultAllocator();
+// The default model's second allocator profile, "eco" (fewer experts, more perplexity than the default's).
+[[nodiscard]] std::filesystem::path EcoAllocator();
 
 // Directory of the built binaries (env ADAK_BIN_DIR, else the build's), e.g. for running `adak`.
 std::filesystem::path BinDir();

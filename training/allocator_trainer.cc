@@ -80,7 +80,9 @@ absl::StatusOr<std::unique_ptr<AllocatorTrainer>> AllocatorTrainer::Create(const
   RETURN_IF_ERROR(ValidateTrainAllocatorOptions(options, c, static_cast<int64_t>(data.size())));
   std::unique_ptr<AllocatorTrainer> t(new AllocatorTrainer(model, std::move(data), options));
   const int64_t e = c.num_experts, h = c.hidden_size;
-  t->weights_.allocator.assign(static_cast<size_t>(c.num_layers), {});
+  t->weights_.allocators.resize(1);
+  t->weights_.allocators[0].name = "default";
+  t->weights_.allocators[0].layers.assign(static_cast<size_t>(c.num_layers), {});
   AdamW::Options adam;
   adam.lr = options.lr;
   adam.weight_decay = options.weight_decay;
@@ -89,7 +91,8 @@ absl::StatusOr<std::unique_ptr<AllocatorTrainer>> AllocatorTrainer::Create(const
       t->optimizers_.push_back(nullptr);
       continue;
     }
-    t->weights_.allocator[static_cast<size_t>(l)].assign(static_cast<size_t>(e * h), 0.0f);  // uniform policy
+    t->weights_.allocators[0].layers[static_cast<size_t>(l)].assign(static_cast<size_t>(e * h),
+                                                                    0.0f);  // uniform policy
     t->optimizers_.push_back(std::make_unique<AdamW>(static_cast<size_t>(e * h), adam));
   }
   ASSIGN_OR_RETURN(t->backend_, engine::CreateBackend("cpu", {.num_threads = options.num_threads}));
@@ -140,9 +143,9 @@ absl::Status AllocatorTrainer::Forward(const std::vector<std::vector<int32_t>>& 
 }
 
 absl::Status AllocatorTrainer::PushAllocators() {
-  for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-    if (weights_.allocator[l].empty()) continue;
-    RETURN_IF_ERROR(runner_->SetAllocator(static_cast<int64_t>(l), weights_.allocator[l]));
+  for (size_t l = 0; l < weights_.allocators[0].layers.size(); ++l) {
+    if (weights_.allocators[0].layers[l].empty()) continue;
+    RETURN_IF_ERROR(runner_->SetAllocator(0, static_cast<int64_t>(l), weights_.allocators[0].layers[l]));
   }
   return absl::OkStatus();
 }
@@ -154,9 +157,10 @@ absl::StatusOr<WarmStartStats> AllocatorTrainer::WarmStart() {
   AdamW::Options adam;
   adam.lr = options_.warm_start_lr;
   adam.weight_decay = 0.0;
-  std::vector<std::unique_ptr<AdamW>> opt(weights_.allocator.size());
+  std::vector<std::unique_ptr<AdamW>> opt(weights_.allocators[0].layers.size());
   for (size_t l = 0; l < opt.size(); ++l) {
-    if (!weights_.allocator[l].empty()) opt[l] = std::make_unique<AdamW>(weights_.allocator[l].size(), adam);
+    if (!weights_.allocators[0].layers[l].empty())
+      opt[l] = std::make_unique<AdamW>(weights_.allocators[0].layers[l].size(), adam);
   }
   engine::ForwardOptions fopts;
   fopts.record_router_inputs = true;
@@ -169,9 +173,9 @@ absl::StatusOr<WarmStartStats> AllocatorTrainer::WarmStart() {
     RETURN_IF_ERROR(Forward(windows, native, fopts, &result, &logp));
     const int64_t t = static_cast<int64_t>(windows.size()) * options_.seq_len;
     // Router probabilities per layer and token, on the host from the recorded states.
-    std::vector<std::vector<float>> probs(weights_.allocator.size());
+    std::vector<std::vector<float>> probs(weights_.allocators[0].layers.size());
     for (size_t l = 0; l < probs.size(); ++l) {
-      if (weights_.allocator[l].empty()) continue;
+      if (weights_.allocators[0].layers[l].empty()) continue;
       const engine::TensorView& router = model_.weights.layers[l].router;
       probs[l].resize(static_cast<size_t>(t * e));
       for (int64_t i = 0; i < t; ++i) {
@@ -217,9 +221,9 @@ absl::StatusOr<WarmStartStats> AllocatorTrainer::WarmStart() {
                                .subspan(static_cast<size_t>(i * h), static_cast<size_t>(h)),
                            label});
       }
-      std::vector<float> grad(weights_.allocator[l].size(), 0.0f);
-      loss += CrossEntropyLossAndGradient(weights_.allocator[l], e, samples, grad);
-      opt[l]->Step(weights_.allocator[l], grad);
+      std::vector<float> grad(weights_.allocators[0].layers[l].size(), 0.0f);
+      loss += CrossEntropyLossAndGradient(weights_.allocators[0].layers[l], e, samples, grad);
+      opt[l]->Step(weights_.allocators[0].layers[l], grad);
       ++layers;
     }
     loss /= static_cast<double>(layers);
@@ -249,7 +253,7 @@ absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
   stats.step = step_;
   stats.mean_k.assign(static_cast<size_t>(model_.config.num_layers), 0.0);
   stats.greedy_k.assign(static_cast<size_t>(model_.config.num_layers), 0.0);
-  std::vector<LayerRollout> rollouts(weights_.allocator.size());
+  std::vector<LayerRollout> rollouts(weights_.allocators[0].layers.size());
   std::vector<double> logp_base;
   if (options_.rollout == RolloutMode::kJoint) {
     RETURN_IF_ERROR(RunJointRollout(windows, &rollouts, &logp_base, &stats));
@@ -263,8 +267,8 @@ absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
   ppo.lambda = ScheduledLambda(options_.lambda, step_, options_.lambda_warmup);
   stats.lambda = ppo.lambda;
   stats.lr = ScheduledLr(options_.lr, options_.lr_schedule, step_, options_.steps);
-  for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-    if (!weights_.allocator[l].empty()) UpdateAllocator(l, rollouts[l], windows.size(), ppo, &stats);
+  for (size_t l = 0; l < weights_.allocators[0].layers.size(); ++l) {
+    if (!weights_.allocators[0].layers[l].empty()) UpdateAllocator(l, rollouts[l], windows.size(), ppo, &stats);
   }
   const double layers = static_cast<double>(num_allocator_layers());
   stats.loss /= layers;
@@ -276,7 +280,7 @@ absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
 }
 
 int64_t AllocatorTrainer::num_allocator_layers() const {
-  return std::count_if(weights_.allocator.begin(), weights_.allocator.end(),
+  return std::count_if(weights_.allocators[0].layers.begin(), weights_.allocators[0].layers.end(),
                        [](const std::vector<float>& a) { return !a.empty(); });
 }
 
@@ -292,8 +296,9 @@ absl::Status AllocatorTrainer::RunJointRollout(const std::vector<std::vector<int
   RETURN_IF_ERROR(Forward(windows, rollout, RolloutForwardOptions(), &roll, &logp_roll));
   std::vector<double> advantage;
   AddAdvantages(*logp_base, logp_roll, &advantage, stats);
-  for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-    if (!weights_.allocator[l].empty()) (*rollouts)[l] = {roll.router_inputs[l], roll.routed_k[l], advantage};
+  for (size_t l = 0; l < weights_.allocators[0].layers.size(); ++l) {
+    if (!weights_.allocators[0].layers[l].empty())
+      (*rollouts)[l] = {roll.router_inputs[l], roll.routed_k[l], advantage};
   }
   return absl::OkStatus();
 }
@@ -309,8 +314,8 @@ absl::Status AllocatorTrainer::RunPerLayerRollouts(const std::vector<std::vector
   greedy.policy = engine::RoutingPolicy::kAdaK;
   RETURN_IF_ERROR(Forward(windows, greedy, {}, &base, logp_base));
   engine::RoutingParams rollout = SampledRouting();
-  for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-    if (weights_.allocator[l].empty()) continue;
+  for (size_t l = 0; l < weights_.allocators[0].layers.size(); ++l) {
+    if (weights_.allocators[0].layers[l].empty()) continue;
     rollout.sample_layers.reset();
     rollout.sample_layers.set(l);
     rollout.seed = (options_.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step_)) ^
@@ -376,7 +381,7 @@ std::vector<PolicySample> AllocatorTrainer::PolicySamples(size_t l, const LayerR
       PolicySample s;
       s.x = std::span<const float>(r.x).subspan(static_cast<size_t>(t * h), static_cast<size_t>(h));
       s.action = r.k[static_cast<size_t>(t)] - 1;
-      PolicyLogProbs(weights_.allocator[l], e, s.x, logp);
+      PolicyLogProbs(weights_.allocators[0].layers[l], e, s.x, logp);
       s.old_log_prob = logp[static_cast<size_t>(s.action)];
       const auto greedy = std::max_element(logp.begin(), logp.end());  // first maximum: ties go to fewer experts
       greedy_sum += greedy - logp.begin() + 1;
@@ -397,9 +402,9 @@ void AllocatorTrainer::UpdateAllocator(size_t l, const LayerRollout& r, size_t n
   PpoLoss loss;
   optimizers_[l]->set_lr(stats->lr);
   for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
-    std::vector<float> grad(weights_.allocator[l].size(), 0.0f);
-    loss = PpoLossAndGradient(weights_.allocator[l], e, samples, ppo, grad);
-    optimizers_[l]->Step(weights_.allocator[l], grad);
+    std::vector<float> grad(weights_.allocators[0].layers[l].size(), 0.0f);
+    loss = PpoLossAndGradient(weights_.allocators[0].layers[l], e, samples, ppo, grad);
+    optimizers_[l]->Step(weights_.allocators[0].layers[l], grad);
   }
   stats->loss += loss.total(ppo.lambda);
   stats->expected_k += loss.expected_k;
@@ -410,12 +415,12 @@ absl::Status AllocatorTrainer::Save(const std::filesystem::path& path,
                                     const std::map<std::string, std::string>& extra_metadata) const {
   const engine::ModelConfig& c = model_.config;
   std::vector<engine::TensorToWrite> tensors;
-  for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-    if (weights_.allocator[l].empty()) continue;
+  for (size_t l = 0; l < weights_.allocators[0].layers.size(); ++l) {
+    if (weights_.allocators[0].layers[l].empty()) continue;
     tensors.push_back({StrCatStd("layers.", l, ".allocator.weight"),
                        DType::kF32,
                        {c.num_experts, c.hidden_size},
-                       Bytes(weights_.allocator[l])});
+                       Bytes(weights_.allocators[0].layers[l])});
   }
   // Built with insert_or_assign on a fresh map (GCC 12 -O3 reports a false -Wrestrict for operator[] = "...").
   std::map<std::string, std::string> meta(extra_metadata);
@@ -446,11 +451,12 @@ absl::Status AllocatorTrainer::SaveCheckpoint(const std::filesystem::path& path)
   const engine::ModelConfig& c = model_.config;
   std::vector<std::vector<float>> moments;
   std::vector<engine::TensorToWrite> tensors;
-  moments.reserve(2 * weights_.allocator.size());
-  for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-    if (weights_.allocator[l].empty()) continue;
+  moments.reserve(2 * weights_.allocators[0].layers.size());
+  for (size_t l = 0; l < weights_.allocators[0].layers.size(); ++l) {
+    if (weights_.allocators[0].layers[l].empty()) continue;
     const std::vector<int64_t> shape = {c.num_experts, c.hidden_size};
-    tensors.push_back({StrCatStd("layers.", l, ".allocator.weight"), DType::kF32, shape, Bytes(weights_.allocator[l])});
+    tensors.push_back(
+        {StrCatStd("layers.", l, ".allocator.weight"), DType::kF32, shape, Bytes(weights_.allocators[0].layers[l])});
     for (const char* which : {"m", "v"}) {
       const std::vector<double>& src = which[0] == 'm' ? optimizers_[l]->m() : optimizers_[l]->v();
       moments.emplace_back(src.begin(), src.end());
@@ -471,19 +477,20 @@ absl::Status AllocatorTrainer::Resume(const std::filesystem::path& path) {
       it == meta.end() || !absl::SimpleAtoi(it->second, &step) || step < 0) {
     return absl::InvalidArgumentError(StrCatStd(path.string(), ": not an allocator training checkpoint"));
   }
-  for (size_t l = 0; l < weights_.allocator.size(); ++l) {
-    if (weights_.allocator[l].empty()) continue;
+  for (size_t l = 0; l < weights_.allocators[0].layers.size(); ++l) {
+    if (weights_.allocators[0].layers[l].empty()) continue;
     const std::string names[3] = {StrCatStd("layers.", l, ".allocator.weight"), StrCatStd("layers.", l, ".adam_m"),
                                   StrCatStd("layers.", l, ".adam_v")};
     for (int which = 0; which < 3; ++which) {
       const engine::TensorView* v = file->Find(names[which]);
-      if (v == nullptr || v->dtype != DType::kF32 || static_cast<size_t>(v->numel()) != weights_.allocator[l].size()) {
+      if (v == nullptr || v->dtype != DType::kF32 ||
+          static_cast<size_t>(v->numel()) != weights_.allocators[0].layers[l].size()) {
         return absl::InvalidArgumentError(
             StrCatStd(path.string(), ": tensor '", names[which], "' is missing or does not match the model"));
       }
       const float* src = reinterpret_cast<const float*>(v->data);
       if (which == 0) {
-        std::copy(src, src + v->numel(), weights_.allocator[l].begin());
+        std::copy(src, src + v->numel(), weights_.allocators[0].layers[l].begin());
       } else {
         std::vector<double>& dst = which == 1 ? optimizers_[l]->m() : optimizers_[l]->v();
         std::copy(src, src + v->numel(), dst.begin());

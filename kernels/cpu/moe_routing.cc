@@ -62,6 +62,13 @@ struct Scratch {
   std::vector<int32_t> order;
 };
 
+// True when the token's allocator profile has rows in this layer's gate.
+bool HasAllocator(const RouteParams& p, const TokenRoute& r) {
+  return r.profile >= 0 && r.profile < kMaxAllocatorProfiles &&
+         (static_cast<int64_t>(r.profile) + 1) * p.num_experts <= p.allocator_cols &&
+         ((p.allocator_present >> r.profile) & 1u) != 0;
+}
+
 void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
   const int64_t e = p.num_experts;
   const float* row = p.logits + t * p.stride;
@@ -101,11 +108,10 @@ void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
   bool renormalize = p.renormalize;
   switch (r.policy) {
     case RoutePolicy::kAdaK:
-      if (p.allocator_cols > 0) {
-        const float* alloc = row + e;
-        const int64_t a = SamplesLayer(r, p.layer)
-                              ? SampleSoftmax(alloc, p.allocator_cols, RouteUniform(r.seed, p.layer))
-                              : std::max_element(alloc, alloc + p.allocator_cols) - alloc;  // ties: lower
+      if (HasAllocator(p, r)) {
+        const float* alloc = row + e + static_cast<int64_t>(r.profile) * e;
+        const int64_t a = SamplesLayer(r, p.layer) ? SampleSoftmax(alloc, e, RouteUniform(r.seed, p.layer))
+                                                   : std::max_element(alloc, alloc + e) - alloc;  // ties: lower
         k = std::clamp<int64_t>(a + 1, r.min_k, r.max_k);
       } else {
         k = r.k;

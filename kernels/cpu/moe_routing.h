@@ -1,13 +1,15 @@
 // Per-token routing of an MoE layer under the adaptive policies: native top-K, Ada-K, null experts, top-p.
 //
 // Input is one GEMM's output per token, the fused gate logits [T, E + Ea + M]: columns [0, E) are the
-// router's, [E, E + Ea) the Ada-K allocator's (Ea = E when the layer has an allocator, else 0), and the
-// last M the null experts' (AdaMoE). Each token carries its own policy, so one batch mixes policies.
+// router's, [E, E + Ea) the Ada-K allocators' (Ea = P * E for P allocator profiles when any profile has an
+// allocator in the layer, else 0; profile p's E columns start at E + p * E), and the last M the null
+// experts' (AdaMoE). Each token carries its own policy, so one batch mixes policies.
 // Output: k_t and the chosen experts in descending router probability (ties: lower index) with their
 // combine weights, in [T, KM] slots (KM = E). The rules, exactly (docs/architecture.md):
 //   kTopK:  k = the token's k; top-k of softmax over E; renormalised iff `renormalize` (the model's rule).
-//   kAdaK:  k = argmax(allocator logits) + 1 (ties: lower index), clamped to [min_k, max_k]; then as kTopK.
-//           A layer without an allocator (Ea = 0) uses the token's k, as kTopK. With `sample` (training
+//   kAdaK:  k = argmax(the token's profile's allocator logits) + 1 (ties: lower index), clamped to
+//           [min_k, max_k]; then as kTopK. A layer where the token's profile has no allocator (Ea = 0, or the
+//           profile's bit clear in `allocator_present`) uses the token's k, as kTopK. With `sample` (training
 //           rollouts), in the layers its `sample_layers` mask selects, k - 1 is drawn from
 //           softmax(allocator logits) instead, by a counter-based generator keyed by (seed, layer):
 //           reproducible, independent across tokens and layers; the other layers take the argmax.
@@ -32,6 +34,9 @@ namespace adak::kernels {
 
 enum class RoutePolicy : int32_t { kTopK = 0, kAdaK = 1, kNull = 2, kTopP = 3, kThreshold = 4 };
 
+// Allocator profiles a layer's fused gate can hold (bits of RouteParams::allocator_present).
+inline constexpr int64_t kMaxAllocatorProfiles = 16;
+
 // Layers a TokenRoute's sampling mask can name: layers [0, kMaxSampleMaskLayers).
 inline constexpr int64_t kMaxSampleMaskLayers = 128;
 inline constexpr int64_t kSampleMaskWords = kMaxSampleMaskLayers / 64;
@@ -46,9 +51,10 @@ struct TokenRoute {
   float threshold = 0.0f;  // kThreshold: t in [0, 1]
   int32_t min_k = 1;       // kAdaK clamp, 1 <= min_k <= max_k <= E; kThreshold: at least this many
   int32_t max_k = 0;
-  int32_t sample = 0;  // kAdaK: 1 = draw k from the allocator's softmax (rollouts) in the layers
-                       // sample_layers selects, 0 = argmax in every layer
-  uint64_t seed = 0;   // per-token key of the draw
+  int32_t sample = 0;   // kAdaK: 1 = draw k from the allocator's softmax (rollouts) in the layers
+                        // sample_layers selects, 0 = argmax in every layer
+  uint64_t seed = 0;    // per-token key of the draw
+  int32_t profile = 0;  // kAdaK: which allocator profile (index) decides k
   // With `sample`: bit l % 64 of word l / 64 set = layer l draws its k, clear = layer l takes the argmax.
   // Every layer by default.
   uint64_t sample_layers[kSampleMaskWords] = {~uint64_t{0}, ~uint64_t{0}};
@@ -66,7 +72,8 @@ struct RouteParams {
   int64_t stride = 0;
   int64_t rows = 0;                    // T
   int64_t num_experts = 0;             // E
-  int64_t allocator_cols = 0;          // Ea: E or 0
+  int64_t allocator_cols = 0;          // Ea: P * E or 0
+  uint32_t allocator_present = ~0u;    // bit p: profile p has an allocator in this layer
   int64_t null_cols = 0;               // M
   bool renormalize = false;            // the model's native top-K rule (norm_topk_prob)
   int64_t layer = 0;                   // model layer index (keys sampled draws)

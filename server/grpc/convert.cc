@@ -16,6 +16,7 @@ ApiRouting ApiRoutingFromProto(const adak::v1::RoutingOptions& routing) {
   if (routing.has_max_k()) out.max_k = routing.max_k();
   if (routing.has_threshold()) out.threshold = routing.threshold();
   if (!routing.top_p_weighting().empty()) out.top_p_weighting = routing.top_p_weighting();
+  if (!routing.profile().empty()) out.profile = routing.profile();
   return out;
 }
 

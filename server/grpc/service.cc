@@ -58,6 +58,13 @@ adak::v1::ModelInfo MakeModelInfo(const ServiceContext& context) {
   info.set_default_routing(std::string(engine::RoutingPolicyName(context.default_routing.policy)));
   for (int32_t id : context.model->tokenizer->eos_token_ids()) info.add_eos_token_ids(id);
   info.set_total_parameters(engine::CountParameters(config).total);
+  for (const engine::AllocatorProfile& profile : context.routing_weights->allocators) {
+    adak::v1::AllocatorProfile* out = info.add_allocator_profiles();
+    out->set_name(profile.name);
+    if (auto mean_k = profile.measured_mean_k(); mean_k.has_value()) out->set_measured_mean_k(*mean_k);
+    if (auto delta = profile.measured_ppl_delta(); delta.has_value()) out->set_measured_ppl_delta(*delta);
+    if (auto on = profile.metadata.find("measured_on"); on != profile.metadata.end()) out->set_measured_on(on->second);
+  }
   return info;
 }
 

@@ -111,7 +111,7 @@ absl::StatusOr<CompletionCall> ParseChatRequest(std::string_view body, const Ser
   ASSIGN_OR_RETURN(Json json, request_fields::ParseObject(body));
   CompletionCall call;
   call.endpoint = CompletionCall::Endpoint::kChat;
-  RETURN_IF_ERROR(request_fields::CheckModel(json, context));
+  RETURN_IF_ERROR(request_fields::ParseModel(json, context, &call.api));
   ASSIGN_OR_RETURN(Json messages, NormalizeMessages(json));
   RETURN_IF_ERROR(CheckUnsupported(json));
   RETURN_IF_ERROR(request_fields::ParseSampling(json, &call.api));

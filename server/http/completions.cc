@@ -136,7 +136,7 @@ ApiRequest CandidateRequest(const CompletionCall& call, int64_t c) {
 absl::StatusOr<CompletionCall> ParseCompletionRequest(std::string_view body, const ServiceContext& context) {
   ASSIGN_OR_RETURN(Json json, request_fields::ParseObject(body));
   CompletionCall call;
-  RETURN_IF_ERROR(request_fields::CheckModel(json, context));
+  RETURN_IF_ERROR(request_fields::ParseModel(json, context, &call.api));
   RETURN_IF_ERROR(ParsePrompts(json, &call));
   RETURN_IF_ERROR(CheckUnsupported(json));
   RETURN_IF_ERROR(request_fields::ParseSampling(json, &call.api));

@@ -157,20 +157,37 @@ absl::Status CheckKnownKeys(const Json& object, std::string_view prefix, std::in
   return absl::OkStatus();
 }
 
-// `model`: absent, empty or the served model's name.
-absl::Status CheckModel(const Json& body, const ServiceContext& context) {
+namespace {
+
+// ", and '<model>:<profile>' for its allocator profiles: a, b" or "".
+std::string ProfileModelList(const ServiceContext& context) {
+  if (context.routing_weights == nullptr || context.routing_weights->allocators.empty()) return "";
+  return StrCatStd(" and '", context.model_name,
+                   ":<profile>' for its allocator profiles: ", context.routing_weights->ProfileNames());
+}
+
+}  // namespace
+
+// `model`: absent, empty, the served model's name, or "<name>:<profile>" for a loaded allocator profile.
+absl::Status ParseModel(const Json& body, const ServiceContext& context, ApiRequest* api) {
   const Json* model = Find(body, "model");
   if (model == nullptr) return absl::OkStatus();
   if (!model->is_string()) {
     return InvalidFieldError("model", StrCatStd("model must be a string, got ", Describe(*model)));
   }
   const std::string name = model->get<std::string>();
-  if (!name.empty() && name != context.model_name) {
-    return WithErrorField(absl::NotFoundError(StrCatStd("model: '", name, "' is not served here (this server serves '",
-                                                        context.model_name, "')")),
-                          "model");
+  if (name.empty() || name == context.model_name) return absl::OkStatus();
+  if (name.starts_with(context.model_name + ":")) {
+    const std::string profile = name.substr(context.model_name.size() + 1);
+    if (context.routing_weights != nullptr && context.routing_weights->FindProfile(profile) >= 0) {
+      api->routing.model_profile = profile;
+      return absl::OkStatus();
+    }
   }
-  return absl::OkStatus();
+  return WithErrorField(
+      absl::NotFoundError(StrCatStd("model: '", name.substr(0, 128), "' is not served here (this server serves '",
+                                    context.model_name, "'", ProfileModelList(context), ")")),
+      "model");
 }
 
 // Length and sampling: max_tokens, temperature, top_p, top_k (-1 = off), min_p,
@@ -253,16 +270,17 @@ absl::Status ParseStopping(const Json& body, ApiRequest* api) {
 
 namespace {
 
-// adak.routing: policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k.
+// adak.routing: policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k, profile.
 absl::Status ParseRouting(const Json& adak, ApiRequest* api) {
   const Json* routing = Find(adak, "routing");
   if (routing == nullptr) return absl::OkStatus();
   if (!routing->is_object()) {
     return InvalidFieldError("adak.routing", StrCatStd("adak.routing must be an object, got ", Describe(*routing)));
   }
-  RETURN_IF_ERROR(CheckKnownKeys(*routing, "adak.routing.",
-                                 {"policy", "top_k", "top_p", "top_p_weighting", "threshold", "min_k", "max_k"},
-                                 "policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k"));
+  RETURN_IF_ERROR(
+      CheckKnownKeys(*routing, "adak.routing.",
+                     {"policy", "top_k", "top_p", "top_p_weighting", "threshold", "min_k", "max_k", "profile"},
+                     "policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k, profile"));
   if (const Json* policy = Find(*routing, "policy"); policy != nullptr) {
     if (!policy->is_string()) {
       return InvalidFieldError(
@@ -284,6 +302,14 @@ absl::Status ParseRouting(const Json& adak, ApiRequest* api) {
   }
   RETURN_IF_ERROR(GetNumber(*routing, "threshold", "adak.routing.threshold", &api->routing.threshold));
   RETURN_IF_ERROR(GetInt(*routing, "min_k", "adak.routing.min_k", &api->routing.min_k));
+  if (const Json* profile = Find(*routing, "profile"); profile != nullptr) {
+    if (!profile->is_string()) {
+      return InvalidFieldError(
+          "adak.routing.profile",
+          StrCatStd("adak.routing.profile must be a string (an allocator profile name), got ", Describe(*profile)));
+    }
+    api->routing.profile = profile->get<std::string>();
+  }
   return GetInt(*routing, "max_k", "adak.routing.max_k", &api->routing.max_k);
 }
 

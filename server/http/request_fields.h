@@ -62,8 +62,9 @@ using Json = nlohmann::ordered_json;
 [[nodiscard]] absl::Status CheckKnownKeys(const Json& object, std::string_view prefix,
                                           std::initializer_list<const char*> known, std::string_view known_list);
 
-// `model`: absent, empty or the served model's name (NotFound carrying `model` otherwise).
-[[nodiscard]] absl::Status CheckModel(const Json& body, const ServiceContext& context);
+// `model`: absent, empty, the served model's name, or "<name>:<profile>" naming a loaded allocator profile (as
+// /v1/models lists them; sets api->routing.model_profile). NotFound carrying `model` otherwise.
+[[nodiscard]] absl::Status ParseModel(const Json& body, const ServiceContext& context, ApiRequest* api);
 // max_tokens (or `max_tokens_key`), temperature, top_p, top_k (-1 = off), min_p, repetition_penalty,
 // presence_penalty, frequency_penalty, seed, logit_bias ({"token id": bias}). Only the JSON types here; the
 // ranges are admission's (server/admission.h).
@@ -72,7 +73,7 @@ using Json = nlohmann::ordered_json;
 [[nodiscard]] absl::Status ParseStream(const Json& body, bool* stream);
 // stop (a string or an array of strings), stop_token_ids, ignore_eos.
 [[nodiscard]] absl::Status ParseStopping(const Json& body, ApiRequest* api);
-// Our extension object "adak": routing {policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k},
+// Our extension object "adak": routing {policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k, profile},
 // return_routing_stats, timeout_seconds; unknown members are refused.
 [[nodiscard]] absl::Status ParseAdak(const Json& body, ApiRequest* api);
 

@@ -500,25 +500,43 @@ void Session::RefreshSchedulerGauges(Metrics& metrics) {
 
 void Session::HandleModels(std::string_view path) {
   const ServiceContext& ctx = context();
-  nlohmann::ordered_json model = {{"id", ctx.model_name},
+  auto entry = [&](const std::string& id) {
+    return nlohmann::ordered_json{{"id", id},
                                   {"object", "model"},
                                   {"created", shared_->created},
                                   {"owned_by", "adak"},
                                   {"root", ctx.model_name},  // never the server's path
                                   {"max_model_len", LimitsFor(ctx).max_context}};
+  };
+  // The model itself, then one entry per allocator profile ("<model>:<profile>", its parent the model, as
+  // vLLM lists LoRA adapters), each with what `adak eval --record` measured for it.
+  nlohmann::ordered_json models = nlohmann::ordered_json::array({entry(ctx.model_name)});
+  const auto& profiles = ctx.routing_weights->allocators;
+  for (size_t i = 0; i < profiles.size(); ++i) {
+    nlohmann::ordered_json model = entry(StrCatStd(ctx.model_name, ":", profiles[i].name));
+    model["parent"] = ctx.model_name;
+    nlohmann::ordered_json adak = {{"routing", "adak"}, {"profile", profiles[i].name}, {"default_profile", i == 0}};
+    const std::optional<double> mean_k = profiles[i].measured_mean_k();
+    const std::optional<double> delta = profiles[i].measured_ppl_delta();
+    adak["measured_mean_k"] = mean_k.has_value() ? nlohmann::ordered_json(*mean_k) : nlohmann::ordered_json();
+    adak["measured_ppl_delta"] = delta.has_value() ? nlohmann::ordered_json(*delta) : nlohmann::ordered_json();
+    if (auto on = profiles[i].metadata.find("measured_on"); on != profiles[i].metadata.end()) {
+      adak["measured_on"] = on->second;
+    }
+    model["adak"] = std::move(adak);
+    models.push_back(std::move(model));
+  }
   if (path == "/v1/models" || path == "/v1/models/") {
-    return Reply(http::status::ok, JsonBody(nlohmann::ordered_json{{"object", "list"},
-                                                                   {"data", nlohmann::ordered_json::array({model})}}));
+    return Reply(http::status::ok, JsonBody(nlohmann::ordered_json{{"object", "list"}, {"data", std::move(models)}}));
   }
   const std::string_view name = path.substr(std::string_view("/v1/models/").size());
-  if (name != ctx.model_name) {
-    return ReplyError(WithErrorField(absl::NotFoundError(StrCatStd("model '", name,
-                                                                   "' is not served here (this "
-                                                                   "server serves '",
-                                                                   ctx.model_name, "')")),
-                                     "model"));
+  for (nlohmann::ordered_json& model : models) {
+    if (model["id"].get<std::string>() == name) return Reply(http::status::ok, JsonBody(model));
   }
-  Reply(http::status::ok, JsonBody(model));
+  ReplyError(WithErrorField(
+      absl::NotFoundError(StrCatStd("model '", name.substr(0, 128), "' is not served here (this server serves '",
+                                    ctx.model_name, "'", profiles.empty() ? "" : " and its profiles", ")")),
+      "model"));
 }
 
 // A completion refused before it reached the scheduler: counted (adak_request_errors_total{code}) and

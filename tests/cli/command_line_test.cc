@@ -4,6 +4,7 @@
 // independence from training/.
 #include <signal.h>
 
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -207,6 +208,52 @@ double DefaultRoutingMeanK(const std::vector<std::string>& args) {
   (*server)->Signal(SIGTERM);
   EXPECT_TRUE((*server)->WaitExit(absl::Seconds(30)).ok());
   return result.last.usage().mean_k();
+}
+
+// The metadata of a safetensors file (its JSON header's __metadata__).
+nlohmann::json SafetensorsMetadata(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t size = 0;
+  in.read(reinterpret_cast<char*>(&size), sizeof(size));
+  std::string header(size, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(size));
+  return nlohmann::json::parse(header).value("__metadata__", nlohmann::json::object());
+}
+
+// `adak eval --record` writes the profile's measured mean k and perplexity change against native top-K (on the
+// same tokens) and the NAME of NAME=FILE into the allocator file, which then loads under that name.
+TEST(AdakCommandLine, EvalRecordWritesTheProfilesMeasurementIntoItsFile) {
+  TempDir tmp;
+  const std::filesystem::path allocator = tmp.path() / "a.safetensors";
+  std::filesystem::copy_file(SmallModel() / "allocator-eco.safetensors", allocator);
+  const std::filesystem::path text = tmp.path() / "story.txt";
+  {
+    std::ofstream out(text);
+    for (int i = 0; i < 6; ++i) {
+      out << "Once upon a time, there was a little dog named Max. He liked to run in the park with his friend "
+             "Sue. One day, they found a big red ball under a tree, and they played until the sun went down.\n";
+    }
+  }
+  const std::string common = Adak() + " eval --model " + ShellQuote(SmallModel().string()) + " --data " +
+                             ShellQuote(text.string()) + " --max-tokens 0 --context 64 --threads 2 --json ";
+  int code = -1;
+  const std::string recorded =
+      RunCommand(common + "--allocator fast=" + ShellQuote(allocator.string()) + " --record 2>/dev/null", &code);
+  ASSERT_EQ(code, 0) << recorded;
+  const nlohmann::json adak = nlohmann::json::parse(recorded);
+  const nlohmann::json native = nlohmann::json::parse(RunCommand(common + "2>/dev/null", &code));
+  ASSERT_EQ(code, 0);
+  const nlohmann::json meta = SafetensorsMetadata(allocator);
+  EXPECT_EQ(meta["profile"], "fast");
+  EXPECT_EQ(meta["lambda"], "0.03");  // the training metadata stays
+  EXPECT_NEAR(std::stod(meta["measured_mean_k"].get<std::string>()), adak["mean_k"].get<double>(), 1e-6);
+  EXPECT_NEAR(std::stod(meta["measured_ppl_delta"].get<std::string>()),
+              adak["perplexity"].get<double>() / native["perplexity"].get<double>() - 1.0, 1e-6);
+  EXPECT_THAT(meta["measured_on"].get<std::string>(), HasSubstr("story.txt"));
+  // --record is for an allocator profile only.
+  const std::string refused = RunCommand(common + "--record 2>&1", &code);
+  EXPECT_EQ(code, 2) << refused;
+  EXPECT_THAT(refused, HasSubstr("--record needs --routing adak"));
 }
 
 TEST(AdakCommandLine, ServeDefaultRoutingFollowsTheAllocator) {

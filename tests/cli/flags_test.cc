@@ -15,6 +15,7 @@
 namespace adak::cli {
 namespace {
 
+using ::adak::testing::IsOk;
 using ::adak::testing::StatusIs;
 using ::testing::HasSubstr;
 
@@ -125,12 +126,13 @@ class RoutingFlagsTest : public ::testing::Test {
   absl::StatusOr<engine::RoutingParams> Routing(const std::string& args) {
     absl::Status parsed = Parse(&app_, args);
     if (!parsed.ok()) return parsed;
-    return RoutingFromFlags(flags_, config_);
+    return RoutingFromFlags(flags_, config_, weights_);
   }
 
   CLI::App app_{"test"};
   RoutingFlags flags_;
   engine::ModelConfig config_;
+  engine::RoutingWeights weights_;
 };
 
 TEST_F(RoutingFlagsTest, NoFlagsIsNativeTopK) {
@@ -145,6 +147,37 @@ TEST_F(RoutingFlagsTest, AllocatorSelectsAdaK) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->policy, engine::RoutingPolicy::kAdaK);
   EXPECT_EQ(r->max_k, 4);
+}
+
+// --allocator [NAME=]FILE, repeatable: the profiles in order; --profile picks one by name (adak only).
+TEST_F(RoutingFlagsTest, AllocatorProfilesAndProfileFlag) {
+  ASSERT_THAT(Parse(&app_,
+                    "--allocator eco=e.safetensors --allocator dir=x/a.safetensors --allocator plain.st "
+                    "--allocator 'no name=f.st'"),
+              IsOk());
+  const std::vector<engine::AllocatorFile> files = AllocatorFiles(flags_.files);
+  ASSERT_EQ(files.size(), 4u);
+  EXPECT_EQ(files[0].name, "eco");
+  EXPECT_EQ(files[0].path, "e.safetensors");
+  EXPECT_EQ(files[1].name, "dir");
+  EXPECT_EQ(files[1].path, "x/a.safetensors");
+  EXPECT_EQ(files[2].name, "");
+  EXPECT_EQ(files[2].path, "plain.st");
+  EXPECT_EQ(files[3].name, "");  // not a profile name: all of it is the path
+  EXPECT_EQ(files[3].path, "no name=f.st");
+
+  weights_.allocators.resize(2);
+  weights_.allocators[0].name = "balanced";
+  weights_.allocators[1].name = "eco";
+  auto r = Routing("--allocator a.safetensors --profile eco");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->policy, engine::RoutingPolicy::kAdaK);
+  EXPECT_EQ(r->profile, 1);
+  EXPECT_THAT(Routing("--allocator a.safetensors --profile nope").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--profile 'nope' is not a loaded allocator profile (balanced, eco)")));
+  EXPECT_THAT(Routing("--routing topk --allocator a.safetensors --profile eco").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--profile applies to --routing adak only")));
 }
 
 TEST_F(RoutingFlagsTest, NullExpertsSelectNullRouting) {

@@ -193,12 +193,13 @@ TEST_P(ModelRunnerTest, SampledRolloutsAndAllocatorUpdates) {
   const ModelConfig& c = model_->config;
   const int64_t h = c.hidden_size, e = c.num_experts;
   RoutingWeights alloc;
-  alloc.allocator.assign(static_cast<size_t>(c.num_layers), {});
+  alloc.allocators.resize(1);
+  alloc.allocators[0].layers.assign(static_cast<size_t>(c.num_layers), {});
   std::mt19937 rng(8);
   std::normal_distribution<float> d(0.0f, 1.0f);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (!c.moe_layers[static_cast<size_t>(l)]) continue;
-    auto& w = alloc.allocator[static_cast<size_t>(l)];
+    auto& w = alloc.allocators[0].layers[static_cast<size_t>(l)];
     w.resize(static_cast<size_t>(e * h));
     for (float& v : w) v = d(rng);
   }
@@ -223,7 +224,7 @@ TEST_P(ModelRunnerTest, SampledRolloutsAndAllocatorUpdates) {
     if (!c.moe_layers[static_cast<size_t>(l)]) continue;
     moe_layer = l;
     std::vector<float> rows(static_cast<size_t>(e * h), 0.0f);
-    ASSERT_THAT((*runner)->SetAllocator(l, rows), IsOk());
+    ASSERT_THAT((*runner)->SetAllocator(0, l, rows), IsOk());
   }
   // All-zero rows tie: the lowest action wins, k = 1.
   const auto k_after = run(0, false);
@@ -231,9 +232,9 @@ TEST_P(ModelRunnerTest, SampledRolloutsAndAllocatorUpdates) {
     if (!c.moe_layers[l]) continue;
     for (int32_t k : k_after[l]) EXPECT_EQ(k, 1);
   }
-  EXPECT_THAT((*runner)->SetAllocator(moe_layer, std::vector<float>(3, 0.0f)),
+  EXPECT_THAT((*runner)->SetAllocator(0, moe_layer, std::vector<float>(3, 0.0f)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs")));
-  EXPECT_THAT(runner_->SetAllocator(moe_layer, std::vector<float>(static_cast<size_t>(e * h), 0.0f)),
+  EXPECT_THAT(runner_->SetAllocator(0, moe_layer, std::vector<float>(static_cast<size_t>(e * h), 0.0f)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no allocator")));
 }
 
@@ -243,12 +244,13 @@ TEST_P(ModelRunnerTest, SampleMaskSamplesOnlyTheSelectedLayer) {
   const ModelConfig& c = model_->config;
   const int64_t h = c.hidden_size, e = c.num_experts;
   RoutingWeights alloc;
-  alloc.allocator.assign(static_cast<size_t>(c.num_layers), {});
+  alloc.allocators.resize(1);
+  alloc.allocators[0].layers.assign(static_cast<size_t>(c.num_layers), {});
   std::mt19937 rng(8);
   std::normal_distribution<float> d(0.0f, 0.05f);  // flat enough that sampled k spreads
   for (int64_t l = 0; l < c.num_layers; ++l) {
     if (!c.moe_layers[static_cast<size_t>(l)]) continue;
-    auto& w = alloc.allocator[static_cast<size_t>(l)];
+    auto& w = alloc.allocators[0].layers[static_cast<size_t>(l)];
     w.resize(static_cast<size_t>(e * h));
     for (float& v : w) v = d(rng);
   }
@@ -265,8 +267,9 @@ TEST_P(ModelRunnerTest, SampleMaskSamplesOnlyTheSelectedLayer) {
       std::vector<double> logit(static_cast<size_t>(e), 0.0);
       for (int64_t a = 0; a < e; ++a) {
         for (int64_t i = 0; i < h; ++i) {
-          logit[static_cast<size_t>(a)] += static_cast<double>(alloc.allocator[l][static_cast<size_t>(a * h + i)]) *
-                                           r.router_inputs[l][t * static_cast<size_t>(h) + static_cast<size_t>(i)];
+          logit[static_cast<size_t>(a)] +=
+              static_cast<double>(alloc.allocators[0].layers[l][static_cast<size_t>(a * h + i)]) *
+              r.router_inputs[l][t * static_cast<size_t>(h) + static_cast<size_t>(i)];
         }
       }
       k.push_back(static_cast<int32_t>(std::max_element(logit.begin(), logit.end()) - logit.begin()) + 1);

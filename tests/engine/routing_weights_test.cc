@@ -5,6 +5,7 @@
 #include <cstring>
 #include <random>
 
+#include "base/strings.h"
 #include "engine/model.h"
 #include "engine/routing.h"
 #include "engine/safetensors.h"
@@ -81,9 +82,9 @@ TEST_F(RoutingWeightsTest, LoadsAllocatorAndNullExperts) {
   RoutingWeights w;
   ASSERT_THAT(LoadAllocator(Path("alloc.safetensors"), model_->config, &w), IsOk());
   EXPECT_TRUE(w.has_allocator());
-  EXPECT_TRUE(w.allocator[0].empty());
-  EXPECT_EQ(w.allocator[1].size(), static_cast<size_t>(e_ * h_));
-  EXPECT_EQ(w.allocator_metadata.at("version"), "1");
+  EXPECT_TRUE(w.allocators[0].layers[0].empty());
+  EXPECT_EQ(w.allocators[0].layers[1].size(), static_cast<size_t>(e_ * h_));
+  EXPECT_EQ(w.allocators[0].metadata.at("version"), "1");
 
   WriteFile(Path("null.safetensors"), {{"layers.1.null_gate.weight", {3, h_}}, {"layers.2.null_gate.weight", {3, h_}}},
             {{"format", "adak-null-experts"}, {"top_k", "4"}});
@@ -168,6 +169,90 @@ TEST_F(RoutingWeightsTest, ValidatesRoutingParams) {
   }
   EXPECT_THAT(ParseTopPWeighting("renormalised"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown top-p weighting 'renormalised'")));
+}
+
+// Allocator profiles: names (given, from the metadata, "default"), refusals, the measured metadata, and each
+// token routed by its own profile in one batch of the engine.
+TEST_F(RoutingWeightsTest, LoadsNamedProfilesAndRoutesEachByItsOwn) {
+  WriteFile(Path("eco.safetensors"), {{"layers.1.allocator.weight", {e_, h_}}, {"layers.2.allocator.weight", {e_, h_}}},
+            {{"profile", "eco"}, {"measured_mean_k", "1.25"}, {"measured_ppl_delta", "0.031"}, {"measured_on", "x"}});
+  WriteFile(Path("layer2.safetensors"), {{"layers.2.allocator.weight", {e_, h_}}}, {}, /*scale=*/2.0f);
+  RoutingWeights w;
+  ASSERT_THAT(LoadAllocator(Path("eco.safetensors"), model_->config, &w), IsOk());
+  ASSERT_THAT(LoadAllocator(Path("layer2.safetensors"), model_->config, &w), IsOk());
+  ASSERT_THAT(LoadAllocator(Path("eco.safetensors"), model_->config, &w, "again"), IsOk());
+  EXPECT_EQ(w.ProfileNames(), "eco, default, again");
+  EXPECT_EQ(w.FindProfile("default"), 1);
+  EXPECT_EQ(w.FindProfile("nope"), -1);
+  EXPECT_EQ(w.allocators[0].measured_mean_k(), 1.25);
+  EXPECT_EQ(w.allocators[0].measured_ppl_delta(), 0.031);
+  EXPECT_EQ(w.allocators[1].measured_mean_k(), std::nullopt);
+  EXPECT_THAT(LoadAllocator(Path("eco.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("profile 'eco' is already loaded")));
+  EXPECT_THAT(LoadAllocator(Path("eco.safetensors"), model_->config, &w, "no spaces"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be 1 to 32 characters of [A-Za-z0-9_.-]")));
+  RoutingWeights full;
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_THAT(LoadAllocator(Path("eco.safetensors"), model_->config, &full, StrCatStd("p", i)), IsOk());
+  }
+  EXPECT_THAT(LoadAllocator(Path("eco.safetensors"), model_->config, &full, "p16"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at most 16 allocator profiles")));
+
+  RoutingParams p{.policy = RoutingPolicy::kAdaK, .profile = 3};
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, w),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("profile index 3 is not loaded (3 profiles: eco, default, again)")));
+  p = {.policy = RoutingPolicy::kTopK, .profile = 1};
+  EXPECT_THAT(ValidateRoutingParams(p, model_->config, w),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("profile applies to policy 'adak' only")));
+
+  // One engine over the three profiles: "again" routes as "eco" (the same file); "default" has no allocator in
+  // layer 1, which then keeps the native k = 2, and its own rows in layer 2.
+  auto session = Session::Create(*model_, SessionOptions{}, w);
+  ASSERT_THAT(session.status(), IsOk());
+  std::vector<int32_t> tokens(24);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(7 + 13 * i);
+  auto run = [&](int32_t profile) {
+    (*session)->Reset();
+    AppendOptions options;
+    options.routing = {.policy = RoutingPolicy::kAdaK, .profile = profile};
+    AppendResult out;
+    EXPECT_THAT((*session)->Append(tokens, options, &out), IsOk());
+    return out.routed_k;
+  };
+  const auto eco = run(0), layer2 = run(1), again = run(2);
+  EXPECT_EQ(eco, again);
+  for (int32_t k : layer2[1]) EXPECT_EQ(k, 2);
+  EXPECT_NE(eco[2], layer2[2]);
+  auto single = Session::Create(*model_, SessionOptions{}, [&] {
+    RoutingWeights one;
+    EXPECT_THAT(LoadAllocator(Path("layer2.safetensors"), model_->config, &one), IsOk());
+    return one;
+  }());
+  ASSERT_THAT(single.status(), IsOk());
+  AppendOptions options;
+  options.routing.policy = RoutingPolicy::kAdaK;
+  AppendResult alone;
+  ASSERT_THAT((*single)->Append(tokens, options, &alone), IsOk());
+  EXPECT_EQ(alone.routed_k, layer2);  // a profile routes as its file loaded alone
+}
+
+// The measured numbers `adak eval --record` writes land in the file's metadata; its tensors stay as they were.
+TEST_F(RoutingWeightsTest, UpdatesTheMetadataOfAnAllocatorFile) {
+  WriteFile(Path("a.safetensors"), {{"layers.1.allocator.weight", {e_, h_}, DType::kBF16}}, {{"lambda", "0.03"}});
+  RoutingWeights before;
+  ASSERT_THAT(LoadAllocator(Path("a.safetensors"), model_->config, &before), IsOk());
+  ASSERT_THAT(UpdateSafetensorsMetadata(Path("a.safetensors"), {{"measured_mean_k", "1.5"}, {"profile", "eco"}}),
+              IsOk());
+  RoutingWeights after;
+  ASSERT_THAT(LoadAllocator(Path("a.safetensors"), model_->config, &after), IsOk());
+  EXPECT_EQ(after.allocators[0].name, "eco");
+  EXPECT_EQ(after.allocators[0].measured_mean_k(), 1.5);
+  EXPECT_EQ(after.allocators[0].metadata.at("lambda"), "0.03");
+  EXPECT_EQ(after.allocators[0].layers, before.allocators[0].layers);
+  EXPECT_FALSE(std::filesystem::exists(Path("a.safetensors.tmp")));
+  EXPECT_THAT(UpdateSafetensorsMetadata(Path("missing.safetensors"), {}),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing.safetensors")));
 }
 
 // Every policy end to end through the session: k stays in range (0..1 under null experts with k' = 1),

@@ -18,7 +18,7 @@ struct Routed {
 
 // Routes T tokens over E experts with fused logits rows of E + ea + m columns.
 Routed Route(const std::vector<float>& logits, int64_t e, int64_t ea, int64_t m, bool renormalize,
-             const std::vector<TokenRoute>& routes) {
+             const std::vector<TokenRoute>& routes, uint32_t allocator_present = ~0u) {
   const int64_t cols = e + ea + m, t = static_cast<int64_t>(routes.size());
   Routed r;
   r.k.assign(static_cast<size_t>(t), -7);
@@ -30,6 +30,7 @@ Routed Route(const std::vector<float>& logits, int64_t e, int64_t ea, int64_t m,
   p.rows = t;
   p.num_experts = e;
   p.allocator_cols = ea;
+  p.allocator_present = allocator_present;
   p.null_cols = m;
   p.renormalize = renormalize;
   p.routes = routes.data();
@@ -99,6 +100,31 @@ TEST(RouteTokens, AdaKTakesKFromTheAllocatorAndWeightsNatively) {
   logits[4 + 1] = 3.0f;
   r.max_k = 4;
   EXPECT_EQ(Route(logits, 4, 4, 0, true, {r}).k[0], 2);
+}
+
+// Allocator profiles: each token reads its own profile's E columns; a profile absent from the layer (its
+// bit clear) falls back to the token's k, as a layer without an allocator does.
+TEST(RouteTokens, AdaKReadsTheTokensOwnAllocatorProfile) {
+  std::vector<float> logits(kRouter.begin(), kRouter.end());
+  for (float a : {0.0f, -1.0f, 3.0f, 2.5f}) logits.push_back(a);  // profile 0: action 2 -> k = 3
+  for (float a : {5.0f, -1.0f, 0.0f, 0.0f}) logits.push_back(a);  // profile 1: action 0 -> k = 1
+  for (float a : {0.0f, 0.0f, 0.0f, 9.0f}) logits.push_back(a);   // profile 2: action 3 -> k = 4
+  TokenRoute r;
+  r.policy = RoutePolicy::kAdaK;
+  r.k = 2;
+  r.min_k = 1;
+  r.max_k = 4;
+  std::vector<TokenRoute> routes(3, r);
+  routes[1].profile = 1;
+  routes[2].profile = 2;
+  std::vector<float> rows;
+  for (int t = 0; t < 3; ++t) rows.insert(rows.end(), logits.begin(), logits.end());
+  EXPECT_EQ(Route(rows, 4, 12, 0, true, routes).k, (std::vector<int32_t>{3, 1, 4}));
+  // Profile 1 has no allocator in this layer: its token takes k = 2.
+  EXPECT_EQ(Route(rows, 4, 12, 0, true, routes, 0b101u).k, (std::vector<int32_t>{3, 2, 4}));
+  // A profile beyond the gate's columns also falls back (never reads past the row).
+  routes[2].profile = 3;
+  EXPECT_EQ(Route(rows, 4, 12, 0, true, routes).k, (std::vector<int32_t>{3, 1, 2}));
 }
 
 // Null experts: softmax over E + m, top-k' over all, keep true experts, renormalise over them.

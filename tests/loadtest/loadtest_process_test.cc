@@ -28,7 +28,7 @@ class LoadtestProcessTest : public ::testing::Test {
   static void SetUpTestSuite() {
     server::ServerAppOptions options;
     options.model_dir = DefaultModelDir();
-    options.allocator = DefaultAllocator();
+    options.allocators = {engine::AllocatorFile{"", DefaultAllocator()}};
     options.grpc_port = 0;
     options.http_port = 0;
     options.threads = 1;

@@ -118,7 +118,8 @@ class FakeExecutor final : public StepExecutor {
         block_size_(block_size),
         kv_(static_cast<size_t>(num_blocks * block_size), -1) {
     // A (zero) allocator for every layer, so the adak policy validates.
-    routing_.allocator.assign(kLayers, std::vector<float>(static_cast<size_t>(kExperts * 8), 0.0f));
+    routing_.allocators.resize(1);
+    routing_.allocators[0].layers.assign(kLayers, std::vector<float>(static_cast<size_t>(kExperts * 8), 0.0f));
   }
 
   [[nodiscard]] const engine::ModelConfig& config() const override { return config_; }

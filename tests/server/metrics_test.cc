@@ -129,9 +129,9 @@ TEST(Metrics, PerExpertSeriesFollowTheCardinalityLimit) {
   big.num_experts = 64;
   big.moe_layers.assign(32, true);  // 32 x 64 = 2048 > 512
   EXPECT_THAT(Metrics(big).Serialize(), Not(HasSubstr("adak_expert_tokens_total")));
-  EXPECT_THAT(Metrics(big, MetricsOptions{.per_expert = true}).Serialize(),
+  EXPECT_THAT(Metrics(big, MetricsOptions{.per_expert = true, .allocator_profiles = {}}).Serialize(),
               HasSubstr("adak_expert_tokens_total{expert=\"63\",layer=\"31\"} 0\n"));
-  EXPECT_THAT(Metrics(SmallConfig(), MetricsOptions{.per_expert = false}).Serialize(),
+  EXPECT_THAT(Metrics(SmallConfig(), MetricsOptions{.per_expert = false, .allocator_profiles = {}}).Serialize(),
               Not(HasSubstr("adak_expert_tokens_total")));
   EXPECT_THAT(Metrics(SmallConfig()).Serialize(), HasSubstr("adak_expert_tokens_total{"));
 }

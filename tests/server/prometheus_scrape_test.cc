@@ -162,7 +162,7 @@ TEST(PrometheusScrape, FindsPerLayerExpertHistogramsAndFlopCounters) {
   }
   ServerAppOptions options;
   options.model_dir = ::adak::testing::DefaultModelDir();
-  options.allocator = ::adak::testing::DefaultAllocator();
+  options.allocators = {engine::AllocatorFile{"", ::adak::testing::DefaultAllocator()}};
   options.grpc_port = -1;
   options.http_port = 0;
   options.threads = 1;

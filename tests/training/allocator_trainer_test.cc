@@ -73,11 +73,11 @@ TEST_P(AllocatorTrainerRolloutTest, PenalisedRewardImproves) {
   ASSERT_THAT((*trainer)->Save(path, {{"model", "tiny"}}), IsOk());
   engine::RoutingWeights loaded;
   ASSERT_THAT(LoadAllocator(path, model_->config, &loaded), IsOk());
-  EXPECT_EQ(loaded.allocator_metadata.at("format"), "adak-allocator");
-  EXPECT_EQ(loaded.allocator_metadata.at("lambda"), "0.05");
-  EXPECT_EQ(loaded.allocator_metadata.at("steps"), "40");
-  EXPECT_EQ(loaded.allocator_metadata.at("rollout"), RolloutModeName(GetParam()));
-  EXPECT_EQ(loaded.allocator, (*trainer)->allocators().allocator);
+  EXPECT_EQ(loaded.allocators[0].metadata.at("format"), "adak-allocator");
+  EXPECT_EQ(loaded.allocators[0].metadata.at("lambda"), "0.05");
+  EXPECT_EQ(loaded.allocators[0].metadata.at("steps"), "40");
+  EXPECT_EQ(loaded.allocators[0].metadata.at("rollout"), RolloutModeName(GetParam()));
+  EXPECT_EQ(loaded.allocators[0].layers, (*trainer)->allocators().allocators[0].layers);
 }
 
 INSTANTIATE_TEST_SUITE_P(Rollouts, AllocatorTrainerRolloutTest,
@@ -133,8 +133,8 @@ TEST_F(AllocatorTrainerTest, ResumesFromCheckpoint) {
   ASSERT_THAT((*resumed)->Resume(ckpt), IsOk());
   EXPECT_EQ((*resumed)->steps_done(), 3);
   for (int i = 0; i < 3; ++i) ASSERT_THAT((*resumed)->Step().status(), IsOk());
-  const auto& a = (*straight)->allocators().allocator;
-  const auto& b = (*resumed)->allocators().allocator;
+  const auto& a = (*straight)->allocators().allocators[0].layers;
+  const auto& b = (*resumed)->allocators().allocators[0].layers;
   ASSERT_EQ(a.size(), b.size());
   for (size_t l = 0; l < a.size(); ++l) {
     ASSERT_EQ(a[l].size(), b[l].size());
@@ -192,10 +192,10 @@ TEST_F(AllocatorTrainerTest, SchedulesAndAdvantageNormalisation) {
   ASSERT_THAT((*trainer)->Save(path, {}), IsOk());
   engine::RoutingWeights loaded;
   ASSERT_THAT(LoadAllocator(path, model_->config, &loaded), IsOk());
-  EXPECT_EQ(loaded.allocator_metadata.at("advantage_norm"), "standardize");
-  EXPECT_EQ(loaded.allocator_metadata.at("lr_schedule"), "cosine");
-  EXPECT_EQ(loaded.allocator_metadata.at("lambda_warmup"), "2");
-  EXPECT_EQ(loaded.allocator_metadata.at("reward_gamma"), "0.5");
+  EXPECT_EQ(loaded.allocators[0].metadata.at("advantage_norm"), "standardize");
+  EXPECT_EQ(loaded.allocators[0].metadata.at("lr_schedule"), "cosine");
+  EXPECT_EQ(loaded.allocators[0].metadata.at("lambda_warmup"), "2");
+  EXPECT_EQ(loaded.allocators[0].metadata.at("reward_gamma"), "0.5");
 }
 
 TEST_F(AllocatorTrainerTest, GreedyKOfAZeroAllocatorIsOne) {

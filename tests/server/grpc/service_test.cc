@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -34,7 +35,8 @@ using ::testing::HasSubstr;
 ServerAppOptions TestOptions() {
   ServerAppOptions o;
   o.model_dir = DefaultModelDir();
-  o.allocator = DefaultAllocator();
+  o.allocators = {engine::AllocatorFile{"", DefaultAllocator()},
+                  engine::AllocatorFile{"", ::adak::testing::EcoAllocator()}};
   o.grpc_port = 0;
   o.http_port = -1;
   o.threads = 1;
@@ -47,15 +49,17 @@ ServerAppOptions TestOptions() {
 const std::vector<int32_t> kReferencePromptIds = {504, 458, 258, 421, 11, 405, 288, 258, 388, 816, 666};
 
 // The 48 greedy tokens after kReferencePromptIds (ignore_eos), as `adak generate --max-tokens 48
-// --ignore-eos` prints them (ids: `adak tokenize` of that text) with native top-2 and with Ada-K (the
-// shipped allocator). The first is reference.json's fp32 PyTorch top-1, 1046 " Max".
+// --ignore-eos` prints them (ids: `adak tokenize` of that text) with native top-2 and with Ada-K (the shipped
+// "eco" profile, allocator-eco.safetensors). The first is reference.json's fp32 PyTorch top-1, 1046 " Max".
 struct GreedyContinuation {
   const char* policy;
+  const char* profile;
   std::vector<int32_t> ids;
   const char* text;
 };
 const GreedyContinuation kGreedyTopK = {
     "topk",
+    "",
     {1046, 13,  1046, 651, 270,  417,  340, 331, 896, 13,  645, 384, 11,   1046, 479, 270,
      261,  767, 340,  331, 469,  11,   258, 388, 527, 666, 543, 13,  543,  288,  413, 481,
      13,   198, 2793, 267, 1576, 1011, 672, 406, 384, 684, 13,  377, 1011, 672,  267, 351},
@@ -63,6 +67,7 @@ const GreedyContinuation kGreedyTopK = {
     "Tim. Tim was very happy.\nMax and Sue played together all day long. They played together and had"};
 const GreedyContinuation kGreedyAdaK = {
     "adak",
+    "eco",
     {1046, 13,  1046, 651, 270, 417, 340,  331,  896, 267, 810, 617, 261, 767, 13,  645,
      384,  11,  1046, 461, 258, 467, 11,   2387, 816, 13,  348, 288, 413, 481, 267, 522,
      270,  417, 340,  305, 13,  198, 2793, 335,  11,  344, 40,  745, 411, 581, 11,  314},
@@ -70,7 +75,7 @@ const GreedyContinuation kGreedyAdaK = {
     "very happy and wanted to play with it.\nMax said, \"I don't know, I"};
 
 // Expert activations of kReferencePromptIds alone (11 tokens x 4 MoE layers): native top-2 runs 2 experts
-// everywhere; the shipped allocator picks 75 (`adak generate --max-tokens 1` and `adak logits --trace`).
+// everywhere; the shipped eco profile picks 75 (`adak generate --max-tokens 1` and `adak logits --trace`).
 constexpr int64_t kPromptActivationsTopK = 88;
 constexpr int64_t kPromptActivationsAdaK = 75;
 
@@ -130,6 +135,45 @@ TEST_F(GrpcServiceTest, GetModelInfoDescribesTheModelAndItsPolicies) {
   EXPECT_THAT(info.routing_policies(), ::testing::ElementsAre("topk", "adak", "topp", "threshold"));
   EXPECT_THAT(info.eos_token_ids(), ::testing::ElementsAre(4095));
   EXPECT_EQ(info.total_parameters(), 7'872'192);
+  // The two shipped allocator profiles, the default first, with what `adak eval --record` measured.
+  ASSERT_EQ(info.allocator_profiles_size(), 2);
+  EXPECT_EQ(info.allocator_profiles(0).name(), "balanced");
+  EXPECT_EQ(info.allocator_profiles(1).name(), "eco");
+  for (const adak::v1::AllocatorProfile& profile : info.allocator_profiles()) {
+    ASSERT_TRUE(profile.has_measured_mean_k()) << profile.name();
+    ASSERT_TRUE(profile.has_measured_ppl_delta()) << profile.name();
+    EXPECT_GT(profile.measured_mean_k(), 1.0);
+    EXPECT_LT(profile.measured_mean_k(), 2.0);
+    EXPECT_THAT(profile.measured_on(), HasSubstr("valid.txt"));
+  }
+  EXPECT_LE(info.allocator_profiles(0).measured_ppl_delta(), 0.02);
+}
+
+// A request picks a profile by name: naming it alone selects Ada-K; the default profile is what policy adak
+// runs; an unknown profile, or one with another policy, is InvalidArgument naming routing.profile.
+TEST_F(GrpcServiceTest, RoutingProfilePicksTheAllocator) {
+  auto activations = [&](const std::string& policy, const std::string& profile) {
+    adak::v1::GenerateRequest request = GreedyRequest("", 1, policy);
+    request.mutable_routing()->set_profile(profile);
+    for (int32_t id : kReferencePromptIds) request.add_token_ids(id);
+    adak::v1::GenerateResponse response;
+    const grpc::Status status = Generate(request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.usage().expert_activations();
+  };
+  EXPECT_EQ(activations("", "eco"), kPromptActivationsAdaK);
+  EXPECT_EQ(activations("adak", "balanced"), activations("adak", ""));
+  EXPECT_NE(activations("adak", "balanced"), kPromptActivationsAdaK);
+  for (const auto& [policy, profile, message] :
+       {std::tuple{"adak", "nope", "routing.profile 'nope' is not loaded (profiles: balanced, eco)"},
+        std::tuple{"topk", "eco", "routing.profile applies to routing.policy 'adak' only, not 'topk'"}}) {
+    adak::v1::GenerateRequest request = GreedyRequest("hi", 1, policy);
+    request.mutable_routing()->set_profile(profile);
+    adak::v1::GenerateResponse response;
+    const grpc::Status status = Generate(request, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr(message));
+  }
 }
 
 // stories-moe-small's tokenizer.json is stories-mixtral's, byte for byte: the ids and tokens are those HF
@@ -167,6 +211,7 @@ TEST_F(GrpcServiceTest, GreedyGenerateMatchesTheReferenceContinuations) {
     const std::string policy = want->policy;
     ASSERT_EQ(want->ids.size(), 48u) << policy;
     adak::v1::GenerateRequest request = GreedyRequest("", static_cast<int>(want->ids.size()), policy);
+    request.mutable_routing()->set_profile(want->profile);
     for (int32_t id : kReferencePromptIds) request.add_token_ids(id);
     adak::v1::GenerateResponse response;
     const grpc::Status status = Generate(request, &response);
@@ -199,6 +244,7 @@ TEST_F(GrpcServiceTest, UsageCountsExpertActivationsAndFlopsSaved) {
   for (const auto& [policy, want] :
        {std::pair{"topk", kPromptActivationsTopK}, std::pair{"adak", kPromptActivationsAdaK}}) {
     adak::v1::GenerateRequest request = GreedyRequest("", 1, policy);
+    if (std::string(policy) == "adak") request.mutable_routing()->set_profile("eco");
     for (int32_t id : kReferencePromptIds) request.add_token_ids(id);
     request.set_return_routing_stats(true);
     adak::v1::GenerateResponse response;

@@ -1,5 +1,5 @@
 // The fixture of the HTTP gateway tests: one real in-process ServerApp (HTTP only, on an ephemeral port)
-// over models/stories-moe-small and its trained allocator for the whole suite, and helpers to call it over
+// over models/stories-moe-small and its two allocator profiles for the whole suite, and helpers to call it over
 // loopback and check OpenAI error bodies.
 #ifndef ADAK_TESTS_SERVER_HTTP_GATEWAY_FIXTURE_H_
 #define ADAK_TESTS_SERVER_HTTP_GATEWAY_FIXTURE_H_
@@ -21,7 +21,9 @@ class GatewayFixture : public ::testing::Test {
   static void SetUpTestSuite() {
     ServerAppOptions options;
     options.model_dir = ::adak::testing::DefaultModelDir();
-    options.allocator = ::adak::testing::DefaultAllocator();
+    // The default model's two shipped profiles, as scripts/run.sh serves them.
+    options.allocators = {engine::AllocatorFile{"", ::adak::testing::DefaultAllocator()},
+                          engine::AllocatorFile{"", ::adak::testing::EcoAllocator()}};
     options.grpc_port = -1;
     options.http_port = 0;
     options.threads = 1;

@@ -243,6 +243,80 @@ TEST_F(HttpGatewayTest, AdakRoutingExtensionChangesExpertActivations) {
   for (const Json& k : native["mean_k_per_layer"]) EXPECT_DOUBLE_EQ(k.get<double>(), 2.0);
 }
 
+// Allocator profiles: /v1/models lists each as "<model>:<profile>" with its parent and what was measured for
+// it; a request picks one by that model name or by adak.routing.profile (the same routing either way), the
+// default profile is what policy adak alone runs, and the eco profile runs fewer experts.
+TEST_F(HttpGatewayTest, AllocatorProfilesAreListedAndChosenPerRequest) {
+  const std::string name = app_->context()->model_name;
+  const Json list = Parse(Get("/v1/models"));
+  ASSERT_EQ(list["data"].size(), 3u) << list.dump();
+  const Json& balanced = list["data"][1];
+  const Json& eco = list["data"][2];
+  EXPECT_EQ(balanced["id"], name + ":balanced");
+  EXPECT_EQ(eco["id"], name + ":eco");
+  for (const Json* profile : {&balanced, &eco}) {
+    EXPECT_EQ((*profile)["parent"], name);
+    EXPECT_EQ((*profile)["root"], name);
+    EXPECT_EQ((*profile)["adak"]["routing"], "adak");
+    EXPECT_TRUE((*profile)["adak"]["measured_mean_k"].is_number()) << profile->dump();
+    EXPECT_TRUE((*profile)["adak"]["measured_ppl_delta"].is_number()) << profile->dump();
+    EXPECT_THAT((*profile)["adak"]["measured_on"].get<std::string>(), HasSubstr("valid.txt"));
+  }
+  EXPECT_EQ(balanced["adak"]["default_profile"], true);
+  EXPECT_EQ(eco["adak"]["default_profile"], false);
+  // The shipped default costs at most 2% perplexity; eco saves more experts for more perplexity.
+  EXPECT_LE(balanced["adak"]["measured_ppl_delta"].get<double>(), 0.02);
+  EXPECT_LT(eco["adak"]["measured_mean_k"].get<double>(), balanced["adak"]["measured_mean_k"].get<double>());
+  EXPECT_GT(eco["adak"]["measured_ppl_delta"].get<double>(), balanced["adak"]["measured_ppl_delta"].get<double>());
+  EXPECT_EQ(Parse(Get("/v1/models/" + name + ":eco"))["id"], name + ":eco");
+  ExpectError(Get("/v1/models/" + name + ":nope"), 404, "model");
+
+  auto run = [&](const std::string& model, const Json& routing) {
+    Json request = Greedy("Once upon a time there was a little", 16);
+    request["model"] = model;
+    request["adak"] = {{"routing", routing}, {"return_routing_stats", true}};
+    const HttpResponse response = Post(request);
+    EXPECT_EQ(response.status, 200) << response.body;
+    const Json json = Parse(response);
+    return std::make_pair(json["choices"][0]["text"], json["usage"]["adak"]["expert_activations"]);
+  };
+  const auto by_model = run(name + ":eco", Json::object());
+  EXPECT_EQ(run(name, {{"profile", "eco"}}), by_model);
+  EXPECT_EQ(run(name, {{"policy", "adak"}, {"profile", "eco"}}), by_model);
+  EXPECT_EQ(run(name + ":eco", {{"profile", "eco"}}), by_model);
+  const auto plain_adak = run(name, {{"policy", "adak"}});
+  EXPECT_EQ(run(name + ":balanced", Json::object()), plain_adak);
+  EXPECT_LT(by_model.second.get<int64_t>(), plain_adak.second.get<int64_t>());
+  // Chat completions take the profile's model name too.
+  Json chat = {{"model", name + ":eco"},
+               {"messages", Json::array({{{"role", "user"}, {"content", "A cat"}}})},
+               {"max_tokens", 4},
+               {"temperature", 0}};
+  EXPECT_EQ(Post(chat, "/v1/chat/completions").status, 200);
+
+  Json bad = Greedy("hi", 2);
+  bad["model"] = name + ":nope";
+  ExpectError(Post(bad), 404, "model");
+  EXPECT_THAT(Post(bad).body, HasSubstr("balanced, eco"));
+  bad["model"] = name + ":eco";
+  bad["adak"] = {{"routing", {{"profile", "balanced"}}}};
+  ExpectError(Post(bad), 400, "adak.routing.profile");
+  bad["model"] = name;
+  bad["adak"] = {{"routing", {{"policy", "topk"}, {"profile", "eco"}}}};
+  ExpectError(Post(bad), 400, "adak.routing.profile");
+  bad["adak"] = {{"routing", {{"profile", "nope"}}}};
+  ExpectError(Post(bad), 400, "adak.routing.profile");
+  EXPECT_THAT(Post(bad).body, HasSubstr("not loaded (profiles: balanced, eco)"));
+  bad["adak"] = {{"routing", {{"profile", 3}}}};
+  ExpectError(Post(bad), 400, "adak.routing.profile");
+
+  // The metrics carry the profile.
+  const std::string metrics = Get("/metrics").body;
+  EXPECT_THAT(metrics, HasSubstr("adak_routing_tokens_total{policy=\"adak\",profile=\"eco\"}"));
+  EXPECT_THAT(metrics, HasSubstr("adak_routing_expert_assignments_total{policy=\"adak\",profile=\"balanced\"}"));
+  EXPECT_THAT(metrics, HasSubstr("adak_routing_tokens_total{policy=\"topk\"}"));
+}
+
 // The training-free rules over HTTP: on this top-2 model the threshold rule at t and top-p with the model's
 // weighting at p = 1 / (1 + t) keep the second expert for the same tokens, so they run the same experts and
 // write the same text; both run fewer experts than native top-2, and raw top-p is a different rule.
@@ -372,10 +446,11 @@ TEST_F(HttpGatewayTest, ModelsHealthAndReadiness) {
   ASSERT_EQ(models.status, 200);
   const Json list = Parse(models);
   EXPECT_EQ(list["object"], "list");
-  ASSERT_EQ(list["data"].size(), 1u);
+  ASSERT_EQ(list["data"].size(), 3u);  // the model and its two allocator profiles
   EXPECT_EQ(list["data"][0]["id"], name);
   EXPECT_EQ(list["data"][0]["object"], "model");
   EXPECT_EQ(list["data"][0]["max_model_len"], 512);
+  EXPECT_FALSE(list["data"][0].contains("parent"));
   EXPECT_EQ(Get("/v1/models/" + name).status, 200);
   ExpectError(Get("/v1/models/other"), 404, "model");
 
