@@ -48,6 +48,8 @@ struct TrainFlags {
   std::string lr_schedule = "constant";
   std::string rollout = "joint";
   int64_t seed = 0;
+  double init_threshold = 0.0;
+  CLI::Option* init_threshold_option = nullptr;
 };
 
 absl::Status Train(const TrainFlags& flags) {
@@ -69,6 +71,11 @@ absl::Status Train(const TrainFlags& flags) {
           StrCatStd("--warm-start-p must be auto, none or a number in (0, 1], got '", warm, "'"));
     }
     o.warm_start_p = p;
+  }
+  if (Given(flags.init_threshold_option)) {
+    if (o.version != 2) return absl::InvalidArgumentError("--init-threshold needs --allocator-version 2");
+    o.init_threshold = flags.init_threshold;
+    o.warm_start = false;  // the rule is the start
   }
   const std::string log_path = flags.log.empty() ? out + ".log.jsonl" : flags.log;
   const std::string ckpt_path = out + ".ckpt";
@@ -188,6 +195,13 @@ CommandFn SetUpTrainAllocator(CLI::App* command) {
   AddDouble(command, "reward-gamma", &o.reward_gamma,
             "also credit a token with the later tokens' advantages in its window, discounted by G; 0 = its own only",
             0.0, 1.0);
+  AddInt(command, "allocator-version", &o.version,
+         "1: the paper's allocator (W x); 2: W x + U f + b over the router's sorted log probabilities "
+         "(engine/routing_weights.h)",
+         1, 2);
+  flags->init_threshold_option =
+      AddDouble(command, "init-threshold", &flags->init_threshold,
+                "--allocator-version 2: start from the threshold rule at T (no P-Warm warm start)", 1e-6, 1.0);
   return [flags] { return Train(*flags); };
 }
 

@@ -94,9 +94,11 @@ struct MoeArgs {
   // Fused gate rows [E + Ea + M, H]: the router's E rows, then the Ada-K allocators' Ea (P * E for P
   // profiles, or 0), then M null-expert rows: one GEMM gives every routing logit of the layer.
   Tensor gate;
-  int64_t num_experts = 0;                      // E
-  int64_t allocator_rows = 0;                   // Ea
-  uint32_t allocator_present = ~0u;             // bit p: profile p has an allocator in this layer
+  int64_t num_experts = 0;           // E
+  int64_t allocator_rows = 0;        // Ea
+  uint32_t allocator_present = ~0u;  // bit p: profile p has an allocator in this layer
+  // [P] or empty (every profile version 1): device pointers to each version-2 profile's U and b.
+  std::span<const kernels::AllocatorExtras> allocator_extras;
   int64_t null_rows = 0;                        // M
   bool renormalize = false;                     // the model's native rule (norm_topk_prob)
   int64_t layer = 0;                            // model layer index (keys sampled routing draws)

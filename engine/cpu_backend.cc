@@ -165,6 +165,7 @@ void CpuBackend::Moe(const MoeArgs& a) {
   r.num_experts = e;
   r.allocator_cols = a.allocator_rows;
   r.allocator_present = a.allocator_present;
+  r.allocator_extras = a.allocator_extras.empty() ? nullptr : a.allocator_extras.data();
   r.null_cols = a.null_rows;
   r.renormalize = a.renormalize;
   r.layer = a.layer;

@@ -61,7 +61,40 @@ absl::Status ModelRunner::PrepareGate(const LayerWeights& lw, size_t layer, Laye
   ASSIGN_OR_RETURN(l->gate_storage, backend_->Allocate(host.size() * sizeof(float)));
   RETURN_IF_ERROR(backend_->Upload(host.data(), host.size() * sizeof(float), l->gate_storage->data()));
   l->gate = l->gate_storage->View(DType::kF32, rows, h);
+  // Version-2 profiles: U and b, one buffer each profile.
+  for (int64_t p = 0; p < profiles; ++p) {
+    const AllocatorProfile& profile = routing_.allocators[static_cast<size_t>(p)];
+    if (((l->allocator_present >> p) & 1u) == 0 || profile.version < 2) continue;
+    l->allocator_extras.resize(static_cast<size_t>(profiles));
+    l->extras_storage.resize(static_cast<size_t>(profiles));
+    std::vector<float> extras = profile.router_weight[layer];
+    extras.insert(extras.end(), profile.bias[layer].begin(), profile.bias[layer].end());
+    std::unique_ptr<DeviceBuffer>& buffer = l->extras_storage[static_cast<size_t>(p)];
+    ASSIGN_OR_RETURN(buffer, backend_->Allocate(extras.size() * sizeof(float)));
+    RETURN_IF_ERROR(backend_->Upload(extras.data(), extras.size() * sizeof(float), buffer->data()));
+    const auto* u = static_cast<const float*>(buffer->data());
+    l->allocator_extras[static_cast<size_t>(p)] = {u, u + e * e};
+  }
   return absl::OkStatus();
+}
+
+absl::Status ModelRunner::SetAllocatorExtras(int64_t profile, int64_t layer, std::span<const float> router_weight,
+                                             std::span<const float> bias) {
+  const int64_t e = config_.num_experts;
+  if (layer < 0 || layer >= static_cast<int64_t>(layers_.size()) || profile < 0 ||
+      static_cast<size_t>(profile) >= layers_[static_cast<size_t>(layer)].extras_storage.size() ||
+      layers_[static_cast<size_t>(layer)].extras_storage[static_cast<size_t>(profile)] == nullptr) {
+    return absl::FailedPreconditionError(
+        StrCatStd("set allocator extras: layer ", layer, " has no version-2 allocator of profile ", profile));
+  }
+  if (static_cast<int64_t>(router_weight.size()) != e * e || static_cast<int64_t>(bias.size()) != e) {
+    return absl::InvalidArgumentError(StrCatStd("set allocator extras: layer ", layer, " needs ", e * e, " + ", e,
+                                                " values, got ", router_weight.size(), " + ", bias.size()));
+  }
+  auto* dst =
+      static_cast<float*>(layers_[static_cast<size_t>(layer)].extras_storage[static_cast<size_t>(profile)]->data());
+  RETURN_IF_ERROR(backend_->Upload(router_weight.data(), router_weight.size() * sizeof(float), dst));
+  return backend_->Upload(bias.data(), bias.size() * sizeof(float), dst + e * e);
 }
 
 absl::Status ModelRunner::SetAllocator(int64_t profile, int64_t layer, std::span<const float> rows) {
@@ -341,6 +374,7 @@ absl::Status ModelRunner::RunMoe(size_t li, const Layer& l, int64_t num_tokens, 
   m.num_experts = c.num_experts;
   m.allocator_rows = l.allocator_rows;
   m.allocator_present = l.allocator_present;
+  m.allocator_extras = l.allocator_extras;
   m.null_rows = l.null_rows;
   m.renormalize = c.norm_topk_prob;
   m.layer = static_cast<int64_t>(li);

@@ -78,6 +78,10 @@ class ModelRunner {
   // a training step. Errors: FailedPrecondition when the runner was created without that profile's allocator
   // for that layer; InvalidArgument for a wrong size.
   [[nodiscard]] absl::Status SetAllocator(int64_t profile, int64_t layer, std::span<const float> rows);
+  // The same for a version-2 profile's router weight U ([E * E]) and bias b ([E]). Errors: FailedPrecondition
+  // when that profile's allocator is not version 2 in that layer; InvalidArgument for wrong sizes.
+  [[nodiscard]] absl::Status SetAllocatorExtras(int64_t profile, int64_t layer, std::span<const float> router_weight,
+                                                std::span<const float> bias);
 
   [[nodiscard]] const ModelConfig& config() const { return config_; }
   [[nodiscard]] Backend* backend() const { return backend_; }
@@ -90,8 +94,11 @@ class ModelRunner {
     bool is_moe = false;
     Tensor gate, shared_gate;  // gate: fused [E + Ea + M, H] routing rows (see MoeArgs)
     int64_t allocator_rows = 0, null_rows = 0;
-    uint32_t allocator_present = 0;              // bit p: profile p's rows in the gate are its allocator (else zeros)
-    std::unique_ptr<DeviceBuffer> gate_storage;  // owns `gate` when it is a fused fp32 copy
+    uint32_t allocator_present = 0;  // bit p: profile p's rows in the gate are its allocator (else zeros)
+    // [P] when some profile is version 2 (else empty): its U and b in extras_storage, nullptr for version 1.
+    std::vector<kernels::AllocatorExtras> allocator_extras;
+    std::vector<std::unique_ptr<DeviceBuffer>> extras_storage;  // [P]: U [E * E] then b [E], or null
+    std::unique_ptr<DeviceBuffer> gate_storage;                 // owns `gate` when it is a fused fp32 copy
     std::vector<MlpTensors> experts;
     MlpTensors shared, mlp;
   };

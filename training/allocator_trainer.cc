@@ -56,6 +56,11 @@ absl::Status ValidateTrainAllocatorOptions(const TrainAllocatorOptions& o, const
   if (o.warm_start_p && !(*o.warm_start_p > 0.0 && *o.warm_start_p <= 1.0)) {
     return bad(StrCatStd("--warm-start-p must be 'auto' or in (0, 1], got ", *o.warm_start_p));
   }
+  if (o.version != 1 && o.version != 2) return bad(StrCatStd("--allocator-version must be 1 or 2, got ", o.version));
+  if (o.init_threshold && (o.version != 2 || !(*o.init_threshold > 0.0 && *o.init_threshold <= 1.0))) {
+    return bad(
+        StrCatStd("--init-threshold needs --allocator-version 2 and a value in (0, 1], got ", *o.init_threshold));
+  }
   if (c.num_moe_layers() == 0) return bad("the model has no MoE layer to train an allocator for");
   return absl::OkStatus();
 }
@@ -80,9 +85,17 @@ absl::StatusOr<std::unique_ptr<AllocatorTrainer>> AllocatorTrainer::Create(const
   RETURN_IF_ERROR(ValidateTrainAllocatorOptions(options, c, static_cast<int64_t>(data.size())));
   std::unique_ptr<AllocatorTrainer> t(new AllocatorTrainer(model, std::move(data), options));
   const int64_t e = c.num_experts, h = c.hidden_size;
-  t->weights_.allocators.resize(1);
-  t->weights_.allocators[0].name = "default";
-  t->weights_.allocators[0].layers.assign(static_cast<size_t>(c.num_layers), {});
+  const auto layers = static_cast<size_t>(c.num_layers);
+  engine::AllocatorProfile& profile = t->weights_.allocators.emplace_back();
+  profile.name = "default";
+  profile.version = options.version;
+  profile.layers.assign(layers, {});
+  if (options.version == 2) {
+    profile.router_weight.assign(layers, {});
+    profile.bias.assign(layers, {});
+  }
+  t->state_dim_ = options.version == 2 ? h + e + 1 : h;
+  t->policy_.assign(layers, {});
   AdamW::Options adam;
   adam.lr = options.lr;
   adam.weight_decay = options.weight_decay;
@@ -91,15 +104,22 @@ absl::StatusOr<std::unique_ptr<AllocatorTrainer>> AllocatorTrainer::Create(const
       t->optimizers_.push_back(nullptr);
       continue;
     }
-    t->weights_.allocators[0].layers[static_cast<size_t>(l)].assign(static_cast<size_t>(e * h),
-                                                                    0.0f);  // uniform policy
-    t->optimizers_.push_back(std::make_unique<AdamW>(static_cast<size_t>(e * h), adam));
+    const auto layer = static_cast<size_t>(l);
+    profile.layers[layer].assign(static_cast<size_t>(e * h), 0.0f);  // uniform policy
+    if (options.version == 2) {
+      profile.router_weight[layer].assign(static_cast<size_t>(e * e), 0.0f);
+      profile.bias[layer].assign(static_cast<size_t>(e), 0.0f);
+    }
+    t->policy_[layer].assign(static_cast<size_t>(e * t->state_dim_), 0.0f);
+    if (options.init_threshold) t->InitThresholdRule(layer, *options.init_threshold);
+    t->optimizers_.push_back(std::make_unique<AdamW>(t->policy_[layer].size(), adam));
   }
   ASSIGN_OR_RETURN(t->backend_, engine::CreateBackend("cpu", {.num_threads = options.num_threads}));
   const int64_t blocks = options.batch * engine::BlocksFor(options.seq_len, kBlockSize);
   ASSIGN_OR_RETURN(t->cache_, engine::KvCache::Create(t->backend_.get(), c, blocks, kBlockSize));
   ASSIGN_OR_RETURN(t->runner_,
                    engine::ModelRunner::Create(c, model.weights, t->weights_, t->backend_.get(), t->cache_.get()));
+  RETURN_IF_ERROR(t->PushAllocators());
   return t;
 }
 
@@ -142,25 +162,89 @@ absl::Status AllocatorTrainer::Forward(const std::vector<std::vector<int32_t>>& 
   return absl::OkStatus();
 }
 
+void AllocatorTrainer::InitThresholdRule(size_t l, double t) {
+  const int64_t e = model_.config.num_experts, h = model_.config.hidden_size, d = state_dim_;
+  std::vector<float> u(static_cast<size_t>(e * e)), b(static_cast<size_t>(e));
+  kernels::ThresholdRuleExtras(e, model_.config.num_experts_per_tok, t, u.data(), b.data());
+  for (int64_t a = 0; a < e; ++a) {  // the row [W = 0 | U_a | b_a]
+    float* row = policy_[l].data() + a * d;
+    std::copy(u.begin() + a * e, u.begin() + (a + 1) * e, row + h);
+    row[h + e] = b[static_cast<size_t>(a)];
+  }
+}
+
 absl::Status AllocatorTrainer::PushAllocators() {
-  for (size_t l = 0; l < weights_.allocators[0].layers.size(); ++l) {
-    if (weights_.allocators[0].layers[l].empty()) continue;
-    RETURN_IF_ERROR(runner_->SetAllocator(0, static_cast<int64_t>(l), weights_.allocators[0].layers[l]));
+  const int64_t e = model_.config.num_experts, h = model_.config.hidden_size, d = state_dim_;
+  engine::AllocatorProfile& profile = weights_.allocators[0];
+  for (size_t l = 0; l < profile.layers.size(); ++l) {
+    if (profile.layers[l].empty()) continue;
+    // The policy's rows are [W | U | b] (version 2) or W.
+    for (int64_t a = 0; a < e; ++a) {
+      const float* row = policy_[l].data() + a * d;
+      std::copy(row, row + h, profile.layers[l].begin() + a * h);
+      if (options_.version == 2) {
+        std::copy(row + h, row + h + e, profile.router_weight[l].begin() + a * e);
+        profile.bias[l][static_cast<size_t>(a)] = row[h + e];
+      }
+    }
+    RETURN_IF_ERROR(runner_->SetAllocator(0, static_cast<int64_t>(l), profile.layers[l]));
+    if (options_.version == 2) {
+      RETURN_IF_ERROR(
+          runner_->SetAllocatorExtras(0, static_cast<int64_t>(l), profile.router_weight[l], profile.bias[l]));
+    }
   }
   return absl::OkStatus();
 }
 
+std::vector<float> AllocatorTrainer::States(size_t l, const std::vector<float>& x) const {
+  if (options_.version != 2) return x;
+  const int64_t e = model_.config.num_experts, h = model_.config.hidden_size, d = state_dim_;
+  const int64_t t = static_cast<int64_t>(x.size()) / h;
+  const std::vector<float> probs = RouterProbs(l, x);
+  std::vector<float> out(static_cast<size_t>(t * d));
+  for (int64_t i = 0; i < t; ++i) {
+    float* row = out.data() + i * d;
+    std::copy(x.begin() + i * h, x.begin() + (i + 1) * h, row);
+    kernels::RouterFeatures(probs.data() + i * e, e, row + h);
+    row[h + e] = 1.0f;
+  }
+  return out;
+}
+
+std::vector<float> AllocatorTrainer::RouterProbs(size_t l, const std::vector<float>& states) const {
+  const int64_t e = model_.config.num_experts, h = model_.config.hidden_size;
+  const int64_t t = static_cast<int64_t>(states.size()) / h;
+  const engine::TensorView& router = model_.weights.layers[l].router;
+  std::vector<float> probs(static_cast<size_t>(t * e));
+  std::vector<double> z(static_cast<size_t>(e));
+  for (int64_t i = 0; i < t; ++i) {
+    const float* x = states.data() + i * h;
+    float* p = probs.data() + i * e;
+    double mx = -1e300;
+    for (int64_t j = 0; j < e; ++j) {
+      double acc = 0.0;
+      for (int64_t k = 0; k < h; ++k)
+        acc += static_cast<double>(kernels::LoadAsF32(router.data, router.dtype, j * h + k)) * x[k];
+      z[static_cast<size_t>(j)] = acc;
+      mx = std::max(mx, acc);
+    }
+    double sum = 0.0;
+    for (double& v : z) sum += (v = std::exp(v - mx));
+    for (int64_t j = 0; j < e; ++j) p[j] = static_cast<float>(z[static_cast<size_t>(j)] / sum);
+  }
+  return probs;
+}
+
 absl::StatusOr<WarmStartStats> AllocatorTrainer::WarmStart() {
   const engine::ModelConfig& c = model_.config;
-  const int64_t e = c.num_experts, h = c.hidden_size;
+  const int64_t e = c.num_experts, d = state_dim_;
   WarmStartStats stats;
   AdamW::Options adam;
   adam.lr = options_.warm_start_lr;
   adam.weight_decay = 0.0;
   std::vector<std::unique_ptr<AdamW>> opt(weights_.allocators[0].layers.size());
   for (size_t l = 0; l < opt.size(); ++l) {
-    if (!weights_.allocators[0].layers[l].empty())
-      opt[l] = std::make_unique<AdamW>(weights_.allocators[0].layers[l].size(), adam);
+    if (!policy_[l].empty()) opt[l] = std::make_unique<AdamW>(policy_[l].size(), adam);
   }
   engine::ForwardOptions fopts;
   fopts.record_router_inputs = true;
@@ -174,26 +258,11 @@ absl::StatusOr<WarmStartStats> AllocatorTrainer::WarmStart() {
     const int64_t t = static_cast<int64_t>(windows.size()) * options_.seq_len;
     // Router probabilities per layer and token, on the host from the recorded states.
     std::vector<std::vector<float>> probs(weights_.allocators[0].layers.size());
+    std::vector<std::vector<float>> states(probs.size());
     for (size_t l = 0; l < probs.size(); ++l) {
       if (weights_.allocators[0].layers[l].empty()) continue;
-      const engine::TensorView& router = model_.weights.layers[l].router;
-      probs[l].resize(static_cast<size_t>(t * e));
-      for (int64_t i = 0; i < t; ++i) {
-        const float* x = result.router_inputs[l].data() + i * h;
-        float* p = probs[l].data() + i * e;
-        double mx = -1e300;
-        std::vector<double> z(static_cast<size_t>(e));
-        for (int64_t j = 0; j < e; ++j) {
-          double acc = 0.0;
-          for (int64_t k = 0; k < h; ++k)
-            acc += static_cast<double>(kernels::LoadAsF32(router.data, router.dtype, j * h + k)) * x[k];
-          z[static_cast<size_t>(j)] = acc;
-          mx = std::max(mx, acc);
-        }
-        double sum = 0.0;
-        for (double& v : z) sum += (v = std::exp(v - mx));
-        for (int64_t j = 0; j < e; ++j) p[j] = static_cast<float>(z[static_cast<size_t>(j)] / sum);
-      }
+      probs[l] = RouterProbs(l, result.router_inputs[l]);
+      states[l] = States(l, result.router_inputs[l]);
     }
     if (s == 0) {
       if (options_.warm_start_p) {
@@ -217,13 +286,12 @@ absl::StatusOr<WarmStartStats> AllocatorTrainer::WarmStart() {
             1;
         label_sum += label + 1;
         ++labels;
-        samples.push_back({std::span<const float>(result.router_inputs[l])
-                               .subspan(static_cast<size_t>(i * h), static_cast<size_t>(h)),
-                           label});
+        samples.push_back(
+            {std::span<const float>(states[l]).subspan(static_cast<size_t>(i * d), static_cast<size_t>(d)), label});
       }
-      std::vector<float> grad(weights_.allocators[0].layers[l].size(), 0.0f);
-      loss += CrossEntropyLossAndGradient(weights_.allocators[0].layers[l], e, samples, grad);
-      opt[l]->Step(weights_.allocators[0].layers[l], grad);
+      std::vector<float> grad(policy_[l].size(), 0.0f);
+      loss += CrossEntropyLossAndGradient(policy_[l], e, samples, grad);
+      opt[l]->Step(policy_[l], grad);
       ++layers;
     }
     loss /= static_cast<double>(layers);
@@ -261,6 +329,9 @@ absl::StatusOr<TrainStepStats> AllocatorTrainer::Step() {
     RETURN_IF_ERROR(RunPerLayerRollouts(windows, &rollouts, &logp_base, &stats));
   }
   SummariseRewards(logp_base, &stats);
+  for (size_t l = 0; l < rollouts.size() && options_.version == 2; ++l) {
+    if (!rollouts[l].x.empty()) rollouts[l].x = States(l, rollouts[l].x);
+  }
 
   PpoParams ppo;
   ppo.clip = options_.clip;
@@ -369,7 +440,7 @@ void AllocatorTrainer::SummariseRewards(const std::vector<double>& logp_base, Tr
 
 std::vector<PolicySample> AllocatorTrainer::PolicySamples(size_t l, const LayerRollout& r, size_t num_windows,
                                                           TrainStepStats* stats) const {
-  const int64_t e = model_.config.num_experts, h = model_.config.hidden_size, len = options_.seq_len;
+  const int64_t e = model_.config.num_experts, h = state_dim_, len = options_.seq_len;
   const int64_t scored = stats->tokens;
   std::vector<double> logp(static_cast<size_t>(e));
   std::vector<PolicySample> samples;
@@ -381,7 +452,7 @@ std::vector<PolicySample> AllocatorTrainer::PolicySamples(size_t l, const LayerR
       PolicySample s;
       s.x = std::span<const float>(r.x).subspan(static_cast<size_t>(t * h), static_cast<size_t>(h));
       s.action = r.k[static_cast<size_t>(t)] - 1;
-      PolicyLogProbs(weights_.allocators[0].layers[l], e, s.x, logp);
+      PolicyLogProbs(policy_[l], e, s.x, logp);
       s.old_log_prob = logp[static_cast<size_t>(s.action)];
       const auto greedy = std::max_element(logp.begin(), logp.end());  // first maximum: ties go to fewer experts
       greedy_sum += greedy - logp.begin() + 1;
@@ -402,9 +473,9 @@ void AllocatorTrainer::UpdateAllocator(size_t l, const LayerRollout& r, size_t n
   PpoLoss loss;
   optimizers_[l]->set_lr(stats->lr);
   for (int64_t epoch = 0; epoch < options_.ppo_epochs; ++epoch) {
-    std::vector<float> grad(weights_.allocators[0].layers[l].size(), 0.0f);
-    loss = PpoLossAndGradient(weights_.allocators[0].layers[l], e, samples, ppo, grad);
-    optimizers_[l]->Step(weights_.allocators[0].layers[l], grad);
+    std::vector<float> grad(policy_[l].size(), 0.0f);
+    loss = PpoLossAndGradient(policy_[l], e, samples, ppo, grad);
+    optimizers_[l]->Step(policy_[l], grad);
   }
   stats->loss += loss.total(ppo.lambda);
   stats->expected_k += loss.expected_k;
@@ -421,12 +492,23 @@ absl::Status AllocatorTrainer::Save(const std::filesystem::path& path,
                        DType::kF32,
                        {c.num_experts, c.hidden_size},
                        Bytes(weights_.allocators[0].layers[l])});
+    if (options_.version == 2) {
+      tensors.push_back({StrCatStd("layers.", l, ".allocator.router_weight"),
+                         DType::kF32,
+                         {c.num_experts, c.num_experts},
+                         Bytes(weights_.allocators[0].router_weight[l])});
+      tensors.push_back({StrCatStd("layers.", l, ".allocator.bias"),
+                         DType::kF32,
+                         {c.num_experts},
+                         Bytes(weights_.allocators[0].bias[l])});
+    }
   }
   // Built with insert_or_assign on a fresh map (GCC 12 -O3 reports a false -Wrestrict for operator[] = "...").
   std::map<std::string, std::string> meta(extra_metadata);
   const std::pair<const char*, std::string> settings[] = {
       {"format", "adak-allocator"},
-      {"version", "1"},
+      {"version", StrCatStd(options_.version)},
+      {"init_threshold", options_.init_threshold ? StrCatStd(*options_.init_threshold) : std::string("none")},
       {"lambda", StrCatStd(options_.lambda)},
       {"steps", StrCatStd(step_)},
       {"batch", StrCatStd(options_.batch)},
@@ -454,9 +536,8 @@ absl::Status AllocatorTrainer::SaveCheckpoint(const std::filesystem::path& path)
   moments.reserve(2 * weights_.allocators[0].layers.size());
   for (size_t l = 0; l < weights_.allocators[0].layers.size(); ++l) {
     if (weights_.allocators[0].layers[l].empty()) continue;
-    const std::vector<int64_t> shape = {c.num_experts, c.hidden_size};
-    tensors.push_back(
-        {StrCatStd("layers.", l, ".allocator.weight"), DType::kF32, shape, Bytes(weights_.allocators[0].layers[l])});
+    const std::vector<int64_t> shape = {c.num_experts, state_dim_};
+    tensors.push_back({StrCatStd("layers.", l, ".allocator.weight"), DType::kF32, shape, Bytes(policy_[l])});
     for (const char* which : {"m", "v"}) {
       const std::vector<double>& src = which[0] == 'm' ? optimizers_[l]->m() : optimizers_[l]->v();
       moments.emplace_back(src.begin(), src.end());
@@ -483,14 +564,13 @@ absl::Status AllocatorTrainer::Resume(const std::filesystem::path& path) {
                                   StrCatStd("layers.", l, ".adam_v")};
     for (int which = 0; which < 3; ++which) {
       const engine::TensorView* v = file->Find(names[which]);
-      if (v == nullptr || v->dtype != DType::kF32 ||
-          static_cast<size_t>(v->numel()) != weights_.allocators[0].layers[l].size()) {
+      if (v == nullptr || v->dtype != DType::kF32 || static_cast<size_t>(v->numel()) != policy_[l].size()) {
         return absl::InvalidArgumentError(
             StrCatStd(path.string(), ": tensor '", names[which], "' is missing or does not match the model"));
       }
       const float* src = reinterpret_cast<const float*>(v->data);
       if (which == 0) {
-        std::copy(src, src + v->numel(), weights_.allocators[0].layers[l].begin());
+        std::copy(src, src + v->numel(), policy_[l].begin());
       } else {
         std::vector<double>& dst = which == 1 ? optimizers_[l]->m() : optimizers_[l]->v();
         std::copy(src, src + v->numel(), dst.begin());

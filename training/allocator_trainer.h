@@ -72,6 +72,12 @@ struct TrainAllocatorOptions {
   // Discount of the later tokens' advantages credited to a token (DiscountWithinSegments over each
   // window, before normalisation); 0 = the paper's per-token advantage.
   double reward_gamma = 0.0;
+  // Allocator format: 1 = the paper's W x; 2 = W x + U f + b over the router's sorted log probabilities
+  // (engine/routing_weights.h), which can express the threshold rule exactly.
+  int version = 1;
+  // Version 2: start from the threshold rule at this t (W = 0) instead of zeros; the P-Warm warm start then
+  // does not run.
+  std::optional<double> init_threshold;
 };
 
 // InvalidArgument naming the option and its range.
@@ -135,7 +141,15 @@ class AllocatorTrainer {
   [[nodiscard]] absl::Status Forward(const std::vector<std::vector<int32_t>>& windows,
                                      const engine::RoutingParams& routing, const engine::ForwardOptions& options,
                                      engine::ForwardResult* result, std::vector<double>* logp);
+  // Splits each layer's policy into the allocator (W; version 2: U and b) and uploads it to the runner.
   [[nodiscard]] absl::Status PushAllocators();
+  // Version 2: layer l's policy set to the threshold rule at t (kernels::ThresholdRuleExtras, W = 0).
+  void InitThresholdRule(size_t l, double t);
+  // The policy's states for layer l from the router inputs x [T, H]: x itself (version 1) or [x | f | 1]
+  // [T, H + E + 1] (version 2, f = kernels::RouterFeatures of the router's probabilities).
+  [[nodiscard]] std::vector<float> States(size_t l, const std::vector<float>& x) const;
+  // softmax(W_router x) [T, E] of layer l, in double then rounded.
+  [[nodiscard]] std::vector<float> RouterProbs(size_t l, const std::vector<float>& x) const;
 
   // The steps of Step: the rollouts of the step's rollout mode (states, actions, advantages per MoE layer;
   // the baseline's log p(next) into logp_base), the rewards, then one PPO update per allocator.
@@ -171,6 +185,9 @@ class AllocatorTrainer {
   std::unique_ptr<engine::KvCache> cache_;
   std::unique_ptr<engine::ModelRunner> runner_;
   std::vector<std::unique_ptr<AdamW>> optimizers_;  // per layer (null for dense layers)
+  // Per layer: the policy's weights [E, state_dim_] (empty for dense layers): W, or [W | U | b] for version 2.
+  std::vector<std::vector<float>> policy_;
+  int64_t state_dim_ = 0;
   std::mt19937_64 rng_;
   int64_t step_ = 0;
   double warm_start_p_ = 0.0;

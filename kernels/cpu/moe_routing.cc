@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <vector>
 
@@ -58,7 +59,7 @@ int64_t SampleSoftmax(const float* logits, int64_t n, double u) {
 }
 
 struct Scratch {
-  std::vector<float> probs, joined;
+  std::vector<float> probs, joined, features, alloc;
   std::vector<int32_t> order;
 };
 
@@ -110,6 +111,19 @@ void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
     case RoutePolicy::kAdaK:
       if (HasAllocator(p, r)) {
         const float* alloc = row + e + static_cast<int64_t>(r.profile) * e;
+        const AllocatorExtras* extras = p.allocator_extras != nullptr ? &p.allocator_extras[r.profile] : nullptr;
+        if (extras != nullptr && extras->router_weight != nullptr) {  // version 2: + U f + b
+          s.features.resize(static_cast<size_t>(e));
+          RouterFeatures(s.probs.data(), e, s.features.data());
+          s.alloc.assign(alloc, alloc + e);
+          for (int64_t a = 0; a < e; ++a) {
+            const float* u = extras->router_weight + a * e;
+            float z = extras->bias[a];
+            for (int64_t j = 0; j < e; ++j) z += u[j] * s.features[static_cast<size_t>(j)];
+            s.alloc[static_cast<size_t>(a)] += z;
+          }
+          alloc = s.alloc.data();
+        }
         const int64_t a = SamplesLayer(r, p.layer) ? SampleSoftmax(alloc, e, RouteUniform(r.seed, p.layer))
                                                    : std::max_element(alloc, alloc + e) - alloc;  // ties: lower
         k = std::clamp<int64_t>(a + 1, r.min_k, r.max_k);
@@ -151,6 +165,28 @@ void RouteOne(const RouteParams& p, int64_t t, Scratch& s) {
 }
 
 }  // namespace
+
+void RouterFeatures(const float* probs, int64_t e, float* out) {
+  std::copy(probs, probs + e, out);
+  std::sort(out, out + e, std::greater<>());
+  for (int64_t j = 0; j < e; ++j)
+    out[j] = out[j] > 0.0f ? std::max(std::log(out[j]), kRouterFeatureFloor) : kRouterFeatureFloor;
+}
+
+void ThresholdRuleExtras(int64_t e, int64_t native_k, double t, float* router_weight, float* bias) {
+  const double log_t = std::log(std::max(t, 1e-6));
+  std::fill(router_weight, router_weight + e * e, 0.0f);
+  for (int64_t a = 0; a < e; ++a) {
+    if (a >= native_k) {
+      bias[a] = -30.0f;
+      continue;
+    }
+    float* u = router_weight + a * e;
+    u[0] = -static_cast<float>(a);
+    for (int64_t j = 1; j <= a; ++j) u[j] = 1.0f;
+    bias[a] = -static_cast<float>(static_cast<double>(a) * log_t);
+  }
+}
 
 double RouteUniform(uint64_t seed, int64_t layer) {
   const uint64_t bits = SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(layer + 1) * 0xd1b54a32d192ed03ull);

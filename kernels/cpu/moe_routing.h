@@ -7,7 +7,8 @@
 // Output: k_t and the chosen experts in descending router probability (ties: lower index) with their
 // combine weights, in [T, KM] slots (KM = E). The rules, exactly (docs/architecture.md):
 //   kTopK:  k = the token's k; top-k of softmax over E; renormalised iff `renormalize` (the model's rule).
-//   kAdaK:  k = argmax(the token's profile's allocator logits) + 1 (ties: lower index), clamped to
+//   kAdaK:  k = argmax(the token's profile's allocator logits, + U f + b for a version-2 allocator) + 1
+//           (ties: lower index), clamped to
 //           [min_k, max_k]; then as kTopK. A layer where the token's profile has no allocator (Ea = 0, or the
 //           profile's bit clear in `allocator_present`) uses the token's k, as kTopK. With `sample` (training
 //           rollouts), in the layers its `sample_layers` mask selects, k - 1 is drawn from
@@ -67,13 +68,34 @@ struct TokenRoute {
   return ((route.sample_layers[layer / 64] >> (layer % 64)) & 1u) != 0;
 }
 
+// The router-confidence part of a version-2 allocator (engine/routing_weights.h): its action logits add
+// U f + b, where f_j = max(log p_(j), kRouterFeatureFloor) is the log of the token's j-th largest router
+// probability (j < E). With U and b zero it is a version-1 allocator; with W = 0 it can be exactly the
+// threshold rule (see the trainer's rule initialisation).
+struct AllocatorExtras {
+  const float* router_weight = nullptr;  // [E, E] U (row a: action a); nullptr: a version-1 allocator
+  const float* bias = nullptr;           // [E] b
+};
+inline constexpr float kRouterFeatureFloor = -20.0f;
+
+// f [E] of one token from its router probabilities [E] (any order).
+void RouterFeatures(const float* probs, int64_t e, float* out);
+
+// The U [E, E] and b [E] that make a version-2 allocator with W = 0 the threshold rule at t over the native
+// top-`native_k`: action a < native_k (k = a + 1) scores sum_{j=1..a} (f_j - f_0 - log t), whose increments
+// fall with a (f is sorted), so the argmax is the last a with p_(a) >= t p_(0), as the rule keeps experts
+// (ties between equal scores go to the lower k); actions a >= native_k score -30.
+void ThresholdRuleExtras(int64_t e, int64_t native_k, double t, float* router_weight, float* bias);
+
 struct RouteParams {
   const float* logits = nullptr;  // [T, E + Ea + M], row stride `stride`
   int64_t stride = 0;
-  int64_t rows = 0;                    // T
-  int64_t num_experts = 0;             // E
-  int64_t allocator_cols = 0;          // Ea: P * E or 0
-  uint32_t allocator_present = ~0u;    // bit p: profile p has an allocator in this layer
+  int64_t rows = 0;                  // T
+  int64_t num_experts = 0;           // E
+  int64_t allocator_cols = 0;        // Ea: P * E or 0
+  uint32_t allocator_present = ~0u;  // bit p: profile p has an allocator in this layer
+  // [P] per profile, or nullptr (every profile version 1): the version-2 terms of each profile's allocator.
+  const AllocatorExtras* allocator_extras = nullptr;
   int64_t null_cols = 0;               // M
   bool renormalize = false;            // the model's native top-K rule (norm_topk_prob)
   int64_t layer = 0;                   // model layer index (keys sampled draws)

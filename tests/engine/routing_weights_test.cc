@@ -237,6 +237,49 @@ TEST_F(RoutingWeightsTest, LoadsNamedProfilesAndRoutesEachByItsOwn) {
   EXPECT_EQ(alone.routed_k, layer2);  // a profile routes as its file loaded alone
 }
 
+// Version 2: W, U [E, E] and b [E] in every layer with an allocator; a layer with only some of them is refused.
+TEST_F(RoutingWeightsTest, LoadsVersionTwoAllocatorsAndRefusesPartialOnes) {
+  WriteFile(Path("v2.safetensors"),
+            {{"layers.1.allocator.weight", {e_, h_}},
+             {"layers.1.allocator.router_weight", {e_, e_}},
+             {"layers.1.allocator.bias", {e_}}},
+            {{"version", "2"}});
+  RoutingWeights w;
+  ASSERT_THAT(LoadAllocator(Path("v2.safetensors"), model_->config, &w), IsOk());
+  EXPECT_EQ(w.allocators[0].version, 2);
+  EXPECT_EQ(w.allocators[0].router_weight[1].size(), static_cast<size_t>(e_ * e_));
+  EXPECT_EQ(w.allocators[0].bias[1].size(), static_cast<size_t>(e_));
+  EXPECT_TRUE(w.allocators[0].bias[2].empty());
+  auto session = Session::Create(*model_, SessionOptions{}, w);
+  ASSERT_THAT(session.status(), IsOk());
+  AppendOptions options;
+  options.routing.policy = RoutingPolicy::kAdaK;
+  AppendResult out;
+  ASSERT_THAT((*session)->Append(std::vector<int32_t>{3, 8, 13}, options, &out), IsOk());
+
+  WriteFile(Path("partial.safetensors"), {{"layers.1.allocator.weight", {e_, h_}}, {"layers.1.allocator.bias", {e_}}},
+            {});
+  EXPECT_THAT(LoadAllocator(Path("partial.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("layer 1 must have all of layers.{i}.allocator.weight, .allocator.router_weight")));
+  WriteFile(Path("u.safetensors"),
+            {{"layers.1.allocator.weight", {e_, h_}},
+             {"layers.1.allocator.router_weight", {e_, e_ + 1}},
+             {"layers.1.allocator.bias", {e_}}},
+            {});
+  EXPECT_THAT(LoadAllocator(Path("u.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("'layers.1.allocator.router_weight' has shape [8, 9], expected [8, 8]")));
+  WriteFile(Path("b.safetensors"),
+            {{"layers.1.allocator.weight", {e_, h_}},
+             {"layers.1.allocator.router_weight", {e_, e_}},
+             {"layers.1.allocator.bias", {e_, 1}}},
+            {});
+  EXPECT_THAT(LoadAllocator(Path("b.safetensors"), model_->config, &w),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("'layers.1.allocator.bias' has shape [8, 1], expected [8]")));
+}
+
 // The measured numbers `adak eval --record` writes land in the file's metadata; its tensors stay as they were.
 TEST_F(RoutingWeightsTest, UpdatesTheMetadataOfAnAllocatorFile) {
   WriteFile(Path("a.safetensors"), {{"layers.1.allocator.weight", {e_, h_}, DType::kBF16}}, {{"lambda", "0.03"}});

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <numeric>
+#include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -298,6 +299,75 @@ TEST(RouteTokens, SampledAdaKFollowsTheAllocatorSoftmax) {
   EXPECT_NE(RouteUniform(5, 0), RouteUniform(5, 1));
   EXPECT_GE(RouteUniform(5, 0), 0.0);
   EXPECT_LT(RouteUniform(5, 0), 1.0);
+}
+
+// A version-2 allocator (W x + U f + b) with W = 0 and ThresholdRuleExtras' U, b (the trainer's rule
+// initialisation) routes exactly as the threshold rule at t, token by token; f is the sorted log probabilities.
+TEST(RouteTokens, VersionTwoAllocatorCanBeTheThresholdRule) {
+  constexpr int64_t kE = 8, kNative = 3, kTokens = 200;
+  std::vector<float> probs = {0.1f, 0.4f, 0.0f, 0.5f};
+  std::vector<float> f(4);
+  RouterFeatures(probs.data(), 4, f.data());
+  EXPECT_FLOAT_EQ(f[0], std::log(0.5f));
+  EXPECT_FLOAT_EQ(f[1], std::log(0.4f));
+  EXPECT_FLOAT_EQ(f[2], std::log(0.1f));
+  EXPECT_EQ(f[3], kRouterFeatureFloor);  // log 0, floored
+
+  for (double t : {0.2, 0.5, 0.8}) {
+    SCOPED_TRACE(t);
+    std::vector<float> u(kE * kE, 1.0f), b(kE, 1.0f);
+    ThresholdRuleExtras(kE, kNative, t, u.data(), b.data());
+    std::mt19937 rng(7);
+    std::normal_distribution<float> d(0.0f, 1.5f);
+    std::vector<float> rows;
+    for (int64_t i = 0; i < kTokens; ++i) {
+      for (int64_t e = 0; e < kE; ++e) rows.push_back(d(rng));  // router
+      for (int64_t e = 0; e < kE; ++e) rows.push_back(0.0f);    // W x = 0
+    }
+    TokenRoute adak;
+    adak.policy = RoutePolicy::kAdaK;
+    adak.k = kNative;
+    adak.min_k = 1;
+    adak.max_k = kE;
+    TokenRoute rule;
+    rule.policy = RoutePolicy::kThreshold;
+    rule.k = kNative;
+    rule.threshold = static_cast<float>(t);
+    rule.min_k = 1;
+    const AllocatorExtras extras{u.data(), b.data()};
+    const int64_t cols = 2 * kE;
+    Routed v2, threshold;
+    {
+      RouteParams p;
+      v2.k.assign(kTokens, -1);
+      v2.ids.assign(kTokens * kE, -1);
+      v2.w.assign(kTokens * kE, 0.0f);
+      p.logits = rows.data();
+      p.stride = cols;
+      p.rows = kTokens;
+      p.num_experts = kE;
+      p.allocator_cols = kE;
+      p.allocator_extras = &extras;
+      p.renormalize = true;
+      std::vector<TokenRoute> routes(kTokens, adak);
+      p.routes = routes.data();
+      p.k = v2.k.data();
+      p.expert_ids = v2.ids.data();
+      p.weights = v2.w.data();
+      ThreadPool pool(2);
+      RouteTokens(p, &pool);
+    }
+    threshold = Route(rows, kE, kE, 0, true, std::vector<TokenRoute>(kTokens, rule));
+    EXPECT_EQ(v2.k, threshold.k);
+    EXPECT_EQ(v2.ids, threshold.ids);
+    int64_t sum = 0;
+    for (int32_t k : v2.k) sum += k;
+    EXPECT_GT(sum, kTokens);            // not all k = 1
+    EXPECT_LT(sum, kTokens * kNative);  // not all k = K
+    // Without the extras the same rows are a version-1 allocator of zeros: k = 1 everywhere (ties: lowest).
+    const Routed v1 = Route(rows, kE, kE, 0, true, std::vector<TokenRoute>(kTokens, adak));
+    for (int32_t k : v1.k) ASSERT_EQ(k, 1);
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "engine/routing_weights.h"
 #include "engine/safetensors.h"
+#include "engine/session.h"
 #include "testing/make_model.h"
 #include "tests/test_util.h"
 
@@ -209,6 +210,71 @@ TEST_F(AllocatorTrainerTest, GreedyKOfAZeroAllocatorIsOne) {
   for (size_t l = 0; l < stats->greedy_k.size(); ++l) EXPECT_EQ(stats->greedy_k[l], 1.0) << "layer " << l;
   EXPECT_EQ(stats->lr, options_.lr);
   EXPECT_EQ(stats->lambda, options_.lambda);
+}
+
+// Version 2 from the threshold rule: before any step the written allocator routes as the rule (the same k per
+// token and layer through the engine); PPO then trains it, the penalised reward improving, and the file it writes
+// is a version-2 allocator (W, U and b per MoE layer) that loads and routes as the trainer's.
+TEST_F(AllocatorTrainerTest, VersionTwoStartsAsTheThresholdRuleAndTrains) {
+  options_.version = 2;
+  options_.init_threshold = 0.9;
+  options_.warm_start = false;
+  options_.lambda = 0.05;
+  options_.lr = 2e-2;
+  options_.steps = 40;
+  auto trainer = AllocatorTrainer::Create(*model_, data_, options_);
+  ASSERT_THAT(trainer.status(), IsOk());
+  const std::vector<int32_t> tokens(data_.begin(), data_.begin() + 48);
+  auto route = [&](const engine::RoutingWeights& weights, const engine::RoutingParams& routing) {
+    auto session = engine::Session::Create(*model_, engine::SessionOptions{}, weights);
+    EXPECT_THAT(session.status(), IsOk());
+    engine::AppendOptions options;
+    options.routing = routing;
+    engine::AppendResult out;
+    EXPECT_THAT((*session)->Append(tokens, options, &out), IsOk());
+    return out.routed_k;
+  };
+  const auto path = tmp_.path() / "v2.safetensors";
+  ASSERT_THAT((*trainer)->Save(path, {}), IsOk());
+  engine::RoutingWeights rule_file;
+  ASSERT_THAT(LoadAllocator(path, model_->config, &rule_file), IsOk());
+  EXPECT_EQ(rule_file.allocators[0].version, 2);
+  EXPECT_EQ(rule_file.allocators[0].metadata.at("version"), "2");
+  const auto threshold = route({}, {.policy = engine::RoutingPolicy::kThreshold, .threshold = 0.9f});
+  EXPECT_EQ(route(rule_file, {.policy = engine::RoutingPolicy::kAdaK}), threshold);
+  int64_t ones = 0, twos = 0;
+  for (size_t l = 0; l < threshold.size(); ++l) {
+    for (int32_t k : threshold[l]) (k == 1 ? ones : twos) += 1;
+  }
+  EXPECT_GT(ones, 0);
+  EXPECT_GT(twos, 0);
+
+  double first = 0.0, last = 0.0;
+  for (int64_t s = 0; s < options_.steps; ++s) {
+    auto stats = (*trainer)->Step();
+    ASSERT_THAT(stats.status(), IsOk());
+    const double r = stats->advantage - options_.lambda * stats->expected_k;
+    if (s < 5) first += r / 5;
+    if (s >= options_.steps - 5) last += r / 5;
+  }
+  EXPECT_GT(last, first) << "first " << first << " last " << last;
+  ASSERT_THAT((*trainer)->Save(path, {}), IsOk());
+  engine::RoutingWeights trained;
+  ASSERT_THAT(LoadAllocator(path, model_->config, &trained), IsOk());
+  EXPECT_EQ(trained.allocators[0].router_weight, (*trainer)->allocators().allocators[0].router_weight);
+  EXPECT_EQ(trained.allocators[0].bias, (*trainer)->allocators().allocators[0].bias);
+  EXPECT_NE(trained.allocators[0].bias, rule_file.allocators[0].bias);
+  EXPECT_EQ(route(trained, {.policy = engine::RoutingPolicy::kAdaK}),
+            route((*trainer)->allocators(), {.policy = engine::RoutingPolicy::kAdaK}));
+
+  // The options: version 1 or 2; the rule start only for version 2, t in (0, 1].
+  TrainAllocatorOptions bad = options_;
+  bad.version = 3;
+  EXPECT_THAT(ValidateTrainAllocatorOptions(bad, model_->config, 4000),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--allocator-version must be 1 or 2")));
+  bad.version = 1;
+  EXPECT_THAT(ValidateTrainAllocatorOptions(bad, model_->config, 4000),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--init-threshold needs --allocator-version 2")));
 }
 
 }  // namespace
