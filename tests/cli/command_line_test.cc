@@ -245,7 +245,7 @@ TEST(AdakCommandLine, EvalRecordWritesTheProfilesMeasurementIntoItsFile) {
   ASSERT_EQ(code, 0);
   const nlohmann::json meta = SafetensorsMetadata(allocator);
   EXPECT_EQ(meta["profile"], "fast");
-  EXPECT_EQ(meta["lambda"], "0.03");  // the training metadata stays
+  EXPECT_EQ(meta["lambda"], SafetensorsMetadata(SmallModel() / "allocator-eco.safetensors")["lambda"]);  // kept
   EXPECT_NEAR(std::stod(meta["measured_mean_k"].get<std::string>()), adak["mean_k"].get<double>(), 1e-6);
   EXPECT_NEAR(std::stod(meta["measured_ppl_delta"].get<std::string>()),
               adak["perplexity"].get<double>() / native["perplexity"].get<double>() - 1.0, 1e-6);

@@ -49,8 +49,9 @@ ServerAppOptions TestOptions() {
 const std::vector<int32_t> kReferencePromptIds = {504, 458, 258, 421, 11, 405, 288, 258, 388, 816, 666};
 
 // The 48 greedy tokens after kReferencePromptIds (ignore_eos), as `adak generate --max-tokens 48
-// --ignore-eos` prints them (ids: `adak tokenize` of that text) with native top-2 and with Ada-K (the shipped
-// "eco" profile, allocator-eco.safetensors). The first is reference.json's fp32 PyTorch top-1, 1046 " Max".
+// --ignore-eos` prints them with native top-2 and with Ada-K (the shipped "eco" profile,
+// allocator-eco.safetensors; ids and text as Generate returned them when the profile was made). The first is
+// reference.json's fp32 PyTorch top-1, 1046 " Max".
 struct GreedyContinuation {
   const char* policy;
   const char* profile;
@@ -68,16 +69,16 @@ const GreedyContinuation kGreedyTopK = {
 const GreedyContinuation kGreedyAdaK = {
     "adak",
     "eco",
-    {1046, 13,  1046, 651, 270, 417, 340,  331,  896, 267, 810, 617, 261, 767, 13,  645,
-     384,  11,  1046, 461, 258, 467, 11,   2387, 816, 13,  348, 288, 413, 481, 267, 522,
-     270,  417, 340,  305, 13,  198, 2793, 335,  11,  344, 40,  745, 411, 581, 11,  314},
-    " Max. Max loved to play with his ball and run around the park. One day, Max saw a big, scary dog. He was "
-    "very happy and wanted to play with it.\nMax said, \"I don't know, I"};
+    {1046, 13,  1046, 651, 270,  417, 340, 331, 896, 13,  645, 384,  11,  1046, 479, 270,
+     261,  767, 340,  331, 469,  11,  258, 388, 527, 666, 543, 11,   537, 270,  417, 267,
+     461,  331, 469,  11,  1046, 11,  537, 267, 335, 11,  344, 2598, 11,  1571, 0,   314},
+    " Max. Max loved to play with his ball. One day, Max went to the park with his friend, a little boy "
+    "named Tim, came to play and saw his friend, Max, came and said, \"Hi, Spot! I"};
 
 // Expert activations of kReferencePromptIds alone (11 tokens x 4 MoE layers): native top-2 runs 2 experts
-// everywhere; the shipped eco profile picks 75 (`adak generate --max-tokens 1` and `adak logits --trace`).
+// everywhere; the shipped eco profile picks 54 (`adak generate --max-tokens 1` and `adak logits --trace`).
 constexpr int64_t kPromptActivationsTopK = 88;
-constexpr int64_t kPromptActivationsAdaK = 75;
+constexpr int64_t kPromptActivationsAdaK = 54;
 
 // A request that runs while a test checks deadlines, cancellation, admission or draining: as long as the
 // 512-token context allows after "Once upon a time" (4 tokens), about a quarter of a second on one thread.
