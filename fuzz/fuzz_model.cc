@@ -20,10 +20,12 @@ const server::ServiceContext& DefaultContext() {
       std::fprintf(stderr, "fuzzer: cannot load the model %s: %s\n", dir.c_str(), model.status().ToString().c_str());
       std::abort();
     }
-    // The model's allocator too, as `adak serve` loads it, so that Ada-K requests get past validation.
+    // The model's allocator profiles too, as scripts/run.sh loads them, so that Ada-K requests (and profile
+    // names) get past validation.
     auto* weights = new engine::RoutingWeights;  // lives as long as the process
-    const std::filesystem::path allocator = dir / "allocator.safetensors";
-    if (std::filesystem::exists(allocator)) {
+    for (const char* file : {"allocator.safetensors", "allocator-eco.safetensors"}) {
+      const std::filesystem::path allocator = dir / file;
+      if (!std::filesystem::exists(allocator)) continue;
       const absl::Status loaded = engine::LoadAllocator(allocator, (*model)->config, weights);
       if (!loaded.ok()) {
         std::fprintf(stderr, "fuzzer: cannot load %s: %s\n", allocator.c_str(), loaded.ToString().c_str());
