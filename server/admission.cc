@@ -213,8 +213,8 @@ namespace {
 absl::StatusOr<std::optional<std::string>> RequestedProfile(const ApiRouting& routing) {
   if (routing.profile.has_value() && routing.model_profile.has_value() && *routing.profile != *routing.model_profile) {
     return InvalidFieldError("routing.profile",
-                             StrCatStd("routing.profile '", *routing.profile, "' contradicts the model's profile '",
-                                       *routing.model_profile, "'"));
+                             StrCatStd("routing.profile '", routing.profile->substr(0, 64),
+                                       "' contradicts the model's profile '", *routing.model_profile, "'"));
   }
   return routing.profile.has_value() ? routing.profile : routing.model_profile;
 }
