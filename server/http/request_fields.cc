@@ -270,6 +270,20 @@ absl::Status ParseStopping(const Json& body, ApiRequest* api) {
 
 namespace {
 
+// adak.routing.<key> as a string into `out` when present; otherwise-typed values are refused naming the field
+// and `what` it should be.
+absl::Status GetRoutingString(const Json& routing, const char* key, std::string_view what,
+                              std::optional<std::string>* out) {
+  const Json* value = Find(routing, key);
+  if (value == nullptr) return absl::OkStatus();
+  const std::string field = StrCatStd("adak.routing.", key);
+  if (!value->is_string()) {
+    return InvalidFieldError(field, StrCatStd(field, " must be a string (", what, "), got ", Describe(*value)));
+  }
+  *out = value->get<std::string>();
+  return absl::OkStatus();
+}
+
 // adak.routing: policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k, profile.
 absl::Status ParseRouting(const Json& adak, ApiRequest* api) {
   const Json* routing = Find(adak, "routing");
@@ -281,35 +295,15 @@ absl::Status ParseRouting(const Json& adak, ApiRequest* api) {
       CheckKnownKeys(*routing, "adak.routing.",
                      {"policy", "top_k", "top_p", "top_p_weighting", "threshold", "min_k", "max_k", "profile"},
                      "policy, top_k, top_p, top_p_weighting, threshold, min_k, max_k, profile"));
-  if (const Json* policy = Find(*routing, "policy"); policy != nullptr) {
-    if (!policy->is_string()) {
-      return InvalidFieldError(
-          "adak.routing.policy",
-          StrCatStd("adak.routing.policy must be a string (topk, adak, null, topp, threshold), got ",
-                    Describe(*policy)));
-    }
-    api->routing.policy = policy->get<std::string>();
-  }
+  std::optional<std::string> policy;
+  RETURN_IF_ERROR(GetRoutingString(*routing, "policy", "topk, adak, null, topp, threshold", &policy));
+  if (policy.has_value()) api->routing.policy = *std::move(policy);
   RETURN_IF_ERROR(GetInt(*routing, "top_k", "adak.routing.top_k", &api->routing.top_k));
   RETURN_IF_ERROR(GetNumber(*routing, "top_p", "adak.routing.top_p", &api->routing.top_p));
-  if (const Json* weighting = Find(*routing, "top_p_weighting"); weighting != nullptr) {
-    if (!weighting->is_string()) {
-      return InvalidFieldError(
-          "adak.routing.top_p_weighting",
-          StrCatStd("adak.routing.top_p_weighting must be a string (model, raw), got ", Describe(*weighting)));
-    }
-    api->routing.top_p_weighting = weighting->get<std::string>();
-  }
+  RETURN_IF_ERROR(GetRoutingString(*routing, "top_p_weighting", "model, raw", &api->routing.top_p_weighting));
   RETURN_IF_ERROR(GetNumber(*routing, "threshold", "adak.routing.threshold", &api->routing.threshold));
   RETURN_IF_ERROR(GetInt(*routing, "min_k", "adak.routing.min_k", &api->routing.min_k));
-  if (const Json* profile = Find(*routing, "profile"); profile != nullptr) {
-    if (!profile->is_string()) {
-      return InvalidFieldError(
-          "adak.routing.profile",
-          StrCatStd("adak.routing.profile must be a string (an allocator profile name), got ", Describe(*profile)));
-    }
-    api->routing.profile = profile->get<std::string>();
-  }
+  RETURN_IF_ERROR(GetRoutingString(*routing, "profile", "an allocator profile name", &api->routing.profile));
   return GetInt(*routing, "max_k", "adak.routing.max_k", &api->routing.max_k);
 }
 

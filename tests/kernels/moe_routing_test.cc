@@ -19,7 +19,8 @@ struct Routed {
 
 // Routes T tokens over E experts with fused logits rows of E + ea + m columns.
 Routed Route(const std::vector<float>& logits, int64_t e, int64_t ea, int64_t m, bool renormalize,
-             const std::vector<TokenRoute>& routes, uint32_t allocator_present = ~0u) {
+             const std::vector<TokenRoute>& routes, uint32_t allocator_present = ~0u,
+             const AllocatorExtras* extras = nullptr) {
   const int64_t cols = e + ea + m, t = static_cast<int64_t>(routes.size());
   Routed r;
   r.k.assign(static_cast<size_t>(t), -7);
@@ -32,6 +33,7 @@ Routed Route(const std::vector<float>& logits, int64_t e, int64_t ea, int64_t m,
   p.num_experts = e;
   p.allocator_cols = ea;
   p.allocator_present = allocator_present;
+  p.allocator_extras = extras;
   p.null_cols = m;
   p.renormalize = renormalize;
   p.routes = routes.data();
@@ -335,29 +337,8 @@ TEST(RouteTokens, VersionTwoAllocatorCanBeTheThresholdRule) {
     rule.threshold = static_cast<float>(t);
     rule.min_k = 1;
     const AllocatorExtras extras{u.data(), b.data()};
-    const int64_t cols = 2 * kE;
-    Routed v2, threshold;
-    {
-      RouteParams p;
-      v2.k.assign(kTokens, -1);
-      v2.ids.assign(kTokens * kE, -1);
-      v2.w.assign(kTokens * kE, 0.0f);
-      p.logits = rows.data();
-      p.stride = cols;
-      p.rows = kTokens;
-      p.num_experts = kE;
-      p.allocator_cols = kE;
-      p.allocator_extras = &extras;
-      p.renormalize = true;
-      std::vector<TokenRoute> routes(kTokens, adak);
-      p.routes = routes.data();
-      p.k = v2.k.data();
-      p.expert_ids = v2.ids.data();
-      p.weights = v2.w.data();
-      ThreadPool pool(2);
-      RouteTokens(p, &pool);
-    }
-    threshold = Route(rows, kE, kE, 0, true, std::vector<TokenRoute>(kTokens, rule));
+    const Routed v2 = Route(rows, kE, kE, 0, true, std::vector<TokenRoute>(kTokens, adak), ~0u, &extras);
+    const Routed threshold = Route(rows, kE, kE, 0, true, std::vector<TokenRoute>(kTokens, rule));
     EXPECT_EQ(v2.k, threshold.k);
     EXPECT_EQ(v2.ids, threshold.ids);
     int64_t sum = 0;

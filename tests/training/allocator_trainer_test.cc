@@ -36,6 +36,23 @@ class AllocatorTrainerTest : public ::testing::Test {
     options_.warm_start_steps = 5;
   }
 
+  // Runs options_.steps PPO steps, checking each and every layer's sampled mean k (in [1, E]); the penalised
+  // reward (advantage - lambda * E[k]) averaged over the first and the last 5 steps into first / last.
+  void TrainSteps(AllocatorTrainer* trainer, double* first, double* last) {
+    *first = *last = 0.0;
+    for (int64_t s = 0; s < options_.steps; ++s) {
+      auto stats = trainer->Step();
+      ASSERT_THAT(stats.status(), IsOk());
+      const double r = stats->advantage - options_.lambda * stats->expected_k;
+      if (s < 5) *first += r / 5;
+      if (s >= options_.steps - 5) *last += r / 5;
+      for (size_t l = 0; l < stats->mean_k.size(); ++l) {
+        EXPECT_GE(stats->mean_k[l], 1.0);
+        EXPECT_LE(stats->mean_k[l], static_cast<double>(model_->config.num_experts));
+      }
+    }
+  }
+
   ::adak::testing::TempDir tmp_;
   std::unique_ptr<engine::Model> model_;
   std::vector<int32_t> data_;
@@ -55,19 +72,9 @@ TEST_P(AllocatorTrainerRolloutTest, PenalisedRewardImproves) {
   ASSERT_THAT(warm.status(), IsOk());
   EXPECT_LT(warm->last_loss, warm->first_loss);
   EXPECT_NEAR(warm->mean_label, 2.0, 0.5) << "auto p makes the mean label the native K";
-  // Penalised reward = advantage - lambda * E[k], averaged over the first and the last 5 steps.
   double first = 0.0, last = 0.0;
-  for (int64_t s = 0; s < options_.steps; ++s) {
-    auto stats = (*trainer)->Step();
-    ASSERT_THAT(stats.status(), IsOk());
-    const double r = stats->advantage - options_.lambda * stats->expected_k;
-    if (s < 5) first += r / 5;
-    if (s >= options_.steps - 5) last += r / 5;
-    for (size_t l = 0; l < stats->mean_k.size(); ++l) {
-      EXPECT_GE(stats->mean_k[l], 1.0);
-      EXPECT_LE(stats->mean_k[l], static_cast<double>(model_->config.num_experts));
-    }
-  }
+  TrainSteps(trainer->get(), &first, &last);
+  ASSERT_FALSE(HasFatalFailure());
   EXPECT_GT(last, first + 0.01) << "first " << first << " last " << last;
 
   const auto path = tmp_.path() / "alloc.safetensors";
@@ -250,13 +257,8 @@ TEST_F(AllocatorTrainerTest, VersionTwoStartsAsTheThresholdRuleAndTrains) {
   EXPECT_GT(twos, 0);
 
   double first = 0.0, last = 0.0;
-  for (int64_t s = 0; s < options_.steps; ++s) {
-    auto stats = (*trainer)->Step();
-    ASSERT_THAT(stats.status(), IsOk());
-    const double r = stats->advantage - options_.lambda * stats->expected_k;
-    if (s < 5) first += r / 5;
-    if (s >= options_.steps - 5) last += r / 5;
-  }
+  TrainSteps(trainer->get(), &first, &last);
+  ASSERT_FALSE(HasFatalFailure());
   EXPECT_GT(last, first) << "first " << first << " last " << last;
   ASSERT_THAT((*trainer)->Save(path, {}), IsOk());
   engine::RoutingWeights trained;
