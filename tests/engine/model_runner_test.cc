@@ -236,6 +236,10 @@ TEST_P(ModelRunnerTest, SampledRolloutsAndAllocatorUpdates) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs")));
   EXPECT_THAT(runner_->SetAllocator(0, moe_layer, std::vector<float>(static_cast<size_t>(e * h), 0.0f)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no allocator")));
+  // The runner's allocator is version 1: it has no router weight or bias to set.
+  EXPECT_THAT((*runner)->SetAllocatorExtras(0, moe_layer, std::vector<float>(static_cast<size_t>(e * e), 0.0f),
+                                            std::vector<float>(static_cast<size_t>(e), 0.0f)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no version-2 allocator of profile 0")));
 }
 
 // A sampling mask that selects MoE layer j alone: layer j's k varies across seeds, every other layer takes
