@@ -167,6 +167,8 @@ CommandFn SetUpServe(CLI::App* command) {
   AddInt(command, "kv-cache-mib", &o.kv_cache_mib,
          "KV cache budget in MiB; 0 = enough for max-running-requests full-context sequences, capped at 4 GiB", 0,
          int64_t{1} << 30);
+  AddString(command, "kv-cache-dtype", &o.kv_cache_dtype,
+            "KV cache element type: f32, or bf16 (half the bytes per block; attention still computes in fp32)", "TYPE");
   AddDouble(command, "drain-timeout", &flags->drain_timeout_s,
             "seconds running requests may take to finish after SIGTERM/SIGINT", 0.0, 86400.0);
   AddDouble(command, "drain-grace", &flags->drain_grace_s,

@@ -15,6 +15,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/dtype.h"
 #include "cli/app.h"
 #include "cli/routing_flags.h"
 #include "engine/flops.h"
@@ -33,13 +34,19 @@ namespace adak::cli {
 [[nodiscard]] CommandFn SetUpTokenize(CLI::App* command);
 [[nodiscard]] CommandFn SetUpMakeModel(CLI::App* command);
 
-// The flags every routing model command shares: --model (required), --threads and the routing flags.
+// The flags every routing model command shares: --model (required), --threads, --kv-cache-dtype and the
+// routing flags.
 struct ModelFlags {
   std::string model;
   int threads = 0;
+  // --kv-cache-dtype (engine::ParseKvCacheDType): f32 for the scoring commands (exact reference numbers);
+  // `adak generate` sets bf16 before AddModelFlags, as `adak serve` defaults.
+  std::string kv_cache_dtype = "f32";
   RoutingFlags routing;
 };
 void AddModelFlags(CLI::App* command, ModelFlags* flags);
+// --kv-cache-dtype as an element type. Errors: InvalidArgument naming the flag and the choices.
+[[nodiscard]] absl::StatusOr<DType> KvCacheDType(const ModelFlags& flags);
 
 // The model of --model, its routing files, and the routing params of the flags, validated against the
 // model (InvalidArgument naming the flag; the loaders' errors).
@@ -50,7 +57,8 @@ struct LoadedModel {
 };
 [[nodiscard]] absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags);
 
-// LoadModelAndRouting plus a single-sequence session over it (--threads) holding the routing files.
+// LoadModelAndRouting plus a single-sequence session over it (--threads, --kv-cache-dtype) holding the
+// routing files.
 struct LoadedSession {
   std::unique_ptr<engine::Model> model;
   std::unique_ptr<engine::Session> session;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "cli/flags.h"
+#include "engine/kv_cache.h"
 #include "engine/routing_weights.h"
 
 namespace adak::cli {
@@ -19,11 +20,20 @@ void AddModelFlags(CLI::App* command, ModelFlags* flags) {
             "Hugging Face model directory (config.json, *.safetensors, tokenizer.json)", "DIR")
       ->required();
   AddInt(command, "threads", &flags->threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
+  AddString(command, "kv-cache-dtype", &flags->kv_cache_dtype,
+            "KV cache element type: f32, or bf16 (half the bytes; attention still computes in fp32)", "TYPE");
   AddRoutingFlags(command, &flags->routing);
+}
+
+absl::StatusOr<DType> KvCacheDType(const ModelFlags& flags) {
+  absl::StatusOr<DType> dtype = engine::ParseKvCacheDType(flags.kv_cache_dtype);
+  if (!dtype.ok()) return absl::InvalidArgumentError(absl::StrCat("--kv-cache-dtype: ", dtype.status().message()));
+  return *dtype;
 }
 
 absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags) {
   RETURN_IF_ERROR(CheckRoutingFlags(flags.routing));  // before anything is loaded
+  RETURN_IF_ERROR(KvCacheDType(flags).status());
   LoadedModel m;
   ASSIGN_OR_RETURN(m.model, engine::LoadModel(flags.model));
   RETURN_IF_ERROR(LoadRoutingFiles(flags.routing.files, m.model->config, &m.weights));
@@ -39,6 +49,7 @@ absl::StatusOr<LoadedSession> OpenSession(const ModelFlags& flags) {
   s.routing = m.routing;
   engine::SessionOptions options;
   options.num_threads = flags.threads;
+  ASSIGN_OR_RETURN(options.kv_cache_dtype, KvCacheDType(flags));
   ASSIGN_OR_RETURN(s.session, engine::Session::Create(*s.model, options, std::move(m.weights)));
   return s;
 }

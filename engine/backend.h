@@ -81,8 +81,9 @@ struct AttentionArgs {
   int64_t kv_heads = 0;
   int64_t head_dim = 0;
   float scale = 1.0f;
-  float* k_cache = nullptr;  // this layer's [blocks, block_size, kv_heads, head_dim]
-  float* v_cache = nullptr;
+  void* k_cache = nullptr;  // this layer's [blocks, block_size, kv_heads, head_dim] of cache_dtype
+  void* v_cache = nullptr;
+  DType cache_dtype = DType::kF32;  // kF32 or kBF16 (KvCache::dtype)
   int64_t num_blocks = 0;
   int64_t block_size = 0;
   AttentionBatch batch;

@@ -128,6 +128,7 @@ void CpuBackend::Attention(const AttentionArgs& a) {
   w.layout = layout;
   w.k_cache = a.k_cache;
   w.v_cache = a.v_cache;
+  w.cache_dtype = a.cache_dtype;
   kernels::WriteKvCache(w, &pool_);
 
   kernels::PagedAttentionParams p;
@@ -138,6 +139,7 @@ void CpuBackend::Attention(const AttentionArgs& a) {
   p.layout = layout;
   p.k_cache = a.k_cache;
   p.v_cache = a.v_cache;
+  p.cache_dtype = a.cache_dtype;
   p.token_seq = a.batch.token_seq;
   p.positions = a.batch.positions;
   p.block_tables = a.batch.block_tables;

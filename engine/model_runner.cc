@@ -357,6 +357,7 @@ void ModelRunner::RunAttention(size_t li, const Layer& l, const AttentionBatch& 
   a.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   a.k_cache = cache_->k(static_cast<int64_t>(li));
   a.v_cache = cache_->v(static_cast<int64_t>(li));
+  a.cache_dtype = cache_->dtype();
   a.num_blocks = cache_->num_blocks();
   a.block_size = cache_->block_size();
   a.batch = ab;

@@ -18,7 +18,8 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model, con
   s->max_context_ = options.max_context == 0 ? model_max : std::min(options.max_context, model_max);
   ASSIGN_OR_RETURN(s->backend_, CreateBackend("cpu", {.num_threads = options.num_threads}));
   const int64_t blocks = BlocksFor(s->max_context_, options.block_size);
-  ASSIGN_OR_RETURN(s->cache_, KvCache::Create(s->backend_.get(), model.config, blocks, options.block_size));
+  ASSIGN_OR_RETURN(
+      s->cache_, KvCache::Create(s->backend_.get(), model.config, blocks, options.block_size, options.kv_cache_dtype));
   ASSIGN_OR_RETURN(s->runner_,
                    ModelRunner::Create(model.config, model.weights, s->routing_, s->backend_.get(), s->cache_.get()));
   return s;

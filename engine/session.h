@@ -28,7 +28,8 @@ struct SessionOptions {
   int num_threads = 0;      // 0 = all hardware threads
   int64_t max_context = 0;  // 0 = the model's max_position_embeddings
   int64_t block_size = 16;
-  int64_t prefill_chunk = 512;  // tokens per forward during prefill
+  int64_t prefill_chunk = 512;         // tokens per forward during prefill
+  DType kv_cache_dtype = DType::kF32;  // kF32 or kBF16 (KvCache)
 };
 
 struct AppendOptions {

@@ -24,6 +24,13 @@ constexpr int64_t kAutoKvCacheCapMiB = 4096;
 // How long Shutdown gives calls to send their final messages before the front ends cancel them.
 constexpr absl::Duration kFrontEndGrace = absl::Seconds(2);
 
+// --kv-cache-dtype as an element type.
+absl::StatusOr<DType> KvCacheDType(const ServerAppOptions& o) {
+  absl::StatusOr<DType> dtype = engine::ParseKvCacheDType(o.kv_cache_dtype);
+  if (!dtype.ok()) return absl::InvalidArgumentError(StrCatStd("--kv-cache-dtype: ", ToStd(dtype.status().message())));
+  return *dtype;
+}
+
 absl::Status ValidateOptions(const ServerAppOptions& o) {
   auto range = [](const char* flag, int64_t value, int64_t lo, int64_t hi) -> absl::Status {
     if (value < lo || value > hi) {
@@ -55,6 +62,7 @@ absl::Status ValidateOptions(const ServerAppOptions& o) {
   }
   RETURN_IF_ERROR(range("kv-cache-mib", o.kv_cache_mib, 0, int64_t{1} << 30));
   RETURN_IF_ERROR(range("block-size", o.block_size, 1, 4096));
+  RETURN_IF_ERROR(KvCacheDType(o).status());
   if (o.drain_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         StrCatStd("--drain-grace must be >= 0 seconds, got ", absl::FormatDuration(o.drain_grace)));
@@ -91,8 +99,8 @@ absl::StatusOr<engine::RoutingParams> DefaultRouting(const ServerAppOptions& o, 
 }
 
 // The KV cache block count for the options (see ServerAppOptions::kv_cache_mib).
-absl::StatusOr<int64_t> KvBlocks(const ServerAppOptions& o, const engine::ModelConfig& config) {
-  const int64_t bytes_per_block = engine::KvCache::BytesPerBlock(config, o.block_size);
+absl::StatusOr<int64_t> KvBlocks(const ServerAppOptions& o, const engine::ModelConfig& config, DType dtype) {
+  const int64_t bytes_per_block = engine::KvCache::BytesPerBlock(config, o.block_size, dtype);
   const int64_t per_sequence = engine::BlocksFor(config.max_position_embeddings, o.block_size);
   if (o.kv_cache_mib == 0) {
     const int64_t cap = std::max<int64_t>(1, kAutoKvCacheCapMiB * kMiB / bytes_per_block);
@@ -157,10 +165,12 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
     RETURN_IF_ERROR(engine::LoadNullExperts(options.null_experts, config, &impl->routing_weights));
   }
   ASSIGN_OR_RETURN(engine::RoutingParams default_routing, DefaultRouting(options, config, impl->routing_weights));
-  ASSIGN_OR_RETURN(const int64_t blocks, KvBlocks(options, config));
+  ASSIGN_OR_RETURN(const DType kv_dtype, KvCacheDType(options));
+  ASSIGN_OR_RETURN(const int64_t blocks, KvBlocks(options, config, kv_dtype));
 
   ASSIGN_OR_RETURN(impl->backend, engine::CreateBackend("cpu", {.num_threads = options.threads}));
-  ASSIGN_OR_RETURN(impl->cache, engine::KvCache::Create(impl->backend.get(), config, blocks, options.block_size));
+  ASSIGN_OR_RETURN(impl->cache,
+                   engine::KvCache::Create(impl->backend.get(), config, blocks, options.block_size, kv_dtype));
   ASSIGN_OR_RETURN(impl->runner, engine::ModelRunner::Create(config, impl->model->weights, impl->routing_weights,
                                                              impl->backend.get(), impl->cache.get()));
   impl->executor = scheduler::MakeRunnerExecutor(impl->runner.get());

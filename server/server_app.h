@@ -74,6 +74,10 @@ struct ServerAppOptions {
   // but never below one full-context sequence. The block count is budget / KvCache::BytesPerBlock.
   int64_t kv_cache_mib = 0;
   int64_t block_size = 16;
+  // KV cache element type (engine::ParseKvCacheDType): "bf16" (half the bytes per block of "f32", so twice
+  // the blocks in the same budget; attention still computes in fp32; docs/performance.md measures its
+  // perplexity cost) or "f32".
+  std::string kv_cache_dtype = "bf16";
   absl::Duration drain_timeout = absl::Seconds(30);  // what `adak serve` passes to Drain on SIGTERM
   // The least time Drain keeps the listeners open (refusing new calls, readiness off) even when nothing
   // runs, so that balancers polling readiness stop routing here before the ports close (a lame-duck

@@ -9,23 +9,29 @@
 namespace adak::kernels {
 namespace {
 
-inline const float* CacheRow(const float* cache, const KvCacheLayout& l, int64_t block, int64_t offset,
-                             int64_t kv_head) {
-  return cache + ((block * l.block_size + offset) * l.kv_heads + kv_head) * l.head_dim;
+// Element i of a cache row, widened to fp32.
+inline float Load(const float* row, int64_t i) { return row[i]; }
+inline float Load(const uint16_t* row, int64_t i) { return Bf16ToF32(row[i]); }
+
+template <typename T>
+const T* CacheRow(const void* cache, const KvCacheLayout& l, int64_t block, int64_t offset, int64_t kv_head) {
+  return static_cast<const T*>(cache) + ((block * l.block_size + offset) * l.kv_heads + kv_head) * l.head_dim;
 }
 
-inline float Dot(const float* a, const float* b, int64_t n) {
+template <typename T>
+float Dot(const float* a, const T* b, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * Load(b, i + j);
   }
   float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; ++i) sum += a[i] * b[i];
+  for (; i < n; ++i) sum += a[i] * Load(b, i);
   return sum;
 }
 
-// One (token, head) pair: scores into `scores` (size >= position + 1), output row.
+// One (token, head) pair: scores into `scores` (size >= position + 1), output row. T: the cache element.
+template <typename T>
 void AttendOne(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<float>& scores) {
   const KvCacheLayout& l = p.layout;
   const int64_t group = p.heads / l.kv_heads;
@@ -38,7 +44,7 @@ void AttendOne(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<
 
   float max_score = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j <= pos; ++j) {
-    const float* k = CacheRow(p.k_cache, l, table[j / l.block_size], j % l.block_size, kvh);
+    const T* k = CacheRow<T>(p.k_cache, l, table[j / l.block_size], j % l.block_size, kvh);
     const float s = Dot(q, k, l.head_dim) * p.scale;
     scores[static_cast<size_t>(j)] = s;
     max_score = std::max(max_score, s);
@@ -52,33 +58,22 @@ void AttendOne(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<
   const float inv = 1.0f / denom;
   std::memset(out, 0, sizeof(float) * static_cast<size_t>(l.head_dim));
   for (int64_t j = 0; j <= pos; ++j) {
-    const float* v = CacheRow(p.v_cache, l, table[j / l.block_size], j % l.block_size, kvh);
+    const T* v = CacheRow<T>(p.v_cache, l, table[j / l.block_size], j % l.block_size, kvh);
     const float w = scores[static_cast<size_t>(j)] * inv;
-    for (int64_t d = 0; d < l.head_dim; ++d) out[d] += w * v[d];
+    for (int64_t d = 0; d < l.head_dim; ++d) out[d] += w * Load(v, d);
   }
 }
 
-}  // namespace
-
-void WriteKvCache(const WriteKvParams& p, ThreadPool* pool) {
-  const int64_t row = p.layout.kv_heads * p.layout.head_dim;
-  pool->ParallelFor(p.rows, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t slot = p.slots[t];
-      std::memcpy(p.k_cache + slot * row, p.k + t * p.stride, sizeof(float) * static_cast<size_t>(row));
-      std::memcpy(p.v_cache + slot * row, p.v + t * p.stride, sizeof(float) * static_cast<size_t>(row));
-    }
-  });
-}
-
-void PagedAttention(const PagedAttentionParams& p, ThreadPool* pool) {
+template <typename T>
+void Attend(const PagedAttentionParams& p, ThreadPool* pool) {
   pool->ParallelFor(p.rows * p.heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
-    for (int64_t i = begin; i < end; ++i) AttendOne(p, i / p.heads, i % p.heads, scores);
+    for (int64_t i = begin; i < end; ++i) AttendOne<T>(p, i / p.heads, i % p.heads, scores);
   });
 }
 
-void PagedAttentionReference(const PagedAttentionParams& p) {
+template <typename T>
+void AttendReference(const PagedAttentionParams& p) {
   const KvCacheLayout& l = p.layout;
   const int64_t group = p.heads / l.kv_heads;
   for (int64_t t = 0; t < p.rows; ++t) {
@@ -89,9 +84,9 @@ void PagedAttentionReference(const PagedAttentionParams& p) {
       std::vector<double> s(static_cast<size_t>(pos + 1));
       double mx = -1e300;
       for (int64_t j = 0; j <= pos; ++j) {
-        const float* k = CacheRow(p.k_cache, l, table[j / l.block_size], j % l.block_size, h / group);
+        const T* k = CacheRow<T>(p.k_cache, l, table[j / l.block_size], j % l.block_size, h / group);
         double dot = 0;
-        for (int64_t d = 0; d < l.head_dim; ++d) dot += static_cast<double>(q[d]) * k[d];
+        for (int64_t d = 0; d < l.head_dim; ++d) dot += static_cast<double>(q[d]) * Load(k, d);
         s[static_cast<size_t>(j)] = dot * p.scale;
         mx = std::max(mx, s[static_cast<size_t>(j)]);
       }
@@ -101,11 +96,52 @@ void PagedAttentionReference(const PagedAttentionParams& p) {
         double acc = 0;
         for (int64_t j = 0; j <= pos; ++j) {
           acc += s[static_cast<size_t>(j)] *
-                 CacheRow(p.v_cache, l, table[j / l.block_size], j % l.block_size, h / group)[d];
+                 Load(CacheRow<T>(p.v_cache, l, table[j / l.block_size], j % l.block_size, h / group), d);
         }
         p.out[t * p.out_stride + h * l.head_dim + d] = static_cast<float>(acc / denom);
       }
     }
+  }
+}
+
+}  // namespace
+
+void WriteKvCache(const WriteKvParams& p, ThreadPool* pool) {
+  const int64_t row = p.layout.kv_heads * p.layout.head_dim;
+  const bool bf16 = p.cache_dtype == DType::kBF16;
+  pool->ParallelFor(p.rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t slot = p.slots[t];
+      const float* k = p.k + t * p.stride;
+      const float* v = p.v + t * p.stride;
+      if (bf16) {
+        uint16_t* kc = static_cast<uint16_t*>(p.k_cache) + slot * row;
+        uint16_t* vc = static_cast<uint16_t*>(p.v_cache) + slot * row;
+        for (int64_t i = 0; i < row; ++i) {
+          kc[i] = F32ToBf16(k[i]);
+          vc[i] = F32ToBf16(v[i]);
+        }
+      } else {
+        std::memcpy(static_cast<float*>(p.k_cache) + slot * row, k, sizeof(float) * static_cast<size_t>(row));
+        std::memcpy(static_cast<float*>(p.v_cache) + slot * row, v, sizeof(float) * static_cast<size_t>(row));
+      }
+    }
+  });
+}
+
+void PagedAttention(const PagedAttentionParams& p, ThreadPool* pool) {
+  if (p.cache_dtype == DType::kBF16) {
+    Attend<uint16_t>(p, pool);
+  } else {
+    Attend<float>(p, pool);
+  }
+}
+
+void PagedAttentionReference(const PagedAttentionParams& p) {
+  if (p.cache_dtype == DType::kBF16) {
+    AttendReference<uint16_t>(p);
+  } else {
+    AttendReference<float>(p);
   }
 }
 

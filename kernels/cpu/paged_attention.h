@@ -1,6 +1,8 @@
 // Causal attention over a paged KV cache (vLLM layout), for a batch of query tokens from many sequences.
 //
-// The cache of one layer is [num_blocks, block_size, kv_heads, head_dim] fp32 for K and for V. A sequence's
+// The cache of one layer is [num_blocks, block_size, kv_heads, head_dim] for K and for V, in fp32 or bf16
+// (`cache_dtype`: WriteKvCache rounds to nearest even into a bf16 cache; reads widen to fp32, so every
+// product and sum is fp32 either way). A sequence's
 // block table maps its logical block j (positions [j*block_size, (j+1)*block_size)) to a physical block.
 // Query token t of sequence s = token_seq[t] at position p = positions[t] attends to keys 0..p of s (its
 // own key included: write the batch's K/V with WriteKvCache first). GQA: query head h reads kv head
@@ -10,6 +12,7 @@
 
 #include <cstdint>
 
+#include "base/dtype.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace adak::kernels {
@@ -28,11 +31,12 @@ struct WriteKvParams {
   int64_t rows = 0;                // T
   const int32_t* slots = nullptr;  // [T] physical slot = block * block_size + offset
   KvCacheLayout layout;
-  float* k_cache = nullptr;
-  float* v_cache = nullptr;
+  void* k_cache = nullptr;  // elements of cache_dtype
+  void* v_cache = nullptr;
+  DType cache_dtype = DType::kF32;  // kF32 or kBF16
 };
 
-// REQUIRES: every slot < num_blocks * block_size.
+// REQUIRES: every slot < num_blocks * block_size; cache_dtype kF32 or kBF16.
 void WriteKvCache(const WriteKvParams& p, ThreadPool* pool);
 
 struct PagedAttentionParams {
@@ -41,8 +45,9 @@ struct PagedAttentionParams {
   int64_t rows = 0;  // T
   int64_t heads = 0;
   KvCacheLayout layout;
-  const float* k_cache = nullptr;
-  const float* v_cache = nullptr;
+  const void* k_cache = nullptr;  // elements of cache_dtype
+  const void* v_cache = nullptr;
+  DType cache_dtype = DType::kF32;        // kF32 or kBF16
   const int32_t* token_seq = nullptr;     // [T] sequence index of each query token
   const int32_t* positions = nullptr;     // [T]
   const int32_t* block_tables = nullptr;  // [S, max_blocks_per_seq]
@@ -52,7 +57,8 @@ struct PagedAttentionParams {
   int64_t out_stride = 0;
 };
 
-// REQUIRES: positions[t] / block_size < max_blocks_per_seq and the table entries are valid blocks.
+// REQUIRES: positions[t] / block_size < max_blocks_per_seq, the table entries are valid blocks, cache_dtype
+// kF32 or kBF16.
 void PagedAttention(const PagedAttentionParams& p, ThreadPool* pool);
 // Two-pass softmax in double; the test oracle.
 void PagedAttentionReference(const PagedAttentionParams& p);

@@ -109,6 +109,9 @@ TEST(AdakPerplexity, BadRoutingFlagsAreUsageErrors) {
   out = RunCommand(Adak() + " perplexity --model " + Quote(dir) + " --data x --routing best 2>&1", &code);
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("unknown routing policy 'best' (accepted: topk, adak, null, topp, threshold)"));
+  out = RunCommand(Adak() + " perplexity --model " + Quote(dir) + " --data x --kv-cache-dtype fp16 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--kv-cache-dtype: kv cache dtype 'fp16' is not one of f32, bf16"));
 }
 
 TEST(AdakGenerate, GreedyContinuesTheStoryAsTheReference) {

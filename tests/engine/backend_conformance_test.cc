@@ -457,7 +457,8 @@ TEST_P(RopeTest, MatchesReference) {
 
 ADAK_INSTANTIATE(Rope, RopeTest, RopeCase, RopeCases());
 
-// ---- Attention: writes K/V into the paged cache, causal attention per sequence; tolerance 2e-5 + 2e-5 |ref| ----
+// ---- Attention: writes K/V into the paged cache (fp32, or rounded to bf16), causal attention per sequence;
+// tolerance 2e-5 + 2e-5 |ref| against the reference over the values the cache holds ----
 
 // One sequence of the batch: `context` tokens already in the cache, then `chunk` new tokens in this call.
 struct SeqSpec {
@@ -471,16 +472,37 @@ struct AttentionCase {
   std::vector<SeqSpec> seqs;
   int64_t heads = 4, kv_heads = 2, head_dim = 16, block_size = 4, num_blocks = 32;
   bool fused_qkv = false;  // q, k, v as column views of one [T, (heads + 2 kv_heads) * head_dim] buffer
+  DType cache_dtype = DType::kF32;
 };
 ADAK_PRINT_CASE(AttentionCase)
 
 std::vector<AttentionCase> AttentionCases() {
   return {
-      {"decode_t1_pos0", 51, {{0, 1}}, 2, 2, 8, 4, 4, false},
-      {"decode_3seqs_gqa", 52, {{5, 1}, {17, 1}, {0, 1}}, 4, 2, 16, 4, 32, false},
-      {"prefill_first_chunk_mha", 53, {{0, 7}}, 3, 3, 16, 4, 8, false},
-      {"prefill_chunk_after_context_mqa", 54, {{8, 6}, {3, 1}}, 4, 1, 8, 4, 16, false},
-      {"mixed_prefill_decode_gqa_d64_fused_qkv", 55, {{2, 1}, {11, 9}, {30, 1}, {0, 3}}, 8, 2, 64, 16, 12, true},
+      {"decode_t1_pos0", 51, {{0, 1}}, 2, 2, 8, 4, 4, false, DType::kF32},
+      {"decode_3seqs_gqa", 52, {{5, 1}, {17, 1}, {0, 1}}, 4, 2, 16, 4, 32, false, DType::kF32},
+      {"prefill_first_chunk_mha", 53, {{0, 7}}, 3, 3, 16, 4, 8, false, DType::kF32},
+      {"prefill_chunk_after_context_mqa", 54, {{8, 6}, {3, 1}}, 4, 1, 8, 4, 16, false, DType::kF32},
+      {"mixed_prefill_decode_gqa_d64_fused_qkv",
+       55,
+       {{2, 1}, {11, 9}, {30, 1}, {0, 3}},
+       8,
+       2,
+       64,
+       16,
+       12,
+       true,
+       DType::kF32},
+      {"bf16_decode_3seqs_gqa", 56, {{5, 1}, {17, 1}, {0, 1}}, 4, 2, 16, 4, 32, false, DType::kBF16},
+      {"bf16_mixed_prefill_decode_d64_fused_qkv",
+       57,
+       {{2, 1}, {11, 9}, {30, 1}, {0, 3}},
+       8,
+       2,
+       64,
+       16,
+       12,
+       true,
+       DType::kBF16},
   };
 }
 
@@ -510,9 +532,19 @@ TEST_P(AttentionTest, MatchesReference) {
     return tables[static_cast<size_t>(s * max_blocks + p / a.block_size)] * a.block_size + p % a.block_size;
   };
 
-  // The cache starts as random junk; the context positions read it.
+  // The cache starts as random junk; the context positions read it. A bf16 cache holds bf16 values: the
+  // junk is drawn as such, and the batch's K/V rows are stored rounded (`stored`).
+  const bool bf16 = a.cache_dtype == DType::kBF16;
+  auto stored = [bf16](float x) { return bf16 ? Bf16ToF32(F32ToBf16(x)) : x; };
   const auto cache_elems = static_cast<size_t>(a.num_blocks * a.block_size * kvd);
-  const std::vector<float> k_cache0 = RandomFloats(cache_elems, rng), v_cache0 = RandomFloats(cache_elems, rng);
+  std::vector<float> k_cache0 = RandomFloats(cache_elems, rng), v_cache0 = RandomFloats(cache_elems, rng);
+  for (float& x : k_cache0) x = stored(x);
+  for (float& x : v_cache0) x = stored(x);
+  auto to_bf16 = [](const std::vector<float>& f) {
+    std::vector<uint16_t> b(f.size());
+    for (size_t i = 0; i < f.size(); ++i) b[i] = F32ToBf16(f[i]);
+    return b;
+  };
 
   // The batch.
   std::vector<int32_t> positions, token_seq, slots;
@@ -551,8 +583,14 @@ TEST_P(AttentionTest, MatchesReference) {
   args.kv_heads = a.kv_heads;
   args.head_dim = hd;
   args.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  args.k_cache = Put(k_cache0);
-  args.v_cache = Put(v_cache0);
+  if (bf16) {
+    args.k_cache = Put(to_bf16(k_cache0));
+    args.v_cache = Put(to_bf16(v_cache0));
+  } else {
+    args.k_cache = Put(k_cache0);
+    args.v_cache = Put(v_cache0);
+  }
+  args.cache_dtype = a.cache_dtype;
   args.num_blocks = a.num_blocks;
   args.block_size = a.block_size;
   args.batch.num_tokens = t_count;
@@ -564,14 +602,22 @@ TEST_P(AttentionTest, MatchesReference) {
   args.out = PutF32(std::vector<float>(static_cast<size_t>(t_count * qd), -7.0f), t_count, qd, qd);
   backend_->Attention(args);
 
-  // The cache: the batch's slots hold its K/V rows exactly, every other slot is unchanged.
+  // The cache: the batch's slots hold its K/V rows (exactly, or rounded to nearest even bf16), every other
+  // slot is unchanged. From here on k and v are what the cache holds.
+  for (float& x : k) x = stored(x);
+  for (float& x : v) x = stored(x);
   std::vector<float> k_want = k_cache0, v_want = v_cache0;
   for (int64_t t = 0; t < t_count; ++t) {
     std::copy_n(k.begin() + t * kvd, kvd, k_want.begin() + slots[t] * kvd);
     std::copy_n(v.begin() + t * kvd, kvd, v_want.begin() + slots[t] * kvd);
   }
-  ExpectEqualSeq<float>(Get<float>(args.k_cache, cache_elems), k_want, "k_cache");
-  ExpectEqualSeq<float>(Get<float>(args.v_cache, cache_elems), v_want, "v_cache");
+  if (bf16) {
+    ExpectEqualSeq<uint16_t>(Get<uint16_t>(args.k_cache, cache_elems), to_bf16(k_want), "k_cache");
+    ExpectEqualSeq<uint16_t>(Get<uint16_t>(args.v_cache, cache_elems), to_bf16(v_want), "v_cache");
+  } else {
+    ExpectEqualSeq<float>(Get<float>(args.k_cache, cache_elems), k_want, "k_cache");
+    ExpectEqualSeq<float>(Get<float>(args.v_cache, cache_elems), v_want, "v_cache");
+  }
 
   // Reference over each sequence's logical K/V: context positions from the initial cache, then the chunk.
   std::vector<double> ref;

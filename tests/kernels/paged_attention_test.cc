@@ -14,11 +14,12 @@ struct Case {
   std::vector<int64_t> seq_lens;  // tokens per sequence, all of them queries
 };
 
-// Fills a cache through WriteKvCache for sequences whose blocks are scattered in reverse order, then checks
-// PagedAttention against the double-precision reference.
-void RunCase(const Case& c, uint32_t seed) {
+// Fills a cache of `dtype` through WriteKvCache for sequences whose blocks are scattered in reverse order,
+// checks what it stored (the rows, rounded to bf16 for a bf16 cache), then PagedAttention against the
+// double-precision reference over the same cache.
+void RunCase(const Case& c, uint32_t seed, DType dtype) {
   SCOPED_TRACE(::testing::Message() << "seed " << seed << " heads " << c.heads << "/" << c.kv_heads << " hd "
-                                    << c.head_dim << " bs " << c.block_size);
+                                    << c.head_dim << " bs " << c.block_size << " " << DTypeName(dtype));
   std::mt19937 rng(seed);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   const int64_t kv_dim = c.kv_heads * c.head_dim, q_dim = c.heads * c.head_dim;
@@ -49,11 +50,25 @@ void RunCase(const Case& c, uint32_t seed) {
     }
   }
   const KvCacheLayout layout{num_blocks, c.block_size, c.kv_heads, c.head_dim};
-  std::vector<float> kc(static_cast<size_t>(num_blocks * c.block_size * kv_dim), NAN),
-      vc(static_cast<size_t>(num_blocks * c.block_size * kv_dim), NAN);
+  // Raw cache bytes, NaN-filled (0xffff is a NaN in both types).
+  const auto cache_bytes = static_cast<size_t>(num_blocks * c.block_size * kv_dim) * DTypeSize(dtype);
+  std::vector<uint16_t> kc(cache_bytes / 2, 0xffff), vc(cache_bytes / 2, 0xffff);
   ThreadPool pool(2);
-  WriteKvParams w{k.data(), v.data(), kv_dim, total, slots.data(), layout, kc.data(), vc.data()};
+  WriteKvParams w{k.data(), v.data(), kv_dim, total, slots.data(), layout, kc.data(), vc.data(), dtype};
   WriteKvCache(w, &pool);
+  for (int64_t t = 0; t < total; ++t) {
+    for (int64_t i = 0; i < kv_dim; ++i) {
+      const auto src = static_cast<size_t>(t * kv_dim + i);
+      const auto dst = static_cast<size_t>(slots[static_cast<size_t>(t)] * kv_dim + i);
+      if (dtype == DType::kBF16) {
+        ASSERT_EQ(kc[dst], F32ToBf16(k[src])) << "k token " << t << " element " << i;
+        ASSERT_EQ(vc[dst], F32ToBf16(v[src])) << "v token " << t << " element " << i;
+      } else {
+        ASSERT_EQ(reinterpret_cast<const float*>(kc.data())[dst], k[src]) << "k token " << t << " element " << i;
+        ASSERT_EQ(reinterpret_cast<const float*>(vc.data())[dst], v[src]) << "v token " << t << " element " << i;
+      }
+    }
+  }
 
   PagedAttentionParams p;
   p.q = q.data();
@@ -63,6 +78,7 @@ void RunCase(const Case& c, uint32_t seed) {
   p.layout = layout;
   p.k_cache = kc.data();
   p.v_cache = vc.data();
+  p.cache_dtype = dtype;
   p.token_seq = seq.data();
   p.positions = pos.data();
   p.block_tables = tables.data();
@@ -89,7 +105,50 @@ TEST(PagedAttention, MatchesReferenceAcrossShapes) {
       {4, 4, 16, 16, {33, 2, 17, 1}},  // no GQA, many sequences
   };
   uint32_t seed = 1;
-  for (const Case& c : cases) RunCase(c, seed++);
+  for (const Case& c : cases) RunCase(c, seed++, DType::kF32);
+}
+
+TEST(PagedAttention, Bf16CacheMatchesReferenceAcrossShapes) {
+  const Case cases[] = {
+      {4, 2, 64, 16, {16}},
+      {8, 1, 32, 4, {5, 1, 9}},
+      {6, 3, 24, 3, {7, 7}},
+      {4, 4, 16, 16, {33, 2, 17, 1}},
+  };
+  uint32_t seed = 11;
+  for (const Case& c : cases) RunCase(c, seed++, DType::kBF16);
+}
+
+TEST(PagedAttention, Bf16CacheRoundsKAndVButNotQ) {
+  // One key: the output is v rounded to bf16 (one-hot softmax), whatever q is.
+  const KvCacheLayout layout{1, 2, 1, 4};
+  std::vector<uint16_t> kc(8, 0), vc(8, 0);
+  const std::vector<float> q = {1, 2, 3, 4}, k = {0.5f, -1, 2, 0}, v = {1.00390625f, -3.1415927f, 1e-3f, 65504.7f};
+  const int32_t slot = 0, seq = 0, pos = 0, table = 0;
+  ThreadPool pool(1);
+  WriteKvCache({k.data(), v.data(), 4, 1, &slot, layout, kc.data(), vc.data(), DType::kBF16}, &pool);
+  std::vector<float> out(4);
+  PagedAttentionParams p;
+  p.q = q.data();
+  p.q_stride = 4;
+  p.rows = 1;
+  p.heads = 1;
+  p.layout = layout;
+  p.k_cache = kc.data();
+  p.v_cache = vc.data();
+  p.cache_dtype = DType::kBF16;
+  p.token_seq = &seq;
+  p.positions = &pos;
+  p.block_tables = &table;
+  p.max_blocks_per_seq = 1;
+  p.scale = 0.5f;
+  p.out = out.data();
+  p.out_stride = 4;
+  PagedAttention(p, &pool);
+  for (size_t d = 0; d < 4; ++d) {
+    EXPECT_EQ(out[d], Bf16ToF32(F32ToBf16(v[d]))) << d;
+  }
+  EXPECT_NE(out[0], v[0]);  // 1 + 2^-8 is not a bf16 value: the cache rounded it
 }
 
 TEST(PagedAttention, SingleKeyReturnsItsValue) {
@@ -99,7 +158,7 @@ TEST(PagedAttention, SingleKeyReturnsItsValue) {
   const std::vector<float> q = {1, 2, 3, 4}, k = {0.5f, -1, 2, 0}, v = {7, -8, 9, 10};
   const int32_t slot = 1 * 4 + 0, seq = 0, pos = 0, table = 1;
   ThreadPool pool(1);
-  WriteKvCache({k.data(), v.data(), 4, 1, &slot, layout, kc.data(), vc.data()}, &pool);
+  WriteKvCache({k.data(), v.data(), 4, 1, &slot, layout, kc.data(), vc.data(), DType::kF32}, &pool);
   std::vector<float> out(4);
   PagedAttentionParams p;
   p.q = q.data();

@@ -148,8 +148,8 @@ TEST(ServeProcessTest, SigtermDrainsInFlightStreamsAndExitsZero) {
 
 TEST(ServeProcessTest, BadFlagsExitTwoNamingTheFlag) {
   const std::string model = DefaultModelDir().string();
-  // stories-moe-small's full context needs exactly 1 MiB of KV cache, so the smallest --kv-cache-mib is
-  // enough for it; a generated Mixtral with 2048 positions needs 8 MiB, and 1 MiB is refused.
+  // stories-moe-small's full context needs 0.5 MiB of (bf16, the default) KV cache, so the smallest
+  // --kv-cache-mib is enough for it; a generated Mixtral with 2048 positions needs 4 MiB, and 1 MiB is refused.
   TempDir tmp;
   const std::string long_context = (tmp.path() / "mixtral-2048").string();
   int make_code = 0;
@@ -164,6 +164,8 @@ TEST(ServeProcessTest, BadFlagsExitTwoNamingTheFlag) {
       {"--model " + ShellQuote(model) + " --default-routing adak", "--allocator"},
       {"--model " + ShellQuote(model) + " --default-routing bogus", "--default-routing"},
       {"--model " + ShellQuote(long_context) + " --kv-cache-mib 1", "--kv-cache-mib"},
+      {"--model " + ShellQuote(model) + " --kv-cache-dtype fp8",
+       "--kv-cache-dtype: kv cache dtype 'fp8' is not one of"},
       {"--model " + ShellQuote(model) + " --grpc-port 70000", "grpc-port"},
       {"--model " + ShellQuote(model) + " --max-running-requests 0", "max-running-requests"},
       {"--model /nonexistent/model", "/nonexistent/model"},
