@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
 #include "engine/cpu_backend.h"
@@ -171,6 +173,11 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   ASSIGN_OR_RETURN(impl->backend, engine::CreateBackend("cpu", {.num_threads = options.threads}));
   ASSIGN_OR_RETURN(impl->cache,
                    engine::KvCache::Create(impl->backend.get(), config, blocks, options.block_size, kv_dtype));
+  LogInfo(absl::StrFormat(
+      "adak serve: kv cache %d blocks of %d tokens (%d tokens), %s, %.1f MiB", blocks, options.block_size,
+      blocks * options.block_size, std::string(engine::KvCacheDTypeName(kv_dtype)),
+      static_cast<double>(blocks * engine::KvCache::BytesPerBlock(config, options.block_size, kv_dtype)) /
+          static_cast<double>(kMiB)));
   ASSIGN_OR_RETURN(impl->runner, engine::ModelRunner::Create(config, impl->model->weights, impl->routing_weights,
                                                              impl->backend.get(), impl->cache.get()));
   impl->executor = scheduler::MakeRunnerExecutor(impl->runner.get());

@@ -33,6 +33,9 @@ TEST(ServeProcessTest, ReadyLineNamesTheModelAndBothPorts) {
   EXPECT_GT((*server)->http_port(), 0);
   EXPECT_NE((*server)->grpc_port(), (*server)->http_port());
   EXPECT_THAT((*server)->Log(), HasSubstr("adak serve: ready model=stories-moe-small grpc=127.0.0.1:"));
+  // The default cache: 64 running requests x 512 positions, bf16 (4 layers x 2 x 64 KV values x 2 bytes a token).
+  EXPECT_THAT((*server)->Log(),
+              HasSubstr("adak serve: kv cache 2048 blocks of 16 tokens (32768 tokens), bf16, 32.0 MiB"));
   HealthCheckResponse::ServingStatus serving = HealthCheckResponse::UNKNOWN;
   ASSERT_TRUE(HealthCheck((*server)->grpc_port(), "adak.v1.Generation", &serving).ok());
   EXPECT_EQ(serving, HealthCheckResponse::SERVING);
