@@ -650,6 +650,10 @@ def main():
         print(f"expert usage layer {layer}: " + " ".join(f"{v:.3f}" for v in u), flush=True)
     print(f"reference: {ref['prompt']!r} -> top-10 {ref['last_position_top10'][:3]}...", flush=True)
     print(f"wrote {args.out}", flush=True)
+    # Our engine against the reference just written (tools/check_model_reference.py; exits 1 on a mismatch).
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "check_model_reference.py"), args.out, "--adak", args.adak],
+                   check=True)
 
 
 if __name__ == "__main__":
