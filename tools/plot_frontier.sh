@@ -2,7 +2,8 @@
 # The quality/compute frontier as a PNG: perplexity against mean k, one line per routing family, from
 # `adak eval --json` outputs (their top-level row and every "sweep" row; rows are grouped by family: topk,
 # topp, topp-raw, threshold, and each other label, e.g. the Ada-K allocators, as given on the command line).
-# The y axis spans native top-K's perplexity to 18% above it; rows beyond that are off the frame.
+# The y axis spans native top-K's perplexity to 18% above it, the x axis mean k up to native K; rows beyond
+# either (e.g. raw top-p, which on a fine-grained router can pick more than K experts) are off the frame.
 #
 # usage: tools/plot_frontier.sh OUT.png [LABEL=]EVAL.json [...]
 #   LABEL names the file's top-level row (e.g. "Ada-K lambda 0.015=eval.json"); without it the row's own label.
@@ -22,6 +23,7 @@ import json, sys
 tmp, args = sys.argv[1], sys.argv[2:]
 families = {}  # family -> {(mean_k, ppl)}
 native_ppl = None
+native_k = None
 def family(row):
     if row["routing"] == "topp":
         return "top-p (raw weights)" if row.get("top_p_weighting") == "raw" else "top-p (model weights)"
@@ -41,6 +43,7 @@ for arg in args:
         if row["routing"] == "topk" and row.get("top_k") == round(row["mean_k"]) and \
            abs(row.get("savings_ratio", 1.0)) < 1e-12:
             native_ppl = row["perplexity"]
+            native_k = row["top_k"]
 clauses = []
 for i, (fam, points) in enumerate(families.items()):
     with open(f"{tmp}/{i}.dat", "w") as d:
@@ -58,6 +61,8 @@ if native_ppl:
     print(f"set yrange [{native_ppl * 0.99}:{native_ppl * 1.18}]")
     print(f"set arrow from graph 0, first {native_ppl * 1.02} to graph 1, first {native_ppl * 1.02} nohead dt 2 lc rgb 'gray40'")
     print(f"set label 'native top-K +2%' at graph 0.02, first {native_ppl * 1.02} offset 0,0.6 tc rgb 'gray40'")
+if native_k:
+    print(f"set xrange [0.9:{native_k + 0.1}]")
 print("plot " + ", \\\n     ".join(clauses))
 PY
 {
