@@ -8,6 +8,7 @@
 #include <random>
 #include <set>
 
+#include "base/strings.h"
 #include "engine/cpu_backend.h"
 #include "engine/model.h"
 #include "kernels/cpu/norm.h"
@@ -240,6 +241,59 @@ TEST_P(ModelRunnerTest, SampledRolloutsAndAllocatorUpdates) {
   EXPECT_THAT((*runner)->SetAllocatorExtras(0, moe_layer, std::vector<float>(static_cast<size_t>(e * e), 0.0f),
                                             std::vector<float>(static_cast<size_t>(e), 0.0f)),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no version-2 allocator of profile 0")));
+}
+
+// SetAllocatorExtras on a version-2 allocator: the new bias steers the routing in place (with W = 0 and U = 0
+// a bias favouring action a gives every token k = a + 1), wrong sizes and a missing profile are refused
+// naming what was wrong, and a refused call leaves the routing as it was.
+TEST_P(ModelRunnerTest, SetAllocatorExtrasSteersAVersion2Allocator) {
+  const ModelConfig& c = model_->config;
+  const int64_t h = c.hidden_size, e = c.num_experts;
+  RoutingWeights alloc;
+  alloc.allocators.resize(1);
+  AllocatorProfile& p = alloc.allocators[0];
+  p.version = 2;
+  p.layers.assign(static_cast<size_t>(c.num_layers), {});
+  p.router_weight.assign(static_cast<size_t>(c.num_layers), {});
+  p.bias.assign(static_cast<size_t>(c.num_layers), {});
+  int64_t moe_layer = -1;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    if (!c.moe_layers[static_cast<size_t>(l)]) continue;
+    moe_layer = l;
+    p.layers[static_cast<size_t>(l)].assign(static_cast<size_t>(e * h), 0.0f);
+    p.router_weight[static_cast<size_t>(l)].assign(static_cast<size_t>(e * e), 0.0f);
+    p.bias[static_cast<size_t>(l)].assign(static_cast<size_t>(e), 0.0f);
+  }
+  ASSERT_GE(moe_layer, 0);
+  auto runner = ModelRunner::Create(c, model_->weights, alloc, backend_.get(), cache_.get());
+  ASSERT_THAT(runner.status(), IsOk());
+  const auto tokens = RandomTokens(10, 5);
+  const std::vector<int32_t> table = {0, 1, 2};
+  auto k_of_layer = [&](int64_t layer) {
+    RoutingParams routing;
+    routing.policy = RoutingPolicy::kAdaK;
+    SequenceInput in = In(tokens, 0, table, false, routing);
+    ForwardResult r;
+    EXPECT_THAT((*runner)->Forward({&in, 1}, {}, &r), IsOk());
+    return r.routed_k[static_cast<size_t>(layer)];
+  };
+  const int32_t want_k = static_cast<int32_t>(std::min<int64_t>(2, e));
+  std::vector<float> bias(static_cast<size_t>(e), 0.0f);
+  bias[static_cast<size_t>(want_k - 1)] = 10.0f;
+  const std::vector<float> u(static_cast<size_t>(e * e), 0.0f);
+  ASSERT_THAT((*runner)->SetAllocatorExtras(0, moe_layer, u, bias), IsOk());
+  for (int32_t k : k_of_layer(moe_layer)) EXPECT_EQ(k, want_k);
+
+  EXPECT_THAT((*runner)->SetAllocatorExtras(0, moe_layer, std::vector<float>(3, 0.0f), bias),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(StrCatStd("needs ", e * e, " + ", e, " values, got 3 + ", e))));
+  EXPECT_THAT((*runner)->SetAllocatorExtras(0, moe_layer, u, std::vector<float>(static_cast<size_t>(e + 1), 1.0f)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(StrCatStd("got ", e * e, " + ", e + 1))));
+  EXPECT_THAT((*runner)->SetAllocatorExtras(1, moe_layer, u, bias),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no version-2 allocator of profile 1")));
+  EXPECT_THAT((*runner)->SetAllocatorExtras(0, c.num_layers, u, bias),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("has no version-2 allocator")));
+  for (int32_t k : k_of_layer(moe_layer)) EXPECT_EQ(k, want_k);  // the refusals changed nothing
 }
 
 // A sampling mask that selects MoE layer j alone: layer j's k varies across seeds, every other layer takes
