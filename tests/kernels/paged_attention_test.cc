@@ -119,14 +119,15 @@ TEST(PagedAttention, Bf16CacheMatchesReferenceAcrossShapes) {
   for (const Case& c : cases) RunCase(c, seed++, DType::kBF16);
 }
 
-TEST(PagedAttention, Bf16CacheRoundsKAndVButNotQ) {
-  // One key: the output is v rounded to bf16 (one-hot softmax), whatever q is.
-  const KvCacheLayout layout{1, 2, 1, 4};
-  std::vector<uint16_t> kc(8, 0), vc(8, 0);
-  const std::vector<float> q = {1, 2, 3, 4}, k = {0.5f, -1, 2, 0}, v = {1.00390625f, -3.1415927f, 1e-3f, 65504.7f};
-  const int32_t slot = 0, seq = 0, pos = 0, table = 0;
+// Writes one key (k, v of head_dim 4) into slot 4 (block 1) of a cache of `dtype` and attends to it from one
+// query: the softmax over a single position is one-hot, so the output is the value the cache holds.
+std::vector<float> AttendToSingleKey(DType dtype, const std::vector<float>& k, const std::vector<float>& v) {
+  const KvCacheLayout layout{2, 4, 1, 4};
+  std::vector<float> kc(size_t{2} * 4 * 4, 0.0f), vc(size_t{2} * 4 * 4, 0.0f);  // room for either dtype
+  const std::vector<float> q = {1, 2, 3, 4};
+  const int32_t slot = 1 * 4 + 0, seq = 0, pos = 0, table = 1;
   ThreadPool pool(1);
-  WriteKvCache({k.data(), v.data(), 4, 1, &slot, layout, kc.data(), vc.data(), DType::kBF16}, &pool);
+  WriteKvCache({k.data(), v.data(), 4, 1, &slot, layout, kc.data(), vc.data(), dtype}, &pool);
   std::vector<float> out(4);
   PagedAttentionParams p;
   p.q = q.data();
@@ -136,7 +137,7 @@ TEST(PagedAttention, Bf16CacheRoundsKAndVButNotQ) {
   p.layout = layout;
   p.k_cache = kc.data();
   p.v_cache = vc.data();
-  p.cache_dtype = DType::kBF16;
+  p.cache_dtype = dtype;
   p.token_seq = &seq;
   p.positions = &pos;
   p.block_tables = &table;
@@ -145,6 +146,13 @@ TEST(PagedAttention, Bf16CacheRoundsKAndVButNotQ) {
   p.out = out.data();
   p.out_stride = 4;
   PagedAttention(p, &pool);
+  return out;
+}
+
+TEST(PagedAttention, Bf16CacheRoundsKAndVButNotQ) {
+  // One key: the output is v rounded to bf16, whatever q is.
+  const std::vector<float> k = {0.5f, -1, 2, 0}, v = {1.00390625f, -3.1415927f, 1e-3f, 65504.7f};
+  const std::vector<float> out = AttendToSingleKey(DType::kBF16, k, v);
   for (size_t d = 0; d < 4; ++d) {
     EXPECT_EQ(out[d], Bf16ToF32(F32ToBf16(v[d]))) << d;
   }
@@ -153,30 +161,8 @@ TEST(PagedAttention, Bf16CacheRoundsKAndVButNotQ) {
 
 TEST(PagedAttention, SingleKeyReturnsItsValue) {
   // With only position 0, the softmax is one-hot: the output is v exactly.
-  const KvCacheLayout layout{2, 4, 1, 4};
-  std::vector<float> kc(size_t{2} * 4 * 4, 0.0f), vc(size_t{2} * 4 * 4, 0.0f);
-  const std::vector<float> q = {1, 2, 3, 4}, k = {0.5f, -1, 2, 0}, v = {7, -8, 9, 10};
-  const int32_t slot = 1 * 4 + 0, seq = 0, pos = 0, table = 1;
-  ThreadPool pool(1);
-  WriteKvCache({k.data(), v.data(), 4, 1, &slot, layout, kc.data(), vc.data(), DType::kF32}, &pool);
-  std::vector<float> out(4);
-  PagedAttentionParams p;
-  p.q = q.data();
-  p.q_stride = 4;
-  p.rows = 1;
-  p.heads = 1;
-  p.layout = layout;
-  p.k_cache = kc.data();
-  p.v_cache = vc.data();
-  p.token_seq = &seq;
-  p.positions = &pos;
-  p.block_tables = &table;
-  p.max_blocks_per_seq = 1;
-  p.scale = 0.5f;
-  p.out = out.data();
-  p.out_stride = 4;
-  PagedAttention(p, &pool);
-  EXPECT_EQ(out, v);
+  const std::vector<float> v = {7, -8, 9, 10};
+  EXPECT_EQ(AttendToSingleKey(DType::kF32, {0.5f, -1, 2, 0}, v), v);
 }
 
 }  // namespace
