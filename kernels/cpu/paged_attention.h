@@ -6,7 +6,9 @@
 // block table maps its logical block j (positions [j*block_size, (j+1)*block_size)) to a physical block.
 // Query token t of sequence s = token_seq[t] at position p = positions[t] attends to keys 0..p of s (its
 // own key included: write the batch's K/V with WriteKvCache first). GQA: query head h reads kv head
-// h / (heads / kv_heads). Softmax in fp32. Stateless.
+// h / (heads / kv_heads). Softmax in fp32. On a CPU with AVX-512 and head_dim % 16 == 0 the dot products and the
+// weighted sum of V run 16 lanes at a time (sums reassociated: equal to the portable loop within rounding).
+// Stateless.
 #ifndef ADAK_KERNELS_CPU_PAGED_ATTENTION_H_
 #define ADAK_KERNELS_CPU_PAGED_ATTENTION_H_
 

@@ -98,10 +98,10 @@ void RunCase(const Case& c, uint32_t seed, DType dtype) {
 
 TEST(PagedAttention, MatchesReferenceAcrossShapes) {
   const Case cases[] = {
-      {4, 2, 64, 16, {16}},            // stories-mixtral shape
+      {4, 2, 64, 16, {16}},            // stories-mixtral shape (AVX-512 where the CPU has it)
       {1, 1, 8, 1, {1}},               // one token, block of one
       {8, 1, 32, 4, {5, 1, 9}},        // MQA, partial blocks
-      {6, 3, 24, 3, {7, 7}},           // head_dim not a multiple of 8
+      {6, 3, 24, 3, {7, 7}},           // head_dim not a multiple of 8 (the portable loop)
       {4, 4, 16, 16, {33, 2, 17, 1}},  // no GQA, many sequences
   };
   uint32_t seed = 1;
