@@ -109,6 +109,7 @@ std::vector<std::pair<std::string, float>> CompletionBuilder::GeneratedTop(size_
 }
 
 void CompletionBuilder::AddTokens(const std::vector<scheduler::TokenOutput>& tokens) {
+  generated_ += tokens.size();
   for (const scheduler::TokenOutput& token : tokens) {
     text_ += token.text;
     cumulative_logprob_ += token.logprob;
@@ -191,9 +192,10 @@ std::string CompletionBuilder::ChunkEvent(OrderedJson choice) const {
 }
 
 std::string CompletionBuilder::StreamChunk() {
-  const bool has_tokens = streamed_tokens_ < tokens_.size();
+  const bool has_tokens = streamed_tokens_ < tokens_.size() || streamed_generated_ < generated_;
   const bool first_chat = chat() && !role_sent_;
   if (streamed_text_ == text_.size() && !has_tokens && !first_chat) return "";
+  streamed_generated_ = generated_;
   OrderedJson choice = OrderedJson::object();
   choice["index"] = index_;
   const std::string text = text_.substr(streamed_text_);

@@ -40,8 +40,9 @@ class CompletionBuilder {
   void SetPromptLogprobs(std::vector<float> logprobs, std::vector<std::vector<scheduler::TopLogprob>> top);
 
   // Streaming: "data: {chunk}\n\n" for the tokens added since the last chunk (their text, and logprobs
-  // when asked for), or "" when there is nothing to send (held-back text, no logprobs). A chat stream's
-  // first chunk carries the role.
+  // when asked for), or "" when no token was added. A step whose text is held back (a UTF-8 character or a
+  // possible stop string not yet complete) still gets a chunk, with empty text, as vLLM sends one: the
+  // client sees every decode step. A chat stream's first chunk carries the role.
   [[nodiscard]] std::string StreamChunk();
   // Streaming with echo (completions): the first chunk, carrying the prompt text and, with logprobs, the
   // prompt's logprobs (when SetPromptLogprobs came first).
@@ -114,10 +115,12 @@ class CompletionBuilder {
   double cumulative_logprob_ = 0.0;
   std::vector<float> prompt_logprobs_;  // from SetPromptLogprobs
   std::vector<std::vector<scheduler::TopLogprob>> prompt_top_logprobs_;
-  size_t streamed_tokens_ = 0;  // tokens_ already sent in chunks
-  size_t streamed_text_ = 0;    // bytes of text_ already sent
-  size_t streamed_offset_ = 0;  // text_offset of the next streamed token
-  bool role_sent_ = false;      // chat: the first chunk (with the role) went out
+  size_t streamed_tokens_ = 0;     // tokens_ already sent in chunks
+  size_t generated_ = 0;           // tokens added (AddTokens), logprobs or not
+  size_t streamed_generated_ = 0;  // of those, already covered by a chunk
+  size_t streamed_text_ = 0;       // bytes of text_ already sent
+  size_t streamed_offset_ = 0;     // text_offset of the next streamed token
+  bool role_sent_ = false;         // chat: the first chunk (with the role) went out
 };
 
 // The response of a request with several candidates (not streaming): the choices (for best_of > n, the n

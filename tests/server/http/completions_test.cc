@@ -338,7 +338,11 @@ TEST_F(HttpCompletionsTest, StreamChunksAndDone) {
   ASSERT_THAT(echo, ::testing::StartsWith("data: {"));
   EXPECT_EQ(Json::parse(echo.substr(6))["choices"][0]["text"], "Hi");
   builder.AddTokens({scheduler::TokenOutput{.id = 5, .text = "", .logprob = 0.0f, .top = {}}});
-  EXPECT_EQ(builder.StreamChunk(), "");  // held-back text, no logprobs: nothing to send
+  // Held-back text: the step still gets a chunk, with empty text (as vLLM sends it), and only one.
+  const std::string held = builder.StreamChunk();
+  ASSERT_THAT(held, ::testing::StartsWith("data: {"));
+  EXPECT_EQ(Json::parse(held.substr(6))["choices"][0]["text"], "");
+  EXPECT_EQ(builder.StreamChunk(), "");  // no token since
   builder.AddTokens({scheduler::TokenOutput{.id = 6, .text = "ab", .logprob = 0.0f, .top = {}}});
   const std::string chunk = builder.StreamChunk();
   ASSERT_THAT(chunk, ::testing::EndsWith("\n\n"));
