@@ -9,7 +9,7 @@
 // step holds both halves of the activations and loads each weight block whole; the last partial block is read
 // with masked loads. Rows that start off a cache line are assembled from aligned loads (RowSource): mmapped
 // checkpoint tensors are only 8-byte aligned, and unaligned 64-byte loads straddle two lines. SwiGLU uses a
-// vector exp (Exp).
+// vector exp (avx512_math.h).
 
 // GCC 12's AVX-512 headers self-initialise `_mm512_undefined_*` (`__m512 __Y = __Y;`), which trips
 // -W(maybe-)uninitialized once inlined (GCC PR 105593); harmless, so silenced for this file only.
@@ -21,6 +21,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/avx512_math.h"
 #include "kernels/cpu/avx512_weights.h"
 #include "kernels/cpu/moe_experts.h"
 
@@ -65,29 +66,11 @@ struct Avx512Isa {
     return _mm_cvtss_f32(_mm_add_ss(c, _mm_movehdup_ps(c)));
   }
 
-  // exp(x) to ~1 ulp (Cephes expf: Cody-Waite reduction by ln 2, degree-6 polynomial, scalef); exact 0 and inf
-  // at the ends of the range, NaN stays NaN.
-  ADAK_AVX512 static inline __m512 Exp(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x));  // NaN passes
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(y, n);
-  }
-
   // g[i] = g[i] / (1 + exp(-g[i])) * u[i] for i < count <= 16 (MoeSwiGlu with a vector exp).
   ADAK_AVX512 static inline void SwiGluInPlace(float* g, const float* u, int count) {
     const auto m = static_cast<__mmask16>((1u << count) - 1u);
     const __m512 gv = _mm512_maskz_loadu_ps(m, g);
-    const __m512 e = Exp(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+    const __m512 e = avx512::Exp(_mm512_sub_ps(_mm512_setzero_ps(), gv));
     const __m512 silu = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
     _mm512_mask_storeu_ps(g, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, u)));
   }

@@ -13,6 +13,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/avx512_math.h"
+#include "kernels/cpu/avx512_weights.h"
 #include "kernels/cpu/matmul.h"
 
 namespace adak::kernels {
@@ -73,21 +75,19 @@ void AttendOne(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<
   }
 }
 
-// The AVX-512 twin of AttendOne for head_dim % 16 == 0: the same two passes, 16 lanes at a time (the q.k
-// sums are reassociated, so results differ from AttendOne in the last bits). Only reached after the runtime
+// The AVX-512 twin of AttendOne for head_dim % 16 == 0: the same two passes, 16 lanes at a time, and the
+// softmax's exp vectorised (the sums are reassociated and exp is ~1 ulp, so results differ from AttendOne in
+// the last bits). Only reached after the runtime
 // CPU check; every function here carries the target attribute and has internal linkage, so no AVX-512 code
 // leaks into inline functions shared with the rest of the binary.
-#define ADAK_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
-
-ADAK_AVX512_TARGET inline __m512 Load16(const float* row) { return _mm512_loadu_ps(row); }
-ADAK_AVX512_TARGET inline __m512 Load16(const uint16_t* row) {
+ADAK_AVX512 inline __m512 Load16(const float* row) { return _mm512_loadu_ps(row); }
+ADAK_AVX512 inline __m512 Load16(const uint16_t* row) {
   const __m256i half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
 }
 
 template <typename T>
-ADAK_AVX512_TARGET void AttendOneAvx512(const PagedAttentionParams& p, int64_t t, int64_t h,
-                                        std::vector<float>& scores) {
+ADAK_AVX512 void AttendOneAvx512(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<float>& scores) {
   const KvCacheLayout& l = p.layout;
   const int64_t kvh = h / (p.heads / l.kv_heads);
   const int64_t pos = p.positions[t];
@@ -105,13 +105,17 @@ ADAK_AVX512_TARGET void AttendOneAvx512(const PagedAttentionParams& p, int64_t t
     scores[static_cast<size_t>(j)] = s;
     max_score = std::max(max_score, s);
   }
-  float denom = 0.0f;
-  for (int64_t j = 0; j <= pos; ++j) {
-    const float e = std::exp(scores[static_cast<size_t>(j)] - max_score);
-    scores[static_cast<size_t>(j)] = e;
-    denom += e;
+  // exp(s - max) 16 scores at a time (the vector exp, ~1 ulp), the last ones masked.
+  const __m512 max_v = _mm512_set1_ps(max_score);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j <= pos; j += 16) {
+    const auto m = static_cast<__mmask16>(pos + 1 - j >= 16 ? 0xffff : (1u << (pos + 1 - j)) - 1u);
+    float* s = scores.data() + j;
+    const __m512 e = internal::avx512::Exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s), max_v));
+    _mm512_mask_storeu_ps(s, m, e);
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
   }
-  const __m512 inv = _mm512_set1_ps(1.0f / denom);
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
   for (int64_t d = 0; d < l.head_dim; d += 16) _mm512_storeu_ps(out + d, _mm512_setzero_ps());
   for (int64_t j = 0; j <= pos; ++j) {
     const T* v = CacheRow<T>(p.v_cache, l, table[j / l.block_size], j % l.block_size, kvh);
