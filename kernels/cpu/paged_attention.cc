@@ -77,9 +77,8 @@ void AttendOne(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<
 
 // The AVX-512 twin of AttendOne for head_dim % 16 == 0: the same two passes, 16 lanes at a time, and the
 // softmax's exp vectorised (the sums are reassociated and exp is ~1 ulp, so results differ from AttendOne in
-// the last bits). Only reached after the runtime
-// CPU check; every function here carries the target attribute and has internal linkage, so no AVX-512 code
-// leaks into inline functions shared with the rest of the binary.
+// the last bits). Only reached after the runtime CPU check; every function here carries the target attribute
+// and has internal linkage, so no AVX-512 code leaks into inline functions shared with the rest of the binary.
 ADAK_AVX512 inline __m512 Load16(const float* row) { return _mm512_loadu_ps(row); }
 ADAK_AVX512 inline __m512 Load16(const uint16_t* row) {
   const __m256i half = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row));
