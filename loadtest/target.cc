@@ -197,15 +197,8 @@ class OpenAiTarget : public Target {
       if (j.is_discarded() || !j.is_object()) continue;
       const Clock::time_point now = Clock::now();
       if (j.contains("choices") && j["choices"].is_array() && !j["choices"].empty()) {
-        const nlohmann::json& choice = j["choices"][0];
-        // One event is one token for us and for llama.cpp / vLLM: an event with text, or one with a null
-        // finish_reason (a step whose text the server still holds back, e.g. an unfinished UTF-8 character,
-        // arrives with empty text), as vLLM's benchmark_serving counts them. The closing event (finish_reason
-        // set, no text) is not a token.
-        const bool has_text = choice.contains("text") && choice["text"].is_string() &&
-                              !choice["text"].get_ref<const std::string&>().empty();
-        const bool step = choice.contains("finish_reason") && choice["finish_reason"].is_null();
-        if (has_text || step) OnTokens(1, sent, now, last, record);
+        // One event is one token for us and for llama.cpp / vLLM.
+        if (IsTokenEvent(j["choices"][0])) OnTokens(1, sent, now, last, record);
       }
       if (j.contains("usage") && j["usage"].is_object()) {
         const nlohmann::json& usage = j["usage"];
@@ -234,6 +227,13 @@ class OpenAiTarget : public Target {
 };
 
 }  // namespace
+
+bool IsTokenEvent(const nlohmann::json& choice) {
+  if (!choice.is_object()) return false;
+  const bool has_text =
+      choice.contains("text") && choice["text"].is_string() && !choice["text"].get_ref<const std::string&>().empty();
+  return has_text || (choice.contains("finish_reason") && choice["finish_reason"].is_null());
+}
 
 absl::StatusOr<std::unique_ptr<Target>> MakeTarget(const TargetOptions& options) {
   if (options.api == "grpc") {

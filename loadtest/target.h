@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "loadtest/report.h"
 #include "loadtest/workload.h"
+#include "nlohmann/json.hpp"
 
 namespace adak::loadtest {
 
@@ -40,6 +41,11 @@ class Target {
   virtual void Send(const RequestSpec& spec, const Arm& arm, std::chrono::steady_clock::time_point run_start,
                     RequestRecord* record) = 0;
 };
+
+// Whether one OpenAI streaming event's first choice is a generated token, as vLLM's benchmark_serving counts
+// chunks: it has text, or its finish_reason is null (a step whose text the server still holds back, e.g. an
+// unfinished UTF-8 character, arrives with empty text). The closing event (finish_reason set, no text) is not.
+[[nodiscard]] bool IsTokenEvent(const nlohmann::json& choice);
 
 // InvalidArgument for an unknown api or an address it cannot parse; Unavailable when a gRPC channel does
 // not connect within 10 s.
