@@ -41,17 +41,29 @@ float Dot(const float* a, const T* b, int64_t n) {
   return sum;
 }
 
-// One (token, head) pair: scores into `scores` (size >= position + 1), output row. T: the cache element.
+// What one (token t, query head h) pair reads and writes; `scores` grown to hold positions 0..pos.
+struct HeadTask {
+  int64_t kvh;           // the kv head h reads (GQA)
+  int64_t pos;           // t's position: it attends to keys 0..pos
+  const int32_t* table;  // its sequence's block table
+  const float* q;        // its query row, head_dim floats
+  float* out;            // its output row, head_dim floats
+};
+
+HeadTask HeadOf(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<float>& scores) {
+  const KvCacheLayout& l = p.layout;
+  const int64_t pos = p.positions[t];
+  if (static_cast<int64_t>(scores.size()) < pos + 1) scores.resize(static_cast<size_t>(pos + 1));
+  return HeadTask{h / (p.heads / l.kv_heads), pos,
+                  p.block_tables + static_cast<int64_t>(p.token_seq[t]) * p.max_blocks_per_seq,
+                  p.q + t * p.q_stride + h * l.head_dim, p.out + t * p.out_stride + h * l.head_dim};
+}
+
+// One (token, head) pair: scores into `scores` (grown to position + 1), output row. T: the cache element.
 template <typename T>
 void AttendOne(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<float>& scores) {
   const KvCacheLayout& l = p.layout;
-  const int64_t group = p.heads / l.kv_heads;
-  const int64_t kvh = h / group;
-  const int64_t pos = p.positions[t];
-  const int32_t* table = p.block_tables + static_cast<int64_t>(p.token_seq[t]) * p.max_blocks_per_seq;
-  const float* q = p.q + t * p.q_stride + h * l.head_dim;
-  float* out = p.out + t * p.out_stride + h * l.head_dim;
-  if (static_cast<int64_t>(scores.size()) < pos + 1) scores.resize(static_cast<size_t>(pos + 1));
+  const auto [kvh, pos, table, q, out] = HeadOf(p, t, h, scores);
 
   float max_score = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j <= pos; ++j) {
@@ -88,12 +100,7 @@ ADAK_AVX512 inline __m512 Load16(const uint16_t* row) {
 template <typename T>
 ADAK_AVX512 void AttendOneAvx512(const PagedAttentionParams& p, int64_t t, int64_t h, std::vector<float>& scores) {
   const KvCacheLayout& l = p.layout;
-  const int64_t kvh = h / (p.heads / l.kv_heads);
-  const int64_t pos = p.positions[t];
-  const int32_t* table = p.block_tables + static_cast<int64_t>(p.token_seq[t]) * p.max_blocks_per_seq;
-  const float* q = p.q + t * p.q_stride + h * l.head_dim;
-  float* out = p.out + t * p.out_stride + h * l.head_dim;
-  if (static_cast<int64_t>(scores.size()) < pos + 1) scores.resize(static_cast<size_t>(pos + 1));
+  const auto [kvh, pos, table, q, out] = HeadOf(p, t, h, scores);
 
   float max_score = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j <= pos; ++j) {
