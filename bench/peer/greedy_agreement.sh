@@ -4,37 +4,44 @@
 # byte-identical BF16 matrices (safetensors_to_gguf.py, gguf-py from the llama.cpp tree), serves it with both
 # engines and compares the greedy continuation of a token-id prompt (adak over gRPC, llama-server /completion):
 # exactly, up to the first near tie of llama.cpp's top two tokens (random weights have flat distributions).
-#   bash bench/peer/greedy_agreement.sh [--model DIR] [--tokens N]
+#   bash bench/peer/greedy_agreement.sh [--model DIR [--gguf FILE]] [--tokens N]
+# --gguf: the model already converted (safetensors_to_gguf.py at its native k), so it is not converted again.
 # Needs build/bin/adak, bench/peer/build_llama_cpp.sh's build (run first), /usr/bin/python3 with numpy,
 # grpcio and protobuf (Debian python3-numpy python3-grpcio python3-protobuf). Exit 1 when they differ.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PEER="${PEER_DIR:-/tmp/adak-peer}"
+# shellcheck source=bench/peer/lib.sh
+source "$ROOT/bench/peer/lib.sh"
 MODEL=""
+GGUF=""
 TOKENS=16
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --model) MODEL="$2"; shift 2 ;;
+    --gguf) GGUF="$2"; shift 2 ;;
     --tokens) TOKENS="$2"; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
 work="$(mktemp -d)"
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+trap peer_cleanup EXIT
 if [[ -z "$MODEL" ]]; then
   MODEL="$work/olmoe"
   "$ROOT/build/bin/adak" make-model --arch olmoe --out "$MODEL" --set hidden_size=512 --set intermediate_size=256 \
     --set num_hidden_layers=4 --set num_experts=32 --set num_experts_per_tok=8 --set num_attention_heads=8 \
     --set num_key_value_heads=8 >/dev/null
 fi
-/usr/bin/python3 "$ROOT/bench/peer/safetensors_to_gguf.py" "$MODEL" "$work/model.gguf" "$PEER/llama.cpp" >/dev/null
-port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-grpc_port="$(port)"
-llama_port="$(port)"
+if [[ -z "$GGUF" ]]; then
+  GGUF="$work/model.gguf"
+  /usr/bin/python3 "$ROOT/bench/peer/safetensors_to_gguf.py" "$MODEL" "$GGUF" "$PEER/llama.cpp" >/dev/null
+fi
+grpc_port="$(free_port)"
+llama_port="$(free_port)"
 "$ROOT/build/bin/adak" serve --model "$MODEL" --grpc-port "$grpc_port" --http-port -1 --threads 2 >"$work/adak.log" 2>&1 &
 pids+=($!)
-"$PEER/llama.cpp/build/bin/llama-server" -m "$work/model.gguf" --port "$llama_port" -t 2 -c 1024 >"$work/llama.log" 2>&1 &
+"$PEER/llama.cpp/build/bin/llama-server" -m "$GGUF" --port "$llama_port" -t 2 -c 1024 >"$work/llama.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -sf "127.0.0.1:$llama_port/health" >/dev/null && grep -q "ready" "$work/adak.log" && break

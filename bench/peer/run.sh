@@ -17,6 +17,8 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PEER="${PEER_DIR:-/tmp/adak-peer}"
+# shellcheck source=bench/peer/lib.sh
+source "$ROOT/bench/peer/lib.sh"
 MODEL=""
 REPS=3
 TOKENS=64
@@ -41,7 +43,7 @@ work="$(mktemp -d)"
 [[ -n "$OUT" ]] || OUT="$work/out"
 mkdir -p "$OUT"
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+trap peer_cleanup EXIT
 
 if [[ -z "$MODEL" ]]; then
   MODEL="$work/olmoe"
@@ -63,11 +65,10 @@ print(f\"{c['num_hidden_layers']} layers, hidden {c['hidden_size']}, {c['num_exp
 echo "$REPS rounds, $TOKENS tokens, $THREADS threads, $(nproc) cores; raw outputs in $OUT"
 
 echo "== greedy agreement"
-bash "$ROOT/bench/peer/greedy_agreement.sh" --model "$MODEL" --tokens 16 | tee "$OUT/greedy.txt"
+bash "$ROOT/bench/peer/greedy_agreement.sh" --model "$work/k8" --gguf "$work/k8.gguf" --tokens 16 | tee "$OUT/greedy.txt"
 
-port() { /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-adak_port="$(port)"
-llama_port="$(port)"
+adak_port="$(free_port)"
+llama_port="$(free_port)"
 # The same KV bytes for both: llama.cpp's f16 cache of 16384 tokens over 32 slots is what adak's bf16 cache gets.
 kv_mib="$(/usr/bin/python3 -c "import json, sys; c = json.load(open(sys.argv[1])); \
 print(16384 * c['num_hidden_layers'] * 2 * c['num_key_value_heads'] * (c['hidden_size'] // c['num_attention_heads']) \
