@@ -88,7 +88,8 @@ void SetBandwidthCounters(benchmark::State& state, double bytes_per_iteration, d
 
 // args: n, k, T, copies, threads (0 = all), sgemm_min_rows (0 = default), isa (-1 = detected, else a
 // MatMulIsaKind), stream_decode (1 = default, 0 = the earlier decode kernel; see MatMulOptions), w_offset (bytes
-// from a 64-byte boundary to the weights; mmapped checkpoint tensors are only 8-byte aligned)
+// from a 64-byte boundary to the weights; mmapped checkpoint tensors are only 8-byte aligned), dots (0 = exact
+// fp32 activations, 1 = DotPrecision::kBf16)
 void BM_MatMulBf16(benchmark::State& state) {
   const int64_t n = state.range(0);
   const int64_t k = state.range(1);
@@ -100,11 +101,17 @@ void BM_MatMulBf16(benchmark::State& state) {
   if (state.range(6) >= 0) options.isa = static_cast<MatMulIsaKind>(state.range(6));
   const int64_t w_offset = state.range(8);
   options.stream_decode = state.range(7) != 0;
+  if (state.range(9) != 0) options.precision = DotPrecision::kBf16;
   if (!MatMulIsaSupported(options.isa)) {
     state.SkipWithError("ISA not supported by this CPU");
     return;
   }
-  state.SetLabel(std::string(MatMulIsaName(options.isa)) + (options.stream_decode ? "" : " old-decode"));
+  if (options.precision == DotPrecision::kBf16 && !Bf16DotSupported()) {
+    state.SkipWithError("no AVX512_BF16 on this CPU");
+    return;
+  }
+  state.SetLabel(std::string(MatMulIsaName(options.isa)) + (options.stream_decode ? "" : " old-decode") +
+                 (options.precision == DotPrecision::kBf16 ? " bf16-dots" : ""));
   static Problem* problem = nullptr;  // reused across runs with the same shape (allocation is slow)
   if (problem == nullptr || problem->n != n || problem->k != k || problem->t != t || problem->copies != copies ||
       problem->w_offset != w_offset) {
@@ -133,58 +140,67 @@ constexpr auto kScalar = static_cast<int64_t>(MatMulIsaKind::kScalar);
 
 // Decode GEMV: experts [1024, 2048] x 64 and large [8192, 2048] x 8, T = 1, 4, 16, all threads.
 BENCHMARK(BM_MatMulBf16)
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
-    ->Args({1024, 2048, 1, 64, 0, 0, -1, 1, 0})
-    ->Args({1024, 2048, 2, 64, 0, 0, -1, 1, 0})
-    ->Args({1024, 2048, 4, 64, 0, 0, -1, 1, 0})
-    ->Args({1024, 2048, 16, 64, 0, 0, -1, 1, 0})
-    ->Args({8192, 2048, 1, 8, 0, 0, -1, 1, 0})
-    ->Args({8192, 2048, 4, 8, 0, 0, -1, 1, 0})
-    ->Args({8192, 2048, 16, 8, 0, 0, -1, 1, 0})
-    ->Args({8192, 2048, 1, 8, 1, 0, -1, 1, 0})  // one thread
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off", "dots"})
+    ->Args({1024, 2048, 1, 64, 0, 0, -1, 1, 0, 0})
+    ->Args({1024, 2048, 2, 64, 0, 0, -1, 1, 0, 0})
+    ->Args({1024, 2048, 4, 64, 0, 0, -1, 1, 0, 0})
+    ->Args({1024, 2048, 16, 64, 0, 0, -1, 1, 0, 0})
+    ->Args({8192, 2048, 1, 8, 0, 0, -1, 1, 0, 0})
+    ->Args({8192, 2048, 4, 8, 0, 0, -1, 1, 0, 0})
+    ->Args({8192, 2048, 16, 8, 0, 0, -1, 1, 0, 0})
+    ->Args({8192, 2048, 1, 8, 1, 0, -1, 1, 0, 0})  // one thread
     ->UseRealTime();
 
 // The engine's dense decode projections (OLMoE attention [2048, 2048] and LM head [50304, 2048], T = 1 and 4),
 // new vs earlier decode kernel, with weights 64-byte aligned and 8-byte aligned (as mmapped checkpoints).
 BENCHMARK(BM_MatMulBf16)
     ->Name("BM_MatMulBf16_DecodeAB")
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
-    ->ArgsProduct({{2048}, {2048}, {1, 4}, {32}, {0}, {0}, {-1}, {0, 1}, {0, 8}})
-    ->ArgsProduct({{50304}, {2048}, {1, 4}, {2}, {0}, {0}, {-1}, {0, 1}, {0, 8}})
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off", "dots"})
+    ->ArgsProduct({{2048}, {2048}, {1, 4}, {32}, {0}, {0}, {-1}, {0, 1}, {0, 8}, {0}})
+    ->ArgsProduct({{50304}, {2048}, {1, 4}, {2}, {0}, {0}, {-1}, {0, 1}, {0, 8}, {0}})
     ->UseRealTime();
 
 // Compute-bound view: one thread, W = [128, 2048] bf16 (512 KiB) stays in L2.
 BENCHMARK(BM_MatMulBf16)
     ->Name("BM_MatMulBf16_L2Resident")
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
-    ->ArgsProduct({{128}, {2048}, {1, 2, 4, 8, 16, 64}, {1}, {1}, {0}, {-1}, {1}, {0}})
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off", "dots"})
+    ->ArgsProduct({{128}, {2048}, {1, 2, 4, 8, 16, 64}, {1}, {1}, {0}, {-1}, {1}, {0}, {0}})
     ->UseRealTime();
 
 // Where the register-blocked kernel and widen + sgemm cross over, per ISA (picks DefaultSgemmMinRows).
 BENCHMARK(BM_MatMulBf16)
     ->Name("BM_MatMulBf16_Crossover")
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
-    ->ArgsProduct({{1024}, {2048}, {8, 32, 256}, {64}, {0}, {kGemv, kSgemm}, {-1, kAvx2, kScalar}, {1}, {0}})
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off", "dots"})
+    ->ArgsProduct({{1024}, {2048}, {8, 32, 256}, {64}, {0}, {kGemv, kSgemm}, {-1, kAvx2, kScalar}, {1}, {0}, {0}})
+    ->UseRealTime();
+
+// Exact fp32 activations vs bf16 dot products (DotPrecision), decode and prefill token counts: an expert-sized
+// matrix from memory, and one thread from L2 (the compute-bound view).
+BENCHMARK(BM_MatMulBf16)
+    ->Name("BM_MatMulBf16_Dots")
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off", "dots"})
+    ->ArgsProduct({{2048}, {2048}, {1, 4, 64, 256}, {32}, {0}, {0}, {-1}, {1}, {8}, {0, 1}})
+    ->ArgsProduct({{128}, {2048}, {4, 64}, {1}, {1}, {0}, {-1}, {1}, {0}, {0, 1}})
     ->UseRealTime();
 
 // The AVX2 path on the same decode shapes (for CPUs without AVX-512).
 BENCHMARK(BM_MatMulBf16)
     ->Name("BM_MatMulBf16_Avx2")
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
-    ->ArgsProduct({{8192}, {2048}, {1, 4, 16}, {8}, {0}, {0}, {kAvx2}, {1}, {0}})
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off", "dots"})
+    ->ArgsProduct({{8192}, {2048}, {1, 4, 16}, {8}, {0}, {0}, {kAvx2}, {1}, {0}, {0}})
     ->UseRealTime();
 
 // Prefill: T = 256 (and 1024) on the default path, and through widen + sgemm for comparison.
 BENCHMARK(BM_MatMulBf16)
     ->Name("BM_MatMulBf16_Prefill")
-    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off"})
-    ->Args({1024, 2048, 256, 64, 0, 0, -1, 1, 0})
-    ->Args({2048, 1024, 256, 64, 0, 0, -1, 1, 0})
-    ->Args({8192, 2048, 256, 8, 0, 0, -1, 1, 0})
-    ->Args({1024, 2048, 256, 64, 0, kSgemm, -1, 1, 0})  // widen + OpenBLAS sgemm, for comparison
-    ->Args({8192, 2048, 256, 8, 0, kSgemm, -1, 1, 0})
-    ->Args({8192, 2048, 1024, 1, 0, kGemv, -1, 1, 0})
-    ->Args({8192, 2048, 1024, 1, 0, kSgemm, -1, 1, 0})
+    ->ArgNames({"n", "k", "T", "copies", "threads", "sgemm_min", "isa", "stream", "w_off", "dots"})
+    ->Args({1024, 2048, 256, 64, 0, 0, -1, 1, 0, 0})
+    ->Args({2048, 1024, 256, 64, 0, 0, -1, 1, 0, 0})
+    ->Args({8192, 2048, 256, 8, 0, 0, -1, 1, 0, 0})
+    ->Args({1024, 2048, 256, 64, 0, kSgemm, -1, 1, 0, 0})  // widen + OpenBLAS sgemm, for comparison
+    ->Args({8192, 2048, 256, 8, 0, kSgemm, -1, 1, 0, 0})
+    ->Args({8192, 2048, 1024, 1, 0, kGemv, -1, 1, 0, 0})
+    ->Args({8192, 2048, 1024, 1, 0, kSgemm, -1, 1, 0, 0})
     ->UseRealTime();
 
 // ~2 us of dependent arithmetic, the unit of work for the ParallelFor benchmarks below.

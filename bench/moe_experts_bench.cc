@@ -231,7 +231,8 @@ void BM_StreamActiveExperts(benchmark::State& state) {
 BENCHMARK(BM_StreamActiveExperts)->ArgNames({"T", "threads"})->ArgsProduct({{1, 16}, {0, 1}})->UseRealTime();
 
 // args: T, k (top-k), var_k (k_t uniform in 4..8), matmul (1: every expert through MatMul), isa (-1: detected,
-// else a MatMulIsaKind), threads (0 = all, 1 = one), offset (bytes past a cache line where the experts start)
+// else a MatMulIsaKind), threads (0 = all, 1 = one), offset (bytes past a cache line where the experts start),
+// dots (0 = exact fp32 activations, 1 = DotPrecision::kBf16)
 void BM_MoeExperts(benchmark::State& state) {
   const int64_t t = state.range(0);
   const int64_t k = state.range(1);
@@ -244,8 +245,16 @@ void BM_MoeExperts(benchmark::State& state) {
     return;
   }
   if (matmul) options.matmul_min_rows = 1;
+  if (state.range(7) != 0) {
+    if (!Bf16DotSupported()) {
+      state.SkipWithError("no AVX512_BF16 on this CPU");
+      return;
+    }
+    options.precision = DotPrecision::kBf16;
+  }
   ThreadPool* pool = PoolFor(static_cast<int>(state.range(5)));
-  state.SetLabel(std::string(MatMulIsaName(options.isa)) + (matmul ? " matmul" : " fused"));
+  state.SetLabel(std::string(MatMulIsaName(options.isa)) + (matmul ? " matmul" : " fused") +
+                 (options.precision == DotPrecision::kBf16 ? " bf16-dots" : ""));
   const std::vector<ExpertWeightPtrs> experts = TheWeights().Ptrs(state.range(6));
   const Routings routings(t, k, var_k);
   std::vector<float> x(static_cast<size_t>(t * kHidden));
@@ -294,23 +303,30 @@ constexpr auto kAvx2 = static_cast<int64_t>(MatMulIsaKind::kAvx2);
 // one thread, with aligned experts, and the AVX2 path.
 BENCHMARK(BM_MoeExperts)
     ->Name("BM_MoeDecode")
-    ->ArgNames({"T", "k", "var_k", "matmul", "isa", "threads", "offset"})
-    ->ArgsProduct({{1, 4, 16}, {8}, {0}, {0, 1}, {kDetected}, {0}, {8}})
-    ->Args({16, 8, 1, 0, kDetected, 0, 8})
-    ->Args({16, 8, 1, 1, kDetected, 0, 8})
-    ->Args({1, 8, 0, 0, kDetected, 1, 8})
-    ->Args({1, 8, 0, 0, kDetected, 0, 0})
-    ->Args({1, 8, 0, 0, kAvx2, 0, 8})
-    ->Args({16, 8, 0, 0, kAvx2, 0, 8})
+    ->ArgNames({"T", "k", "var_k", "matmul", "isa", "threads", "offset", "dots"})
+    ->ArgsProduct({{1, 4, 16}, {8}, {0}, {0, 1}, {kDetected}, {0}, {8}, {0}})
+    ->Args({16, 8, 1, 0, kDetected, 0, 8, 0})
+    ->Args({16, 8, 1, 1, kDetected, 0, 8, 0})
+    ->Args({1, 8, 0, 0, kDetected, 1, 8, 0})
+    ->Args({1, 8, 0, 0, kDetected, 0, 0, 0})
+    ->Args({1, 8, 0, 0, kAvx2, 0, 8, 0})
+    ->Args({16, 8, 0, 0, kAvx2, 0, 8, 0})
     ->UseRealTime();
 
 // Prefill: top-8 over T = 64, 256, 512 tokens, fused vs MatMul, on the detected ISA and AVX2 (these pick
 // DefaultMoeMatMulMinRows).
 BENCHMARK(BM_MoeExperts)
     ->Name("BM_MoePrefill")
-    ->ArgNames({"T", "k", "var_k", "matmul", "isa", "threads", "offset"})
-    ->ArgsProduct({{64, 256, 512}, {8}, {0}, {0, 1}, {kDetected}, {0}, {8}})
-    ->ArgsProduct({{256, 512}, {8}, {0}, {0, 1}, {kAvx2}, {0}, {8}})
+    ->ArgNames({"T", "k", "var_k", "matmul", "isa", "threads", "offset", "dots"})
+    ->ArgsProduct({{64, 256, 512}, {8}, {0}, {0, 1}, {kDetected}, {0}, {8}, {0}})
+    ->ArgsProduct({{256, 512}, {8}, {0}, {0, 1}, {kAvx2}, {0}, {8}, {0}})
+    ->UseRealTime();
+
+// Exact fp32 activations vs bf16 dot products (DotPrecision), fused path: decode and prefill.
+BENCHMARK(BM_MoeExperts)
+    ->Name("BM_MoeBf16Dots")
+    ->ArgNames({"T", "k", "var_k", "matmul", "isa", "threads", "offset", "dots"})
+    ->ArgsProduct({{1, 4, 16, 64, 256}, {8}, {0}, {0}, {kDetected}, {0}, {8}, {0, 1}})
     ->UseRealTime();
 
 }  // namespace

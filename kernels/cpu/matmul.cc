@@ -83,6 +83,15 @@ bool CpuHasAvx512() {
 #endif
 }
 
+bool CpuHasAvx512Bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return CpuHasAvx512() && __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
+}
+
 bool CpuHasAvx2() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -130,15 +139,15 @@ Packing PackingFor(MatMulIsaKind isa, int64_t k) {
   return Packing{block, padded + 16};
 }
 
-// Copies x into xp (zero-padded rows); for BF16 weights each block is de-interleaved into
-// [elements 0, 2, 4, ...; elements 1, 3, 5, ...] to match how the kernels widen bf16 pairs.
-void PackActivations(const MatMulParams& p, const Packing& packing, float* xp) {
+// Copies x into xp (zero-padded rows); with `deinterleave` (BF16 weights on the exact path) each block is
+// de-interleaved into [elements 0, 2, 4, ...; elements 1, 3, 5, ...] to match how the kernels widen bf16 pairs.
+void PackActivations(const MatMulParams& p, const Packing& packing, bool deinterleave, float* xp) {
   const int64_t half = packing.block / 2;
   for (int64_t t = 0; t < p.rows; ++t) {
     const float* x = p.x + t * p.x_stride;
     float* dst = xp + t * packing.stride;
     std::fill(dst, dst + packing.stride, 0.0f);
-    if (p.w_dtype != DType::kBF16) {
+    if (!deinterleave) {
       std::copy_n(x, p.k, dst);
       continue;
     }
@@ -159,7 +168,7 @@ void PackActivations(const MatMulParams& p, const Packing& packing, float* xp) {
 constexpr int64_t kRowBlock = 24;  // rows per ParallelFor item: a multiple of every kernel's rows per block
 constexpr int64_t kMinBytesPerChunk = 64 << 10;  // smaller chunks are not worth waking a worker
 
-void GemvPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa, bool stream_decode) {
+void GemvPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa, bool stream_decode, bool pair_dot) {
   const int64_t blocks = (p.n + kRowBlock - 1) / kRowBlock;
   const int64_t block_bytes = std::max<int64_t>(1, kRowBlock * p.k * static_cast<int64_t>(DTypeSize(p.w_dtype)));
   const int64_t grain = std::max<int64_t>(1, kMinBytesPerChunk / block_bytes);
@@ -170,7 +179,7 @@ void GemvPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa, bool s
     const Packing packing = PackingFor(isa, p.k);
     thread_local ScratchBuffer pack_buffer;
     float* buffer = pack_buffer.Get(p.rows * packing.stride);
-    PackActivations(p, packing, buffer);
+    PackActivations(p, packing, p.w_dtype == DType::kBF16 && !pair_dot, buffer);
     xp = buffer;
     xp_stride = packing.stride;
   }
@@ -178,7 +187,13 @@ void GemvPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa, bool s
     const int64_t n0 = b0 * kRowBlock;
     const int64_t n1 = std::min(p.n, b1 * kRowBlock);
     switch (isa) {
-      case MatMulIsaKind::kAvx512: internal::MatMulRowsAvx512(p, xp, xp_stride, n0, n1, stream_decode); break;
+      case MatMulIsaKind::kAvx512:
+        if (pair_dot) {
+          internal::MatMulRowsAvx512Bf16(p, xp, xp_stride, n0, n1);
+        } else {
+          internal::MatMulRowsAvx512(p, xp, xp_stride, n0, n1, stream_decode);
+        }
+        break;
       case MatMulIsaKind::kAvx2: internal::MatMulRowsAvx2(p, xp, xp_stride, n0, n1); break;
       case MatMulIsaKind::kScalar: ScalarRows(p, n0, n1); break;
     }
@@ -276,6 +291,11 @@ const char* MatMulIsaName(MatMulIsaKind isa) {
 
 const char* MatMulIsa() { return MatMulIsaName(DetectedMatMulIsa()); }
 
+bool Bf16DotSupported() {
+  static const bool supported = CpuHasAvx512Bf16();
+  return supported;
+}
+
 int64_t DefaultSgemmMinRows(MatMulIsaKind isa) {
   // Measured on Zen 5 (bench/matmul_bench.cc, BM_MatMulBf16_Crossover): the AVX-512 kernel beat widen + sgemm
   // at every T up to 1024 (e.g. 320 vs 240 GFLOP/s at T = 256 on 2 cores); AVX2 ties at T = 32; the scalar
@@ -315,7 +335,9 @@ void MatMulWithOptions(const MatMulParams& params, ThreadPool* pool, const MatMu
   if (p.rows >= sgemm_min_rows && p.k > 0) {
     SgemmPath(p, pool, options.isa);
   } else {
-    GemvPath(p, pool, options.isa, options.stream_decode);
+    const bool pair_dot = options.precision == DotPrecision::kBf16 && p.w_dtype == DType::kBF16 &&
+                          options.isa == MatMulIsaKind::kAvx512 && Bf16DotSupported();
+    GemvPath(p, pool, options.isa, options.stream_decode, pair_dot);
   }
 }
 

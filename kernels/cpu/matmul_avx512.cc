@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "base/dtype.h"
+#include "kernels/cpu/avx512_bf16.h"
 #include "kernels/cpu/avx512_weights.h"
 #include "kernels/cpu/matmul.h"
 
@@ -365,7 +366,117 @@ ADAK_AVX512 void Rows(const MatMulParams& p, const float* xp, int64_t xp_stride,
   }
 }
 
+// ---- The bf16 dot-product path (DotPrecision::kBf16, BF16 weights; avx512_bf16.h). ----
+//
+// One kind of tile for every T <= 4: kR whole rows x kT tokens, the activations rounded to bf16 as they are
+// loaded (once per 32 elements per tile), prefetching the next tile's rows in address order as DotTileStream.
+// More tokens run in groups of 4 over blocks of rows that stay in L2, as Rows does.
+
+// Rows per tile for kT tokens: kT * kR accumulators + kT activation vectors + temporaries fit in 32 registers,
+// and kR divides kRowBlock (24, matmul.cc).
+template <int kT>
+constexpr int PairRowsPerTile() {
+  constexpr int kTable[kMaxTokens + 1] = {0, 4, 8, 6, 6};
+  return kTable[kT];
+}
+
+// sums[t * kR + r] = dot(row r, activation row t), the activations rounded to bf16, over whole rows.
+template <int kT, int kR, bool kShifted>
+ADAK_AVX512_BF16 inline void PairDotTile(const uint16_t* w, int64_t k, const float* xp, int64_t xp_stride,
+                                         const RowSource& src, const char* pf, float* sums) {
+  using W = avx512::Bf16PairWeights;
+  static_assert(kT * kR + kT + 2 <= 32, "tile does not fit in the register file");
+  __m512 acc[32];
+#pragma GCC unroll 32
+  for (int i = 0; i < 32; ++i) acc[i] = _mm512_setzero_ps();
+  const int64_t k_full = k - k % kBlock;
+  const int64_t row_bytes = k * static_cast<int64_t>(sizeof(uint16_t));
+  const char* wa = reinterpret_cast<const char*>(w) - src.shift_bytes;
+  for (int64_t kb = 0; kb < k_full; kb += kBlock) {
+    if (pf != nullptr) {  // one line per row per step
+#pragma GCC unroll 8
+      for (int64_t j = 0; j < kR; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
+      pf += int64_t{64} * kR;
+    }
+    __m512bh x[kT];
+#pragma GCC unroll 4
+    for (int t = 0; t < kT; ++t) x[t] = avx512::LoadXPairs(xp + t * xp_stride + kb);
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) {
+      const __m512i wv = kShifted ? W::LoadShifted(wa + r * row_bytes + kb * 2, src.idx) : W::Load(w + r * k + kb);
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) acc[t * kR + r] = avx512::DotPairs(wv, x[t], acc[t * kR + r]);
+    }
+  }
+  if (k_full < k) {  // the packed activations are zero-padded to the block
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) {
+      const __m512i wv = W::LoadTail(w + r * k + k_full, k - k_full);
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) {
+        acc[t * kR + r] = avx512::DotPairs(wv, avx512::LoadXPairs(xp + t * xp_stride + k_full), acc[t * kR + r]);
+      }
+    }
+  }
+  ReduceStore<kT * kR>(acc, sums);
+}
+
+// Rows [n_begin, n_end) for kT tokens; `prefetch`: each tile prefetches the next one's rows (false when the rows
+// come from L2, read there by an earlier group of tokens).
+template <int kT>
+ADAK_AVX512_BF16 void PairRowRange(const MatMulParams& p, const float* xp, int64_t xp_stride, float* out,
+                                   int64_t n_begin, int64_t n_end, bool prefetch) {
+  constexpr int kR = PairRowsPerTile<kT>();
+  const auto* w = static_cast<const uint16_t*>(p.w);
+  const int64_t k = p.k;
+  const RowSource src = SourceFor(w, k * static_cast<int64_t>(sizeof(uint16_t)));
+  auto pf_for = [&](int64_t next) -> const char* {
+    return prefetch && next < n_end ? reinterpret_cast<const char*>(w + next * k) : nullptr;
+  };
+  alignas(64) float sums[32];
+  int64_t n = n_begin;
+  for (; n + kR <= n_end; n += kR) {
+    // As in DotRowRangeStream: aligned loads may touch bytes just outside the matrix, so not at its ends.
+    if (src.shifted && n > 0 && n + kR < p.n) {
+      PairDotTile<kT, kR, true>(w + n * k, k, xp, xp_stride, src, pf_for(n + kR), sums);
+    } else {
+      PairDotTile<kT, kR, false>(w + n * k, k, xp, xp_stride, RowSource{}, pf_for(n + kR), sums);
+    }
+    Epilogue(p, sums, kR, kT, out, n, kR);
+  }
+  for (; n < n_end; ++n) {
+    PairDotTile<kT, 1, false>(w + n * k, k, xp, xp_stride, RowSource{}, pf_for(n + 1), sums);
+    Epilogue(p, sums, 1, kT, out, n, 1);
+  }
+}
+
 }  // namespace
+
+ADAK_AVX512_BF16 void MatMulRowsAvx512Bf16(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin,
+                                           int64_t n_end) {
+  auto group = [&](int64_t t0, int64_t n0, int64_t n1) ADAK_AVX512_BF16 {
+    const float* x = xp + t0 * xp_stride;
+    float* out = p.out + t0 * p.out_stride;
+    const bool prefetch = t0 == 0;
+    switch (std::min<int64_t>(kMaxTokens, p.rows - t0)) {
+      case 1: return PairRowRange<1>(p, x, xp_stride, out, n0, n1, prefetch);
+      case 2: return PairRowRange<2>(p, x, xp_stride, out, n0, n1, prefetch);
+      case 3: return PairRowRange<3>(p, x, xp_stride, out, n0, n1, prefetch);
+      default: return PairRowRange<4>(p, x, xp_stride, out, n0, n1, prefetch);
+    }
+  };
+  if (p.rows <= kMaxTokens) {
+    group(0, n_begin, n_end);
+    return;
+  }
+  // Groups of 4 tokens over blocks of rows small enough to stay in L2 (as Rows).
+  const int64_t row_bytes = std::max<int64_t>(1, p.k * static_cast<int64_t>(sizeof(uint16_t)));
+  const int64_t block_rows = std::max<int64_t>(24, (256 << 10) / row_bytes / 24 * 24);
+  for (int64_t n0 = n_begin; n0 < n_end; n0 += block_rows) {
+    const int64_t n1 = std::min(n_end, n0 + block_rows);
+    for (int64_t t0 = 0; t0 < p.rows; t0 += kMaxTokens) group(t0, n0, n1);
+  }
+}
 
 ADAK_AVX512 void MatMulRowsAvx512(const MatMulParams& p, const float* xp, int64_t xp_stride, int64_t n_begin,
                                   int64_t n_end, bool stream_decode) {

@@ -35,9 +35,20 @@ struct Layout {
   int64_t stride = 0;         // floats per packed row; a multiple of 16 on SIMD paths (rows stay 64-byte aligned)
 };
 
-Layout LayoutFor(MatMulIsaKind isa, DType dtype, int64_t k) {
+// Which fused kernels run: the ISA's, or (pair_dot) the AVX-512 bf16 dot-product ones.
+struct FusedKernels {
+  MatMulIsaKind isa = MatMulIsaKind::kScalar;
+  bool pair_dot = false;
+};
+
+FusedKernels KernelsFor(const MoeExpertsOptions& o, DType dtype) {
+  return FusedKernels{o.isa, o.precision == DotPrecision::kBf16 && dtype == DType::kBF16 &&
+                                 o.isa == MatMulIsaKind::kAvx512 && Bf16DotSupported()};
+}
+
+Layout LayoutFor(FusedKernels kernels, DType dtype, int64_t k) {
   Layout l;
-  switch (isa) {
+  switch (kernels.isa) {
     case MatMulIsaKind::kAvx512: l.block = 32; break;
     case MatMulIsaKind::kAvx2: l.block = 16; break;
     case MatMulIsaKind::kScalar: l.block = 1; break;
@@ -46,7 +57,7 @@ Layout LayoutFor(MatMulIsaKind isa, DType dtype, int64_t k) {
     l.stride = std::max<int64_t>(k, 1);
     return l;
   }
-  l.deinterleave = dtype == DType::kBF16;
+  l.deinterleave = dtype == DType::kBF16 && !kernels.pair_dot;
   // +16 floats: rows whose stride is a multiple of 4 KiB would all map to the same L1 sets.
   l.stride = (k + l.block - 1) / l.block * l.block + 16;
   return l;
@@ -129,17 +140,19 @@ struct FusedJob {
   const float* row_scale = nullptr;     // [R]
 };
 
-void GateUp(MatMulIsaKind isa, const internal::MoeGateUpArgs& a, int64_t n0, int64_t n1) {
-  switch (isa) {
-    case MatMulIsaKind::kAvx512: return internal::MoeGateUpAvx512(a, n0, n1);
+void GateUp(FusedKernels kernels, const internal::MoeGateUpArgs& a, int64_t n0, int64_t n1) {
+  switch (kernels.isa) {
+    case MatMulIsaKind::kAvx512:
+      return kernels.pair_dot ? internal::MoeGateUpAvx512Bf16(a, n0, n1) : internal::MoeGateUpAvx512(a, n0, n1);
     case MatMulIsaKind::kAvx2: return internal::MoeGateUpAvx2(a, n0, n1);
     case MatMulIsaKind::kScalar: return GateUpScalar(a, n0, n1);
   }
 }
 
-void Down(MatMulIsaKind isa, const internal::MoeDownArgs& a, int64_t n0, int64_t n1) {
-  switch (isa) {
-    case MatMulIsaKind::kAvx512: return internal::MoeDownAvx512(a, n0, n1);
+void Down(FusedKernels kernels, const internal::MoeDownArgs& a, int64_t n0, int64_t n1) {
+  switch (kernels.isa) {
+    case MatMulIsaKind::kAvx512:
+      return kernels.pair_dot ? internal::MoeDownAvx512Bf16(a, n0, n1) : internal::MoeDownAvx512(a, n0, n1);
     case MatMulIsaKind::kAvx2: return internal::MoeDownAvx2(a, n0, n1);
     case MatMulIsaKind::kScalar: return DownScalar(a, n0, n1);
   }
@@ -157,7 +170,7 @@ void ForItems(ThreadPool* pool, int64_t n, int64_t item_bytes, const Fn& fn) {
   pool->ParallelFor(n, grain, fn);
 }
 
-void RunFused(const FusedJob& job, ThreadPool* pool, MatMulIsaKind isa) {
+void RunFused(const FusedJob& job, ThreadPool* pool, FusedKernels kernels) {
   const auto elem = static_cast<int64_t>(DTypeSize(job.dtype));
   // Pass 1: gate/up over ranges of I, every expert per range.
   if (job.inter > 0) {
@@ -175,7 +188,7 @@ void RunFused(const FusedJob& job, ThreadPool* pool, MatMulIsaKind isa) {
         a.rows = t.rows;
         a.x = job.row_x + t.row_begin;
         a.h = job.row_h + t.row_begin;
-        GateUp(isa, a, n0, n1);
+        GateUp(kernels, a, n0, n1);
       }
     });
   }
@@ -195,7 +208,7 @@ void RunFused(const FusedJob& job, ThreadPool* pool, MatMulIsaKind isa) {
       a.h = job.row_h + t.row_begin;
       a.out = job.row_out + t.row_begin;
       a.scale = job.row_scale + t.row_begin;
-      Down(isa, a, n0, n1);
+      Down(kernels, a, n0, n1);
     }
   });
 }
@@ -218,13 +231,14 @@ MatMulParams Linear(const float* x, int64_t rows, int64_t k, const void* w, DTyp
 
 // down(silu(gate x) * up x) for `rows` contiguous rows of x into scratch->down.
 void SwiGluMatMul(const float* x, int64_t rows, int64_t hidden, int64_t inter, DType dtype, const ExpertWeightPtrs& w,
-                  MoeScratch* s, ThreadPool* pool, MatMulIsaKind isa) {
+                  MoeScratch* s, ThreadPool* pool, const MoeExpertsOptions& options) {
   const auto ri = static_cast<size_t>(rows * inter);
   if (s->gate.size() < ri) s->gate.resize(ri);
   if (s->up.size() < ri) s->up.resize(ri);
   if (s->down.size() < static_cast<size_t>(rows * hidden)) s->down.resize(static_cast<size_t>(rows * hidden));
   MatMulOptions o;
-  o.isa = isa;
+  o.isa = options.isa;
+  o.precision = options.precision;
   MatMulWithOptions(Linear(x, rows, hidden, w.gate, dtype, inter, s->gate.data()), pool, o);
   MatMulWithOptions(Linear(x, rows, hidden, w.up, dtype, inter, s->up.data()), pool, o);
   SiluMul(s->gate.data(), s->up.data(), s->gate.data(), rows, inter, inter);
@@ -269,8 +283,8 @@ void MoeExpertsWithOptions(const MoeExpertsParams& p, MoeScratch* s, ThreadPool*
   }
 
   if (!s->fused_experts.empty()) {
-    const Layout lx = LayoutFor(options.isa, p.dtype, h);
-    const Layout lh = LayoutFor(options.isa, p.dtype, inter);
+    const Layout lx = LayoutFor(KernelsFor(options, p.dtype), p.dtype, h);
+    const Layout lh = LayoutFor(KernelsFor(options, p.dtype), p.dtype, inter);
     const int64_t num_rows = plan.num_rows();
     float* xp = s->packed_x.Get(plan.num_tokens * lx.stride);
     float* hp = s->packed_h.Get(num_rows * lh.stride);
@@ -311,7 +325,7 @@ void MoeExpertsWithOptions(const MoeExpertsParams& p, MoeScratch* s, ThreadPool*
     job.row_h = s->row_h.data();
     job.row_out = s->row_out.data();
     job.row_scale = s->row_scale.data();
-    RunFused(job, pool, options.isa);
+    RunFused(job, pool, KernelsFor(options, p.dtype));
   }
 
   // Experts with many rows: gather, three MatMuls, combine; after the fused experts, in expert order.
@@ -323,7 +337,7 @@ void MoeExpertsWithOptions(const MoeExpertsParams& p, MoeScratch* s, ThreadPool*
       std::memcpy(s->gathered.data() + r * h, p.x + static_cast<int64_t>(plan.row_token[begin + r]) * h,
                   sizeof(float) * static_cast<size_t>(h));
     }
-    SwiGluMatMul(s->gathered.data(), rows, h, inter, p.dtype, p.experts[e], s, pool, options.isa);
+    SwiGluMatMul(s->gathered.data(), rows, h, inter, p.dtype, p.experts[e], s, pool, options);
     for (int64_t r = 0; r < rows; ++r) {
       float* o = p.out + static_cast<int64_t>(plan.row_token[begin + r]) * h;
       const float w = plan.row_weight[begin + r];
@@ -362,7 +376,7 @@ void DenseMlpWithOptions(const DenseMlpParams& p, MoeScratch* s, ThreadPool* poo
   CheckArgs(p.dtype, options.isa);
   const int64_t min_rows = options.matmul_min_rows > 0 ? options.matmul_min_rows : DefaultMoeMatMulMinRows(options.isa);
   if (p.rows >= min_rows) {
-    SwiGluMatMul(p.x, p.rows, h, inter, p.dtype, p.w, s, pool, options.isa);
+    SwiGluMatMul(p.x, p.rows, h, inter, p.dtype, p.w, s, pool, options);
     for (int64_t r = 0; r < p.rows; ++r) {
       const float scale = p.row_scale != nullptr ? p.row_scale[r] : 1.0f;
       float* o = p.out + r * h;
@@ -371,8 +385,8 @@ void DenseMlpWithOptions(const DenseMlpParams& p, MoeScratch* s, ThreadPool* poo
     }
     return;
   }
-  const Layout lx = LayoutFor(options.isa, p.dtype, h);
-  const Layout lh = LayoutFor(options.isa, p.dtype, inter);
+  const Layout lx = LayoutFor(KernelsFor(options, p.dtype), p.dtype, h);
+  const Layout lh = LayoutFor(KernelsFor(options, p.dtype), p.dtype, inter);
   float* xp = s->packed_x.Get(p.rows * lx.stride);
   float* hp = s->packed_h.Get(p.rows * lh.stride);
   const auto rows = static_cast<size_t>(p.rows);
@@ -401,7 +415,7 @@ void DenseMlpWithOptions(const DenseMlpParams& p, MoeScratch* s, ThreadPool* poo
   job.row_h = s->row_h.data();
   job.row_out = s->row_out.data();
   job.row_scale = s->row_scale.data();
-  RunFused(job, pool, options.isa);
+  RunFused(job, pool, KernelsFor(options, p.dtype));
 }
 
 void DenseMlp(const DenseMlpParams& p, MoeScratch* s, ThreadPool* pool) {

@@ -18,7 +18,9 @@
 // 8-byte aligned) are read with aligned loads and a permute. Experts with more than 4 rows run in groups of 4
 // over blocks of weight rows that stay in L2, so weights still come from memory once (prefill). Weights stay
 // in their dtype (BF16/F16/F32) and are widened exactly in registers; activations and accumulation stay fp32,
-// and the SIMD paths' vector exp is within ~1 ulp of expf (agrees with the fp32 reference to ~1e-5).
+// and the SIMD paths' vector exp is within ~1 ulp of expf (agrees with the fp32 reference to ~1e-5). With
+// MoeExpertsOptions::precision = kBf16 (BF16 weights, a CPU with AVX512_BF16), x and h are instead rounded to
+// bf16 as the tiles load them and dotted with vdpbf16ps (DotPrecision in matmul.h).
 // Measured on 2 Zen 5 cores (bench/moe_experts_bench.cc, OLMoE shape, bf16, experts 8 bytes off a cache line):
 // decode at batch 1 reads the active experts at ~85-90% of a plain streaming read of the same bytes (batch 16:
 // ~80-90%), vs ~60-75% for three MatMul calls per expert; prefill at T = 256 runs ~375 GFLOP/s, 1.5x that path. Runtime
@@ -108,6 +110,8 @@ struct MoeExpertsOptions {
   MatMulIsaKind isa = DetectedMatMulIsa();  // of the fused kernels and of the MatMul calls
   // Experts with >= this many rows go through MatMul instead of the fused kernels; 0 = the default for isa.
   int64_t matmul_min_rows = 0;
+  // Of the fused kernels and of the MatMul calls (as MatMulOptions::precision).
+  DotPrecision precision = DotPrecision::kFp32;
 };
 
 // Rows at or above which an expert runs through MatMul on `isa` (measured; INT64_MAX = never).
@@ -147,8 +151,9 @@ namespace internal {
 
 // The fused kernels behind MoeExperts (moe_experts_avx512.cc, moe_experts_avx2.cc, scalar in moe_experts.cc);
 // not for direct use. Activation rows are packed by moe_experts.cc: on the SIMD paths zero-padded to a
-// multiple of the kernel's block (32 elements on AVX-512, 16 on AVX2) and, for BF16 weights, each block
-// de-interleaved as [even elements, odd elements] (MoePackedIndex); natural order on the scalar path.
+// multiple of the kernel's block (32 elements on AVX-512, 16 on AVX2) and, for BF16 weights on the exact path,
+// each block de-interleaved as [even elements, odd elements] (MoePackedIndex); natural order on the scalar
+// path and on the bf16 dot-product path.
 
 // Where element i of an activation row lives in its packed row.
 [[nodiscard]] inline int64_t MoePackedIndex(int64_t i, int block, bool deinterleave) {
@@ -189,6 +194,10 @@ struct MoeDownArgs {
 
 void MoeGateUpAvx512(const MoeGateUpArgs& a, int64_t n_begin, int64_t n_end);
 void MoeDownAvx512(const MoeDownArgs& a, int64_t n_begin, int64_t n_end);
+// The DotPrecision::kBf16 path for BF16 weights (activation rows packed in natural order). REQUIRES:
+// Bf16DotSupported().
+void MoeGateUpAvx512Bf16(const MoeGateUpArgs& a, int64_t n_begin, int64_t n_end);
+void MoeDownAvx512Bf16(const MoeDownArgs& a, int64_t n_begin, int64_t n_end);
 void MoeGateUpAvx2(const MoeGateUpArgs& a, int64_t n_begin, int64_t n_end);
 void MoeDownAvx2(const MoeDownArgs& a, int64_t n_begin, int64_t n_end);
 

@@ -19,6 +19,9 @@
 //   block); kShiftedRows (rows off a cache line read from aligned loads: RowSource, SourceFor, W::LoadShifted).
 // Every accumulator receives the same sequence of FMAs on every path (low half, then high half, block by block),
 // so the choices above change speed only, never a bit of a result.
+// A weights type with `kPairDot = true` (the bf16 dot-product path, avx512_bf16.h) instead provides Load(p),
+// LoadShifted(a, idx) and LoadTail(p, rem) of a whole raw block, and the Isa LoadXPairs(x) (a block of
+// activations rounded to bf16 pairs) and DotPairs(w, x, acc): one pairwise dot product per block and row.
 //
 // Usage: a per-ISA .cc defines ADAK_MOE_TARGET (its target attribute) and its traits type, includes this header,
 // and instantiates GateUpFor<Isa> / DownFor<Isa>. Everything here has internal linkage (an unnamed namespace), so
@@ -44,6 +47,13 @@ namespace adak::kernels::internal {
 namespace {
 
 constexpr int kMaxTokens = 4;  // activation rows per register tile
+
+// Whether weights type W takes the pair path (bf16 dot products) rather than widening and FMAs.
+template <class W>
+constexpr bool kPairDotOf = requires {
+  requires W::kPairDot;
+};
+
 // Rows per block of pass 1 (gate rows, then up rows), and the row multiple of the L2 blocks used when an
 // expert has more than kMaxTokens rows: a multiple of every tile's row count.
 constexpr int64_t kRowBlock = 48;
@@ -104,7 +114,18 @@ ADAK_MOE_TARGET inline void DotTile(const typename W::Elem* w, int64_t k, const 
       for (int64_t j = 0; j < kN * kLines; ++j) _mm_prefetch(pf + 64 * j, _MM_HINT_T0);
       pf += int64_t{64} * kN * kLines;
     }
-    if constexpr (Isa::kSplitSteps) {
+    if constexpr (kPairDotOf<W>) {
+      typename Isa::XPairs xv[kT];
+#pragma GCC unroll 4
+      for (int t = 0; t < kT; ++t) xv[t] = Isa::LoadXPairs(x[t] + kb);
+#pragma GCC unroll 16
+      for (int n = 0; n < kN; ++n) {
+        const auto wv = kShifted ? W::LoadShifted(wa + n * row_bytes + kb * static_cast<int64_t>(sizeof(Elem)), src.idx)
+                                 : W::Load(w + n * k + kb);
+#pragma GCC unroll 4
+        for (int t = 0; t < kT; ++t) acc[t * kN + n] = Isa::DotPairs(wv, xv[t], acc[t * kN + n]);
+      }
+    } else if constexpr (Isa::kSplitSteps) {
       const Elem* wb[kN];
 #pragma GCC unroll 8
       for (int n = 0; n < kN; ++n) wb[n] = w + n * k + kb;
@@ -133,7 +154,16 @@ ADAK_MOE_TARGET inline void DotTile(const typename W::Elem* w, int64_t k, const 
     }
   }
   if (k_full < k) {
-    if constexpr (Isa::kMaskedTail) {
+    if constexpr (kPairDotOf<W>) {  // the packed activations are zero-padded to the block
+#pragma GCC unroll 16
+      for (int n = 0; n < kN; ++n) {
+        const auto wv = W::LoadTail(w + n * k + k_full, k - k_full);
+#pragma GCC unroll 4
+        for (int t = 0; t < kT; ++t) {
+          acc[t * kN + n] = Isa::DotPairs(wv, Isa::LoadXPairs(x[t] + k_full), acc[t * kN + n]);
+        }
+      }
+    } else if constexpr (Isa::kMaskedTail) {
       const int64_t rem = k - k_full;
 #pragma GCC unroll 16
       for (int n = 0; n < kN; ++n) {

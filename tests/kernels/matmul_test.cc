@@ -43,9 +43,9 @@ struct Case {
 
 std::string Describe(const Case& c, const MatMulOptions& o, const ThreadPool* pool) {
   std::ostringstream s;
-  s << "isa=" << MatMulIsaName(o.isa) << " sgemm_min_rows=" << o.sgemm_min_rows << " w=" << DTypeName(c.w_dtype)
-    << " T=" << c.t << " K=" << c.k << " N=" << c.n
-    << " bias=" << (c.has_bias ? std::string(DTypeName(c.bias_dtype)) : std::string("none"))
+  s << "isa=" << MatMulIsaName(o.isa) << (o.precision == DotPrecision::kBf16 ? " bf16-dots" : "")
+    << " sgemm_min_rows=" << o.sgemm_min_rows << " w=" << DTypeName(c.w_dtype) << " T=" << c.t << " K=" << c.k
+    << " N=" << c.n << " bias=" << (c.has_bias ? std::string(DTypeName(c.bias_dtype)) : std::string("none"))
     << " accumulate=" << c.accumulate << " x_pad=" << c.x_pad << " out_pad=" << c.out_pad
     << " threads=" << (pool ? pool->num_threads() : 0) << " seed=" << c.seed;
   return s.str();
@@ -70,6 +70,12 @@ float LoadAs(DType dtype, const std::vector<uint8_t>& bytes, int64_t i) {
   uint16_t h;
   std::memcpy(&h, bytes.data() + i * 2, 2);
   return dtype == DType::kBF16 ? Bf16ToF32(h) : F16ToF32(h);
+}
+
+// Whether MatMul takes the bf16 dot-product path for these options and weights.
+bool TakesPairPath(const MatMulOptions& o, DType w_dtype) {
+  return o.precision == DotPrecision::kBf16 && w_dtype == DType::kBF16 && o.isa == MatMulIsaKind::kAvx512 &&
+         Bf16DotSupported();
 }
 
 // Runs one case; returns "" on success or a description of the first mismatch.
@@ -106,9 +112,16 @@ std::string RunCase(const Case& c, const MatMulOptions& options, ThreadPool* poo
   p.out_stride = out_stride;
   p.accumulate = c.accumulate;
 
+  // On the bf16 dot-product path the kernel sees the activations rounded to bf16; so does the reference.
+  std::vector<float> x_ref = x;
+  if (TakesPairPath(options, c.w_dtype)) {
+    for (float& v : x_ref) v = std::isnan(v) ? v : Bf16ToF32(F32ToBf16(v));
+  }
   std::vector<float> expected = init;
   p.out = expected.data();
+  p.x = x_ref.data();
   MatMulReference(p);
+  p.x = x.data();
   std::vector<float> actual = init;
   p.out = actual.data();
   MatMulWithOptions(p, pool, options);
@@ -204,6 +217,109 @@ INSTANTIATE_TEST_SUITE_P(AllPaths, MatMulSweepTest,
                            return std::string(MatMulIsaName(std::get<0>(info.param))) + "_" +
                                   std::string(DTypeName(std::get<1>(info.param)));
                          });
+
+// DotPrecision::kBf16: BF16 weights on an AVX512_BF16 CPU take the pair path, which must match the reference
+// on bf16-rounded activations over the sweep's shapes (tails, strides, bias, accumulate, >4 tokens, misaligned
+// rows) and must differ from the exact path (so the test would notice the path not being taken); other dtypes
+// must come out bit for bit as with kFp32.
+TEST(MatMul, Bf16DotsMatchReferenceOnRoundedActivations) {
+  if (!Bf16DotSupported()) GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  std::mt19937 seeds(kSeed);
+  ThreadPool pool(2);
+  MatMulOptions exact;
+  exact.isa = MatMulIsaKind::kAvx512;
+  MatMulOptions pairs = exact;
+  pairs.precision = DotPrecision::kBf16;
+  int variant = 0;
+  for (DType w_dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
+    for (int64_t t : {1, 2, 3, 4, 5, 9, 64}) {
+      for (int64_t k : {1, 31, 64, 100, 2048}) {
+        for (int64_t n : {1, 5, 53, 130}) {
+          ++variant;
+          Case c;
+          c.w_dtype = w_dtype;
+          c.t = t;
+          c.k = k;
+          c.n = n;
+          c.accumulate = variant % 2 == 0;
+          c.has_bias = variant % 3 != 0;
+          c.x_pad = variant % 2 == 0 ? 0 : 5;
+          c.out_pad = variant % 3 == 0 ? 0 : 3;
+          c.seed = seeds();
+          ASSERT_EQ(RunCase(c, pairs, &pool), "") << Describe(c, pairs, &pool);
+        }
+      }
+    }
+  }
+  // The pair path is taken for BF16 weights only: compare the two precisions directly.
+  for (DType w_dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
+    std::mt19937 rng(kSeed);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    const int64_t t = 3, k = 256, n = 48;
+    std::vector<float> x(static_cast<size_t>(t * k));
+    for (float& v : x) v = uniform(rng);
+    std::vector<uint8_t> w(static_cast<size_t>(n * k) * DTypeSize(w_dtype));
+    for (int64_t i = 0; i < n * k; ++i) StoreAs(w_dtype, uniform(rng), w, i);
+    MatMulParams p;
+    p.x = x.data();
+    p.rows = t;
+    p.k = k;
+    p.w = w.data();
+    p.w_dtype = w_dtype;
+    p.n = n;
+    std::vector<float> a(static_cast<size_t>(t * n)), b(a.size());
+    p.out = a.data();
+    MatMulWithOptions(p, &pool, exact);
+    p.out = b.data();
+    MatMulWithOptions(p, &pool, pairs);
+    const bool same = std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+    EXPECT_EQ(same, w_dtype != DType::kBF16) << DTypeName(w_dtype);
+  }
+}
+
+// The pair path reads rows that start off a cache line (mmapped checkpoints are 8-byte aligned) through
+// aligned loads, as the exact path does: every offset must give the same results as an aligned copy.
+TEST(MatMul, Bf16DotsOnMisalignedWeightsMatchAligned) {
+  if (!Bf16DotSupported()) GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  std::mt19937 rng(kSeed);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  ThreadPool pool(2);
+  MatMulOptions options;
+  options.isa = MatMulIsaKind::kAvx512;
+  options.precision = DotPrecision::kBf16;
+  constexpr int64_t kN = 53;
+  for (int64_t k : {64, 96, 100, 2048}) {
+    for (int64_t t : {1, 2, 4, 6}) {
+      std::vector<uint16_t> values(static_cast<size_t>(kN * k));
+      for (uint16_t& v : values) v = F32ToBf16(uniform(rng));
+      std::vector<float> x(static_cast<size_t>(t * k));
+      for (float& v : x) v = uniform(rng);
+      std::vector<float> reference;
+      for (int64_t offset : {0, 2, 4, 8, 36, 60}) {
+        std::vector<uint8_t> storage(values.size() * 2 + 256, 0xff);  // NaN bf16 around the matrix
+        const auto base = reinterpret_cast<uintptr_t>(storage.data());
+        uint8_t* w = storage.data() + ((base + 63) / 64 * 64 - base) + 64 + offset;
+        std::memcpy(w, values.data(), values.size() * 2);
+        MatMulParams p;
+        p.x = x.data();
+        p.rows = t;
+        p.k = k;
+        p.w = w;
+        p.n = kN;
+        std::vector<float> out(static_cast<size_t>(t * kN));
+        p.out = out.data();
+        MatMulWithOptions(p, &pool, options);
+        for (float v : out) ASSERT_FALSE(std::isnan(v)) << "K=" << k << " T=" << t << " offset=" << offset;
+        if (offset == 0) {
+          reference = out;
+        } else {
+          ASSERT_EQ(std::memcmp(out.data(), reference.data(), out.size() * sizeof(float)), 0)
+              << "K=" << k << " T=" << t << " offset=" << offset;
+        }
+      }
+    }
+  }
+}
 
 // Model-sized rows, including K large enough that the AVX-512 kernel walks K in chunks (T * K * 4 bytes over
 // 40 KiB: K > 2560 at T = 4, K > 10240 at T = 1), with row counts that leave remainders everywhere.

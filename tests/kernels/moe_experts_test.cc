@@ -257,6 +257,105 @@ INSTANTIATE_TEST_SUITE_P(IsasAndDtypes, MoeExpertsSweepTest,
                                   std::string(DTypeName(std::get<1>(info.param)));
                          });
 
+// The reference of the bf16 dot-product path: MoeExpertsReference with x and h rounded to bf16 before the
+// dot products that read them.
+void Bf16ActivationReference(const MoeExpertsParams& p) {
+  const DispatchPlan& plan = *p.plan;
+  const int64_t h = p.hidden, inter = p.intermediate;
+  auto rounded = [](std::vector<float> v) {
+    for (float& f : v) f = Bf16ToF32(F32ToBf16(f));
+    return v;
+  };
+  auto linear = [&](const std::vector<float>& x, int64_t k, const void* w, int64_t n, float* out) {
+    MatMulParams m;
+    m.x = x.data();
+    m.rows = 1;
+    m.k = k;
+    m.w = w;
+    m.w_dtype = p.dtype;
+    m.n = n;
+    m.out = out;
+    MatMulReference(m);
+  };
+  std::vector<float> gate(static_cast<size_t>(inter)), up(static_cast<size_t>(inter)), y(static_cast<size_t>(h));
+  for (int64_t e = 0; e < plan.num_experts; ++e) {
+    for (int32_t r = plan.expert_offsets[static_cast<size_t>(e)]; r < plan.expert_offsets[static_cast<size_t>(e) + 1];
+         ++r) {
+      const int64_t token = plan.row_token[static_cast<size_t>(r)];
+      const std::vector<float> x = rounded(std::vector<float>(p.x + token * h, p.x + (token + 1) * h));
+      linear(x, h, p.experts[e].gate, inter, gate.data());
+      linear(x, h, p.experts[e].up, inter, up.data());
+      for (int64_t i = 0; i < inter; ++i) {
+        gate[static_cast<size_t>(i)] = internal::MoeSwiGlu(gate[static_cast<size_t>(i)], up[static_cast<size_t>(i)]);
+      }
+      linear(rounded(gate), inter, p.experts[e].down, h, y.data());
+      float* o = p.out + token * h;
+      for (int64_t i = 0; i < h; ++i) o[i] += plan.row_weight[static_cast<size_t>(r)] * y[static_cast<size_t>(i)];
+    }
+  }
+}
+
+// DotPrecision::kBf16 on BF16 weights (an AVX512_BF16 CPU): the fused kernels and the MatMul path match the
+// reference on bf16-rounded x and h, and differ from the exact path (so a path not taken would show). The
+// tolerance is 1e-3: where the kernel's h and the reference's h fall on either side of a bf16 rounding
+// boundary, that element differs by one bf16 ulp (2^-8 relative). F16 weights ignore the precision.
+TEST(MoeExperts, Bf16DotsMatchReferenceOnRoundedActivations) {
+  if (!Bf16DotSupported()) GTEST_SKIP() << "this CPU has no AVX512_BF16";
+  std::mt19937 seeds(kSeed + 77);
+  ThreadPool pool(2);
+  for (int64_t min_rows : {kNever, int64_t{3}}) {
+    MoeExpertsOptions exact;
+    exact.isa = MatMulIsaKind::kAvx512;
+    exact.matmul_min_rows = min_rows;
+    MoeExpertsOptions pairs = exact;
+    pairs.precision = DotPrecision::kBf16;
+    for (const auto& [h, inter] : std::vector<std::pair<int64_t, int64_t>>{{40, 24}, {130, 66}, {256, 128}, {17, 5}}) {
+      for (int64_t t : {1, 2, 3, 7, 16, 64}) {
+        for (DType dtype : {DType::kBF16, DType::kF16}) {
+          Case c;
+          c.t = t;
+          c.h = h;
+          c.inter = inter;
+          c.e = 9;
+          c.dtype = dtype;
+          c.seed = seeds();
+          std::mt19937 rng(c.seed);
+          c.k = MixedK(t, c.e, rng);
+          const std::string what = Describe(c, pairs) + " bf16-dots";
+          const Experts experts = RandomExperts(c.e, h, inter, dtype, rng);
+          const std::vector<float> x = RandomFloats(t * h, 1.0f, rng);
+          const Routing routing = RandomRouting(t, c.e, c.k, rng);
+          const DispatchPlan plan = PlanOf(routing, t, c.e);
+          MoeExpertsParams p;
+          p.x = x.data();
+          p.hidden = h;
+          p.intermediate = inter;
+          p.dtype = dtype;
+          p.experts = experts.ptrs.data();
+          p.plan = &plan;
+          std::vector<float> got(static_cast<size_t>(t * h)), want(got.size()), exact_out(got.size());
+          MoeScratch scratch;
+          p.out = got.data();
+          MoeExpertsWithOptions(p, &scratch, &pool, pairs);
+          p.out = exact_out.data();
+          MoeExpertsWithOptions(p, &scratch, &pool, exact);
+          p.out = want.data();
+          if (dtype == DType::kBF16) {
+            Bf16ActivationReference(p);
+            ExpectClose(got, want, what, 1e-3f);
+            if (plan.num_rows() > 0) {
+              EXPECT_NE(got, exact_out) << what << ": the pair path was not taken";
+            }
+          } else {
+            EXPECT_EQ(got, exact_out) << what << ": F16 weights must take the exact path";
+          }
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  }
+}
+
 // Degenerate routings on every ISA: every token on one expert (many rows for one expert, the others empty),
 // k = E for every token, k = 0 for every token, and one token with k = 1.
 TEST(MoeExperts, DegenerateRoutings) {
