@@ -1,13 +1,15 @@
 // Decode throughput at batch 1 against the memory-bandwidth floor.
 //
 //   decode_bench --model DIR [--tokens N] [--prompt-tokens P] [--threads T] [--reps R] [--kv-cache-dtype D]
+//                [--matmul-precision bf16|fp32]
 //
 // Loads the model, touches every weight once (so the page cache holds the checkpoint and no page fault is
 // timed), measures the machine's memory read bandwidth in the same run, then, R times, times the P-token
 // prompt (prefill, one forward pass over all P tokens) and N greedy decode steps after it. Prints prefill and
 // decode tok/s (best and median rep), the weight bytes one token touches with native top-K, and the floor:
 // bytes / bandwidth seconds per token (the best a memory-bound decoder can do), with the achieved fraction of
-// it. The KV cache is bf16 by default, as `adak serve` has it.
+// it. The KV cache and the dot products with BF16 weights (--matmul-precision) are bf16 by default, as
+// `adak serve` has them.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -51,16 +53,25 @@ int Run(int argc, char** argv) {
   std::string model_dir;
   int64_t tokens = 32, prompt_tokens = 16, threads = 0, reps = 3;
   std::string kv_cache_dtype = "bf16";
+  std::string matmul_precision = "bf16";
   adak::cli::AddString(&app, "model", &model_dir, "Hugging Face model directory")->required();
   adak::cli::AddInt(&app, "tokens", &tokens, "greedy decode steps timed per rep", 1, 100000);
   adak::cli::AddInt(&app, "prompt-tokens", &prompt_tokens, "prompt length before the timed steps", 1, 100000);
   adak::cli::AddInt(&app, "threads", &threads, "worker threads; 0 = all hardware threads", 0, 1024);
   adak::cli::AddInt(&app, "reps", &reps, "repetitions", 1, 100);
   adak::cli::AddString(&app, "kv-cache-dtype", &kv_cache_dtype, "KV cache element type: bf16 or f32");
+  adak::cli::AddString(&app, "matmul-precision", &matmul_precision,
+                       "dot products with BF16 weights: bf16 (activations rounded to bf16, vdpbf16ps, where the CPU "
+                       "has AVX512_BF16) or fp32 (exact)");
   if (std::optional<int> exit_code = adak::cli::ParseOrExit(&app, argc, argv)) return *exit_code;
   auto kv_dtype = adak::engine::ParseKvCacheDType(kv_cache_dtype);
   if (!kv_dtype.ok()) {
     std::fprintf(stderr, "decode_bench: --kv-cache-dtype: %s\n", std::string(kv_dtype.status().message()).c_str());
+    return 2;
+  }
+  auto precision = adak::engine::ParseDotPrecision(matmul_precision);
+  if (!precision.ok()) {
+    std::fprintf(stderr, "decode_bench: --matmul-precision: %s\n", std::string(precision.status().message()).c_str());
     return 2;
   }
   auto model = adak::engine::LoadModel(model_dir);
@@ -73,6 +84,7 @@ int Run(int argc, char** argv) {
   options.num_threads = static_cast<int>(threads);
   options.max_context = prompt_tokens + tokens + 1;
   options.kv_cache_dtype = *kv_dtype;
+  options.dot_precision = *precision;
   auto session = adak::engine::Session::Create(**model, options);
   if (!session.ok()) {
     std::fprintf(stderr, "decode_bench: %s\n", std::string(session.status().message()).c_str());
@@ -119,26 +131,29 @@ int Run(int argc, char** argv) {
   std::sort(prefill_rates.begin(), prefill_rates.end());
   const double prefill_best = prefill_rates.back(), prefill_median = prefill_rates[prefill_rates.size() / 2];
   const double floor_s = bytes / bandwidth;
-  std::printf(
-      "%s", absl::StrFormat("model                 %s (%s, %d layers, %d experts top-%d, %s)\n"
-                            "threads               %d   matmul isa %s   kv cache %s\n"
-                            "weights touched once  %.1f s (checksum %x)\n"
-                            "memory read bandwidth %.2f GB/s (measured in this run)\n"
-                            "weight bytes/token    %.1f MB (native top-K)\n"
-                            "floor                 %.2f ms/token = %.2f tok/s\n"
-                            "decode batch 1        best %.2f tok/s, median %.2f tok/s over %d reps of %d "
-                            "tokens after a %d-token prompt\n"
-                            "achieved / floor      %.1f%% (best), %.1f%% (median)\n"
-                            "achieved bandwidth    %.2f GB/s (best)\n"
-                            "prefill               best %.2f tok/s, median %.2f tok/s over %d reps of a "
-                            "%d-token prompt\n",
-                            model_dir, adak::engine::ArchitectureName(config.arch), config.num_layers,
-                            config.num_experts, config.num_experts_per_tok, DTypeName(config.torch_dtype),
-                            pool.num_threads(), adak::kernels::MatMulIsa(), adak::engine::KvCacheDTypeName(*kv_dtype),
-                            touch_s, checksum, bandwidth / 1e9, bytes / 1e6, floor_s * 1e3, 1.0 / floor_s, best, median,
-                            reps, tokens, prompt_tokens, 100.0 * best * floor_s, 100.0 * median * floor_s,
-                            best * bytes / 1e9, prefill_best, prefill_median, reps, prompt_tokens)
-                .c_str());
+  std::printf("%s", absl::StrFormat(
+                        "model                 %s (%s, %d layers, %d experts top-%d, %s)\n"
+                        "threads               %d   matmul isa %s   matmul precision %s%s   kv cache %s\n"
+                        "weights touched once  %.1f s (checksum %x)\n"
+                        "memory read bandwidth %.2f GB/s (measured in this run)\n"
+                        "weight bytes/token    %.1f MB (native top-K)\n"
+                        "floor                 %.2f ms/token = %.2f tok/s\n"
+                        "decode batch 1        best %.2f tok/s, median %.2f tok/s over %d reps of %d "
+                        "tokens after a %d-token prompt\n"
+                        "achieved / floor      %.1f%% (best), %.1f%% (median)\n"
+                        "achieved bandwidth    %.2f GB/s (best)\n"
+                        "prefill               best %.2f tok/s, median %.2f tok/s over %d reps of a "
+                        "%d-token prompt\n",
+                        model_dir, adak::engine::ArchitectureName(config.arch), config.num_layers, config.num_experts,
+                        config.num_experts_per_tok, DTypeName(config.torch_dtype), pool.num_threads(),
+                        adak::kernels::MatMulIsa(), adak::engine::DotPrecisionName(*precision),
+                        *precision == adak::kernels::DotPrecision::kBf16 && !adak::kernels::Bf16DotSupported()
+                            ? " (no AVX512_BF16: exact)"
+                            : "",
+                        adak::engine::KvCacheDTypeName(*kv_dtype), touch_s, checksum, bandwidth / 1e9, bytes / 1e6,
+                        floor_s * 1e3, 1.0 / floor_s, best, median, reps, tokens, prompt_tokens, 100.0 * best * floor_s,
+                        100.0 * median * floor_s, best * bytes / 1e9, prefill_best, prefill_median, reps, prompt_tokens)
+                        .c_str());
   return 0;
 }
 

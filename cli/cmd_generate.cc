@@ -113,7 +113,8 @@ absl::Status Generate(const GenerateFlags& flags) {
 
   constexpr int64_t kBlockSize = 16;
   ASSIGN_OR_RETURN(const DType kv_dtype, KvCacheDType(flags.model));
-  engine::CpuBackend backend(flags.model.threads);
+  ASSIGN_OR_RETURN(const kernels::DotPrecision dot_precision, MatMulPrecision(flags.model));
+  engine::CpuBackend backend(flags.model.threads, dot_precision);
   ASSIGN_OR_RETURN(
       std::unique_ptr<engine::KvCache> cache,
       engine::KvCache::Create(&backend, config, engine::BlocksFor(config.max_position_embeddings, kBlockSize),
@@ -162,7 +163,8 @@ absl::Status Generate(const GenerateFlags& flags) {
 CommandFn SetUpGenerate(CLI::App* command) {
   command->description("continue a prompt, streaming the text to stdout (stats on stderr)");
   auto flags = std::make_shared<GenerateFlags>();
-  flags->model.kv_cache_dtype = "bf16";  // as `adak serve`
+  flags->model.kv_cache_dtype = "bf16";    // as `adak serve`
+  flags->model.matmul_precision = "bf16";  // as `adak serve`
   AddModelFlags(command, &flags->model);
   AddString(command, "prompt", &flags->prompt, "text to continue")->required();
   AddInt(command, "max-tokens", &flags->max_tokens, "new tokens at most", 1, 1 << 20);

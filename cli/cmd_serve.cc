@@ -169,6 +169,10 @@ CommandFn SetUpServe(CLI::App* command) {
          int64_t{1} << 30);
   AddString(command, "kv-cache-dtype", &o.kv_cache_dtype,
             "KV cache element type: f32, or bf16 (half the bytes per block; attention still computes in fp32)", "TYPE");
+  AddString(command, "matmul-precision", &o.matmul_precision,
+            "dot products with BF16 weights: bf16 (activations rounded to bf16, vdpbf16ps, as llama.cpp; the "
+            "default) or fp32 (exact); only CPUs with AVX512_BF16 have the bf16 path",
+            "PRECISION");
   AddDouble(command, "drain-timeout", &flags->drain_timeout_s,
             "seconds running requests may take to finish after SIGTERM/SIGINT", 0.0, 86400.0);
   AddDouble(command, "drain-grace", &flags->drain_grace_s,

@@ -22,6 +22,7 @@
 #include "engine/model.h"
 #include "engine/routing.h"
 #include "engine/session.h"
+#include "kernels/cpu/matmul.h"
 
 namespace adak::cli {
 
@@ -34,19 +35,24 @@ namespace adak::cli {
 [[nodiscard]] CommandFn SetUpTokenize(CLI::App* command);
 [[nodiscard]] CommandFn SetUpMakeModel(CLI::App* command);
 
-// The flags every routing model command shares: --model (required), --threads, --kv-cache-dtype and the
-// routing flags.
+// The flags every routing model command shares: --model (required), --threads, --kv-cache-dtype,
+// --matmul-precision and the routing flags.
 struct ModelFlags {
   std::string model;
   int threads = 0;
   // --kv-cache-dtype (engine::ParseKvCacheDType): f32 for the scoring commands (exact reference numbers);
   // `adak generate` sets bf16 before AddModelFlags, as `adak serve` defaults.
   std::string kv_cache_dtype = "f32";
+  // --matmul-precision (engine::ParseDotPrecision): fp32 (exact) for the scoring commands; `adak generate` sets
+  // bf16 before AddModelFlags, as `adak serve` defaults.
+  std::string matmul_precision = "fp32";
   RoutingFlags routing;
 };
 void AddModelFlags(CLI::App* command, ModelFlags* flags);
 // --kv-cache-dtype as an element type. Errors: InvalidArgument naming the flag and the choices.
 [[nodiscard]] absl::StatusOr<DType> KvCacheDType(const ModelFlags& flags);
+// --matmul-precision as a dot precision. Errors: InvalidArgument naming the flag and the choices.
+[[nodiscard]] absl::StatusOr<kernels::DotPrecision> MatMulPrecision(const ModelFlags& flags);
 
 // The model of --model, its routing files, and the routing params of the flags, validated against the
 // model (InvalidArgument naming the flag; the loaders' errors).
@@ -57,8 +63,8 @@ struct LoadedModel {
 };
 [[nodiscard]] absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags);
 
-// LoadModelAndRouting plus a single-sequence session over it (--threads, --kv-cache-dtype) holding the
-// routing files.
+// LoadModelAndRouting plus a single-sequence session over it (--threads, --kv-cache-dtype, --matmul-precision)
+// holding the routing files.
 struct LoadedSession {
   std::unique_ptr<engine::Model> model;
   std::unique_ptr<engine::Session> session;

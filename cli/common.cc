@@ -22,6 +22,10 @@ void AddModelFlags(CLI::App* command, ModelFlags* flags) {
   AddInt(command, "threads", &flags->threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
   AddString(command, "kv-cache-dtype", &flags->kv_cache_dtype,
             "KV cache element type: f32, or bf16 (half the bytes; attention still computes in fp32)", "TYPE");
+  AddString(command, "matmul-precision", &flags->matmul_precision,
+            "dot products with BF16 weights: fp32 (exact) or bf16 (activations rounded to bf16, vdpbf16ps, as "
+            "llama.cpp); only CPUs with AVX512_BF16 have the bf16 path",
+            "PRECISION");
   AddRoutingFlags(command, &flags->routing);
 }
 
@@ -31,9 +35,18 @@ absl::StatusOr<DType> KvCacheDType(const ModelFlags& flags) {
   return *dtype;
 }
 
+absl::StatusOr<kernels::DotPrecision> MatMulPrecision(const ModelFlags& flags) {
+  absl::StatusOr<kernels::DotPrecision> precision = engine::ParseDotPrecision(flags.matmul_precision);
+  if (!precision.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--matmul-precision: ", precision.status().message()));
+  }
+  return *precision;
+}
+
 absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags) {
   RETURN_IF_ERROR(CheckRoutingFlags(flags.routing));  // before anything is loaded
   RETURN_IF_ERROR(KvCacheDType(flags).status());
+  RETURN_IF_ERROR(MatMulPrecision(flags).status());
   LoadedModel m;
   ASSIGN_OR_RETURN(m.model, engine::LoadModel(flags.model));
   RETURN_IF_ERROR(LoadRoutingFiles(flags.routing.files, m.model->config, &m.weights));
@@ -50,6 +63,7 @@ absl::StatusOr<LoadedSession> OpenSession(const ModelFlags& flags) {
   engine::SessionOptions options;
   options.num_threads = flags.threads;
   ASSIGN_OR_RETURN(options.kv_cache_dtype, KvCacheDType(flags));
+  ASSIGN_OR_RETURN(options.dot_precision, MatMulPrecision(flags));
   ASSIGN_OR_RETURN(s.session, engine::Session::Create(*s.model, options, std::move(m.weights)));
   return s;
 }

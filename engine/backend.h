@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "base/dtype.h"
 #include "engine/tensor_view.h"
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe_routing.h"
 
 namespace adak::engine {
@@ -156,6 +157,10 @@ class Backend {
 
 struct BackendOptions {
   int num_threads = 0;  // worker threads of a CPU backend; <= 0 = all hardware threads
+  // Dot products with BF16 weights (kernels::DotPrecision): kFp32 is exact; kBf16 rounds the activations to
+  // bf16 (vdpbf16ps, as llama.cpp). A CPU backend applies it to BF16 weights where the CPU supports it
+  // (kernels::Bf16DotSupported()) and computes exactly elsewhere.
+  kernels::DotPrecision dot_precision = kernels::DotPrecision::kFp32;
 };
 
 // One entry of the backend registry.

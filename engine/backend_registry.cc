@@ -22,7 +22,7 @@ namespace {
 bool Always() { return true; }
 
 absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const BackendOptions& options) {
-  return std::make_unique<CpuBackend>(options.num_threads);
+  return std::make_unique<CpuBackend>(options.num_threads, options.dot_precision);
 }
 
 constexpr BackendRegistration kBackends[] = {

@@ -32,9 +32,17 @@ class HostBuffer final : public DeviceBuffer {
 
 kernels::ExpertWeightPtrs Ptrs(const MlpTensors& m) { return {m.gate.data, m.up.data, m.down.data}; }
 
+// The default expert-kernel options but for the dot precision.
+kernels::MoeExpertsOptions ExpertsOptions(kernels::DotPrecision precision) {
+  kernels::MoeExpertsOptions o;
+  o.precision = precision;
+  return o;
+}
+
 }  // namespace
 
-CpuBackend::CpuBackend(int num_threads) : pool_(num_threads) {}
+CpuBackend::CpuBackend(int num_threads, kernels::DotPrecision dot_precision)
+    : pool_(num_threads), dot_precision_(dot_precision) {}
 CpuBackend::~CpuBackend() = default;
 
 absl::StatusOr<std::unique_ptr<DeviceBuffer>> CpuBackend::Allocate(size_t bytes) {
@@ -102,7 +110,9 @@ void CpuBackend::Linear(const Tensor& x, const Tensor& w, const Tensor& bias, co
   p.out = out.f32();
   p.out_stride = out.stride;
   p.accumulate = accumulate;
-  kernels::MatMul(p, &pool_);
+  kernels::MatMulOptions o;
+  o.precision = dot_precision_;
+  kernels::MatMulWithOptions(p, &pool_, o);
 }
 
 void CpuBackend::Rope(const Tensor& x, int64_t heads, int64_t head_dim, const int32_t* positions, double theta) {
@@ -191,7 +201,7 @@ void CpuBackend::Moe(const MoeArgs& a) {
   p.experts = expert_ptrs_.data();
   p.plan = &plan_;
   p.out = a.out.f32();
-  kernels::MoeExperts(p, &scratch_, &pool_);
+  kernels::MoeExpertsWithOptions(p, &scratch_, &pool_, ExpertsOptions(dot_precision_));
 
   if (a.shared.gate.present()) {
     const float* scale = nullptr;
@@ -210,7 +220,7 @@ void CpuBackend::Moe(const MoeArgs& a) {
     d.w = Ptrs(a.shared);
     d.row_scale = scale;
     d.out = a.out.f32();
-    kernels::DenseMlp(d, &scratch_, &pool_);
+    kernels::DenseMlpWithOptions(d, &scratch_, &pool_, ExpertsOptions(dot_precision_));
   }
 }
 
@@ -223,7 +233,7 @@ void CpuBackend::Mlp(const Tensor& x, const MlpTensors& w, const Tensor& out) {
   d.dtype = w.gate.dtype;
   d.w = Ptrs(w);
   d.out = out.f32();
-  kernels::DenseMlp(d, &scratch_, &pool_);
+  kernels::DenseMlpWithOptions(d, &scratch_, &pool_, ExpertsOptions(dot_precision_));
 }
 
 void CpuBackend::GatherRows(const Tensor& x, const int32_t* rows, const Tensor& out) {

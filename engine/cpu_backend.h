@@ -1,13 +1,16 @@
 // The CPU backend: host memory as device memory, ops run on a fixed worker pool, fp32 accumulation.
 //
 // Weights are used in place from the mmapped checkpoint (PrepareWeight copies nothing). Ops run
-// synchronously on the calling thread plus the pool's workers. Not thread-safe (one scheduler thread).
+// synchronously on the calling thread plus the pool's workers. Dot products with BF16 weights are exact unless
+// the backend was built with DotPrecision::kBf16 (BackendOptions::dot_precision). Not thread-safe (one
+// scheduler thread).
 #ifndef ADAK_ENGINE_CPU_BACKEND_H_
 #define ADAK_ENGINE_CPU_BACKEND_H_
 
 #include <memory>
 
 #include "engine/backend.h"
+#include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe_dispatch.h"
 #include "kernels/cpu/moe_experts.h"
 #include "kernels/cpu/thread_pool.h"
@@ -16,8 +19,9 @@ namespace adak::engine {
 
 class CpuBackend final : public Backend {
  public:
-  // num_threads: 0 = all hardware threads.
-  explicit CpuBackend(int num_threads = 0);
+  // num_threads: 0 = all hardware threads. dot_precision: of Linear, Moe and Mlp with BF16 weights
+  // (BackendOptions::dot_precision).
+  explicit CpuBackend(int num_threads = 0, kernels::DotPrecision dot_precision = kernels::DotPrecision::kFp32);
   ~CpuBackend() override;
 
   [[nodiscard]] std::string_view name() const override { return "cpu"; }
@@ -41,6 +45,7 @@ class CpuBackend final : public Backend {
 
  private:
   kernels::ThreadPool pool_;
+  kernels::DotPrecision dot_precision_;
   kernels::MoeScratch scratch_;
   std::vector<float> gate_logits_, route_weights_, shared_scale_;
   std::vector<int32_t> route_ids_;

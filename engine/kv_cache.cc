@@ -14,6 +14,16 @@ absl::StatusOr<DType> ParseKvCacheDType(std::string_view name) {
 
 std::string_view KvCacheDTypeName(DType dtype) { return dtype == DType::kBF16 ? "bf16" : "f32"; }
 
+absl::StatusOr<kernels::DotPrecision> ParseDotPrecision(std::string_view name) {
+  if (name == "fp32" || name == "f32" || name == "float32") return kernels::DotPrecision::kFp32;
+  if (name == "bf16" || name == "bfloat16") return kernels::DotPrecision::kBf16;
+  return absl::InvalidArgumentError(StrCatStd("matmul precision '", name.substr(0, 32), "' is not one of fp32, bf16"));
+}
+
+std::string_view DotPrecisionName(kernels::DotPrecision precision) {
+  return precision == kernels::DotPrecision::kBf16 ? "bf16" : "fp32";
+}
+
 int64_t KvCache::BytesPerBlock(const ModelConfig& config, int64_t block_size, DType dtype) {
   return 2 * config.num_layers * block_size * config.kv_dim() * static_cast<int64_t>(DTypeSize(dtype));
 }

@@ -18,6 +18,7 @@
 #include "base/dtype.h"
 #include "engine/backend.h"
 #include "engine/model_config.h"
+#include "kernels/cpu/matmul.h"
 
 namespace adak::engine {
 
@@ -51,6 +52,12 @@ class KvCache {
 [[nodiscard]] absl::StatusOr<DType> ParseKvCacheDType(std::string_view name);
 // "f32" or "bf16".
 [[nodiscard]] std::string_view KvCacheDTypeName(DType dtype);
+
+// The --matmul-precision spellings (BackendOptions::dot_precision; beside the --kv-cache-dtype ones): "fp32"
+// (also "f32", "float32") and "bf16" (also "bfloat16"). Errors: InvalidArgument naming the value and the choices.
+[[nodiscard]] absl::StatusOr<kernels::DotPrecision> ParseDotPrecision(std::string_view name);
+// "fp32" or "bf16".
+[[nodiscard]] std::string_view DotPrecisionName(kernels::DotPrecision precision);
 
 // Blocks needed to hold `tokens` positions.
 [[nodiscard]] inline int64_t BlocksFor(int64_t tokens, int64_t block_size) {

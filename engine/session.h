@@ -30,6 +30,8 @@ struct SessionOptions {
   int64_t block_size = 16;
   int64_t prefill_chunk = 512;         // tokens per forward during prefill
   DType kv_cache_dtype = DType::kF32;  // kF32 or kBF16 (KvCache)
+  // Dot products with BF16 weights (BackendOptions::dot_precision); kFp32 = exact.
+  kernels::DotPrecision dot_precision = kernels::DotPrecision::kFp32;
 };
 
 struct AppendOptions {

@@ -12,6 +12,7 @@
 #include "engine/kv_cache.h"
 #include "engine/model_runner.h"
 #include "engine/routing_weights.h"
+#include "kernels/cpu/matmul.h"
 #include "scheduler/executor.h"
 #include "server/auth.h"
 #include "server/engine_health.h"
@@ -31,6 +32,15 @@ absl::StatusOr<DType> KvCacheDType(const ServerAppOptions& o) {
   absl::StatusOr<DType> dtype = engine::ParseKvCacheDType(o.kv_cache_dtype);
   if (!dtype.ok()) return absl::InvalidArgumentError(StrCatStd("--kv-cache-dtype: ", ToStd(dtype.status().message())));
   return *dtype;
+}
+
+// --matmul-precision as a kernels::DotPrecision.
+absl::StatusOr<kernels::DotPrecision> MatMulPrecision(const ServerAppOptions& o) {
+  absl::StatusOr<kernels::DotPrecision> precision = engine::ParseDotPrecision(o.matmul_precision);
+  if (!precision.ok()) {
+    return absl::InvalidArgumentError(StrCatStd("--matmul-precision: ", ToStd(precision.status().message())));
+  }
+  return *precision;
 }
 
 absl::Status ValidateOptions(const ServerAppOptions& o) {
@@ -65,6 +75,7 @@ absl::Status ValidateOptions(const ServerAppOptions& o) {
   RETURN_IF_ERROR(range("kv-cache-mib", o.kv_cache_mib, 0, int64_t{1} << 30));
   RETURN_IF_ERROR(range("block-size", o.block_size, 1, 4096));
   RETURN_IF_ERROR(KvCacheDType(o).status());
+  RETURN_IF_ERROR(MatMulPrecision(o).status());
   if (o.drain_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         StrCatStd("--drain-grace must be >= 0 seconds, got ", absl::FormatDuration(o.drain_grace)));
@@ -170,7 +181,16 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   ASSIGN_OR_RETURN(const DType kv_dtype, KvCacheDType(options));
   ASSIGN_OR_RETURN(const int64_t blocks, KvBlocks(options, config, kv_dtype));
 
-  ASSIGN_OR_RETURN(impl->backend, engine::CreateBackend("cpu", {.num_threads = options.threads}));
+  ASSIGN_OR_RETURN(const kernels::DotPrecision dot_precision, MatMulPrecision(options));
+  ASSIGN_OR_RETURN(impl->backend,
+                   engine::CreateBackend("cpu", {.num_threads = options.threads, .dot_precision = dot_precision}));
+  const char* dot_path = "exact";
+  if (dot_precision == kernels::DotPrecision::kBf16) {
+    dot_path = kernels::Bf16DotSupported() ? "BF16 weights dot bf16-rounded activations with vdpbf16ps"
+                                           : "no AVX512_BF16 on this CPU: exact";
+  }
+  LogInfo(absl::StrFormat("adak serve: matmul precision %s (%s)", std::string(engine::DotPrecisionName(dot_precision)),
+                          dot_path));
   ASSIGN_OR_RETURN(impl->cache,
                    engine::KvCache::Create(impl->backend.get(), config, blocks, options.block_size, kv_dtype));
   LogInfo(absl::StrFormat(

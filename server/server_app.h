@@ -78,6 +78,9 @@ struct ServerAppOptions {
   // the blocks in the same budget; attention still computes in fp32; docs/performance.md measures its
   // perplexity cost) or "f32".
   std::string kv_cache_dtype = "bf16";
+  // Dot products with BF16 weights (engine::ParseDotPrecision): "bf16" (activations rounded to bf16 and dotted
+  // with vdpbf16ps, as llama.cpp; on CPUs without AVX512_BF16 the exact path runs anyway) or "fp32" (exact).
+  std::string matmul_precision = "bf16";
   absl::Duration drain_timeout = absl::Seconds(30);  // what `adak serve` passes to Drain on SIGTERM
   // The least time Drain keeps the listeners open (refusing new calls, readiness off) even when nothing
   // runs, so that balancers polling readiness stop routing here before the ports close (a lame-duck

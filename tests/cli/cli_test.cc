@@ -112,6 +112,12 @@ TEST(AdakPerplexity, BadRoutingFlagsAreUsageErrors) {
   out = RunCommand(Adak() + " perplexity --model " + Quote(dir) + " --data x --kv-cache-dtype fp16 2>&1", &code);
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("--kv-cache-dtype: kv cache dtype 'fp16' is not one of f32, bf16"));
+  out = RunCommand(Adak() + " perplexity --model " + Quote(dir) + " --data x --matmul-precision int8 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--matmul-precision: matmul precision 'int8' is not one of fp32, bf16"));
+  out = RunCommand(Adak() + " generate --model " + Quote(dir) + " --prompt hi --matmul-precision fp16 2>&1", &code);
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(out, HasSubstr("--matmul-precision: matmul precision 'fp16' is not one of fp32, bf16"));
 }
 
 TEST(AdakGenerate, GreedyContinuesTheStoryAsTheReference) {

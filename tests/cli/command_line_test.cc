@@ -77,6 +77,8 @@ const std::vector<FlagHelp> kServeFlags = {
     {"--prefill-chunk", "prompt tokens of one request per step"},
     {"--max-batch-expert-activations", "expert-compute budget per step"},
     {"--kv-cache-mib", "KV cache budget in MiB"},
+    {"--kv-cache-dtype", "KV cache element type"},
+    {"--matmul-precision", "dot products with BF16 weights: bf16 (activations rounded to bf16"},
     {"--drain-timeout", "seconds running requests may take to finish"},
     {"--drain-grace", "seconds the ports stay open after SIGTERM/SIGINT"},
 };
@@ -89,6 +91,7 @@ TEST(AdakCommandLine, ServeHelpListsEveryFlagWithItsDescriptionAndDefault) {
   ExpectHelpLists(help, kServeFlags);
   EXPECT_THAT(help, HasSubstr("--grpc-port INT=50051"));
   EXPECT_THAT(help, HasSubstr("--max-batch-tokens INT=512"));
+  EXPECT_THAT(help, HasSubstr("--matmul-precision PRECISION=bf16"));
   // adak-server is `adak serve` alone: the same flags, same descriptions.
   const std::string server_help = RunCommand(AdakServer() + " --help", &code);
   EXPECT_EQ(code, 0);
@@ -103,6 +106,8 @@ TEST(AdakCommandLine, EvalHelpListsEveryFlagWithItsDescriptionAndDefault) {
   ExpectHelpLists(help, {
                             {"--model", "Hugging Face model directory"},
                             {"--threads", "engine worker threads"},
+                            {"--kv-cache-dtype", "KV cache element type"},
+                            {"--matmul-precision", "dot products with BF16 weights: fp32 (exact)"},
                             {"--routing", "routing policy: topk, adak, null, topp or threshold"},
                             {"--allocator", "selects --routing adak unless --routing is given"},
                             {"--null-experts", "selects --routing null unless --routing is given"},
@@ -121,6 +126,18 @@ TEST(AdakCommandLine, EvalHelpListsEveryFlagWithItsDescriptionAndDefault) {
                         });
   EXPECT_THAT(help, HasSubstr("--max-tokens INT=4096"));
   EXPECT_THAT(help, HasSubstr("--model DIR REQUIRED"));
+  // The scoring commands compute exactly by default.
+  EXPECT_THAT(help, HasSubstr("--kv-cache-dtype TYPE=f32"));
+  EXPECT_THAT(help, HasSubstr("--matmul-precision PRECISION=fp32"));
+}
+
+// `adak generate` runs the serving path, with `adak serve`'s defaults.
+TEST(AdakCommandLine, GenerateDefaultsToTheServingPrecisions) {
+  int code = -1;
+  const std::string help = RunCommand(Adak() + " generate --help", &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_THAT(help, HasSubstr("--kv-cache-dtype TYPE=bf16"));
+  EXPECT_THAT(help, HasSubstr("--matmul-precision PRECISION=bf16"));
 }
 
 TEST(AdakCommandLine, UsageErrorsExitTwoNamingTheFlag) {

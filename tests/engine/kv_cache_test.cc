@@ -66,6 +66,22 @@ TEST(KvCache, ParsesTheDTypeSpellings) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'" + std::string(32, 'x') + "' is")));
 }
 
+TEST(DotPrecision, ParsesTheMatMulPrecisionSpellings) {
+  for (const char* name : {"fp32", "f32", "float32"}) {
+    EXPECT_EQ(*ParseDotPrecision(name), kernels::DotPrecision::kFp32) << name;
+  }
+  for (const char* name : {"bf16", "bfloat16"})
+    EXPECT_EQ(*ParseDotPrecision(name), kernels::DotPrecision::kBf16) << name;
+  EXPECT_EQ(DotPrecisionName(kernels::DotPrecision::kBf16), "bf16");
+  EXPECT_EQ(DotPrecisionName(kernels::DotPrecision::kFp32), "fp32");
+  EXPECT_THAT(
+      ParseDotPrecision("fp16").status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("matmul precision 'fp16' is not one of fp32, bf16")));
+  EXPECT_THAT(ParseDotPrecision("").status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'' is not")));
+  EXPECT_THAT(ParseDotPrecision(std::string(1000, 'x')).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'" + std::string(32, 'x') + "' is")));
+}
+
 TEST(BlocksFor, RoundsUpToWholeBlocks) {
   EXPECT_EQ(BlocksFor(0, 16), 0);
   EXPECT_EQ(BlocksFor(16, 16), 1);

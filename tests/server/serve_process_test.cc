@@ -36,6 +36,8 @@ TEST(ServeProcessTest, ReadyLineNamesTheModelAndBothPorts) {
   // The default cache: 64 running requests x 512 positions, bf16 (4 layers x 2 x 64 KV values x 2 bytes a token).
   EXPECT_THAT((*server)->Log(),
               HasSubstr("adak serve: kv cache 2048 blocks of 16 tokens (32768 tokens), bf16, 32.0 MiB"));
+  // bf16 dot products by default (exact where the CPU has no AVX512_BF16, and the line says so).
+  EXPECT_THAT((*server)->Log(), HasSubstr("adak serve: matmul precision bf16 ("));
   HealthCheckResponse::ServingStatus serving = HealthCheckResponse::UNKNOWN;
   ASSERT_TRUE(HealthCheck((*server)->grpc_port(), "adak.v1.Generation", &serving).ok());
   EXPECT_EQ(serving, HealthCheckResponse::SERVING);
@@ -169,6 +171,8 @@ TEST(ServeProcessTest, BadFlagsExitTwoNamingTheFlag) {
       {"--model " + ShellQuote(long_context) + " --kv-cache-mib 1", "--kv-cache-mib"},
       {"--model " + ShellQuote(model) + " --kv-cache-dtype fp8",
        "--kv-cache-dtype: kv cache dtype 'fp8' is not one of"},
+      {"--model " + ShellQuote(model) + " --matmul-precision fp8",
+       "--matmul-precision: matmul precision 'fp8' is not one of fp32, bf16"},
       {"--model " + ShellQuote(model) + " --grpc-port 70000", "grpc-port"},
       {"--model " + ShellQuote(model) + " --max-running-requests 0", "max-running-requests"},
       {"--model /nonexistent/model", "/nonexistent/model"},
