@@ -10,7 +10,8 @@
 #      `llama-server`, both up for the whole run with the same threads and KV cache bytes;
 #   4. the table: per row the median of each engine and adak / llama.cpp as the median of the per-round ratios
 #      with their min and max; each engine's k=4-over-k=8 speedup against the ideal from the weight bytes.
-#   bash bench/peer/run.sh [--model DIR] [--reps R] [--tokens T] [--threads N] [--out DIR]
+#   bash bench/peer/run.sh [--model DIR] [--reps R] [--tokens T] [--threads N] [--precision bf16|fp32] [--out DIR]
+# --precision: adak's --matmul-precision (default bf16, as `adak serve`: bf16 dot products as llama.cpp's).
 # Needs build/bin/{adak,decode_bench,adak-loadtest}, bench/peer/build_llama_cpp.sh's build (PEER_DIR, default
 # /tmp/adak-peer), /usr/bin/python3 with numpy, grpcio and protobuf. Raw outputs go to --out (default: a
 # temporary directory, removed at the end). About 10 minutes on 2 cores with the default model and 3 rounds.
@@ -23,6 +24,7 @@ MODEL=""
 REPS=3
 TOKENS=64
 THREADS=2
+PRECISION=bf16
 OUT=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -30,6 +32,7 @@ while [[ $# -gt 0 ]]; do
     --reps) REPS="$2"; shift 2 ;;
     --tokens) TOKENS="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
+    --precision) PRECISION="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -62,7 +65,7 @@ done
 echo "model $MODEL: $(/usr/bin/python3 -c "import json, sys; c = json.load(open(sys.argv[1])); \
 print(f\"{c['num_hidden_layers']} layers, hidden {c['hidden_size']}, {c['num_experts']} experts of width \
 {c['intermediate_size']}, vocab {c['vocab_size']}\")" "$MODEL/config.json")"
-echo "$REPS rounds, $TOKENS tokens, $THREADS threads, $(nproc) cores; raw outputs in $OUT"
+echo "$REPS rounds, $TOKENS tokens, $THREADS threads, $(nproc) cores, adak --matmul-precision $PRECISION; raw outputs in $OUT"
 
 echo "== greedy agreement"
 bash "$ROOT/bench/peer/greedy_agreement.sh" --model "$work/k8" --gguf "$work/k8.gguf" --tokens 16 | tee "$OUT/greedy.txt"
@@ -74,7 +77,7 @@ kv_mib="$(/usr/bin/python3 -c "import json, sys; c = json.load(open(sys.argv[1])
 print(16384 * c['num_hidden_layers'] * 2 * c['num_key_value_heads'] * (c['hidden_size'] // c['num_attention_heads']) \
 * 2 // (1 << 20))" "$MODEL/config.json")"
 "$BIN/adak" serve --model "$work/k8" --grpc-port -1 --http-port "$adak_port" --threads "$THREADS" \
-  --kv-cache-mib "$kv_mib" >"$OUT/adak-serve.log" 2>&1 &
+  --kv-cache-mib "$kv_mib" --matmul-precision "$PRECISION" >"$OUT/adak-serve.log" 2>&1 &
 pids+=($!)
 "$LLAMA/llama-server" -m "$work/k8.gguf" --port "$llama_port" -t "$THREADS" -c 16384 -np 32 \
   >"$OUT/llama-server.log" 2>&1 &
@@ -86,31 +89,42 @@ done
 curl -sf "127.0.0.1:$adak_port/readyz" >/dev/null || { echo "adak serve did not come up" >&2; exit 1; }
 curl -sf "127.0.0.1:$llama_port/health" >/dev/null || { echo "llama-server did not come up" >&2; exit 1; }
 
+# Reads files into the page cache before a timed run: all rows' model files (three GGUF copies and the
+# safetensors) need not fit in memory together, and no engine's timed run may wait on the disk (decode_bench
+# also touches every weight before it times anything; llama-bench's warm-up decodes one token, which reads
+# only that token's experts).
+page_in() { cat "$@" >/dev/null; }
 rows="$OUT/rows.txt"
 : >"$rows"
 # Each measurement appends "ROW ENGINE VALUE [EXTRA]" to $rows.
 ours_decode() {
-  "$BIN/decode_bench" --model "$work/k$1" --tokens "$TOKENS" --threads "$THREADS" --reps 1 >"$OUT/adak-decode-k$1-$2.txt"
+  page_in "$MODEL"/*.safetensors
+  "$BIN/decode_bench" --model "$work/k$1" --tokens "$TOKENS" --threads "$THREADS" --reps 1 \
+    --matmul-precision "$PRECISION" >"$OUT/adak-decode-k$1-$2.txt"
   echo "decode$1 adak $(sed -n 's/^decode batch 1 *best \([0-9.]*\) tok\/s.*/\1/p' "$OUT/adak-decode-k$1-$2.txt") \
 $(sed -n 's/^weight bytes\/token *\([0-9.]*\) MB.*/\1/p' "$OUT/adak-decode-k$1-$2.txt")" >>"$rows"
 }
 theirs_decode() {
+  page_in "$work/k$1.gguf"
   "$LLAMA/llama-bench" -m "$work/k$1.gguf" -t "$THREADS" -p 0 -n "$TOKENS" -r 1 -o json >"$OUT/llama-decode-k$1-$2.json"
   echo "decode$1 llama $(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["avg_ts"])' \
     "$OUT/llama-decode-k$1-$2.json")" >>"$rows"
 }
 ours_prefill() {
+  page_in "$MODEL"/*.safetensors
   "$BIN/decode_bench" --model "$work/k8" --prompt-tokens 128 --tokens 1 --threads "$THREADS" --reps 1 \
-    >"$OUT/adak-prefill-$1.txt"
+    --matmul-precision "$PRECISION" >"$OUT/adak-prefill-$1.txt"
   echo "prefill adak $(sed -n 's/^prefill *best \([0-9.]*\) tok\/s.*/\1/p' "$OUT/adak-prefill-$1.txt")" >>"$rows"
 }
 theirs_prefill() {
+  page_in "$work/k8.gguf"
   "$LLAMA/llama-bench" -m "$work/k8.gguf" -t "$THREADS" -p 128 -n 0 -r 1 -o json >"$OUT/llama-prefill-$1.json"
   echo "prefill llama $(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[0]["avg_ts"])' \
     "$OUT/llama-prefill-$1.json")" >>"$rows"
 }
 serve() {  # ENGINE PORT STREAMS ROUND
   local json="$OUT/$1-serve-c$3-$4.json"
+  page_in "$MODEL"/*.safetensors "$work/k8.gguf"  # both servers' weights, mapped since start-up
   "$BIN/adak-loadtest" --api openai --target "http://127.0.0.1:$2" --concurrency "$3" \
     --requests $(($3 > 4 ? 2 * $3 : 8)) --warmup "$3" --max-tokens 64 --seed "$4" --no-progress --json "$json" \
     >/dev/null
