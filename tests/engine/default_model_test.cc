@@ -121,42 +121,63 @@ TEST_F(DefaultModelTest, AllocatorLoadsAndRoutesAdaptively) {
   }
 }
 
+// The logits of every position of a story prompt (over 32 tokens) in a session with `options`.
+std::vector<float> StoryLogits(const Model& model, const SessionOptions& options) {
+  const std::string prompt =
+      "Once upon a time, there was a little girl named Lily. She loved to play in the park with her friends. One "
+      "day, she saw a big red ball under a tree and ran to get it.";
+  auto ids = model.tokenizer->Encode(prompt);
+  EXPECT_THAT(ids.status(), IsOk());
+  if (!ids.ok()) return {};
+  EXPECT_GT(ids->size(), 32u);
+  auto session = Session::Create(model, options);
+  EXPECT_THAT(session.status(), IsOk());
+  if (!session.ok()) return {};
+  std::vector<float> logits;
+  EXPECT_THAT((*session)->Append(*ids, /*all_logits=*/true, &logits), IsOk());
+  return logits;
+}
+
+// The largest |a - b| over all logits.
+double MaxDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double max_diff = 0.0;
+  for (size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, static_cast<double>(std::fabs(a[i] - b[i])));
+  return max_diff;
+}
+
+// Positions (rows of `vocab` logits) whose greedy choice differs between a and b; each must be a near tie of a
+// (top-2 gap below twice max_diff).
+size_t GreedyMismatches(const std::vector<float>& a, const std::vector<float>& b, size_t vocab, double max_diff) {
+  size_t differ = 0;
+  for (size_t row = 0; row < a.size() / vocab; ++row) {
+    const float* ra = a.data() + row * vocab;
+    const float* rb = b.data() + row * vocab;
+    const auto argmax_a = static_cast<size_t>(std::max_element(ra, ra + vocab) - ra);
+    const auto argmax_b = static_cast<size_t>(std::max_element(rb, rb + vocab) - rb);
+    if (argmax_a != argmax_b) {
+      ++differ;
+      EXPECT_LT(ra[argmax_a] - ra[argmax_b], 2.0 * max_diff) << "position " << row << ": not a near tie";
+    }
+  }
+  return differ;
+}
+
 // A bf16 KV cache rounds every stored K/V element to 8 significant bits: on a story prompt every position's
 // logits stay within a few tenths of the fp32 cache's, but not bit-identical (the option reaches the cache);
 // the greedy choice can only differ where the fp32 logits nearly tie (top-2 gap below twice the largest
 // difference).
 TEST_F(DefaultModelTest, Bf16KvCacheStaysCloseToF32) {
-  const std::string prompt =
-      "Once upon a time, there was a little girl named Lily. She loved to play in the park with her friends. One "
-      "day, she saw a big red ball under a tree and ran to get it.";
-  auto ids = model_->tokenizer->Encode(prompt);
-  ASSERT_THAT(ids.status(), IsOk());
-  ASSERT_GT(ids->size(), 32u);
-  std::vector<float> logits[2];
-  for (int i = 0; i < 2; ++i) {
-    SessionOptions options;
-    options.kv_cache_dtype = i == 0 ? DType::kF32 : DType::kBF16;
-    auto session = Session::Create(*model_, options);
-    ASSERT_THAT(session.status(), IsOk());
-    ASSERT_THAT((*session)->Append(*ids, /*all_logits=*/true, &logits[i]), IsOk());
-  }
-  ASSERT_EQ(logits[0].size(), logits[1].size());
-  const auto vocab = static_cast<size_t>(model_->config.vocab_size);
-  double max_diff = 0.0;
-  for (size_t i = 0; i < logits[0].size(); ++i) {
-    max_diff = std::max(max_diff, static_cast<double>(std::fabs(logits[0][i] - logits[1][i])));
-  }
+  SessionOptions options;
+  options.kv_cache_dtype = DType::kF32;
+  const std::vector<float> f32 = StoryLogits(*model_, options);
+  options.kv_cache_dtype = DType::kBF16;
+  const std::vector<float> bf16 = StoryLogits(*model_, options);
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(f32.size(), bf16.size());
+  const double max_diff = MaxDiff(f32, bf16);
   EXPECT_GT(max_diff, 0.0);
   EXPECT_LT(max_diff, 0.25);
-  for (size_t row = 0; row < ids->size(); ++row) {
-    const float* a = logits[0].data() + row * vocab;
-    const float* b = logits[1].data() + row * vocab;
-    const size_t argmax_a = static_cast<size_t>(std::max_element(a, a + vocab) - a);
-    const size_t argmax_b = static_cast<size_t>(std::max_element(b, b + vocab) - b);
-    if (argmax_a != argmax_b) {
-      EXPECT_LT(a[argmax_a] - a[argmax_b], 2.0 * max_diff) << "position " << row << ": not a near tie";
-    }
-  }
+  GreedyMismatches(f32, bf16, static_cast<size_t>(model_->config.vocab_size), max_diff);
 }
 
 // Dot products with bf16-rounded activations (SessionOptions::dot_precision kBf16, the serving default). Where the
@@ -165,45 +186,26 @@ TEST_F(DefaultModelTest, Bf16KvCacheStaysCloseToF32) {
 // choice differs only where the exact logits nearly tie (top-2 gap below twice the largest difference; measured: one
 // position of 42, a gap of 0.0005). Without the bf16 path the two sessions must run the same exact code.
 TEST_F(DefaultModelTest, Bf16DotProductsStayCloseToFp32) {
-  const std::string prompt =
-      "Once upon a time, there was a little girl named Lily. She loved to play in the park with her friends. One "
-      "day, she saw a big red ball under a tree and ran to get it.";
-  auto ids = model_->tokenizer->Encode(prompt);
-  ASSERT_THAT(ids.status(), IsOk());
-  ASSERT_GT(ids->size(), 32u);
-  std::vector<float> logits[2];
-  for (int i = 0; i < 2; ++i) {
-    SessionOptions options;
-    options.dot_precision = i == 0 ? kernels::DotPrecision::kFp32 : kernels::DotPrecision::kBf16;
-    auto session = Session::Create(*model_, options);
-    ASSERT_THAT(session.status(), IsOk());
-    ASSERT_THAT((*session)->Append(*ids, /*all_logits=*/true, &logits[i]), IsOk());
-  }
-  ASSERT_EQ(logits[0].size(), logits[1].size());
+  SessionOptions options;
+  options.dot_precision = kernels::DotPrecision::kFp32;
+  const std::vector<float> exact = StoryLogits(*model_, options);
+  options.dot_precision = kernels::DotPrecision::kBf16;
+  const std::vector<float> pairs = StoryLogits(*model_, options);
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(exact.size(), pairs.size());
   if (!kernels::Bf16DotSupported()) {
-    EXPECT_EQ(logits[0], logits[1]) << "without AVX512_BF16, kBf16 must take the exact path";
+    EXPECT_EQ(exact, pairs) << "without AVX512_BF16, kBf16 must take the exact path";
     return;
   }
   const auto vocab = static_cast<size_t>(model_->config.vocab_size);
-  double max_diff = 0.0, max_abs = 0.0;
-  for (size_t i = 0; i < logits[0].size(); ++i) {
-    max_diff = std::max(max_diff, static_cast<double>(std::fabs(logits[0][i] - logits[1][i])));
-    max_abs = std::max(max_abs, static_cast<double>(std::fabs(logits[0][i])));
-  }
+  double max_abs = 0.0;
+  for (float v : exact) max_abs = std::max(max_abs, static_cast<double>(std::fabs(v)));
+  const double max_diff = MaxDiff(exact, pairs);
   EXPECT_GT(max_diff, 0.0);
   EXPECT_LT(max_diff, 0.005 * max_abs);
-  size_t differ = 0;
-  for (size_t row = 0; row < ids->size(); ++row) {
-    const float* a = logits[0].data() + row * vocab;
-    const float* b = logits[1].data() + row * vocab;
-    const size_t argmax_a = static_cast<size_t>(std::max_element(a, a + vocab) - a);
-    const size_t argmax_b = static_cast<size_t>(std::max_element(b, b + vocab) - b);
-    if (argmax_a != argmax_b) {
-      ++differ;
-      EXPECT_LT(a[argmax_a] - a[argmax_b], 2.0 * max_diff) << "position " << row << ": not a near tie";
-    }
-  }
-  EXPECT_LE(differ, ids->size() / 10) << "greedy choices differ at " << differ << " of " << ids->size() << " positions";
+  const size_t rows = exact.size() / vocab;
+  const size_t differ = GreedyMismatches(exact, pairs, vocab, max_diff);
+  EXPECT_LE(differ, rows / 10) << "greedy choices differ at " << differ << " of " << rows << " positions";
 }
 
 // ISSUE 5 / 13: everything under models/ at most 16 MiB together.

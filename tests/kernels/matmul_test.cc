@@ -72,6 +72,16 @@ float LoadAs(DType dtype, const std::vector<uint8_t>& bytes, int64_t i) {
   return dtype == DType::kBF16 ? Bf16ToF32(h) : F16ToF32(h);
 }
 
+// `bytes` bytes of `src` copied to `offset` bytes past a 64-byte boundary inside `storage`, with 0xff bytes (NaN
+// in every dtype) before and after (as mmapped checkpoint tensors, which are only 8-byte aligned). Returns the copy.
+uint8_t* PlaceBetweenNanBytes(const void* src, size_t bytes, int64_t offset, std::vector<uint8_t>& storage) {
+  storage.assign(bytes + 256, 0xff);
+  const auto base = reinterpret_cast<uintptr_t>(storage.data());
+  uint8_t* w = storage.data() + ((base + 63) / 64 * 64 - base) + 64 + offset;
+  std::memcpy(w, src, bytes);
+  return w;
+}
+
 // Whether MatMul takes the bf16 dot-product path for these options and weights.
 bool TakesPairPath(const MatMulOptions& o, DType w_dtype) {
   return o.precision == DotPrecision::kBf16 && w_dtype == DType::kBF16 && o.isa == MatMulIsaKind::kAvx512 &&
@@ -296,10 +306,8 @@ TEST(MatMul, Bf16DotsOnMisalignedWeightsMatchAligned) {
       for (float& v : x) v = uniform(rng);
       std::vector<float> reference;
       for (int64_t offset : {0, 2, 4, 8, 36, 60}) {
-        std::vector<uint8_t> storage(values.size() * 2 + 256, 0xff);  // NaN bf16 around the matrix
-        const auto base = reinterpret_cast<uintptr_t>(storage.data());
-        uint8_t* w = storage.data() + ((base + 63) / 64 * 64 - base) + 64 + offset;
-        std::memcpy(w, values.data(), values.size() * 2);
+        std::vector<uint8_t> storage;
+        uint8_t* w = PlaceBetweenNanBytes(values.data(), values.size() * 2, offset, storage);
         MatMulParams p;
         p.x = x.data();
         p.rows = t;
@@ -370,12 +378,10 @@ TEST(MatMul, MisalignedWeightsMatchReference) {
         for (int64_t k : {64, 96, 100, 2048}) {
           for (int64_t t : {1, 2, 3, 4, 5}) {
             const int64_t bytes = kN * k * elem;
-            std::vector<uint8_t> storage(static_cast<size_t>(bytes + 256), 0xff);  // 0xff.. is NaN in every dtype
-            const auto base = reinterpret_cast<uintptr_t>(storage.data());
-            uint8_t* w = storage.data() + ((base + 63) / 64 * 64 - base) + 64 + offset;
             std::vector<uint8_t> w_values(static_cast<size_t>(bytes));
             for (int64_t i = 0; i < kN * k; ++i) StoreAs(w_dtype, uniform(rng), w_values, i);
-            std::memcpy(w, w_values.data(), w_values.size());
+            std::vector<uint8_t> storage;
+            uint8_t* w = PlaceBetweenNanBytes(w_values.data(), w_values.size(), offset, storage);
             std::vector<float> x(static_cast<size_t>(t * k));
             for (float& v : x) v = uniform(rng);
 
