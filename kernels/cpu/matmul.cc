@@ -3,7 +3,9 @@
 // matmul_avx512.cc and matmul_avx2.cc; the scalar fallback and the reference are here.
 #include "kernels/cpu/matmul.h"
 
+#ifdef ADAK_HAVE_OPENBLAS
 #include <cblas.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -206,6 +208,7 @@ void GemvPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa, bool s
 }
 
 // ---- Prefill path (T large): widen W tiles to fp32, multiply with sgemm. ----
+#ifdef ADAK_HAVE_OPENBLAS
 
 void EnsureOpenBlasSingleThreaded() {
   // Our pool provides the parallelism; OpenBLAS threads inside it would oversubscribe the cores.
@@ -259,6 +262,7 @@ void SgemmPath(const MatMulParams& p, ThreadPool* pool, MatMulIsaKind isa) {
     pool->ParallelFor(tiles, 1, run);
   }
 }
+#endif  // ADAK_HAVE_OPENBLAS
 
 }  // namespace
 
@@ -332,9 +336,15 @@ void MatMulWithOptions(const MatMulParams& params, ThreadPool* pool, const MatMu
   if (p.rows == 0 || p.n == 0) return;
   ADAK_CHECK(MatMulIsaSupported(options.isa), "MatMul: ISA not supported by this CPU");
   const int64_t sgemm_min_rows = options.sgemm_min_rows > 0 ? options.sgemm_min_rows : DefaultSgemmMinRows(options.isa);
+#ifdef ADAK_HAVE_OPENBLAS
   if (p.rows >= sgemm_min_rows && p.k > 0) {
     SgemmPath(p, pool, options.isa);
-  } else {
+    return;
+  }
+#else
+  (void)sgemm_min_rows;  // the CUDA-only build has no OpenBLAS: the packed kernels take every size
+#endif
+  {
     const bool pair_dot = options.precision == DotPrecision::kBf16 && p.w_dtype == DType::kBF16 &&
                           options.isa == MatMulIsaKind::kAvx512 && Bf16DotSupported();
     GemvPath(p, pool, options.isa, options.stream_decode, pair_dot);

@@ -6,8 +6,6 @@
 #include <numeric>
 #include <vector>
 
-#include "base/random.h"
-
 namespace adak::kernels {
 namespace {
 
@@ -186,11 +184,6 @@ void ThresholdRuleExtras(int64_t e, int64_t native_k, double t, float* router_we
     for (int64_t j = 1; j <= a; ++j) u[j] = 1.0f;
     bias[a] = -static_cast<float>(static_cast<double>(a) * log_t);
   }
-}
-
-double RouteUniform(uint64_t seed, int64_t layer) {
-  const uint64_t bits = SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(layer + 1) * 0xd1b54a32d192ed03ull);
-  return static_cast<double>(bits >> 11) * 0x1.0p-53;
 }
 
 void RouteTokens(const RouteParams& p, ThreadPool* pool) {

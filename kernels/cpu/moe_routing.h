@@ -29,7 +29,9 @@
 
 #include <cstdint>
 
+#include "base/random.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/host_device.h"
 
 namespace adak::kernels {
 
@@ -63,7 +65,7 @@ struct TokenRoute {
 
 // True when `route` draws its k in `layer` (sample set and the layer's mask bit set; false for a layer at
 // or beyond kMaxSampleMaskLayers).
-[[nodiscard]] inline bool SamplesLayer(const TokenRoute& route, int64_t layer) {
+[[nodiscard]] ADAK_HD inline bool SamplesLayer(const TokenRoute& route, int64_t layer) {
   if (route.sample == 0 || layer < 0 || layer >= kMaxSampleMaskLayers) return false;
   return ((route.sample_layers[layer / 64] >> (layer % 64)) & 1u) != 0;
 }
@@ -107,8 +109,12 @@ struct RouteParams {
 
 void RouteTokens(const RouteParams& p, ThreadPool* pool);
 
-// The uniform in [0, 1) that a sampled draw of (seed, layer) uses (SplitMix64 of the pair).
-[[nodiscard]] double RouteUniform(uint64_t seed, int64_t layer);
+// The uniform in [0, 1) that a sampled draw of (seed, layer) uses (SplitMix64 of the pair). Host and device
+// (kernels/cuda/route_rule.h) draw the same number.
+[[nodiscard]] ADAK_HD inline double RouteUniform(uint64_t seed, int64_t layer) {
+  const uint64_t bits = SplitMix64(SplitMix64(seed) ^ static_cast<uint64_t>(layer + 1) * 0xd1b54a32d192ed03ull);
+  return static_cast<double>(bits >> 11) * 0x1.0p-53;
+}
 
 }  // namespace adak::kernels
 

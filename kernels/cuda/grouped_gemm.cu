@@ -1,0 +1,140 @@
+#include "kernels/cuda/grouped_gemm.h"
+
+#include <math.h>
+
+#include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/tile_schedule.h"
+
+namespace adak::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kTileK = 16;
+constexpr int kPerThread = 4;  // 4 x 4 outputs per thread: 16 x 16 threads cover 64 x 64
+static_assert(kThreads == (kGemmTileM / kPerThread) * (kGemmTileN / kPerThread));
+
+// One 64 x 64 output tile: rows [row_begin, row_end) of the output, columns [col_begin, col_begin + 64) with
+// group weights w (and w_up under SwiGLU).
+template <class W, bool kSwiGlu>
+__device__ void GemmTile(const RowGemmParams& p, int32_t row_begin, int32_t row_end, int32_t col_begin,
+                         const typename W::Storage* w, const typename W::Storage* w_up, float (&as)[kTileK][kGemmTileM],
+                         float (&bs)[kTileK][kGemmTileN], float (&us)[kTileK][kGemmTileN]) {
+  const int tx = static_cast<int>(threadIdx.x % (kGemmTileN / kPerThread));
+  const int ty = static_cast<int>(threadIdx.x / (kGemmTileN / kPerThread));
+  float acc[kPerThread][kPerThread] = {};
+  float acc_up[kPerThread][kPerThread] = {};
+  for (int64_t k0 = 0; k0 < p.k; k0 += kTileK) {
+    // Load A (gathered rows) and the weight tiles, transposed to [k][row]: 1024 elements each, 4 per thread.
+    for (int e = static_cast<int>(threadIdx.x); e < kTileK * kGemmTileM; e += kThreads) {
+      const int m = e / kTileK;
+      const int kk = e % kTileK;
+      const int64_t r = row_begin + m;
+      const int64_t kidx = k0 + kk;
+      float av = 0.0f;
+      if (r < row_end && kidx < p.k) {
+        const int64_t src = p.gather != nullptr ? p.gather[r] : r;
+        av = p.a[src * p.lda + kidx];
+      }
+      as[kk][m] = av;
+      const int64_t col = col_begin + m;
+      const bool in = col < p.n && kidx < p.k;
+      bs[kk][m] = in ? W::Load(w, col * p.k + kidx) : 0.0f;
+      if constexpr (kSwiGlu) us[kk][m] = in ? W::Load(w_up, col * p.k + kidx) : 0.0f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kTileK; ++kk) {
+      float a[kPerThread], b[kPerThread], u[kPerThread];
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) {
+        a[i] = as[kk][ty * kPerThread + i];
+        b[i] = bs[kk][tx * kPerThread + i];
+        if constexpr (kSwiGlu) u[i] = us[kk][tx * kPerThread + i];
+      }
+#pragma unroll
+      for (int i = 0; i < kPerThread; ++i) {
+#pragma unroll
+        for (int j = 0; j < kPerThread; ++j) {
+          acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+          if constexpr (kSwiGlu) acc_up[i][j] = fmaf(a[i], u[j], acc_up[i][j]);
+        }
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {
+    const int64_t r = row_begin + ty * kPerThread + i;
+    if (r >= row_end) continue;
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) {
+      const int64_t col = col_begin + tx * kPerThread + j;
+      if (col >= p.n) continue;
+      float v = acc[i][j];
+      if constexpr (kSwiGlu) v = v / (1.0f + expf(-v)) * acc_up[i][j];
+      if (p.bias != nullptr) v += LoadAsF32(p.bias, p.bias_dtype, col);
+      if (p.row_scale != nullptr) v *= p.row_scale[r];
+      float* o = p.out + r * p.ldo + col;
+      *o = p.accumulate ? *o + v : v;
+    }
+  }
+}
+
+template <class W, bool kSwiGlu>
+__global__ void __launch_bounds__(kThreads) RowGemmKernel(RowGemmParams p) {
+  using S = typename W::Storage;
+  __shared__ float as[kTileK][kGemmTileM];
+  __shared__ float bs[kTileK][kGemmTileN];
+  __shared__ float us[kSwiGlu ? kTileK : 1][kSwiGlu ? kGemmTileN : 1];
+  const int32_t col_tiles = ColTiles(p.n, kGemmTileN);
+  if (p.group_w == nullptr) {
+    const int64_t items = (p.rows + kGemmTileM - 1) / kGemmTileM * col_tiles;
+    for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+      const auto row_begin = static_cast<int32_t>(item / col_tiles * kGemmTileM);
+      const auto row_end = static_cast<int32_t>(row_begin + kGemmTileM < p.rows ? row_begin + kGemmTileM : p.rows);
+      const auto col_begin = static_cast<int32_t>(item % col_tiles * kGemmTileN);
+      GemmTile<W, kSwiGlu>(p, row_begin, row_end, col_begin, static_cast<const S*>(p.w), static_cast<const S*>(p.w_up),
+                           as, bs, reinterpret_cast<float(&)[kTileK][kGemmTileN]>(us));
+    }
+    return;
+  }
+  const int64_t items = WorkItems(p.tile_offsets, p.groups, col_tiles);
+  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+    const Tile t = FindTile(p.tile_offsets, p.expert_offsets, p.groups, item, col_tiles, kGemmTileM, kGemmTileN);
+    const S* w = static_cast<const S*>(p.group_w[t.group]);
+    const S* w_up = kSwiGlu ? static_cast<const S*>(p.group_w_up[t.group]) : nullptr;
+    GemmTile<W, kSwiGlu>(p, t.row_begin, t.row_end, t.col_begin, w, w_up, as, bs,
+                         reinterpret_cast<float(&)[kTileK][kGemmTileN]>(us));
+  }
+}
+
+template <class W>
+void Launch(const RowGemmParams& p, unsigned grid, cudaStream_t stream) {
+  if (p.swiglu) {
+    RowGemmKernel<W, true><<<grid, kThreads, 0, stream>>>(p);
+  } else {
+    RowGemmKernel<W, false><<<grid, kThreads, 0, stream>>>(p);
+  }
+}
+
+}  // namespace
+
+void LaunchRowGemm(const RowGemmParams& p, int64_t max_rows, cudaStream_t stream) {
+  const int64_t rows = p.group_w == nullptr ? p.rows : max_rows;
+  if (rows <= 0 || p.n <= 0) return;
+  // Row tiles: at most ceil(rows / 64) plus one partial tile per group; the grid-stride loop covers the rest.
+  const int64_t row_tiles = (rows + kGemmTileM - 1) / kGemmTileM + (p.group_w == nullptr ? 0 : p.groups);
+  const int64_t items = row_tiles * ColTiles(p.n, kGemmTileN);
+  const unsigned grid = GridFor(items, 1, 1 << 16);
+  if (p.bf16_tensor_cores && p.w_dtype == DType::kBF16) {
+    internal::LaunchRowGemmMma(p, grid, stream);
+    return;
+  }
+  switch (p.w_dtype) {
+    case DType::kBF16: Launch<Bf16W>(p, grid, stream); break;
+    case DType::kF16: Launch<F16W>(p, grid, stream); break;
+    default: Launch<F32W>(p, grid, stream); break;
+  }
+}
+
+}  // namespace adak::kernels::cuda
