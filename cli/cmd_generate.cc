@@ -15,7 +15,8 @@
 #include "base/status_macros.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "engine/cpu_backend.h"
+#include "engine/backend.h"
+#include "engine/device.h"
 #include "engine/kv_cache.h"
 #include "engine/model_runner.h"
 #include "scheduler/executor.h"
@@ -114,13 +115,17 @@ absl::Status Generate(const GenerateFlags& flags) {
   constexpr int64_t kBlockSize = 16;
   ASSIGN_OR_RETURN(const DType kv_dtype, KvCacheDType(flags.model));
   ASSIGN_OR_RETURN(const kernels::DotPrecision dot_precision, MatMulPrecision(flags.model));
-  engine::CpuBackend backend(flags.model.threads, dot_precision);
+  ASSIGN_OR_RETURN(const engine::DeviceSpec device, ParseDeviceFlag(flags.model.device));
+  ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
+                   engine::CreateBackend(device.backend, {.num_threads = flags.model.threads,
+                                                          .dot_precision = dot_precision,
+                                                          .device_index = device.index}));
   ASSIGN_OR_RETURN(
       std::unique_ptr<engine::KvCache> cache,
-      engine::KvCache::Create(&backend, config, engine::BlocksFor(config.max_position_embeddings, kBlockSize),
+      engine::KvCache::Create(backend.get(), config, engine::BlocksFor(config.max_position_embeddings, kBlockSize),
                               kBlockSize, kv_dtype));
   ASSIGN_OR_RETURN(std::unique_ptr<engine::ModelRunner> runner,
-                   engine::ModelRunner::Create(config, m.model->weights, m.weights, &backend, cache.get()));
+                   engine::ModelRunner::Create(config, m.model->weights, m.weights, backend.get(), cache.get()));
   std::unique_ptr<scheduler::StepExecutor> executor = scheduler::MakeRunnerExecutor(runner.get());
   scheduler::SchedulerOptions options;
   options.max_running_requests = 1;

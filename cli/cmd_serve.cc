@@ -173,6 +173,7 @@ CommandFn SetUpServe(CLI::App* command) {
             "dot products with BF16 weights: bf16 (activations rounded to bf16, vdpbf16ps, as llama.cpp; the "
             "default) or fp32 (exact); only CPUs with AVX512_BF16 have the bf16 path",
             "PRECISION");
+  AddString(command, "device", &o.device, "compute backend: cpu, cuda (the first GPU) or cuda:N (GPU N)", "DEVICE");
   AddDouble(command, "drain-timeout", &flags->drain_timeout_s,
             "seconds running requests may take to finish after SIGTERM/SIGINT", 0.0, 86400.0);
   AddDouble(command, "drain-grace", &flags->drain_grace_s,

@@ -47,6 +47,7 @@ struct TrainFlags {
   std::string advantage_norm = "none";
   std::string lr_schedule = "constant";
   std::string rollout = "joint";
+  std::string device = "cpu";
   int64_t seed = 0;
   double init_threshold = 0.0;
   CLI::Option* init_threshold_option = nullptr;
@@ -61,6 +62,7 @@ absl::Status Train(const TrainFlags& flags) {
   ASSIGN_OR_RETURN(o.advantage_norm, training::ParseAdvantageNorm(flags.advantage_norm));
   ASSIGN_OR_RETURN(o.lr_schedule, training::ParseLrSchedule(flags.lr_schedule));
   ASSIGN_OR_RETURN(o.rollout, training::ParseRolloutMode(flags.rollout));
+  ASSIGN_OR_RETURN(o.device, ParseDeviceFlag(flags.device));
   const std::string& warm = flags.warm_start_p;
   if (warm == "none") {
     o.warm_start = false;
@@ -185,6 +187,8 @@ CommandFn SetUpTrainAllocator(CLI::App* command) {
   AddString(command, "log", &flags->log, "JSON-lines log of every step", "FILE")->default_str("OUT.log.jsonl");
   AddFlag(command, "resume", &flags->resume, "continue from OUT.ckpt when it exists");
   AddInt(command, "threads", &o.num_threads, "engine worker threads; 0 = all hardware threads", 0, 1024);
+  AddString(command, "device", &flags->device, "compute backend: cpu, cuda (the first GPU) or cuda:N (GPU N)",
+            "DEVICE");
   AddString(command, "advantage-norm", &flags->advantage_norm,
             "per-batch transform of the advantages: none, center or standardize");
   AddString(command, "lr-schedule", &flags->lr_schedule, "constant, or cosine (decays --lr to 0 over --steps)");

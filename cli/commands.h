@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
@@ -18,6 +19,7 @@
 #include "base/dtype.h"
 #include "cli/app.h"
 #include "cli/routing_flags.h"
+#include "engine/device.h"
 #include "engine/flops.h"
 #include "engine/model.h"
 #include "engine/routing.h"
@@ -36,7 +38,7 @@ namespace adak::cli {
 [[nodiscard]] CommandFn SetUpMakeModel(CLI::App* command);
 
 // The flags every routing model command shares: --model (required), --threads, --kv-cache-dtype,
-// --matmul-precision and the routing flags.
+// --matmul-precision, --device and the routing flags.
 struct ModelFlags {
   std::string model;
   int threads = 0;
@@ -46,6 +48,8 @@ struct ModelFlags {
   // --matmul-precision (engine::ParseDotPrecision): fp32 (exact) for the scoring commands; `adak generate` sets
   // bf16 before AddModelFlags, as `adak serve` defaults.
   std::string matmul_precision = "fp32";
+  // --device (engine::ParseDevice): cpu, cuda or cuda:N; the backend every command computes on.
+  std::string device = "cpu";
   RoutingFlags routing;
 };
 void AddModelFlags(CLI::App* command, ModelFlags* flags);
@@ -53,6 +57,9 @@ void AddModelFlags(CLI::App* command, ModelFlags* flags);
 [[nodiscard]] absl::StatusOr<DType> KvCacheDType(const ModelFlags& flags);
 // --matmul-precision as a dot precision. Errors: InvalidArgument naming the flag and the choices.
 [[nodiscard]] absl::StatusOr<kernels::DotPrecision> MatMulPrecision(const ModelFlags& flags);
+// A --device value (ModelFlags::device, train-allocator's --device) as a backend and device ordinal. Errors:
+// InvalidArgument naming the flag and the accepted forms.
+[[nodiscard]] absl::StatusOr<engine::DeviceSpec> ParseDeviceFlag(std::string_view text);
 
 // The model of --model, its routing files, and the routing params of the flags, validated against the
 // model (InvalidArgument naming the flag; the loaders' errors).
@@ -63,8 +70,9 @@ struct LoadedModel {
 };
 [[nodiscard]] absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags);
 
-// LoadModelAndRouting plus a single-sequence session over it (--threads, --kv-cache-dtype, --matmul-precision)
-// holding the routing files.
+// LoadModelAndRouting plus a single-sequence session over it (--threads, --kv-cache-dtype, --matmul-precision,
+// --device) holding the routing files. Errors: LoadModelAndRouting's; CreateBackend's for --device (InvalidArgument
+// for a backend not compiled in, FailedPrecondition when it has no device here).
 struct LoadedSession {
   std::unique_ptr<engine::Model> model;
   std::unique_ptr<engine::Session> session;

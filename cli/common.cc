@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include "cli/commands.h"
 
@@ -26,6 +27,8 @@ void AddModelFlags(CLI::App* command, ModelFlags* flags) {
             "dot products with BF16 weights: fp32 (exact) or bf16 (activations rounded to bf16, vdpbf16ps, as "
             "llama.cpp); only CPUs with AVX512_BF16 have the bf16 path",
             "PRECISION");
+  AddString(command, "device", &flags->device, "compute backend: cpu, cuda (the first GPU) or cuda:N (GPU N)",
+            "DEVICE");
   AddRoutingFlags(command, &flags->routing);
 }
 
@@ -43,10 +46,17 @@ absl::StatusOr<kernels::DotPrecision> MatMulPrecision(const ModelFlags& flags) {
   return *precision;
 }
 
+absl::StatusOr<engine::DeviceSpec> ParseDeviceFlag(std::string_view text) {
+  absl::StatusOr<engine::DeviceSpec> device = engine::ParseDevice(text);
+  if (!device.ok()) return absl::InvalidArgumentError(absl::StrCat("--device: ", device.status().message()));
+  return *device;
+}
+
 absl::StatusOr<LoadedModel> LoadModelAndRouting(const ModelFlags& flags) {
   RETURN_IF_ERROR(CheckRoutingFlags(flags.routing));  // before anything is loaded
   RETURN_IF_ERROR(KvCacheDType(flags).status());
   RETURN_IF_ERROR(MatMulPrecision(flags).status());
+  RETURN_IF_ERROR(ParseDeviceFlag(flags.device).status());
   LoadedModel m;
   ASSIGN_OR_RETURN(m.model, engine::LoadModel(flags.model));
   RETURN_IF_ERROR(LoadRoutingFiles(flags.routing.files, m.model->config, &m.weights));
@@ -64,6 +74,7 @@ absl::StatusOr<LoadedSession> OpenSession(const ModelFlags& flags) {
   options.num_threads = flags.threads;
   ASSIGN_OR_RETURN(options.kv_cache_dtype, KvCacheDType(flags));
   ASSIGN_OR_RETURN(options.dot_precision, MatMulPrecision(flags));
+  ASSIGN_OR_RETURN(options.device, ParseDeviceFlag(flags.device));
   ASSIGN_OR_RETURN(s.session, engine::Session::Create(*s.model, options, std::move(m.weights)));
   return s;
 }

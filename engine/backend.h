@@ -161,6 +161,7 @@ struct BackendOptions {
   // bf16 (vdpbf16ps, as llama.cpp). A CPU backend applies it to BF16 weights where the CPU supports it
   // (kernels::Bf16DotSupported()) and computes exactly elsewhere.
   kernels::DotPrecision dot_precision = kernels::DotPrecision::kFp32;
+  int device_index = 0;  // device ordinal of a device backend (cuda:N); ignored by the CPU backend
 };
 
 // One entry of the backend registry.

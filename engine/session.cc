@@ -4,7 +4,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
-#include "engine/cpu_backend.h"
 
 namespace adak::engine {
 
@@ -16,8 +15,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model, con
   std::unique_ptr<Session> s(new Session(model, options, std::move(routing)));
   const int64_t model_max = model.config.max_position_embeddings;
   s->max_context_ = options.max_context == 0 ? model_max : std::min(options.max_context, model_max);
-  ASSIGN_OR_RETURN(s->backend_,
-                   CreateBackend("cpu", {.num_threads = options.num_threads, .dot_precision = options.dot_precision}));
+  ASSIGN_OR_RETURN(s->backend_, CreateBackend(options.device.backend, {.num_threads = options.num_threads,
+                                                                       .dot_precision = options.dot_precision,
+                                                                       .device_index = options.device.index}));
   const int64_t blocks = BlocksFor(s->max_context_, options.block_size);
   ASSIGN_OR_RETURN(
       s->cache_, KvCache::Create(s->backend_.get(), model.config, blocks, options.block_size, options.kv_cache_dtype));

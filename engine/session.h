@@ -1,10 +1,11 @@
 // A single-sequence driver over ModelRunner that returns logits and routing, for scoring (`adak logits`,
 // `perplexity`, `eval`, training/evaluation.h), golden tests and benchmarks.
 //
-// A Session owns a CPU backend, a KV cache sized for one sequence of up to `max_context` tokens, and
-// the sequence's block table (block j of the sequence is cache block j). Append runs new tokens (in
-// prefill chunks of `prefill_chunk`) and returns their logits. Generation (sampling, stop conditions,
-// detokenization) is not here: `adak generate` and the server both run it through scheduler::Scheduler.
+// A Session owns a backend (SessionOptions::device through CreateBackend; the CPU by default), a KV cache
+// sized for one sequence of up to `max_context` tokens, and the sequence's block table (block j of the
+// sequence is cache block j). Append runs new tokens (in prefill chunks of `prefill_chunk`) and returns their
+// logits. Generation (sampling, stop conditions, detokenization) is not here: `adak generate` and the server
+// both run it through scheduler::Scheduler.
 // Not thread-safe.
 #ifndef ADAK_ENGINE_SESSION_H_
 #define ADAK_ENGINE_SESSION_H_
@@ -16,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
+#include "engine/device.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/model_runner.h"
@@ -32,6 +34,8 @@ struct SessionOptions {
   DType kv_cache_dtype = DType::kF32;  // kF32 or kBF16 (KvCache)
   // Dot products with BF16 weights (BackendOptions::dot_precision); kFp32 = exact.
   kernels::DotPrecision dot_precision = kernels::DotPrecision::kFp32;
+  // The backend and device ordinal the session computes on (engine/device.h); CPU by default.
+  DeviceSpec device;
 };
 
 struct AppendOptions {
@@ -51,7 +55,8 @@ struct AppendResult {
 class Session {
  public:
   // REQUIRES: `model` outlives the session. `routing` holds the allocators / null experts policies may
-  // use. Errors: InvalidArgument for bad options; allocation errors.
+  // use. Errors: InvalidArgument for bad options; CreateBackend's for options.device (InvalidArgument for a
+  // backend not compiled in, FailedPrecondition when it has no device here); allocation errors.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Session>> Create(const Model& model,
                                                                        const SessionOptions& options,
                                                                        RoutingWeights routing = {});

@@ -8,7 +8,8 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "base/strings.h"
-#include "engine/cpu_backend.h"
+#include "engine/backend.h"
+#include "engine/device.h"
 #include "engine/kv_cache.h"
 #include "engine/model_runner.h"
 #include "engine/routing_weights.h"
@@ -41,6 +42,13 @@ absl::StatusOr<kernels::DotPrecision> MatMulPrecision(const ServerAppOptions& o)
     return absl::InvalidArgumentError(StrCatStd("--matmul-precision: ", ToStd(precision.status().message())));
   }
   return *precision;
+}
+
+// --device as a backend and device ordinal.
+absl::StatusOr<engine::DeviceSpec> ComputeDevice(const ServerAppOptions& o) {
+  absl::StatusOr<engine::DeviceSpec> device = engine::ParseDevice(o.device);
+  if (!device.ok()) return absl::InvalidArgumentError(StrCatStd("--device: ", ToStd(device.status().message())));
+  return *device;
 }
 
 absl::Status ValidateOptions(const ServerAppOptions& o) {
@@ -76,6 +84,7 @@ absl::Status ValidateOptions(const ServerAppOptions& o) {
   RETURN_IF_ERROR(range("block-size", o.block_size, 1, 4096));
   RETURN_IF_ERROR(KvCacheDType(o).status());
   RETURN_IF_ERROR(MatMulPrecision(o).status());
+  RETURN_IF_ERROR(ComputeDevice(o).status());
   if (o.drain_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(
         StrCatStd("--drain-grace must be >= 0 seconds, got ", absl::FormatDuration(o.drain_grace)));
@@ -169,6 +178,22 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   RETURN_IF_ERROR(ValidateOptions(options));
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  // The backend first: a device that is absent here fails before a large model is read.
+  ASSIGN_OR_RETURN(const engine::DeviceSpec device, ComputeDevice(options));
+  ASSIGN_OR_RETURN(const kernels::DotPrecision dot_precision, MatMulPrecision(options));
+  ASSIGN_OR_RETURN(impl->backend, engine::CreateBackend(device.backend, {.num_threads = options.threads,
+                                                                         .dot_precision = dot_precision,
+                                                                         .device_index = device.index}));
+  LogInfo(StrCatStd("adak serve: device ", engine::DeviceName(device)));
+  std::string dot_path = "exact";
+  if (device.backend != "cpu") {
+    dot_path = StrCatStd("on ", engine::DeviceName(device));
+  } else if (dot_precision == kernels::DotPrecision::kBf16) {
+    dot_path = kernels::Bf16DotSupported() ? "BF16 weights dot bf16-rounded activations with vdpbf16ps"
+                                           : "no AVX512_BF16 on this CPU: exact";
+  }
+  LogInfo(absl::StrFormat("adak serve: matmul precision %s (%s)", std::string(engine::DotPrecisionName(dot_precision)),
+                          dot_path));
   ASSIGN_OR_RETURN(impl->model, engine::LoadModel(options.model_dir));
   const engine::ModelConfig& config = impl->model->config;
   for (const engine::AllocatorFile& file : options.allocators) {
@@ -181,16 +206,6 @@ absl::StatusOr<std::unique_ptr<ServerApp>> ServerApp::Create(const ServerAppOpti
   ASSIGN_OR_RETURN(const DType kv_dtype, KvCacheDType(options));
   ASSIGN_OR_RETURN(const int64_t blocks, KvBlocks(options, config, kv_dtype));
 
-  ASSIGN_OR_RETURN(const kernels::DotPrecision dot_precision, MatMulPrecision(options));
-  ASSIGN_OR_RETURN(impl->backend,
-                   engine::CreateBackend("cpu", {.num_threads = options.threads, .dot_precision = dot_precision}));
-  const char* dot_path = "exact";
-  if (dot_precision == kernels::DotPrecision::kBf16) {
-    dot_path = kernels::Bf16DotSupported() ? "BF16 weights dot bf16-rounded activations with vdpbf16ps"
-                                           : "no AVX512_BF16 on this CPU: exact";
-  }
-  LogInfo(absl::StrFormat("adak serve: matmul precision %s (%s)", std::string(engine::DotPrecisionName(dot_precision)),
-                          dot_path));
   ASSIGN_OR_RETURN(impl->cache,
                    engine::KvCache::Create(impl->backend.get(), config, blocks, options.block_size, kv_dtype));
   LogInfo(absl::StrFormat(

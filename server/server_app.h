@@ -81,6 +81,8 @@ struct ServerAppOptions {
   // Dot products with BF16 weights (engine::ParseDotPrecision): "bf16" (activations rounded to bf16 and dotted
   // with vdpbf16ps, as llama.cpp; on CPUs without AVX512_BF16 the exact path runs anyway) or "fp32" (exact).
   std::string matmul_precision = "bf16";
+  // The compute backend (engine::ParseDevice): "cpu", "cuda" (the first GPU) or "cuda:N".
+  std::string device = "cpu";
   absl::Duration drain_timeout = absl::Seconds(30);  // what `adak serve` passes to Drain on SIGTERM
   // The least time Drain keeps the listeners open (refusing new calls, readiness off) even when nothing
   // runs, so that balancers polling readiness stop routing here before the ports close (a lame-duck
@@ -91,9 +93,11 @@ struct ServerAppOptions {
 
 class ServerApp {
  public:
-  // Loads the model (and allocator / null experts), builds the engine, the scheduler and the metrics.
-  // Nothing listens yet. Errors: InvalidArgument for bad options (names the option and its range) or a
-  // default routing the loaded files cannot run; the loaders' errors (NotFound naming a missing file,
+  // Builds the backend of options.device, loads the model (and allocator / null experts), builds the engine,
+  // the scheduler and the metrics. Nothing listens yet. Errors: InvalidArgument for bad options (names the
+  // option and its range) or a default routing the loaded files cannot run; CreateBackend's for the device
+  // (InvalidArgument for a backend not compiled in, FailedPrecondition when it has no device here), before
+  // the model is loaded; the loaders' errors (NotFound naming a missing file,
   // InvalidArgument naming a corrupt file and tensor); ResourceExhausted when the KV cache cannot be
   // allocated.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ServerApp>> Create(const ServerAppOptions& options);

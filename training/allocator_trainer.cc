@@ -114,7 +114,10 @@ absl::StatusOr<std::unique_ptr<AllocatorTrainer>> AllocatorTrainer::Create(const
     if (options.init_threshold) t->InitThresholdRule(layer, *options.init_threshold);
     t->optimizers_.push_back(std::make_unique<AdamW>(t->policy_[layer].size(), adam));
   }
-  ASSIGN_OR_RETURN(t->backend_, engine::CreateBackend("cpu", {.num_threads = options.num_threads}));
+  ASSIGN_OR_RETURN(t->backend_,
+                   engine::CreateBackend(options.device.backend, {.num_threads = options.num_threads,
+                                                                  .dot_precision = kernels::DotPrecision::kFp32,
+                                                                  .device_index = options.device.index}));
   const int64_t blocks = options.batch * engine::BlocksFor(options.seq_len, kBlockSize);
   ASSIGN_OR_RETURN(t->cache_, engine::KvCache::Create(t->backend_.get(), c, blocks, kBlockSize));
   ASSIGN_OR_RETURN(t->runner_,

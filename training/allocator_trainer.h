@@ -26,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
+#include "engine/device.h"
 #include "engine/kv_cache.h"
 #include "engine/model.h"
 #include "engine/model_runner.h"
@@ -64,6 +65,7 @@ struct TrainAllocatorOptions {
   double warm_start_lr = 1e-2;
   uint64_t seed = 0;
   int num_threads = 0;
+  engine::DeviceSpec device;  // the backend the forwards run on (engine/device.h); CPU by default
   // Beyond the recipe (the defaults are the paper's): see allocator_policy.h.
   AdvantageNorm advantage_norm = AdvantageNorm::kNone;
   LrSchedule lr_schedule = LrSchedule::kConstant;  // over `steps` PPO steps
@@ -113,7 +115,9 @@ struct WarmStartStats {
 
 class AllocatorTrainer {
  public:
-  // `data` are token ids of the training text. Errors: ValidateTrainAllocatorOptions; allocation.
+  // `data` are token ids of the training text. Errors: ValidateTrainAllocatorOptions; CreateBackend's for
+  // options.device (InvalidArgument for a backend not compiled in, FailedPrecondition when it has no device
+  // here); allocation.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<AllocatorTrainer>> Create(const engine::Model& model,
                                                                                 std::vector<int32_t> data,
                                                                                 const TrainAllocatorOptions& options);

@@ -2,8 +2,10 @@
 #include <cmath>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/backend.h"
 #include "nlohmann/json.hpp"
 #include "tests/test_util.h"
 
@@ -118,6 +120,82 @@ TEST(AdakPerplexity, BadRoutingFlagsAreUsageErrors) {
   out = RunCommand(Adak() + " generate --model " + Quote(dir) + " --prompt hi --matmul-precision fp16 2>&1", &code);
   EXPECT_EQ(code, 2);
   EXPECT_THAT(out, HasSubstr("--matmul-precision: matmul precision 'fp16' is not one of fp32, bf16"));
+}
+
+// The offline commands that take --device, each with the flags it needs to reach the backend (a data file
+// of enough tokens for train-allocator's windows).
+std::vector<std::string> DeviceCommands(const std::string& dir, const std::string& data, const std::string& out) {
+  const std::string model = " --model " + Quote(dir);
+  return {
+      Adak() + " generate" + model + " --prompt hi --max-tokens 2", Adak() + " logits" + model + " --prompt hi --top 1",
+      Adak() + " perplexity" + model + " --data " + Quote(data), Adak() + " eval" + model + " --data " + Quote(data),
+      Adak() + " train-allocator" + model + " --data " + Quote(data) + " --out " + Quote(out) +
+          " --steps 1 --batch 1 --seq-len 8 --warm-start-steps 0"};
+}
+
+std::string WriteStory(const ::adak::testing::TempDir& tmp) {
+  std::string path = (tmp.path() / "story.txt").string();
+  std::ofstream out(path);
+  out << "Once upon a time, there was a little dog named Max. He liked to run in the park with his friend Sue.\n";
+  return path;
+}
+
+// --device is parsed before any model is loaded: an unknown spelling is a usage error naming the flag.
+TEST(AdakDevice, BadSpellingsAreUsageErrorsNamingTheFlag) {
+  ::adak::testing::TempDir tmp;
+  const std::string data = WriteStory(tmp);
+  const std::string dir = ::adak::testing::DefaultModelDir().string();
+  for (const std::string& command : DeviceCommands(dir, data, (tmp.path() / "a.safetensors").string())) {
+    int code = 0;
+    std::string out = RunCommand(command + " --device tpu 2>&1", &code);
+    EXPECT_EQ(code, 2) << command << ": " << out;
+    EXPECT_THAT(out, HasSubstr("--device: device 'tpu' names no known backend; accepted: cpu, cuda, cuda:N"))
+        << command;
+    out = RunCommand(command + " --device cuda:99 2>&1", &code);
+    EXPECT_EQ(code, 2) << command << ": " << out;
+    EXPECT_THAT(out, HasSubstr("--device: device 'cuda:99' has an invalid device index")) << command;
+    out = RunCommand(command + " --device cpu:1 2>&1", &code);
+    EXPECT_EQ(code, 2) << command << ": " << out;
+    EXPECT_THAT(out, HasSubstr("--device: device 'cpu:1' has an index, but the cpu device takes none")) << command;
+  }
+}
+
+TEST(AdakDevice, ExplicitCpuRuns) {
+  ::adak::testing::TempDir tmp;
+  const std::string data = WriteStory(tmp);
+  const std::string dir = ::adak::testing::DefaultModelDir().string();
+  for (const std::string& command : DeviceCommands(dir, data, (tmp.path() / "a.safetensors").string())) {
+    int code = -1;
+    const std::string out = RunCommand(command + " --threads 2 --device cpu 2>&1", &code);
+    EXPECT_EQ(code, 0) << command << ": " << out;
+  }
+}
+
+// Whether this build has a "cuda" backend with a device here (then `--device cuda` runs, and is not refused).
+bool CudaAvailable() {
+  for (const engine::BackendRegistration& r : engine::RegisteredBackends()) {
+    if (r.name == "cuda") return r.available();
+  }
+  return false;
+}
+
+// Without a GPU (or without the CUDA backend in this build), `--device cuda` fails with CreateBackend's message
+// and a nonzero exit code, reported as an error: never an abort.
+TEST(AdakDevice, CudaWithoutAGpuFailsCleanly) {
+  if (CudaAvailable()) GTEST_SKIP() << "a CUDA device is present: --device cuda runs here";
+  ::adak::testing::TempDir tmp;
+  const std::string data = WriteStory(tmp);
+  const std::string dir = ::adak::testing::DefaultModelDir().string();
+  for (const std::string& command : DeviceCommands(dir, data, (tmp.path() / "a.safetensors").string())) {
+    for (const char* device : {"cuda", "cuda:1"}) {
+      int code = 0;
+      const std::string out = RunCommand(command + " --device " + device + " 2>&1", &code);
+      EXPECT_TRUE(code == 1 || code == 2) << command << ": exit " << code << ": " << out;
+      EXPECT_THAT(out, HasSubstr("backend 'cuda'")) << command;
+      EXPECT_THAT(out, ::testing::AnyOf(HasSubstr("has no device on this machine"), HasSubstr("is not registered")))
+          << command;
+    }
+  }
 }
 
 TEST(AdakGenerate, GreedyContinuesTheStoryAsTheReference) {

@@ -79,6 +79,7 @@ const std::vector<FlagHelp> kServeFlags = {
     {"--kv-cache-mib", "KV cache budget in MiB"},
     {"--kv-cache-dtype", "KV cache element type"},
     {"--matmul-precision", "dot products with BF16 weights: bf16 (activations rounded to bf16"},
+    {"--device", "compute backend: cpu, cuda (the first GPU) or cuda:N (GPU N)"},
     {"--drain-timeout", "seconds running requests may take to finish"},
     {"--drain-grace", "seconds the ports stay open after SIGTERM/SIGINT"},
 };
@@ -92,6 +93,7 @@ TEST(AdakCommandLine, ServeHelpListsEveryFlagWithItsDescriptionAndDefault) {
   EXPECT_THAT(help, HasSubstr("--grpc-port INT=50051"));
   EXPECT_THAT(help, HasSubstr("--max-batch-tokens INT=512"));
   EXPECT_THAT(help, HasSubstr("--matmul-precision PRECISION=bf16"));
+  EXPECT_THAT(help, HasSubstr("--device DEVICE=cpu"));
   // adak-server is `adak serve` alone: the same flags, same descriptions.
   const std::string server_help = RunCommand(AdakServer() + " --help", &code);
   EXPECT_EQ(code, 0);
@@ -108,6 +110,7 @@ TEST(AdakCommandLine, EvalHelpListsEveryFlagWithItsDescriptionAndDefault) {
                             {"--threads", "engine worker threads"},
                             {"--kv-cache-dtype", "KV cache element type"},
                             {"--matmul-precision", "dot products with BF16 weights: fp32 (exact)"},
+                            {"--device", "compute backend: cpu, cuda (the first GPU) or cuda:N (GPU N)"},
                             {"--routing", "routing policy: topk, adak, null, topp or threshold"},
                             {"--allocator", "selects --routing adak unless --routing is given"},
                             {"--null-experts", "selects --routing null unless --routing is given"},
@@ -129,6 +132,18 @@ TEST(AdakCommandLine, EvalHelpListsEveryFlagWithItsDescriptionAndDefault) {
   // The scoring commands compute exactly by default.
   EXPECT_THAT(help, HasSubstr("--kv-cache-dtype TYPE=f32"));
   EXPECT_THAT(help, HasSubstr("--matmul-precision PRECISION=fp32"));
+  EXPECT_THAT(help, HasSubstr("--device DEVICE=cpu"));
+}
+
+// Every command that runs the model takes --device, the CPU by default.
+TEST(AdakCommandLine, ModelCommandsTakeDeviceDefaultingToTheCpu) {
+  for (const char* command : {"serve", "generate", "logits", "perplexity", "eval", "train-allocator"}) {
+    int code = -1;
+    const std::string help = RunCommand(Adak() + " " + command + " --help", &code);
+    EXPECT_EQ(code, 0) << command;
+    ExpectHelpLists(help, {{"--device", "compute backend: cpu, cuda (the first GPU) or cuda:N (GPU N)"}});
+    EXPECT_THAT(help, HasSubstr("--device DEVICE=cpu")) << command;
+  }
 }
 
 // `adak generate` runs the serving path, with `adak serve`'s defaults.

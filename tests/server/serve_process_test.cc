@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/backend.h"
 #include "tests/grpc_client.h"
 #include "tests/server_process.h"
 #include "tests/test_util.h"
@@ -38,6 +39,8 @@ TEST(ServeProcessTest, ReadyLineNamesTheModelAndBothPorts) {
               HasSubstr("adak serve: kv cache 2048 blocks of 16 tokens (32768 tokens), bf16, 32.0 MiB"));
   // bf16 dot products by default (exact where the CPU has no AVX512_BF16, and the line says so).
   EXPECT_THAT((*server)->Log(), HasSubstr("adak serve: matmul precision bf16 ("));
+  // The CPU backend by default, logged beside the precision.
+  EXPECT_THAT((*server)->Log(), HasSubstr("adak serve: device cpu"));
   HealthCheckResponse::ServingStatus serving = HealthCheckResponse::UNKNOWN;
   ASSERT_TRUE(HealthCheck((*server)->grpc_port(), "adak.v1.Generation", &serving).ok());
   EXPECT_EQ(serving, HealthCheckResponse::SERVING);
@@ -173,6 +176,10 @@ TEST(ServeProcessTest, BadFlagsExitTwoNamingTheFlag) {
        "--kv-cache-dtype: kv cache dtype 'fp8' is not one of"},
       {"--model " + ShellQuote(model) + " --matmul-precision fp8",
        "--matmul-precision: matmul precision 'fp8' is not one of fp32, bf16"},
+      {"--model " + ShellQuote(model) + " --device tpu",
+       "--device: device 'tpu' names no known backend; accepted: cpu, cuda, cuda:N (N an integer in 0..63)"},
+      {"--model " + ShellQuote(model) + " --device cuda:99", "--device: device 'cuda:99' has an invalid device index"},
+      {"--model " + ShellQuote(model) + " --device cpu:0", "--device: device 'cpu:0' has an index"},
       {"--model " + ShellQuote(model) + " --grpc-port 70000", "grpc-port"},
       {"--model " + ShellQuote(model) + " --max-running-requests 0", "max-running-requests"},
       {"--model /nonexistent/model", "/nonexistent/model"},
@@ -187,6 +194,30 @@ TEST(ServeProcessTest, BadFlagsExitTwoNamingTheFlag) {
     const std::string out = RunCommand("timeout 60 " + AdakBinary() + " serve " + args + " 2>&1", &exit_code);
     EXPECT_EQ(exit_code, 2) << args << ": " << out;
     EXPECT_THAT(out, HasSubstr(c.message)) << args;
+  }
+}
+
+// Whether this build has a "cuda" backend with a device here (then `--device cuda` serves).
+bool CudaAvailable() {
+  for (const engine::BackendRegistration& r : engine::RegisteredBackends()) {
+    if (r.name == "cuda") return r.available();
+  }
+  return false;
+}
+
+// Without a GPU (or without the CUDA backend in this build) `serve --device cuda` exits nonzero with
+// CreateBackend's message, before loading the model (a missing model directory is not reached).
+TEST(ServeProcessTest, CudaDeviceWithoutAGpuFailsCleanly) {
+  if (CudaAvailable()) GTEST_SKIP() << "a CUDA device is present: --device cuda serves here";
+  for (const std::string& model : {DefaultModelDir().string(), std::string("/nonexistent/model")}) {
+    int exit_code = 0;
+    const std::string out = RunCommand("timeout 60 " + AdakBinary() + " serve --model " + ShellQuote(model) +
+                                           " --device cuda --host 127.0.0.1 --grpc-port 0 --http-port 0 2>&1",
+                                       &exit_code);
+    EXPECT_TRUE(exit_code == 1 || exit_code == 2) << "exit " << exit_code << ": " << out;
+    EXPECT_THAT(out, HasSubstr("adak serve: backend 'cuda'"));
+    EXPECT_THAT(out, ::testing::AnyOf(HasSubstr("has no device on this machine"), HasSubstr("is not registered")));
+    EXPECT_THAT(out, ::testing::Not(HasSubstr("/nonexistent/model")));
   }
 }
 

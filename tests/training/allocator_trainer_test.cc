@@ -171,6 +171,11 @@ TEST_F(AllocatorTrainerTest, RefusesBadOptions) {
   o = options_;
   EXPECT_THAT(AllocatorTrainer::Create(*model_, std::vector<int32_t>(10, 1), o).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--data has 10 tokens, fewer than --seq-len 32")));
+  // The device is CreateBackend's to refuse.
+  o = options_;
+  o.device = {.backend = "tpu", .index = 0};
+  EXPECT_THAT(AllocatorTrainer::Create(*model_, data_, o).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("backend 'tpu' is not registered")));
 }
 
 TEST_F(AllocatorTrainerTest, SchedulesAndAdvantageNormalisation) {
