@@ -13,8 +13,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/status_macros.h"
 #include "engine/backend.h"
 #include "engine/cpu_backend.h"
+#ifdef ADAK_HAVE_CUDA
+#include "engine/cuda_backend.h"
+#endif
 
 namespace adak::engine {
 namespace {
@@ -25,8 +29,18 @@ absl::StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const BackendOptions& 
   return std::make_unique<CpuBackend>(options.num_threads, options.dot_precision);
 }
 
+#ifdef ADAK_HAVE_CUDA
+absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions& options) {
+  ASSIGN_OR_RETURN(std::unique_ptr<CudaBackend> b, CudaBackend::Create(options.device_index, options.dot_precision));
+  return b;
+}
+#endif
+
 constexpr BackendRegistration kBackends[] = {
     {"cpu", &Always, &CreateCpuBackend},
+#ifdef ADAK_HAVE_CUDA
+    {"cuda", &CudaDevicePresent, &CreateCudaBackend},
+#endif
 };
 
 }  // namespace

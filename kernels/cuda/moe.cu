@@ -27,7 +27,8 @@ __device__ void ZeroHistograms(const PlanArrays& p, int64_t begin, int64_t step)
 }
 
 // Decode batches: the three steps in one block.
-__global__ void PlanSingleCtaKernel(PlanArrays p, const int32_t* k, const int32_t* ids, const float* weights) {
+__global__ void __launch_bounds__(1024)
+    PlanSingleCtaKernel(PlanArrays p, const int32_t* k, const int32_t* ids, const float* weights) {
   ZeroHistograms(p, threadIdx.x, blockDim.x);
   __syncthreads();
   for (int64_t t = threadIdx.x; t < p.num_tokens; t += blockDim.x) PlanCount(p, t, k, ids, AtomicAdd{});
