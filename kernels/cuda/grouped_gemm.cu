@@ -21,6 +21,7 @@ __device__ void GemmTile(const RowGemmParams& p, int32_t row_begin, int32_t row_
                          float (&bs)[kTileK][kGemmTileN], float (&us)[kTileK][kGemmTileN]) {
   const int tx = static_cast<int>(threadIdx.x % (kGemmTileN / kPerThread));
   const int ty = static_cast<int>(threadIdx.x / (kGemmTileN / kPerThread));
+  const bool active = row_begin + ty * kPerThread < row_end;
   float acc[kPerThread][kPerThread] = {};
   float acc_up[kPerThread][kPerThread] = {};
   for (int64_t k0 = 0; k0 < p.k; k0 += kTileK) {
@@ -42,8 +43,10 @@ __device__ void GemmTile(const RowGemmParams& p, int32_t row_begin, int32_t row_
       if constexpr (kSwiGlu) us[kk][m] = in ? W::Load(w_up, col * p.k + kidx) : 0.0f;
     }
     __syncthreads();
+    // Threads whose 4 rows all lie past the tile's last row skip the FMAs (decode tiles hold a row or two).
 #pragma unroll
     for (int kk = 0; kk < kTileK; ++kk) {
+      if (!active) break;
       float a[kPerThread], b[kPerThread], u[kPerThread];
 #pragma unroll
       for (int i = 0; i < kPerThread; ++i) {

@@ -39,6 +39,8 @@ __device__ void MmaTile(const RowGemmParams& p, int32_t row_begin, int32_t row_e
   const int q = lane % 4;
   const int warp_m = (warp / 2) * 32;
   const int warp_n = (warp % 2) * 32;
+  const bool warp_active = row_begin + warp_m < row_end;
+  const bool second_half = row_begin + warp_m + 16 < row_end;
   float acc[2][4][4] = {};
   float acc_up[2][4][4] = {};
   for (int64_t k0 = 0; k0 < p.k; k0 += kTileK) {
@@ -57,8 +59,11 @@ __device__ void MmaTile(const RowGemmParams& p, int32_t row_begin, int32_t row_e
       if constexpr (kSwiGlu) us[m][kk] = in ? w_up[col * p.k + kidx] : uint16_t{0};
     }
     __syncthreads();
+    // Warps whose 32 rows all lie past the tile's last row skip the MMAs (warp-uniform: decode tiles hold a row
+    // or two), and the second 16-row half is skipped the same way.
 #pragma unroll
     for (int kk = 0; kk < kTileK; kk += 16) {
+      if (!warp_active) break;
       uint32_t a[2][4];
 #pragma unroll
       for (int mi = 0; mi < 2; ++mi) {
@@ -75,13 +80,13 @@ __device__ void MmaTile(const RowGemmParams& p, int32_t row_begin, int32_t row_e
         const uint32_t b0 = Pair(wb, kk + 2 * q);
         const uint32_t b1 = Pair(wb, kk + 2 * q + 8);
         Mma(acc[0][ni], a[0], b0, b1);
-        Mma(acc[1][ni], a[1], b0, b1);
+        if (second_half) Mma(acc[1][ni], a[1], b0, b1);
         if constexpr (kSwiGlu) {
           const uint16_t* ub = us[warp_n + ni * 8 + g];
           const uint32_t u0 = Pair(ub, kk + 2 * q);
           const uint32_t u1 = Pair(ub, kk + 2 * q + 8);
           Mma(acc_up[0][ni], a[0], u0, u1);
-          Mma(acc_up[1][ni], a[1], u0, u1);
+          if (second_half) Mma(acc_up[1][ni], a[1], u0, u1);
         }
       }
     }
