@@ -6,6 +6,7 @@
 #include <new>
 
 #include "absl/strings/str_cat.h"
+#include "engine/op_params.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/moe_routing.h"
@@ -128,36 +129,8 @@ void CpuBackend::Rope(const Tensor& x, int64_t heads, int64_t head_dim, const in
 }
 
 void CpuBackend::Attention(const AttentionArgs& a) {
-  const kernels::KvCacheLayout layout{a.num_blocks, a.block_size, a.kv_heads, a.head_dim};
-  kernels::WriteKvParams w;
-  w.k = a.k.f32();
-  w.v = a.v.f32();
-  w.stride = a.k.stride;
-  w.rows = a.batch.num_tokens;
-  w.slots = a.batch.slots;
-  w.layout = layout;
-  w.k_cache = a.k_cache;
-  w.v_cache = a.v_cache;
-  w.cache_dtype = a.cache_dtype;
-  kernels::WriteKvCache(w, &pool_);
-
-  kernels::PagedAttentionParams p;
-  p.q = a.q.f32();
-  p.q_stride = a.q.stride;
-  p.rows = a.batch.num_tokens;
-  p.heads = a.heads;
-  p.layout = layout;
-  p.k_cache = a.k_cache;
-  p.v_cache = a.v_cache;
-  p.cache_dtype = a.cache_dtype;
-  p.token_seq = a.batch.token_seq;
-  p.positions = a.batch.positions;
-  p.block_tables = a.batch.block_tables;
-  p.max_blocks_per_seq = a.batch.max_blocks_per_seq;
-  p.scale = a.scale;
-  p.out = a.out.f32();
-  p.out_stride = a.out.stride;
-  kernels::PagedAttention(p, &pool_);
+  kernels::WriteKvCache(KvWriteParams(a), &pool_);
+  kernels::PagedAttention(PagedAttentionParamsOf(a), &pool_);
 }
 
 void CpuBackend::Moe(const MoeArgs& a) {
@@ -170,21 +143,9 @@ void CpuBackend::Moe(const MoeArgs& a) {
 
   route_ids_.resize(static_cast<size_t>(t * e));
   route_weights_.resize(static_cast<size_t>(t * e));
-  kernels::RouteParams r;
-  r.logits = gate_logits_.data();
-  r.stride = g;
-  r.rows = t;
-  r.num_experts = e;
-  r.allocator_cols = a.allocator_rows;
-  r.allocator_present = a.allocator_present;
-  r.allocator_extras = a.allocator_extras.empty() ? nullptr : a.allocator_extras.data();
-  r.null_cols = a.null_rows;
-  r.renormalize = a.renormalize;
-  r.layer = a.layer;
-  r.routes = a.routes;
-  r.k = a.k_out;
-  r.expert_ids = route_ids_.data();
-  r.weights = route_weights_.data();
+  const kernels::RouteParams r =
+      RouteParamsOf(a, gate_logits_.data(), g, a.allocator_extras.empty() ? nullptr : a.allocator_extras.data(),
+                    route_ids_.data(), route_weights_.data());
   kernels::RouteTokens(r, &pool_);
   if (a.ids_out != nullptr) std::copy(route_ids_.begin(), route_ids_.end(), a.ids_out);
   if (a.weights_out != nullptr) std::copy(route_weights_.begin(), route_weights_.end(), a.weights_out);

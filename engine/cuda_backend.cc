@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "engine/op_params.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cublas_loader.h"
 #include "kernels/cuda/dispatch_plan.h"
@@ -261,27 +262,9 @@ void CudaBackend::Attention(const AttentionArgs& a) {
     Fail("attention", absl::StrCat("head_dim ", a.head_dim, " exceeds the kernel's limit ", cu::kMaxAttentionHeadDim));
     return;
   }
-  const cu::CacheLayout layout{a.num_blocks, a.block_size, a.kv_heads, a.head_dim};
-  cu::LaunchWriteKv(a.k.f32(), a.v.f32(), a.k.stride, a.batch.num_tokens, a.batch.slots, layout, a.k_cache, a.v_cache,
-                    a.cache_dtype, state_->stream);
+  cu::LaunchWriteKv(KvWriteParams(a), state_->stream);
   Check("attention.write_kv");
-  cu::DeviceAttentionParams p;
-  p.q = a.q.f32();
-  p.q_stride = a.q.stride;
-  p.rows = a.batch.num_tokens;
-  p.heads = a.heads;
-  p.layout = layout;
-  p.k_cache = a.k_cache;
-  p.v_cache = a.v_cache;
-  p.cache_dtype = a.cache_dtype;
-  p.token_seq = a.batch.token_seq;
-  p.positions = a.batch.positions;
-  p.block_tables = a.batch.block_tables;
-  p.max_blocks_per_seq = a.batch.max_blocks_per_seq;
-  p.scale = a.scale;
-  p.out = a.out.f32();
-  p.out_stride = a.out.stride;
-  cu::LaunchPagedAttention(p, state_->stream);
+  cu::LaunchPagedAttention(PagedAttentionParamsOf(a), state_->stream);
   Check("attention");
 }
 
@@ -344,21 +327,7 @@ void CudaBackend::Moe(const MoeArgs& a) {
   Linear(a.x, a.gate, Tensor{}, Tensor{logits, DType::kF32, t, g, g}, false);
 
   // 2. Routing, each token by its own policy.
-  kernels::RouteParams r;
-  r.logits = logits;
-  r.stride = g;
-  r.rows = t;
-  r.num_experts = e;
-  r.allocator_cols = a.allocator_rows;
-  r.allocator_present = a.allocator_present;
-  r.allocator_extras = extras;
-  r.null_cols = a.null_rows;
-  r.renormalize = a.renormalize;
-  r.layer = a.layer;
-  r.routes = a.routes;
-  r.k = a.k_out;
-  r.expert_ids = ids;
-  r.weights = weights;
+  const kernels::RouteParams r = RouteParamsOf(a, logits, g, extras, ids, weights);
   cu::LaunchRouteTokens(r, work, state_->stream);
   Check("moe.route");
   const size_t record = static_cast<size_t>(t * e);
@@ -385,36 +354,12 @@ void CudaBackend::Moe(const MoeArgs& a) {
     const void* const* up_w = ExpertPointers(a.experts, 1);
     const void* const* down_w = ExpertPointers(a.experts, 2);
     if (failed()) return;
-    cu::RowGemmParams up;
-    up.a = a.x.f32();
-    up.lda = a.x.stride;
-    up.gather = plan.row_token;
-    up.k = h;
-    up.n = inter;
-    up.w_dtype = a.experts[0].gate.dtype;
-    up.group_w = gate_w;
-    up.group_w_up = up_w;
-    up.groups = e;
-    up.expert_offsets = plan.expert_offsets;
-    up.tile_offsets = plan.tile_offsets;
-    up.swiglu = true;
-    up.out = hidden;
-    up.ldo = inter;
-    up.bf16_tensor_cores = tensor_cores();
-    cu::LaunchRowGemm(up, max_rows, state_->stream);
+    const cu::ExpertGemms gemms = cu::MakeExpertGemms(plan, a.x.f32(), a.x.stride, h, inter,
+                                                      cu::ExpertWeights{gate_w, up_w, down_w, a.experts[0].gate.dtype},
+                                                      hidden, y, tensor_cores());
+    cu::LaunchRowGemm(gemms.gate_up, max_rows, state_->stream);
     Check("moe.gate_up");
-    cu::RowGemmParams down = up;
-    down.a = hidden;
-    down.lda = inter;
-    down.gather = nullptr;
-    down.k = inter;
-    down.n = h;
-    down.group_w = down_w;
-    down.group_w_up = nullptr;
-    down.swiglu = false;
-    down.out = y;
-    down.ldo = h;
-    cu::LaunchRowGemm(down, max_rows, state_->stream);
+    cu::LaunchRowGemm(gemms.down, max_rows, state_->stream);
     Check("moe.down");
     // 5. Weighted combine in slot order.
     cu::LaunchCombine(plan, a.k_out, y, h, a.out.f32(), a.out.stride, state_->stream);

@@ -299,31 +299,11 @@ void Prefill(int iters) {
   auto* h = static_cast<float*>(hv);
   auto* y = static_cast<float*>(yv);
 
-  kernels::cuda::RowGemmParams gu;
-  gu.a = x;
-  gu.lda = s.hidden;
-  gu.gather = plan.row_token;
-  gu.k = s.hidden;
-  gu.n = s.inter;
-  gu.group_w = gate_d;
-  gu.group_w_up = up_d;
-  gu.groups = s.experts;
-  gu.expert_offsets = plan.expert_offsets;
-  gu.tile_offsets = plan.tile_offsets;
-  gu.swiglu = true;
-  gu.out = h;
-  gu.ldo = s.inter;
-  kernels::cuda::RowGemmParams dn = gu;
-  dn.a = h;
-  dn.lda = s.inter;
-  dn.gather = nullptr;
-  dn.k = s.inter;
-  dn.n = s.hidden;
-  dn.group_w = down_d;
-  dn.group_w_up = nullptr;
-  dn.swiglu = false;
-  dn.out = y;
-  dn.ldo = s.hidden;
+  kernels::cuda::ExpertGemms gemms =
+      kernels::cuda::MakeExpertGemms(plan, x, s.hidden, s.hidden, s.inter,
+                                     kernels::cuda::ExpertWeights{gate_d, up_d, down_d, DType::kBF16}, h, y, false);
+  kernels::cuda::RowGemmParams& gu = gemms.gate_up;
+  kernels::cuda::RowGemmParams& dn = gemms.down;
   const double gu_flops = 2.0 * static_cast<double>(rows) * s.hidden * 2.0 * s.inter;
   const double dn_flops = 2.0 * static_cast<double>(rows) * s.inter * s.hidden;
   double gu_ms = 0, dn_ms = 0;  // the faster of the two variants, for the baselines' ratios

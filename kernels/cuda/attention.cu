@@ -11,37 +11,40 @@ constexpr int kThreads = 128;  // positions per chunk, and threads sharing the o
 constexpr int kMaxDimsPerThread = static_cast<int>(kMaxAttentionHeadDim / kThreads);
 
 template <class T>
-__device__ inline const T* CacheRow(const void* cache, const CacheLayout& l, int64_t block, int64_t offset,
+__device__ inline const T* CacheRow(const void* cache, const KvCacheLayout& l, int64_t block, int64_t offset,
                                     int64_t kv_head) {
   return static_cast<const T*>(cache) + ((block * l.block_size + offset) * l.kv_heads + kv_head) * l.head_dim;
 }
 
 template <class W>
-__global__ void WriteKvKernel(const float* k, const float* v, int64_t stride, int64_t rows, const int32_t* slots,
-                              int64_t row_elems, typename W::Storage* k_cache, typename W::Storage* v_cache) {
-  const int64_t n = rows * row_elems;
+__global__ void WriteKvKernel(WriteKvParams p) {
+  using S = typename W::Storage;
+  const int64_t row_elems = p.layout.kv_heads * p.layout.head_dim;
+  auto* k_cache = static_cast<S*>(p.k_cache);
+  auto* v_cache = static_cast<S*>(p.v_cache);
+  const int64_t n = p.rows * row_elems;
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t t = idx / row_elems;
     const int64_t i = idx % row_elems;
-    const int64_t dst = static_cast<int64_t>(slots[t]) * row_elems + i;
-    if constexpr (sizeof(typename W::Storage) == 2) {
-      k_cache[dst] = F32ToBf16Bits(k[t * stride + i]);
-      v_cache[dst] = F32ToBf16Bits(v[t * stride + i]);
+    const int64_t dst = static_cast<int64_t>(p.slots[t]) * row_elems + i;
+    if constexpr (sizeof(S) == 2) {
+      k_cache[dst] = F32ToBf16Bits(p.k[t * p.stride + i]);
+      v_cache[dst] = F32ToBf16Bits(p.v[t * p.stride + i]);
     } else {
-      k_cache[dst] = k[t * stride + i];
-      v_cache[dst] = v[t * stride + i];
+      k_cache[dst] = p.k[t * p.stride + i];
+      v_cache[dst] = p.v[t * p.stride + i];
     }
   }
 }
 
 template <class W>
-__global__ void __launch_bounds__(kThreads) PagedAttentionKernel(DeviceAttentionParams p) {
+__global__ void __launch_bounds__(kThreads) PagedAttentionKernel(PagedAttentionParams p) {
   using S = typename W::Storage;
   __shared__ float q[kMaxAttentionHeadDim];
   __shared__ float weights[kThreads];
   __shared__ float reduce[32];
-  const CacheLayout& l = p.layout;
+  const KvCacheLayout& l = p.layout;
   const int64_t t = blockIdx.x / p.heads;
   const int64_t h = blockIdx.x % p.heads;
   const int64_t kvh = h / (p.heads / l.kv_heads);
@@ -95,21 +98,18 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(DeviceAttention
 
 }  // namespace
 
-void LaunchWriteKv(const float* k, const float* v, int64_t stride, int64_t rows, const int32_t* slots,
-                   const CacheLayout& layout, void* k_cache, void* v_cache, DType cache_dtype, cudaStream_t stream) {
-  const int64_t row_elems = layout.kv_heads * layout.head_dim;
-  if (rows * row_elems <= 0) return;
-  const unsigned grid = GridFor(rows * row_elems, 256);
-  if (cache_dtype == DType::kBF16) {
-    WriteKvKernel<Bf16W><<<grid, 256, 0, stream>>>(k, v, stride, rows, slots, row_elems,
-                                                   static_cast<uint16_t*>(k_cache), static_cast<uint16_t*>(v_cache));
+void LaunchWriteKv(const WriteKvParams& p, cudaStream_t stream) {
+  const int64_t elems = p.rows * p.layout.kv_heads * p.layout.head_dim;
+  if (elems <= 0) return;
+  const unsigned grid = GridFor(elems, 256);
+  if (p.cache_dtype == DType::kBF16) {
+    WriteKvKernel<Bf16W><<<grid, 256, 0, stream>>>(p);
   } else {
-    WriteKvKernel<F32W><<<grid, 256, 0, stream>>>(k, v, stride, rows, slots, row_elems, static_cast<float*>(k_cache),
-                                                  static_cast<float*>(v_cache));
+    WriteKvKernel<F32W><<<grid, 256, 0, stream>>>(p);
   }
 }
 
-void LaunchPagedAttention(const DeviceAttentionParams& p, cudaStream_t stream) {
+void LaunchPagedAttention(const PagedAttentionParams& p, cudaStream_t stream) {
   if (p.rows * p.heads <= 0) return;
   const auto grid = static_cast<unsigned>(p.rows * p.heads);
   if (p.cache_dtype == DType::kBF16) {

@@ -1,9 +1,7 @@
 #include "kernels/cuda/grouped_gemm.h"
 
-#include <math.h>
-
 #include "kernels/cuda/device_math.cuh"
-#include "kernels/cuda/tile_schedule.h"
+#include "kernels/cuda/row_gemm_tiles.cuh"
 
 namespace adak::kernels::cuda {
 namespace {
@@ -29,14 +27,8 @@ __device__ void GemmTile(const RowGemmParams& p, int32_t row_begin, int32_t row_
     for (int e = static_cast<int>(threadIdx.x); e < kTileK * kGemmTileM; e += kThreads) {
       const int m = e / kTileK;
       const int kk = e % kTileK;
-      const int64_t r = row_begin + m;
       const int64_t kidx = k0 + kk;
-      float av = 0.0f;
-      if (r < row_end && kidx < p.k) {
-        const int64_t src = p.gather != nullptr ? p.gather[r] : r;
-        av = p.a[src * p.lda + kidx];
-      }
-      as[kk][m] = av;
+      as[kk][m] = row_gemm::LoadActivation(p, row_begin + m, row_end, kidx);
       const int64_t col = col_begin + m;
       const bool in = col < p.n && kidx < p.k;
       bs[kk][m] = in ? W::Load(w, col * p.k + kidx) : 0.0f;
@@ -72,13 +64,7 @@ __device__ void GemmTile(const RowGemmParams& p, int32_t row_begin, int32_t row_
 #pragma unroll
     for (int j = 0; j < kPerThread; ++j) {
       const int64_t col = col_begin + tx * kPerThread + j;
-      if (col >= p.n) continue;
-      float v = acc[i][j];
-      if constexpr (kSwiGlu) v = v / (1.0f + expf(-v)) * acc_up[i][j];
-      if (p.bias != nullptr) v += LoadAsF32(p.bias, p.bias_dtype, col);
-      if (p.row_scale != nullptr) v *= p.row_scale[r];
-      float* o = p.out + r * p.ldo + col;
-      *o = p.accumulate ? *o + v : v;
+      if (col < p.n) row_gemm::Store<kSwiGlu>(p, r, col, acc[i][j], acc_up[i][j]);
     }
   }
 }
@@ -89,26 +75,12 @@ __global__ void __launch_bounds__(kThreads) RowGemmKernel(RowGemmParams p) {
   __shared__ float as[kTileK][kGemmTileM];
   __shared__ float bs[kTileK][kGemmTileN];
   __shared__ float us[kSwiGlu ? kTileK : 1][kSwiGlu ? kGemmTileN : 1];
-  const int32_t col_tiles = ColTiles(p.n, kGemmTileN);
-  if (p.group_w == nullptr) {
-    const int64_t items = (p.rows + kGemmTileM - 1) / kGemmTileM * col_tiles;
-    for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
-      const auto row_begin = static_cast<int32_t>(item / col_tiles * kGemmTileM);
-      const auto row_end = static_cast<int32_t>(row_begin + kGemmTileM < p.rows ? row_begin + kGemmTileM : p.rows);
-      const auto col_begin = static_cast<int32_t>(item % col_tiles * kGemmTileN);
-      GemmTile<W, kSwiGlu>(p, row_begin, row_end, col_begin, static_cast<const S*>(p.w), static_cast<const S*>(p.w_up),
-                           as, bs, reinterpret_cast<float(&)[kTileK][kGemmTileN]>(us));
-    }
-    return;
-  }
-  const int64_t items = WorkItems(p.tile_offsets, p.groups, col_tiles);
-  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
-    const Tile t = FindTile(p.tile_offsets, p.expert_offsets, p.groups, item, col_tiles, kGemmTileM, kGemmTileN);
-    const S* w = static_cast<const S*>(p.group_w[t.group]);
-    const S* w_up = kSwiGlu ? static_cast<const S*>(p.group_w_up[t.group]) : nullptr;
-    GemmTile<W, kSwiGlu>(p, t.row_begin, t.row_end, t.col_begin, w, w_up, as, bs,
-                         reinterpret_cast<float(&)[kTileK][kGemmTileN]>(us));
-  }
+  auto& up = reinterpret_cast<float(&)[kTileK][kGemmTileN]>(us);
+  row_gemm::ForEachTile<kSwiGlu>(
+      p, [&](int32_t row_begin, int32_t row_end, int32_t col_begin, const void* w, const void* w_up) {
+        GemmTile<W, kSwiGlu>(p, row_begin, row_end, col_begin, static_cast<const S*>(w), static_cast<const S*>(w_up),
+                             as, bs, up);
+      });
 }
 
 template <class W>
@@ -121,6 +93,40 @@ void Launch(const RowGemmParams& p, unsigned grid, cudaStream_t stream) {
 }
 
 }  // namespace
+
+ExpertGemms MakeExpertGemms(const PlanArrays& plan, const float* x, int64_t x_stride, int64_t h, int64_t inter,
+                            const ExpertWeights& w, float* hidden, float* y, bool tensor_cores) {
+  ExpertGemms g;
+  RowGemmParams& up = g.gate_up;
+  up.a = x;
+  up.lda = x_stride;
+  up.gather = plan.row_token;
+  up.k = h;
+  up.n = inter;
+  up.w_dtype = w.dtype;
+  up.group_w = w.gate;
+  up.group_w_up = w.up;
+  up.groups = plan.num_experts;
+  up.expert_offsets = plan.expert_offsets;
+  up.tile_offsets = plan.tile_offsets;
+  up.swiglu = true;
+  up.out = hidden;
+  up.ldo = inter;
+  up.bf16_tensor_cores = tensor_cores;
+  RowGemmParams& down = g.down;
+  down = up;
+  down.a = hidden;
+  down.lda = inter;
+  down.gather = nullptr;
+  down.k = inter;
+  down.n = h;
+  down.group_w = w.down;
+  down.group_w_up = nullptr;
+  down.swiglu = false;
+  down.out = y;
+  down.ldo = h;
+  return g;
+}
 
 void LaunchRowGemm(const RowGemmParams& p, int64_t max_rows, cudaStream_t stream) {
   const int64_t rows = p.group_w == nullptr ? p.rows : max_rows;

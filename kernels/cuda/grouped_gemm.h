@@ -25,6 +25,7 @@
 #include <cstdint>
 
 #include "base/dtype.h"
+#include "kernels/cuda/dispatch_plan.h"
 
 namespace adak::kernels::cuda {
 
@@ -61,6 +62,25 @@ struct RowGemmParams {
   // DotPrecision::kBf16. Off: the exact CUDA-core kernel.
   bool bf16_tensor_cores = false;
 };
+
+// An MoE layer's experts on the device: per-expert weight pointers (device arrays [E]) and their dtype.
+struct ExpertWeights {
+  const void* const* gate = nullptr;
+  const void* const* up = nullptr;
+  const void* const* down = nullptr;
+  DType dtype = DType::kBF16;
+};
+
+// The layer's two grouped GEMMs over a scanned plan (PlanScan with tile_m = kGemmTileM): gate/up over x's rows
+// gathered by plan.row_token (row stride x_stride, h wide) with SwiGLU into hidden [R, inter], then down into
+// y [R, h]. Launch each with LaunchRowGemm.
+struct ExpertGemms {
+  RowGemmParams gate_up;
+  RowGemmParams down;
+};
+[[nodiscard]] ExpertGemms MakeExpertGemms(const PlanArrays& plan, const float* x, int64_t x_stride, int64_t h,
+                                          int64_t inter, const ExpertWeights& w, float* hidden, float* y,
+                                          bool tensor_cores);
 
 // REQUIRES: one group (group_w == nullptr) or expert_offsets/tile_offsets from a scanned plan; `max_rows`
 // bounds the rows of a grouped launch (it sizes the grid; blocks past the plan's work items exit).

@@ -5,11 +5,9 @@
 // Fragment layouts (PTX ISA, mma.m16n8k16 .bf16; g = lane / 4, q = lane % 4): A (row-major 16 x 16) registers
 // {row g, k 2q..2q+1}, {row g+8, k 2q..}, {row g, k 2q+8..}, {row g+8, k 2q+8..}; B (16 x 8, "col": our weight
 // rows W[n][k] as they lie) {k 2q.., n g}, {k 2q+8.., n g}; C {row g, n 2q..2q+1}, {row g+8, n 2q..}.
-#include <math.h>
-
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/grouped_gemm.h"
-#include "kernels/cuda/tile_schedule.h"
+#include "kernels/cuda/row_gemm_tiles.cuh"
 
 namespace adak::kernels::cuda::internal {
 namespace {
@@ -49,10 +47,7 @@ __device__ void MmaTile(const RowGemmParams& p, int32_t row_begin, int32_t row_e
       const int m = e / kTileK;
       const int kk = e % kTileK;
       const int64_t kidx = k0 + kk;
-      const int64_t r = row_begin + m;
-      float av = 0.0f;
-      if (r < row_end && kidx < p.k) av = p.a[(p.gather != nullptr ? p.gather[r] : r) * p.lda + kidx];
-      as[m][kk] = F32ToBf16Bits(av);
+      as[m][kk] = F32ToBf16Bits(row_gemm::LoadActivation(p, row_begin + m, row_end, kidx));
       const int64_t col = col_begin + m;
       const bool in = col < p.n && kidx < p.k;
       bs[m][kk] = in ? w[col * p.k + kidx] : uint16_t{0};
@@ -100,13 +95,7 @@ __device__ void MmaTile(const RowGemmParams& p, int32_t row_begin, int32_t row_e
       for (int i = 0; i < 4; ++i) {
         const int64_t r = row_begin + warp_m + mi * 16 + g + (i >= 2 ? 8 : 0);
         const int64_t col = col_begin + warp_n + ni * 8 + 2 * q + (i % 2);
-        if (r >= row_end || col >= p.n) continue;
-        float v = acc[mi][ni][i];
-        if constexpr (kSwiGlu) v = v / (1.0f + expf(-v)) * acc_up[mi][ni][i];
-        if (p.bias != nullptr) v += LoadAsF32(p.bias, p.bias_dtype, col);
-        if (p.row_scale != nullptr) v *= p.row_scale[r];
-        float* o = p.out + r * p.ldo + col;
-        *o = p.accumulate ? *o + v : v;
+        if (r < row_end && col < p.n) row_gemm::Store<kSwiGlu>(p, r, col, acc[mi][ni][i], acc_up[mi][ni][i]);
       }
     }
   }
@@ -118,24 +107,11 @@ __global__ void __launch_bounds__(kThreads) RowGemmMmaKernel(RowGemmParams p) {
   __shared__ __align__(16) uint16_t bs[kGemmTileN][kRow];
   __shared__ __align__(16) uint16_t us[kSwiGlu ? kGemmTileN : 1][kSwiGlu ? kRow : 1];
   auto& up = reinterpret_cast<uint16_t(&)[kGemmTileN][kRow]>(us);
-  const int32_t col_tiles = ColTiles(p.n, kGemmTileN);
-  if (p.group_w == nullptr) {
-    const int64_t items = (p.rows + kGemmTileM - 1) / kGemmTileM * col_tiles;
-    for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
-      const auto row_begin = static_cast<int32_t>(item / col_tiles * kGemmTileM);
-      const auto row_end = static_cast<int32_t>(row_begin + kGemmTileM < p.rows ? row_begin + kGemmTileM : p.rows);
-      const auto col_begin = static_cast<int32_t>(item % col_tiles * kGemmTileN);
-      MmaTile<kSwiGlu>(p, row_begin, row_end, col_begin, static_cast<const uint16_t*>(p.w),
-                       static_cast<const uint16_t*>(p.w_up), as, bs, up);
-    }
-    return;
-  }
-  const int64_t items = WorkItems(p.tile_offsets, p.groups, col_tiles);
-  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
-    const Tile t = FindTile(p.tile_offsets, p.expert_offsets, p.groups, item, col_tiles, kGemmTileM, kGemmTileN);
-    MmaTile<kSwiGlu>(p, t.row_begin, t.row_end, t.col_begin, static_cast<const uint16_t*>(p.group_w[t.group]),
-                     kSwiGlu ? static_cast<const uint16_t*>(p.group_w_up[t.group]) : nullptr, as, bs, up);
-  }
+  row_gemm::ForEachTile<kSwiGlu>(
+      p, [&](int32_t row_begin, int32_t row_end, int32_t col_begin, const void* w, const void* w_up) {
+        MmaTile<kSwiGlu>(p, row_begin, row_end, col_begin, static_cast<const uint16_t*>(w),
+                         static_cast<const uint16_t*>(w_up), as, bs, up);
+      });
 }
 
 }  // namespace
