@@ -176,6 +176,12 @@ struct BackendRegistration {
 // Every backend compiled into this binary, in registration order ("cpu" first), available here or not.
 [[nodiscard]] std::span<const BackendRegistration> RegisteredBackends();
 
+// The registration named `name`, or nullptr when no such backend is compiled in.
+[[nodiscard]] const BackendRegistration* FindBackend(std::string_view name);
+
+// Whether the backend named `name` is compiled in and has a device here (CreateBackend would build it).
+[[nodiscard]] bool BackendAvailable(std::string_view name);
+
 // The backend registered as `name`. Errors: InvalidArgument for an unknown name (naming the registered
 // ones); FailedPrecondition when the backend is registered but has no device here;
 // whatever the backend's own construction returns.

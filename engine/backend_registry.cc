@@ -47,10 +47,20 @@ constexpr BackendRegistration kBackends[] = {
 
 std::span<const BackendRegistration> RegisteredBackends() { return kBackends; }
 
-absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name, const BackendOptions& options) {
+const BackendRegistration* FindBackend(std::string_view name) {
   const auto it = std::find_if(std::begin(kBackends), std::end(kBackends),
                                [&](const BackendRegistration& r) { return r.name == name; });
-  if (it == std::end(kBackends)) {
+  return it == std::end(kBackends) ? nullptr : &*it;
+}
+
+bool BackendAvailable(std::string_view name) {
+  const BackendRegistration* r = FindBackend(name);
+  return r != nullptr && r->available();
+}
+
+absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(std::string_view name, const BackendOptions& options) {
+  const BackendRegistration* it = FindBackend(name);
+  if (it == nullptr) {
     std::vector<std::string> names;
     for (const BackendRegistration& r : kBackends) names.emplace_back(r.name);
     return absl::InvalidArgumentError(

@@ -171,18 +171,10 @@ TEST(AdakDevice, ExplicitCpuRuns) {
   }
 }
 
-// Whether this build has a "cuda" backend with a device here (then `--device cuda` runs, and is not refused).
-bool CudaAvailable() {
-  for (const engine::BackendRegistration& r : engine::RegisteredBackends()) {
-    if (r.name == "cuda") return r.available();
-  }
-  return false;
-}
-
 // Without a GPU (or without the CUDA backend in this build), `--device cuda` fails with CreateBackend's message
 // and a nonzero exit code, reported as an error: never an abort.
 TEST(AdakDevice, CudaWithoutAGpuFailsCleanly) {
-  if (CudaAvailable()) GTEST_SKIP() << "a CUDA device is present: --device cuda runs here";
+  if (engine::BackendAvailable("cuda")) GTEST_SKIP() << "a CUDA device is present: --device cuda runs here";
   ::adak::testing::TempDir tmp;
   const std::string data = WriteStory(tmp);
   const std::string dir = ::adak::testing::DefaultModelDir().string();

@@ -56,13 +56,6 @@ std::vector<std::string> BackendNames() {
   return names;
 }
 
-const BackendRegistration* FindBackend(const std::string& name) {
-  for (const BackendRegistration& r : RegisteredBackends()) {
-    if (r.name == name) return &r;
-  }
-  return nullptr;
-}
-
 // ---- Host data: values exactly representable in their dtype, so references use them as they are ----
 
 // A host matrix [rows, cols] stored in `dtype`, with the exact value of every element in `values`.

@@ -18,15 +18,8 @@
 namespace adak::engine {
 namespace {
 
-const BackendRegistration* Cuda() {
-  for (const BackendRegistration& r : RegisteredBackends()) {
-    if (r.name == "cuda") return &r;
-  }
-  return nullptr;
-}
-
 #define SKIP_WITHOUT_GPU() \
-  if (Cuda() == nullptr || !Cuda()->available()) GTEST_SKIP() << "no CUDA device here"
+  if (!BackendAvailable("cuda")) GTEST_SKIP() << "no CUDA device here"
 
 struct ForwardRun {
   std::vector<float> logits;            // [n, V]
@@ -111,7 +104,7 @@ TEST(CudaBackendErrors, AnOpErrorIsInternalNamingTheOp) {
 }
 
 TEST(CudaBackendErrors, AMissingDeviceIsFailedPrecondition) {
-  if (Cuda() == nullptr) GTEST_SKIP() << "CUDA is not compiled in";
+  if (FindBackend("cuda") == nullptr) GTEST_SKIP() << "CUDA is not compiled in";
   const absl::Status s = CreateBackend("cuda", {.device_index = 63}).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
 }

@@ -197,18 +197,10 @@ TEST(ServeProcessTest, BadFlagsExitTwoNamingTheFlag) {
   }
 }
 
-// Whether this build has a "cuda" backend with a device here (then `--device cuda` serves).
-bool CudaAvailable() {
-  for (const engine::BackendRegistration& r : engine::RegisteredBackends()) {
-    if (r.name == "cuda") return r.available();
-  }
-  return false;
-}
-
 // Without a GPU (or without the CUDA backend in this build) `serve --device cuda` exits nonzero with
 // CreateBackend's message, before loading the model (a missing model directory is not reached).
 TEST(ServeProcessTest, CudaDeviceWithoutAGpuFailsCleanly) {
-  if (CudaAvailable()) GTEST_SKIP() << "a CUDA device is present: --device cuda serves here";
+  if (engine::BackendAvailable("cuda")) GTEST_SKIP() << "a CUDA device is present: --device cuda serves here";
   for (const std::string& model : {DefaultModelDir().string(), std::string("/nonexistent/model")}) {
     int exit_code = 0;
     const std::string out = RunCommand("timeout 60 " + AdakBinary() + " serve --model " + ShellQuote(model) +
